@@ -1,0 +1,47 @@
+# kvip: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Expensive builds (the local kube-apiserver) are cached here, outside the repo.
+export KVIP_CACHE ?= /var/cache/kvip
+# CI runs each fuzz target longer than a developer's `make test` does.
+FUZZ_SECONDS ?= $(if $(filter true,$(CI)),60,10)
+
+.PHONY: deps lint test pytest fuzz bench demo clean
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,fuzz]'
+	touch $@
+
+deps: $(STAMP)
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: deps
+	$(BIN)/pytest
+
+fuzz: deps
+	@for target in fuzz/fuzz_*.py; do \
+		echo "== $$target under atheris for $(FUZZ_SECONDS)s"; \
+		mkdir -p .fuzz-work; \
+		$(BIN)/python $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+			-artifact_prefix=.fuzz-work/ .fuzz-work fuzz/corpus || exit 1; \
+	done
+
+test: lint pytest fuzz
+
+bench: deps
+	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/ipam.py
+
+clean:
+	rm -rf $(VENV) .fuzz-work .mypy_cache .ruff_cache .pytest_cache .hypothesis

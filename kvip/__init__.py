@@ -1,0 +1,3 @@
+"""kvip: static DHCP and IP address management for KubeVirt virtual machines."""
+
+__version__ = "0.1.0"

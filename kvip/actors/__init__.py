@@ -1,0 +1,1 @@
+"""Trio actors: the supervisor, one PoolActor per IPPool, watchers, status writers."""

@@ -1,0 +1,1 @@
+"""Entry points and process wiring: signals, probes, metrics."""

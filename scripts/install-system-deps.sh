@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kvip's tests, demo and benchmarks use: real DHCP
+# clients and servers, network namespace tools. Idempotent: installs only what
+# is missing, and runs `apt-get update` only when something is.
+set -euo pipefail
+
+packages=(
+    iproute2 procps
+    isc-dhcp-client udhcpc dhcpcd-base systemd
+    nmap kea-admin kea-dhcp4-server dnsmasq-base tcpdump
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-system-deps: missing ${missing[*]}; run as root to install them" >&2
+    exit 1
+fi
+echo "install-system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
