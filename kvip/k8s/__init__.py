@@ -1,1 +1,52 @@
-"""The only code that talks to the Kubernetes API."""
+"""The only code that talks to the Kubernetes API (official `kubernetes` client)."""
+
+from kvip.k8s._client import Body, Kube
+from kvip.k8s._errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    KubeError,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from kvip.k8s._resources import (
+    FINALIZER,
+    GROUP,
+    HARVESTER_MAC_ANNOTATION,
+    IPPOOLS,
+    STATIC_IP_ANNOTATION,
+    VERSION,
+    VIRTUAL_MACHINES,
+    VMNETCFGS,
+    Resource,
+)
+from kvip.k8s._watch import Changed, Deleted, Snapshot, Watcher, WatchMessage
+
+__all__ = [
+    "FINALIZER",
+    "GROUP",
+    "HARVESTER_MAC_ANNOTATION",
+    "IPPOOLS",
+    "STATIC_IP_ANNOTATION",
+    "VERSION",
+    "VIRTUAL_MACHINES",
+    "VMNETCFGS",
+    "Body",
+    "Changed",
+    "Conflict",
+    "Deleted",
+    "Forbidden",
+    "Gone",
+    "Invalid",
+    "Kube",
+    "KubeError",
+    "NotFound",
+    "Resource",
+    "Snapshot",
+    "Unauthorized",
+    "Unavailable",
+    "WatchMessage",
+    "Watcher",
+]

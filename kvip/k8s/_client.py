@@ -1,0 +1,223 @@
+"""A small, typed facade over the official kubernetes client.
+
+Every method is synchronous and blocking, as the client is; the actors call
+them through `Kube.run` (a worker thread under a CapacityLimiter). Every
+request carries a timeout, and every failure comes out as a `KubeError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import trio
+from kubernetes import client, config
+
+from kvip.k8s._errors import NotFound, translate
+from kvip.k8s._resources import Resource
+
+T = TypeVar("T")
+Body = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class Kube:
+    """The Kubernetes API as kvip uses it: custom objects, events and leases."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        request_timeout: float = 30.0,
+        max_threads: int = 8,
+    ) -> None:
+        self.api_client = api_client
+        self.request_timeout = request_timeout
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+        # Watches hold a thread for their whole life; ordinary calls get their own
+        # pool so that a burst of writes can never starve the watches (or back).
+        self.call_limiter = trio.CapacityLimiter(max_threads)
+
+    @classmethod
+    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+        """In-cluster config inside a pod, else the kubeconfig (file, KUBECONFIG, ~/.kube)."""
+        configuration = client.Configuration()
+        if kubeconfig is None and context is None and "KUBERNETES_SERVICE_HOST" in os.environ:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+        return cls(client.ApiClient(configuration))
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call in a worker thread. Not cancellable once started:
+        a request always ends within its own timeout."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.call_limiter)
+
+    # -- custom objects ---------------------------------------------------------
+
+    def _call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Body:
+        try:
+            result = fn(*args, _request_timeout=self.request_timeout, **kwargs)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return cast(Body, result)
+
+    def list(
+        self, resource: Resource, *, label_selector: str | None = None
+    ) -> tuple[list[Body], str]:
+        """All objects of a resource (all namespaces) and the list's resourceVersion."""
+        kwargs: dict[str, Any] = {}
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        body = self._call(
+            self.custom.list_cluster_custom_object,
+            resource.group,
+            resource.version,
+            resource.plural,
+            **kwargs,
+        )
+        items = cast(list[Body], body.get("items") or [])
+        return items, str(body["metadata"]["resourceVersion"])
+
+    def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Body:
+        if resource.namespaced:
+            return self._call(
+                self.custom.get_namespaced_custom_object,
+                resource.group,
+                resource.version,
+                namespace,
+                resource.plural,
+                name,
+            )
+        return self._call(
+            self.custom.get_cluster_custom_object,
+            resource.group,
+            resource.version,
+            resource.plural,
+            name,
+        )
+
+    def create(self, resource: Resource, body: Body) -> Body:
+        if resource.namespaced:
+            return self._call(
+                self.custom.create_namespaced_custom_object,
+                resource.group,
+                resource.version,
+                body["metadata"]["namespace"],
+                resource.plural,
+                body,
+            )
+        return self._call(
+            self.custom.create_cluster_custom_object,
+            resource.group,
+            resource.version,
+            resource.plural,
+            body,
+        )
+
+    def replace(self, resource: Resource, body: Body, *, status: bool = False) -> Body:
+        """PUT the whole object; with its metadata.resourceVersion set, a stale
+        copy raises Conflict instead of overwriting somebody else's change."""
+        meta = body["metadata"]
+        if resource.namespaced:
+            fn: Callable[..., Any] = (
+                self.custom.replace_namespaced_custom_object_status
+                if status
+                else self.custom.replace_namespaced_custom_object
+            )
+            return self._call(
+                fn,
+                resource.group,
+                resource.version,
+                meta["namespace"],
+                resource.plural,
+                meta["name"],
+                body,
+            )
+        cluster_fn: Callable[..., Any] = (
+            self.custom.replace_cluster_custom_object_status
+            if status
+            else self.custom.replace_cluster_custom_object
+        )
+        return self._call(
+            cluster_fn, resource.group, resource.version, resource.plural, meta["name"], body
+        )
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Body,
+        *,
+        namespace: str | None = None,
+        status: bool = False,
+    ) -> Body:
+        """A JSON merge patch (RFC 7386): keys set to None are removed."""
+        if resource.namespaced:
+            fn: Callable[..., Any] = (
+                self.custom.patch_namespaced_custom_object_status
+                if status
+                else self.custom.patch_namespaced_custom_object
+            )
+            return self._call(
+                fn,
+                resource.group,
+                resource.version,
+                namespace,
+                resource.plural,
+                name,
+                patch,
+                _content_type=MERGE_PATCH,
+            )
+        cluster_fn: Callable[..., Any] = (
+            self.custom.patch_cluster_custom_object_status
+            if status
+            else self.custom.patch_cluster_custom_object
+        )
+        return self._call(
+            cluster_fn,
+            resource.group,
+            resource.version,
+            resource.plural,
+            name,
+            patch,
+            _content_type=MERGE_PATCH,
+        )
+
+    def delete(self, resource: Resource, name: str, *, namespace: str | None = None) -> bool:
+        """Delete an object; False when it was already gone."""
+        try:
+            if resource.namespaced:
+                self._call(
+                    self.custom.delete_namespaced_custom_object,
+                    resource.group,
+                    resource.version,
+                    namespace,
+                    resource.plural,
+                    name,
+                )
+            else:
+                self._call(
+                    self.custom.delete_cluster_custom_object,
+                    resource.group,
+                    resource.version,
+                    resource.plural,
+                    name,
+                )
+        except NotFound:
+            return False
+        return True
+
+    # -- events -----------------------------------------------------------------
+
+    def create_event(self, body: Body) -> None:
+        namespace = body["metadata"]["namespace"]
+        self._call(self.core.create_namespaced_event, namespace, body)

@@ -1,0 +1,36 @@
+"""The Kubernetes resources kvip reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "kubevirtiphelper.k8s.binbash.org"
+VERSION = "v1"
+FINALIZER = f"{GROUP}/vmnetcfg-cleanup"
+STATIC_IP_ANNOTATION = f"{GROUP}/static-ip"
+HARVESTER_MAC_ANNOTATION = "harvesterhci.io/mac-address"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A custom resource type, addressed by group, version and plural."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    def __str__(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+
+IPPOOLS = Resource(GROUP, VERSION, "ippools", "IPPool", namespaced=False)
+VMNETCFGS = Resource(
+    GROUP, VERSION, "virtualmachinenetworkconfigs", "VirtualMachineNetworkConfig", namespaced=True
+)
+VIRTUAL_MACHINES = Resource("kubevirt.io", "v1", "virtualmachines", "VirtualMachine", True)
