@@ -1,1 +1,30 @@
 """Trio actors: the supervisor, one PoolActor per IPPool, watchers, status writers."""
+
+from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._messages import (
+    ClaimAddress,
+    ClearDecline,
+    Inspect,
+    PoolMessage,
+    PoolState,
+    Reconfigure,
+    ReleaseOwner,
+    RestoreReservation,
+    ServeReservation,
+)
+from kvip.actors._pool import MacConflict, PoolActor
+
+__all__ = [
+    "ClaimAddress",
+    "ClearDecline",
+    "Inspect",
+    "MacConflict",
+    "PoolActor",
+    "PoolMessage",
+    "PoolState",
+    "Reconfigure",
+    "ReleaseOwner",
+    "RestoreReservation",
+    "ServeReservation",
+    "open_dhcp_socket",
+]

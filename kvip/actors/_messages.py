@@ -1,0 +1,95 @@
+"""The messages a PoolActor takes, and what it answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from kvip.ipam import Owner
+from kvip.serving import PoolConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAddress:
+    """Hold an address for one NIC (the requested one, or the lowest free).
+
+    Answer: the IPv4Address. The pool does not answer DHCP for it until
+    ServeReservation: the caller first writes it to the vmnetcfg (the durable
+    record). Raises PoolExhausted, AddressTaken, AddressExcluded, ... or
+    MacConflict when another owner holds the MAC."""
+
+    owner: Owner
+    mac: str
+    requested: IPv4Address | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServeReservation:
+    """The claim of `mac` is durable now: answer DHCP for it. Answer: bool."""
+
+    mac: str
+    ip: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReservation:
+    """A reservation read back from its durable record: hold it and serve it."""
+
+    owner: Owner
+    mac: str
+    ip: IPv4Address
+    hostname: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseOwner:
+    """Free every address of `owner` and stop serving its MACs at once.
+    Answer: the released addresses."""
+
+    owner: Owner
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """The IPPool changed. Options apply to the very next reply; a new range
+    keeps what fits. Answer: the (ip, owner) pairs that no longer fit."""
+
+    config: PoolConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ClearDecline:
+    """An operator resolved an address conflict. Answer: whether it was declined."""
+
+    ip: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class Inspect:
+    """Answer: a PoolState."""
+
+
+PoolMessage = (
+    ClaimAddress
+    | ServeReservation
+    | RestoreReservation
+    | ReleaseOwner
+    | Reconfigure
+    | ClearDecline
+    | Inspect
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolState:
+    """A snapshot of a pool, for status, metrics and tests."""
+
+    name: str
+    serving: bool
+    allocations: tuple[tuple[IPv4Address, Owner], ...]
+    excluded: tuple[IPv4Address, ...]
+    used: int
+    available: int
+    declined: tuple[IPv4Address, ...]
+    counters: dict[str, object]

@@ -1,0 +1,335 @@
+"""PoolActor: the single owner of one IPPool's addresses and DHCP socket.
+
+Nobody else touches the allocator, the MAC table or the socket: watchers and
+the controller send messages to the actor's bounded inbox (`tell`, or `ask`
+for an answer). While it runs, two tasks share the state cooperatively: the
+packet loop and the inbox loop; trio switches between them only at awaits.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
+from typing import Any
+
+import trio
+
+from kvip.actors._messages import (
+    ClaimAddress,
+    ClearDecline,
+    Inspect,
+    PoolMessage,
+    PoolState,
+    Reconfigure,
+    ReleaseOwner,
+    RestoreReservation,
+    ServeReservation,
+)
+from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.ipam import Allocator, IpamError, Owner
+from kvip.serving import Declined, PoolConfig, Released, Reservation, Responder
+
+log = logging.getLogger(__name__)
+
+#: Packets handled per wakeup before the inbox gets a turn.
+BATCH = 64
+INBOX_SIZE = 256
+NTP_RESOLVE_TIMEOUT = 5.0
+
+SocketFactory = Callable[[str], socket.socket]
+
+
+@dataclass(slots=True)
+class _Envelope:
+    message: PoolMessage
+    done: trio.Event | None = None
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class _Nic:
+    owner: Owner
+    ip: IPv4Address
+    hostname: str | None
+    serving: bool
+
+
+@dataclass(slots=True)
+class PoolActor:
+    """One pool's DHCP server and allocator.
+
+    `run()` opens the socket only after the caller has restored the durable
+    reservations (send RestoreReservation messages before starting it, or
+    start it with `restore=`), so a restart never answers with a wrong IP.
+    """
+
+    config: PoolConfig
+    socket_factory: SocketFactory = open_dhcp_socket
+    inbox_size: int = INBOX_SIZE
+    allocator: Allocator = field(init=False)
+    responder: Responder = field(init=False)
+    nics: dict[str, _Nic] = field(init=False, default_factory=dict)
+    serving: bool = field(init=False, default=False)
+    _send: trio.MemorySendChannel[_Envelope] = field(init=False)
+    _receive: trio.MemoryReceiveChannel[_Envelope] = field(init=False)
+    _socket_scope: trio.CancelScope | None = field(init=False, default=None)
+    _nursery: trio.Nursery | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.allocator = Allocator(self.config.spec)
+        self.responder = Responder(self.config.options)
+        self._send, self._receive = trio.open_memory_channel[_Envelope](self.inbox_size)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    # -- talking to the actor -----------------------------------------------------
+
+    async def tell(self, message: PoolMessage) -> None:
+        """Queue a message; waits while the inbox is full (back-pressure)."""
+        await self._send.send(_Envelope(message))
+
+    async def ask(self, message: PoolMessage) -> Any:
+        """Queue a message and wait for its answer; the actor's error is raised here.
+        Cancelling the caller abandons the answer, not the message."""
+        envelope = _Envelope(message, done=trio.Event())
+        await self._send.send(envelope)
+        assert envelope.done is not None
+        await envelope.done.wait()
+        if envelope.error is not None:
+            raise envelope.error
+        return envelope.result
+
+    def handle_now(self, message: PoolMessage) -> Any:
+        """Apply a message synchronously: only for the actor's owner before `run`
+        (restoring reservations) and for socket-free tests."""
+        return self._apply(message)
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; cancellation closes the socket."""
+        await self._resolve_ntp()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if not self.config.paused:
+                await nursery.start(self._serve_socket)
+            else:
+                log.info("pool %s is paused: keeping reservations, not serving", self.name)
+            task_status.started()
+            async for envelope in self._receive:
+                try:
+                    envelope.result = await self._apply_async(envelope.message)
+                except IpamError as exc:
+                    envelope.error = exc
+                except Exception as exc:
+                    log.exception("pool %s failed to handle %r", self.name, envelope.message)
+                    envelope.error = exc
+                if envelope.done is not None:
+                    envelope.done.set()
+
+    async def _serve_socket(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        sock = self.socket_factory(self.config.interface)
+        with sock, trio.CancelScope() as scope:
+            self._socket_scope = scope
+            self.serving = True
+            log.info(
+                "pool %s serving DHCP on %s as %s",
+                self.name,
+                self.config.interface,
+                self.config.options.server_ip,
+            )
+            task_status.started()
+            try:
+                await self._packet_loop(sock)
+            finally:
+                self.serving = False
+                self._socket_scope = None
+
+    async def _packet_loop(self, sock: socket.socket) -> None:
+        responder = self.responder
+        counters = responder.counters
+        clock = time.perf_counter
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(BATCH):
+                try:
+                    data = sock.recv(4096)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    log.warning("pool %s: receive failed: %s", self.name, exc)
+                    break
+                started = clock()
+                reply = responder.handle(data)
+                if reply is not None:
+                    try:
+                        sock.sendto(reply.payload, reply.address)
+                    except OSError as exc:
+                        counters.send_errors += 1
+                        log.debug("pool %s: send to %s failed: %s", self.name, reply.address, exc)
+                    counters.latency.observe(clock() - started)
+                if responder.notices:
+                    self._notices()
+
+    def _notices(self) -> None:
+        for notice in self.responder.notices:
+            if isinstance(notice, Declined):
+                log.warning(
+                    "pool %s: %s declined %s: the address is in use by another host%s. "
+                    "With a static reservation there is no other address to offer; "
+                    "find the other host, then clear the decline",
+                    self.name,
+                    notice.mac,
+                    notice.ip,
+                    f" ({notice.message})" if notice.message else "",
+                )
+            elif isinstance(notice, Released):
+                log.info(
+                    "pool %s: %s released %s; the address stays reserved for its VM",
+                    self.name,
+                    notice.mac,
+                    notice.ip,
+                )
+        self.responder.notices.clear()
+
+    async def _resolve_ntp(self) -> None:
+        names = self.config.ntp_names
+        if not names:
+            return
+        resolved: list[IPv4Address] = list(self.config.options.ntp)
+        for name in names:
+            with trio.move_on_after(NTP_RESOLVE_TIMEOUT):
+                try:
+                    infos = await trio.socket.getaddrinfo(name, None, family=socket.AF_INET)
+                except OSError as exc:
+                    log.warning("pool %s: NTP server %s does not resolve: %s", self.name, name, exc)
+                    continue
+                for info in infos:
+                    address = IPv4Address(info[4][0])
+                    if address not in resolved:
+                        resolved.append(address)
+        self.responder.set_options(replace(self.config.options, ntp=tuple(resolved)))
+
+    # -- the messages -----------------------------------------------------------------
+
+    async def _apply_async(self, message: PoolMessage) -> Any:
+        if isinstance(message, Reconfigure):
+            return await self._reconfigure(message)
+        return self._apply(message)
+
+    def _apply(self, message: PoolMessage) -> Any:
+        if isinstance(message, ClaimAddress):
+            return self._claim(message)
+        if isinstance(message, RestoreReservation):
+            self._check_mac(message.owner, message.mac)
+            self.allocator.reserve(message.owner, message.ip)
+            self._record(message.owner, message.mac, message.ip, message.hostname, serve=True)
+            return message.ip
+        if isinstance(message, ServeReservation):
+            return self._serve(message)
+        if isinstance(message, ReleaseOwner):
+            return self._release(message.owner)
+        if isinstance(message, ClearDecline):
+            return self.responder.clear_declined(message.ip)
+        if isinstance(message, Inspect):
+            return self._state()
+        if isinstance(message, Reconfigure):
+            raise TypeError("Reconfigure needs the running actor")
+        raise TypeError(f"pool actor cannot handle {message!r}")
+
+    def _claim(self, message: ClaimAddress) -> IPv4Address:
+        """An address for a NIC, held but not served until ServeReservation."""
+        self._check_mac(message.owner, message.mac)
+        held = self.allocator.addresses_of(message.owner)
+        if held and (message.requested is None or message.requested in held):
+            ip = message.requested or held[0]
+        else:
+            if held:
+                self._release(message.owner)
+            ip = self.allocator.allocate(message.owner, requested=message.requested)
+        self._record(message.owner, message.mac, ip, message.hostname, serve=False)
+        return ip
+
+    def _check_mac(self, owner: Owner, mac: str) -> None:
+        previous = self.nics.get(mac.lower())
+        if previous is not None and previous.owner != owner:
+            raise MacConflict(mac, previous.owner)
+
+    def _serve(self, message: ServeReservation) -> bool:
+        nic = self.nics.get(message.mac.lower())
+        if nic is None or nic.ip != message.ip:
+            log.warning(
+                "pool %s: not serving %s for %s: it holds no such claim", self.name, message.ip,
+                message.mac,
+            )
+            return False
+        nic.serving = True
+        self.responder.set_reservation(message.mac.lower(), Reservation(nic.ip, nic.hostname))
+        return True
+
+    def _record(
+        self, owner: Owner, mac: str, ip: IPv4Address, hostname: str | None, *, serve: bool
+    ) -> None:
+        mac = mac.lower()
+        self.nics[mac] = _Nic(owner, ip, hostname, serving=serve)
+        if serve:
+            self.responder.set_reservation(mac, Reservation(ip, hostname))
+
+    def _release(self, owner: Owner) -> tuple[IPv4Address, ...]:
+        released = self.allocator.release_owner(owner)
+        for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
+            del self.nics[mac]
+            self.responder.remove_reservation(mac)
+        return released
+
+    async def _reconfigure(self, message: Reconfigure) -> tuple[tuple[IPv4Address, Owner], ...]:
+        old, new = self.config, message.config
+        evicted = self.allocator.reconfigure(new.spec)
+        for _, owner in evicted:
+            for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
+                del self.nics[mac]
+                self.responder.remove_reservation(mac)
+        self.config = new
+        self.responder.set_options(new.options)
+        await self._resolve_ntp()
+        if (old.interface, old.paused) != (new.interface, new.paused):
+            if self._socket_scope is not None:
+                self._socket_scope.cancel()
+                with trio.move_on_after(1):
+                    while self.serving:
+                        await trio.sleep(0)
+            if not new.paused and self._nursery is not None:
+                await self._nursery.start(self._serve_socket)
+        return evicted
+
+    def _state(self) -> PoolState:
+        return PoolState(
+            name=self.name,
+            serving=self.serving,
+            allocations=tuple(self.allocator.allocations()),
+            excluded=tuple(self.allocator.excluded()),
+            used=self.allocator.used,
+            available=self.allocator.available,
+            declined=tuple(sorted(self.responder.declined)),
+            counters=self.responder.counters.as_dict(),
+        )
+
+
+class MacConflict(IpamError):
+    """A MAC is already claimed in this pool by another owner."""
+
+    def __init__(self, mac: str, holder: str) -> None:
+        super().__init__(f"MAC {mac} is already in use by {holder}")
+        self.mac = mac
+        self.holder = holder
+
+

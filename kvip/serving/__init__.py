@@ -1,0 +1,35 @@
+"""A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply."""
+
+from kvip.serving._config import PoolOptions, Reservation
+from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, network_key, parse_ippool
+from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
+from kvip.serving._responder import (
+    CLIENT_PORT,
+    SERVER_PORT,
+    Declined,
+    Notice,
+    Released,
+    Reply,
+    Responder,
+    mac_bytes,
+)
+
+__all__ = [
+    "CLIENT_PORT",
+    "DEFAULT_INTERFACE",
+    "PoolConfig",
+    "network_key",
+    "parse_ippool",
+    "LATENCY_BUCKETS",
+    "SERVER_PORT",
+    "Counters",
+    "Declined",
+    "LatencyHistogram",
+    "Notice",
+    "PoolOptions",
+    "Released",
+    "Reply",
+    "Reservation",
+    "Responder",
+    "mac_bytes",
+]

@@ -1,0 +1,348 @@
+"""RFC 2131 server behaviour for static reservations, without any I/O.
+
+`Responder.handle(bytes)` decides what one pool answers to one packet and
+returns the reply bytes with their destination, or None for silence. The
+pool actor owns a Responder and feeds it what its socket receives; tests and
+fuzzers feed it directly (a socket-free transport).
+
+Replies are cached per client as encoded templates: a reply depends only on
+the reservation, the pool's options and a few request fields (the cache
+key), so a repeat exchange costs a decode of those fields and a copy with
+xid and flags patched in. Any change of options or reservations clears it.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from protocol import (
+    DecodeError,
+    EncodeError,
+    Message,
+    MessageType,
+    Op,
+    OptionCode,
+    Options,
+    decode,
+    encode,
+)
+
+from kvip.serving._config import PoolOptions, Reservation
+from kvip.serving._counters import Counters
+
+log = logging.getLogger(__name__)
+
+SERVER_PORT = 67
+CLIENT_PORT = 68
+BROADCAST = IPv4Address("255.255.255.255")
+ZERO = IPv4Address(0)
+#: RFC 1542 4.1.1: relays discard requests that went through more hops.
+MAX_HOPS = 16
+#: RFC 2132 9.10: no client may ask for less; IP and UDP headers come off it.
+MIN_MESSAGE_SIZE = 576
+IP_UDP_HEADERS = 28
+MAX_CACHED_REPLIES = 8192
+
+_XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    payload: bytes
+    address: tuple[str, int]
+    message_type: MessageType
+
+
+@dataclass(frozen=True, slots=True)
+class Declined:
+    """A client said its reserved address is in use by someone else."""
+
+    mac: str
+    ip: IPv4Address
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    mac: str
+    ip: IPv4Address
+
+
+Notice = Declined | Released
+
+
+@dataclass(slots=True)
+class Responder:
+    options: PoolOptions
+    reservations: dict[bytes, Reservation] = field(default_factory=dict)
+    #: Addresses a client declined: not handed out until an operator clears them.
+    declined: set[IPv4Address] = field(default_factory=set)
+    counters: Counters = field(default_factory=Counters)
+    #: What happened that the actor must act on (DECLINE, RELEASE); it drains this.
+    notices: list[Notice] = field(default_factory=list)
+    _cache: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
+
+    # -- state changes, from the pool actor ------------------------------------
+
+    def set_options(self, options: PoolOptions) -> None:
+        self.options = options
+        self._cache.clear()
+
+    def set_reservation(self, mac: str, reservation: Reservation) -> None:
+        self.reservations[mac_bytes(mac)] = reservation
+        self._cache.clear()
+
+    def remove_reservation(self, mac: str) -> Reservation | None:
+        self._cache.clear()
+        return self.reservations.pop(mac_bytes(mac), None)
+
+    def clear_declined(self, ip: IPv4Address) -> bool:
+        self._cache.clear()
+        if ip in self.declined:
+            self.declined.discard(ip)
+            return True
+        return False
+
+    # -- the packet path ---------------------------------------------------------
+
+    def handle(self, data: bytes) -> Reply | None:
+        """The reply to one received packet, or None when the pool stays silent."""
+        try:
+            return self._handle(decode(data))
+        except DecodeError as exc:
+            self.counters.malformed += 1
+            log.debug("dropped a malformed packet (%d bytes): %s", len(data), exc)
+            return None
+
+    def _handle(self, request: Message) -> Reply | None:
+        kind = request.message_type
+        if request.op != Op.BOOTREQUEST or kind is None:
+            self.counters.ignored += 1
+            return None
+        self.counters.received[kind.name] += 1
+        if request.hops > MAX_HOPS:
+            self.counters.ignored += 1
+            return None
+        reservation = self.reservations.get(request.chaddr) if request.htype == 1 else None
+        if reservation is None:
+            self.counters.unknown_mac += 1
+            return None
+        if kind == MessageType.DISCOVER:
+            return self._discover(request, reservation)
+        if kind == MessageType.REQUEST:
+            return self._request(request, reservation)
+        if kind == MessageType.INFORM:
+            return self._reply(request, reservation, MessageType.ACK, inform=True)
+        if kind == MessageType.DECLINE:
+            self._decline(request, reservation)
+        elif kind == MessageType.RELEASE:
+            self._release(request, reservation)
+        else:
+            self.counters.ignored += 1
+        return None
+
+    def _discover(self, request: Message, reservation: Reservation) -> Reply | None:
+        if reservation.ip in self.declined:
+            log.warning(
+                "not offering %s to %s: the address was declined as in use; "
+                "clear the conflict and reset the reservation",
+                reservation.ip,
+                request.mac,
+            )
+            return None
+        # RFC 4039: with rapid commit, a DISCOVER gets the ACK straight away.
+        if OptionCode.RAPID_COMMIT in request.options:
+            return self._reply(request, reservation, MessageType.ACK, rapid=True)
+        return self._reply(request, reservation, MessageType.OFFER)
+
+    def _request(self, request: Message, reservation: Reservation) -> Reply | None:
+        opts = request.options
+        server_id = opts.get(OptionCode.SERVER_ID)
+        requested = opts.get(OptionCode.REQUESTED_IP)
+        if server_id is not None:
+            # SELECTING (RFC 2131 4.3.2): the client chose a server; if not us, be quiet.
+            if server_id != self.options.server_ip:
+                self.counters.ignored += 1
+                return None
+            wanted = requested if requested is not None else request.ciaddr
+        elif request.ciaddr != ZERO:
+            wanted = request.ciaddr  # RENEWING (unicast) or REBINDING (broadcast)
+        elif requested is not None:
+            wanted = requested  # INIT-REBOOT
+        else:
+            self.counters.malformed += 1
+            return None
+        if wanted != reservation.ip:
+            return self._nak(request, f"{wanted} is not the address reserved for this client")
+        if reservation.ip in self.declined:
+            return self._nak(request, f"{wanted} was declined as in use; ask an operator")
+        return self._reply(request, reservation, MessageType.ACK)
+
+    def _decline(self, request: Message, reservation: Reservation) -> None:
+        opts = request.options
+        server_id = opts.get(OptionCode.SERVER_ID)
+        if server_id is not None and server_id != self.options.server_ip:
+            self.counters.ignored += 1
+            return
+        ip = opts.get(OptionCode.REQUESTED_IP) or reservation.ip
+        self.counters.declines += 1
+        if ip != reservation.ip:
+            return
+        self.declined.add(ip)
+        self._cache.clear()
+        message = opts.get(OptionCode.MESSAGE)
+        self.notices.append(Declined(request.mac, ip, message if isinstance(message, str) else None))
+
+    def _release(self, request: Message, reservation: Reservation) -> None:
+        # The address stays the VM's (RFC 2131 4.3.4 lets us keep it); count it.
+        self.counters.releases += 1
+        released = request.ciaddr if request.ciaddr != ZERO else reservation.ip
+        self.notices.append(Released(request.mac, released))
+
+    # -- building replies ----------------------------------------------------------
+
+    def _nak(self, request: Message, reason: str) -> Reply | None:
+        self.counters.naks += 1
+        return self._reply(request, None, MessageType.NAK, reason=reason)
+
+    def _reply(
+        self,
+        request: Message,
+        reservation: Reservation | None,
+        kind: MessageType,
+        *,
+        inform: bool = False,
+        rapid: bool = False,
+        reason: str = "",
+    ) -> Reply | None:
+        opts = request.options
+        max_size = opts.get(OptionCode.MAX_MESSAGE_SIZE)
+        payload_limit = max(max_size or 0, MIN_MESSAGE_SIZE) - IP_UDP_HEADERS
+        renewing = kind == MessageType.ACK and request.ciaddr != ZERO
+        key = (
+            kind,
+            inform,
+            rapid,
+            reason,
+            request.chaddr,
+            request.htype,
+            request.ciaddr if (inform or renewing) else ZERO,
+            request.giaddr,
+            opts.raw(OptionCode.PARAMETER_REQUEST_LIST),
+            opts.raw(OptionCode.CLIENT_ID),
+            opts.raw(OptionCode.RELAY_AGENT_INFO),
+            payload_limit,
+        )
+        template = self._cache.get(key)
+        if template is None:
+            message = self._build(request, reservation, kind, inform=inform, rapid=rapid,
+                                  reason=reason, renewing=renewing)
+            try:
+                template = encode(message, max_size=payload_limit)
+            except EncodeError as exc:
+                self.counters.send_errors += 1
+                log.error("cannot build a %s for %s: %s", kind.name, request.mac, exc)
+                return None
+            if len(self._cache) >= MAX_CACHED_REPLIES:
+                self._cache.clear()
+            self._cache[key] = template
+        payload = bytearray(template)
+        _XID_FLAGS.pack_into(payload, 4, request.xid, request.flags)
+        self.counters.sent[kind.name] += 1
+        return Reply(bytes(payload), _destination(request, kind), kind)
+
+    def _build(
+        self,
+        request: Message,
+        reservation: Reservation | None,
+        kind: MessageType,
+        *,
+        inform: bool,
+        rapid: bool,
+        reason: str,
+        renewing: bool,
+    ) -> Message:
+        pool = self.options
+        options: dict[int, Any] = {
+            OptionCode.MESSAGE_TYPE: kind,
+            OptionCode.SERVER_ID: pool.server_ip,
+        }
+        client_id = request.options.get(OptionCode.CLIENT_ID)
+        if kind == MessageType.NAK or reservation is None:
+            # RFC 2131 table 3: a NAK carries only the server id and a message.
+            options[OptionCode.MESSAGE] = reason
+        else:
+            if rapid:
+                options[OptionCode.RAPID_COMMIT] = b""
+            if not inform:
+                options[OptionCode.LEASE_TIME] = pool.lease_time
+                options[OptionCode.RENEWAL_TIME] = pool.renewal_time
+                options[OptionCode.REBINDING_TIME] = pool.rebinding_time
+            options.update(self._configuration(request, reservation))
+        if client_id is not None:
+            options[OptionCode.CLIENT_ID] = client_id  # RFC 6842
+        relay_info = request.options.get(OptionCode.RELAY_AGENT_INFO)
+        if relay_info is not None and request.giaddr != ZERO:
+            options[OptionCode.RELAY_AGENT_INFO] = relay_info  # RFC 3046 2.2
+        acked = kind != MessageType.NAK and not inform
+        return Message(
+            op=Op.BOOTREPLY,
+            xid=0,
+            flags=0,
+            htype=request.htype,
+            chaddr=request.chaddr,
+            giaddr=request.giaddr,
+            ciaddr=request.ciaddr if (inform or renewing) else ZERO,
+            yiaddr=reservation.ip if (acked and reservation is not None) else ZERO,
+            options=Options(options),
+        )
+
+    def _configuration(self, request: Message, reservation: Reservation) -> dict[int, Any]:
+        """Subnet mask, router and every option the pool sets, in the order of the
+        client's parameter request list (RFC 2132 9.8) where it gives one."""
+        pool = self.options
+        asked = request.options.get(OptionCode.PARAMETER_REQUEST_LIST) or ()
+        offered: dict[int, Any] = {OptionCode.SUBNET_MASK: pool.subnet.netmask}
+        if pool.router is not None:
+            offered[OptionCode.ROUTER] = (pool.router,)
+        if pool.dns:
+            offered[OptionCode.DNS] = pool.dns
+        if pool.domain_name:
+            offered[OptionCode.DOMAIN_NAME] = pool.domain_name
+        if pool.domain_search:
+            offered[OptionCode.DOMAIN_SEARCH] = pool.domain_search
+        if pool.ntp:
+            offered[OptionCode.NTP_SERVERS] = pool.ntp
+        if pool.mtu is not None:
+            offered[OptionCode.INTERFACE_MTU] = pool.mtu
+        if pool.routes:
+            offered[OptionCode.CLASSLESS_ROUTES] = pool.classless_routes
+        if OptionCode.BROADCAST_ADDRESS in asked:
+            offered[OptionCode.BROADCAST_ADDRESS] = pool.subnet.broadcast_address
+        if OptionCode.HOST_NAME in asked and reservation.hostname:
+            offered[OptionCode.HOST_NAME] = reservation.hostname
+        ordered = {code: offered[code] for code in asked if code in offered}
+        ordered.update((code, value) for code, value in offered.items() if code not in ordered)
+        return ordered
+
+
+def _destination(request: Message, kind: MessageType) -> tuple[str, int]:
+    """RFC 2131 4.1: where a reply goes."""
+    if request.giaddr != ZERO:
+        return str(request.giaddr), SERVER_PORT
+    if kind == MessageType.NAK:
+        return str(BROADCAST), CLIENT_PORT
+    if request.ciaddr != ZERO:
+        return str(request.ciaddr), CLIENT_PORT
+    # Broadcast bit set, or a client without an address we could only reach
+    # through an ARP entry we cannot add: broadcasting is allowed and works.
+    return str(BROADCAST), CLIENT_PORT
+
+
+def mac_bytes(mac: str) -> bytes:
+    """b'RT\\x00\\xaa\\xbb\\xcc' from '52:54:00:aa:bb:cc' (any case, ':' or '-')."""
+    return bytes.fromhex(mac.replace(":", "").replace("-", ""))
