@@ -9,12 +9,15 @@ from kvip.actors._messages import (
     PoolState,
     Reconfigure,
     ReleaseOwner,
+    ReleaseVm,
     RestoreReservation,
     ServeReservation,
 )
+from kvip.actors._controller import Controller
 from kvip.actors._pool import MacConflict, PoolActor
 
 __all__ = [
+    "Controller",
     "ClaimAddress",
     "ClearDecline",
     "Inspect",
@@ -24,6 +27,7 @@ __all__ = [
     "PoolState",
     "Reconfigure",
     "ReleaseOwner",
+    "ReleaseVm",
     "RestoreReservation",
     "ServeReservation",
     "open_dhcp_socket",

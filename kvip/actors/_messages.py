@@ -51,6 +51,14 @@ class ReleaseOwner:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseVm:
+    """Free every address of every NIC of the VM `key` ('namespace/name'), held
+    or served, whatever its MACs were. Answer: the released addresses."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reconfigure:
     """The IPPool changed. Options apply to the very next reply; a new range
     keeps what fits. Answer: the (ip, owner) pairs that no longer fit."""
@@ -75,6 +83,7 @@ PoolMessage = (
     | ServeReservation
     | RestoreReservation
     | ReleaseOwner
+    | ReleaseVm
     | Reconfigure
     | ClearDecline
     | Inspect

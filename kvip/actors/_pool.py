@@ -26,6 +26,7 @@ from kvip.actors._messages import (
     PoolState,
     Reconfigure,
     ReleaseOwner,
+    ReleaseVm,
     RestoreReservation,
     ServeReservation,
 )
@@ -71,6 +72,8 @@ class PoolActor:
     config: PoolConfig
     socket_factory: SocketFactory = open_dhcp_socket
     inbox_size: int = INBOX_SIZE
+    #: Called after anything that changes what the pool's status shows.
+    on_change: Callable[[], None] | None = None
     allocator: Allocator = field(init=False)
     responder: Responder = field(init=False)
     nics: dict[str, _Nic] = field(init=False, default_factory=dict)
@@ -181,6 +184,8 @@ class PoolActor:
                     self._notices()
 
     def _notices(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
         for notice in self.responder.notices:
             if isinstance(notice, Declined):
                 log.warning(
@@ -223,10 +228,21 @@ class PoolActor:
 
     async def _apply_async(self, message: PoolMessage) -> Any:
         if isinstance(message, Reconfigure):
-            return await self._reconfigure(message)
+            try:
+                return await self._reconfigure(message)
+            finally:
+                if self.on_change is not None:
+                    self.on_change()
         return self._apply(message)
 
     def _apply(self, message: PoolMessage) -> Any:
+        try:
+            return self._dispatch(message)
+        finally:
+            if self.on_change is not None and not isinstance(message, Inspect):
+                self.on_change()
+
+    def _dispatch(self, message: PoolMessage) -> Any:
         if isinstance(message, ClaimAddress):
             return self._claim(message)
         if isinstance(message, RestoreReservation):
@@ -238,6 +254,10 @@ class PoolActor:
             return self._serve(message)
         if isinstance(message, ReleaseOwner):
             return self._release(message.owner)
+        if isinstance(message, ReleaseVm):
+            prefix = f"{message.key} ["
+            owners = {nic.owner for nic in self.nics.values() if nic.owner.startswith(prefix)}
+            return tuple(ip for owner in sorted(owners) for ip in self._release(owner))
         if isinstance(message, ClearDecline):
             return self.responder.clear_declined(message.ip)
         if isinstance(message, Inspect):

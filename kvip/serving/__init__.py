@@ -1,7 +1,7 @@
 """A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply."""
 
 from kvip.serving._config import PoolOptions, Reservation
-from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, network_key, parse_ippool
+from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, parse_ippool
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
 from kvip.serving._responder import (
     CLIENT_PORT,
@@ -18,7 +18,6 @@ __all__ = [
     "CLIENT_PORT",
     "DEFAULT_INTERFACE",
     "PoolConfig",
-    "network_key",
     "parse_ippool",
     "LATENCY_BUCKETS",
     "SERVER_PORT",

@@ -36,15 +36,6 @@ class PoolConfig:
     paused: bool = False
 
 
-def network_key(network: str, *, namespace: str = "default") -> str:
-    """A NetworkAttachmentDefinition reference in one form: 'ns/name'.
-
-    A bare 'name' means the NAD in `namespace` (the VM's own namespace for a
-    VM's network; 'default' for a pool, as Multus reads it)."""
-    network = network.strip()
-    return network if "/" in network else f"{namespace}/{network}"
-
-
 def _address(value: Any, field: str) -> IPv4Address:
     try:
         return IPv4Address(str(value).strip())
@@ -148,7 +139,6 @@ def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
         router=router,
         exclude=exclude,
     )
-    pool_spec.validate()
 
     lease_time = v4.get("leasetime")
     mtu = v4.get("mtu")
@@ -177,7 +167,8 @@ def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
         raise InvalidPool(f"spec.bindinterface: {interface!r} is not an interface name")
     return PoolConfig(
         name=name,
-        network=network_key(network),
+        # A bare NAD name in a pool means the 'default' namespace, as Multus reads it.
+        network=network.strip() if "/" in network else f"default/{network.strip()}",
         interface=interface,
         spec=pool_spec,
         options=options,

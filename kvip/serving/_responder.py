@@ -42,9 +42,7 @@ BROADCAST = IPv4Address("255.255.255.255")
 ZERO = IPv4Address(0)
 #: RFC 1542 4.1.1: relays discard requests that went through more hops.
 MAX_HOPS = 16
-#: RFC 2132 9.10: no client may ask for less; IP and UDP headers come off it.
 MIN_MESSAGE_SIZE = 576
-IP_UDP_HEADERS = 28
 MAX_CACHED_REPLIES = 8192
 
 _XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
@@ -220,8 +218,8 @@ class Responder:
         reason: str = "",
     ) -> Reply | None:
         opts = request.options
-        max_size = opts.get(OptionCode.MAX_MESSAGE_SIZE)
-        payload_limit = max(max_size or 0, MIN_MESSAGE_SIZE) - IP_UDP_HEADERS
+        # RFC 2132 9.10: the client's limit counts IP and UDP headers; never below 576.
+        max_size = max(opts.get(OptionCode.MAX_MESSAGE_SIZE) or 0, MIN_MESSAGE_SIZE)
         renewing = kind == MessageType.ACK and request.ciaddr != ZERO
         key = (
             kind,
@@ -235,14 +233,14 @@ class Responder:
             opts.raw(OptionCode.PARAMETER_REQUEST_LIST),
             opts.raw(OptionCode.CLIENT_ID),
             opts.raw(OptionCode.RELAY_AGENT_INFO),
-            payload_limit,
+            max_size,
         )
         template = self._cache.get(key)
         if template is None:
             message = self._build(request, reservation, kind, inform=inform, rapid=rapid,
                                   reason=reason, renewing=renewing)
             try:
-                template = encode(message, max_size=payload_limit)
+                template = encode(message, max_size=max_size)
             except EncodeError as exc:
                 self.counters.send_errors += 1
                 log.error("cannot build a %s for %s: %s", kind.name, request.mac, exc)

@@ -1,0 +1,473 @@
+"""The controller: VMs in, vmnetcfgs and served reservations out.
+
+One task owns the caches of VMs and vmnetcfgs and applies what the watchers
+send; workers reconcile one VM at a time from those caches (level-triggered:
+whatever the events were, a reconcile makes the world match the VM as it is
+now). The durability rule holds on every path: an address is written to the
+vmnetcfg before its pool is told to serve it, and every pool is rebuilt from
+the vmnetcfgs before its socket opens.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from ipaddress import AddressValueError, IPv4Address
+from typing import Any
+
+import trio
+
+from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._messages import (
+    ClaimAddress,
+    Inspect,
+    PoolState,
+    ReleaseOwner,
+    ReleaseVm,
+    RestoreReservation,
+    ServeReservation,
+)
+from kvip.actors._pool import SocketFactory
+from kvip.actors._status import StatusWriter, now_rfc3339, set_condition
+from kvip.actors._supervisor import Supervisor
+from kvip.actors._workqueue import WorkQueue
+from kvip.ipam import IpamError, Owner
+from kvip.k8s import (
+    FINALIZER,
+    IPPOOLS,
+    VIRTUAL_MACHINES,
+    VMNETCFGS,
+    Body,
+    Changed,
+    Conflict,
+    Deleted,
+    Kube,
+    KubeError,
+    NotFound,
+    Snapshot,
+    Watcher,
+    WatchMessage,
+)
+from kvip.k8s._bodies import (
+    NicRecord,
+    object_key,
+    records_spec,
+    vm_nics,
+    vmnetcfg_body,
+    vmnetcfg_records,
+)
+from kvip.serving import PoolConfig
+
+log = logging.getLogger(__name__)
+
+EVENTS_BUFFER = 1024
+
+
+def owner_of(key: str, mac: str) -> Owner:
+    """How a NIC is named in the allocator and in IPPool.status (kubevirt-ip-helper's form)."""
+    return Owner(f"{key} [{mac}]")
+
+
+@dataclass(slots=True)
+class NicStatus:
+    network: str
+    mac: str
+    ok: bool
+    message: str
+
+    def as_status(self) -> dict[str, str]:
+        return {
+            "networkname": self.network,
+            "macaddress": self.mac,
+            "status": "OK" if self.ok else "ERROR",
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class Controller:
+    kube: Kube
+    socket_factory: SocketFactory = open_dhcp_socket
+    pool_selector: str | None = None
+    workers: int = 8
+    vms: dict[str, Body] = field(default_factory=dict)
+    cfgs: dict[str, Body] = field(default_factory=dict)
+    nic_status: dict[str, list[NicStatus]] = field(default_factory=dict)
+    restore_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    #: Set once every pool has been rebuilt from the vmnetcfgs and started.
+    ready: trio.Event = field(default_factory=trio.Event)
+    _supervisor: Supervisor | None = None
+    _pool_status: StatusWriter | None = None
+    _cfg_status: StatusWriter | None = None
+
+    @property
+    def supervisor(self) -> Supervisor:
+        assert self._supervisor is not None, "the controller is not running"
+        return self._supervisor
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        send, receive = trio.open_memory_channel[WatchMessage](EVENTS_BUFFER)
+        async with trio.open_nursery() as nursery:
+            self._pool_status = StatusWriter(self.kube, IPPOOLS, self._render_pool)
+            self._cfg_status = StatusWriter(self.kube, VMNETCFGS, self._render_cfg)
+            self._supervisor = Supervisor(
+                nursery,
+                restore=self._restorations,
+                on_change=self._pool_status.mark,
+                on_started=self._pool_started,
+                socket_factory=self.socket_factory,
+            )
+            nursery.start_soon(self._pool_status.run)
+            nursery.start_soon(self._cfg_status.run)
+            async with send:
+                watched = ((VMNETCFGS, None), (VIRTUAL_MACHINES, None), (IPPOOLS, self.pool_selector))
+                for resource, selector in watched:
+                    watcher = Watcher(self.kube, resource, send.clone(), label_selector=selector)
+                    nursery.start_soon(watcher.run)
+            await self._initial_sync(receive)
+            for _ in range(self.workers):
+                nursery.start_soon(self._worker, nursery)
+            self.ready.set()
+            task_status.started()
+            log.info(
+                "kvip ready: %d pools, %d VMs, %d vmnetcfgs",
+                len(self.supervisor.pools),
+                len(self.vms),
+                len(self.cfgs),
+            )
+            async for message in receive:
+                await self._apply(message)
+
+    async def _initial_sync(self, receive: trio.MemoryReceiveChannel[WatchMessage]) -> None:
+        """VMs and vmnetcfgs first: pools start only when their reservations are known."""
+        waiting = {VMNETCFGS, VIRTUAL_MACHINES, IPPOOLS}
+        pool_messages: list[WatchMessage] = []
+        while waiting:
+            message = await receive.receive()
+            if isinstance(message, Snapshot):
+                waiting.discard(message.resource)
+            if message.resource == IPPOOLS:
+                pool_messages.append(message)
+            else:
+                await self._apply(message)
+        for message in pool_messages:
+            await self._apply(message)
+        # Wait (bounded) for the pools to come up, so that "ready" means serving.
+        with trio.move_on_after(10):
+            for handle in list(self.supervisor.pools.values()):
+                if handle.config is not None and handle.problem is None:
+                    await handle.started.wait()
+
+    # -- watch events ------------------------------------------------------------------
+
+    async def _apply(self, message: WatchMessage) -> None:
+        if message.resource == IPPOOLS:
+            await self._apply_pool(message)
+            return
+        cache = self.vms if message.resource == VIRTUAL_MACHINES else self.cfgs
+        if isinstance(message, Snapshot):
+            fresh = {object_key(body): body for body in message.objects}
+            for key in cache.keys() | fresh.keys():
+                self.queue.add(key)
+            cache.clear()
+            cache.update(fresh)
+        elif isinstance(message, Changed):
+            key = object_key(message.object)
+            _store(cache, key, message.object)
+            self.queue.add(key)
+        else:
+            key = object_key(message.object)
+            cache.pop(key, None)
+            self.queue.add(key)
+
+    async def _apply_pool(self, message: WatchMessage) -> None:
+        supervisor = self.supervisor
+        if isinstance(message, Snapshot):
+            names = {str(body["metadata"]["name"]) for body in message.objects}
+            for name in list(supervisor.pools):
+                if name not in names:
+                    supervisor.remove(name)
+            for body in message.objects:
+                await supervisor.apply(body)
+        elif isinstance(message, Changed):
+            await supervisor.apply(message.object)
+        else:
+            supervisor.remove(str(message.object["metadata"]["name"]))
+
+    # -- pools ---------------------------------------------------------------------------
+
+    def _restorations(self, config: PoolConfig) -> list[RestoreReservation]:
+        """The durable reservations on a pool's network, from the vmnetcfgs of live VMs.
+        (Orphans are not restored: their VM is gone, their addresses are free.)"""
+        restore = []
+        for key, cfg in self.cfgs.items():
+            if key not in self.vms:
+                continue
+            for record in vmnetcfg_records(cfg):
+                if record.network != config.network or not record.ip:
+                    continue
+                try:
+                    ip = IPv4Address(record.ip)
+                except AddressValueError:
+                    self.restore_errors[(key, record.mac)] = f"{record.ip!r} is not an address"
+                    continue
+                hostname = key.rpartition("/")[2]
+                restore.append(RestoreReservation(owner_of(key, record.mac), record.mac, ip, hostname))
+        return restore
+
+    def _pool_started(self, name: str, errors: list[tuple[RestoreReservation, IpamError]]) -> None:
+        for reservation, error in errors:
+            key = reservation.owner.rpartition(" [")[0]
+            self.restore_errors[(key, reservation.mac)] = str(error)
+            log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
+        handle = self.supervisor.pools.get(name)
+        network = handle.config.network if handle and handle.config else None
+        for key, vm in self.vms.items():
+            if any(nic.network == network for nic in vm_nics(vm)):
+                self.queue.add(key)
+
+    async def _render_pool(self, name: str, current: dict[str, Any]) -> dict[str, Any] | None:
+        handle = self.supervisor.pools.get(name)
+        if handle is None:
+            return None
+        status = dict(current)
+        conditions = list(current.get("conditions") or [])
+        state: PoolState | None = None
+        if handle.actor is not None and handle.started.is_set():
+            state = await handle.actor.ask(Inspect())
+        if handle.problem is not None:
+            reason, message = handle.problem
+            ready = state is not None and reason == "InvalidPool"
+        elif state is None:
+            reason, message, ready = "Starting", "the pool is starting", False
+        else:
+            reason, message, ready = "Loaded", "reservations loaded", True
+        conditions = set_condition(conditions, "Ready", status=ready, reason=reason, message=message)
+        serving = state is not None and state.serving
+        paused = handle.config is not None and handle.config.paused
+        conditions = set_condition(
+            conditions,
+            "Serving",
+            status=serving,
+            reason="Paused" if paused else ("Listening" if serving else "NotListening"),
+            message=(
+                f"answering DHCP on {handle.config.interface}"
+                if serving and handle.config
+                else "paused: reservations kept, DHCP not answered"
+                if paused
+                else "not answering DHCP"
+            ),
+        )
+        status["conditions"] = conditions
+        if state is not None:
+            allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
+            allocated.update((str(ip), owner) for ip, owner in state.allocations)
+            ipv4 = {"allocated": allocated, "used": state.used, "available": state.available}
+            if current.get("ipv4") != ipv4:
+                status["ipv4"] = ipv4
+                status["lastupdate"] = now_rfc3339()
+        if status != current:
+            status["lastupdate"] = now_rfc3339()
+        return status
+
+    async def _render_cfg(self, key: str, current: dict[str, Any]) -> dict[str, Any] | None:
+        nics = self.nic_status.get(key)
+        if nics is None or key not in self.cfgs:
+            return None
+        status = dict(current)
+        status["networkconfig"] = [nic.as_status() for nic in nics]
+        return status
+
+    # -- reconciling one VM ---------------------------------------------------------------
+
+    async def _worker(self, nursery: trio.Nursery) -> None:
+        while True:
+            key = await self.queue.get()
+            failed = False
+            try:
+                await self.reconcile(key)
+            except (KubeError, IpamError) as exc:
+                failed = True
+                log.warning("reconciling %s failed: %s; will retry", key, exc)
+            except Exception:
+                failed = True
+                log.exception("reconciling %s failed unexpectedly; will retry", key)
+            delay = self.queue.done(key, failed=failed)
+            if delay is not None:
+                nursery.start_soon(self.queue.retry_later, key, delay)
+
+    async def reconcile(self, key: str) -> None:
+        vm = self.vms.get(key)
+        cfg = self.cfgs.get(key)
+        if cfg is not None and cfg["metadata"].get("deletionTimestamp"):
+            await self._finalize(key, cfg)
+            return
+        if vm is None:
+            await self._vm_gone(key, cfg)
+            return
+        await self._sync_vm(key, vm, cfg)
+
+    async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
+        namespace, _, name = key.partition("/")
+        old = {record.mac: record for record in vmnetcfg_records(cfg)} if cfg else {}
+        records: list[NicRecord] = []
+        statuses: list[NicStatus] = []
+        to_serve: list[tuple[str, str, IPv4Address]] = []
+        for nic in vm_nics(vm):
+            if nic.mac is None:
+                continue  # picked up when kubemacpool (or the user) sets one
+            previous = old.get(nic.mac)
+            pool = self.supervisor.by_network(nic.network)
+            if pool is None:
+                if previous is not None:
+                    records.append(previous)
+                reason = (
+                    "its IPPool is not ready"
+                    if self.supervisor.config_for_network(nic.network)
+                    else "no IPPool serves this network"
+                )
+                statuses.append(NicStatus(nic.network, nic.mac, False, reason))
+                continue
+            requested_text = (
+                previous.ip if previous is not None and previous.ip else nic.requested_ip
+            )
+            try:
+                requested = IPv4Address(requested_text) if requested_text else None
+            except AddressValueError:
+                statuses.append(
+                    NicStatus(nic.network, nic.mac, False, f"{requested_text!r} is not an address")
+                )
+                continue
+            owner = owner_of(key, nic.mac)
+            try:
+                ip = await pool.ask(
+                    ClaimAddress(owner, nic.mac, requested=requested, hostname=name)
+                )
+            except IpamError as exc:
+                message = self.restore_errors.get((key, nic.mac)) or str(exc)
+                log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
+                if previous is not None:
+                    records.append(previous)
+                statuses.append(NicStatus(nic.network, nic.mac, False, message))
+                continue
+            self.restore_errors.pop((key, nic.mac), None)
+            records.append(NicRecord(nic.network, nic.mac, str(ip)))
+            statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved"))
+            to_serve.append((nic.network, nic.mac, ip))
+
+        if cfg is None and not records:
+            self.nic_status.pop(key, None)
+            return
+        await self._write_records(key, vm, cfg, records)
+        # The durable record is written: only now may the pools answer for it.
+        for network, mac, ip in to_serve:
+            pool = self.supervisor.by_network(network)
+            if pool is not None:
+                if mac not in old or old[mac].ip != str(ip):
+                    log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
+                await pool.ask(ServeReservation(mac, ip))
+        kept = {record.mac for record in records}
+        for mac, record in old.items():
+            if mac not in kept:
+                await self._release(key, record)
+        self._set_status(key, statuses)
+
+    async def _write_records(
+        self, key: str, vm: Body, cfg: Body | None, records: list[NicRecord]
+    ) -> None:
+        namespace, _, name = key.partition("/")
+        vm_uid = vm["metadata"].get("uid")
+        if cfg is None:
+            body = vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=records)
+            created = await self.kube.run(lambda: self.kube.create(VMNETCFGS, body))
+            _store(self.cfgs, key, created)
+            return
+        updated = copy.deepcopy(cfg)
+        meta = updated["metadata"]
+        spec = updated.setdefault("spec", {})
+        spec["vmname"] = name
+        spec["networkconfig"] = records_spec(records)
+        if FINALIZER not in (meta.get("finalizers") or []):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), FINALIZER]
+        if vm_uid and not any(ref.get("uid") == vm_uid for ref in meta.get("ownerReferences") or []):
+            meta["ownerReferences"] = [
+                ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") != "VirtualMachine"
+            ] + vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=[])[
+                "metadata"
+            ]["ownerReferences"]
+        if updated != cfg:
+            replaced = await self.kube.run(lambda: self.kube.replace(VMNETCFGS, updated))
+            _store(self.cfgs, key, replaced)
+
+    async def _release(self, key: str, record: NicRecord) -> None:
+        pool = self.supervisor.by_network(record.network)
+        if pool is None:
+            return
+        released = await pool.ask(ReleaseOwner(owner_of(key, record.mac)))
+        for ip in released:
+            log.info("VM %s: released %s of %s on %s", key, ip, record.mac, record.network)
+
+    async def _vm_gone(self, key: str, cfg: Body | None) -> None:
+        """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
+        Every pool is asked, so that an address claimed but never written is freed too."""
+        for pool in self.supervisor.running():
+            for ip in await pool.ask(ReleaseVm(key)):
+                log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
+        if cfg is None:
+            return
+        namespace, _, name = key.partition("/")
+        log.info("VM %s deleted: removing its vmnetcfg", key)
+        await self._drop_finalizer(cfg)
+        await self.kube.run(lambda: self.kube.delete(VMNETCFGS, name, namespace=namespace))
+        self.nic_status.pop(key, None)
+
+    async def _finalize(self, key: str, cfg: Body) -> None:
+        """Someone deleted the vmnetcfg: its addresses go, then the finalizer."""
+        for record in vmnetcfg_records(cfg):
+            await self._release(key, record)
+        await self._drop_finalizer(cfg)
+        self.nic_status.pop(key, None)
+
+    async def _drop_finalizer(self, cfg: Body) -> None:
+        meta = cfg["metadata"]
+        finalizers = meta.get("finalizers") or []
+        if FINALIZER not in finalizers:
+            return
+        patch = {
+            "metadata": {
+                "finalizers": [f for f in finalizers if f != FINALIZER],
+                # Makes the patch conditional: a concurrent change gets a 409 and a retry.
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
+        try:
+            await self.kube.run(
+                lambda: self.kube.patch(
+                    VMNETCFGS, meta["name"], patch, namespace=meta["namespace"]
+                )
+            )
+        except NotFound:
+            pass
+        except Conflict:
+            raise
+
+    def _set_status(self, key: str, statuses: list[NicStatus]) -> None:
+        if self.nic_status.get(key) != statuses:
+            self.nic_status[key] = statuses
+            assert self._cfg_status is not None
+            self._cfg_status.mark(key)
+
+
+def _store(cache: dict[str, Body], key: str, body: Body) -> None:
+    """Cache `body` unless the cache already holds a newer version of it (our own
+    write can be seen before the watch delivers the older event)."""
+    held = cache.get(key)
+    if held is not None:
+        try:
+            if int(held["metadata"]["resourceVersion"]) > int(body["metadata"]["resourceVersion"]):
+                return
+        except (KeyError, ValueError):
+            pass
+    cache[key] = body

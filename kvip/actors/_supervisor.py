@@ -1,0 +1,181 @@
+"""The Supervisor: one PoolActor per IPPool, started, updated and stopped with it.
+
+Each pool runs in its own cancel scope inside the supervisor's nursery. A
+pool whose actor crashes is logged, reported in its status and restarted with
+backoff; it never takes another pool or the process down. A pool is always
+rebuilt from the durable reservations (`restore`) before its socket opens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._messages import Reconfigure, RestoreReservation
+from kvip.actors._pool import PoolActor, SocketFactory
+from kvip.ipam import IpamError, InvalidPool
+from kvip.serving import PoolConfig, parse_ippool
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 60.0
+
+
+@dataclass(slots=True)
+class PoolHandle:
+    """The supervisor's view of one IPPool."""
+
+    name: str
+    config: PoolConfig | None = None
+    actor: PoolActor | None = None
+    scope: trio.CancelScope | None = None
+    #: (reason, message) of the last problem, for the Ready condition.
+    problem: tuple[str, str] | None = None
+    restarts: int = 0
+    started: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def ready(self) -> bool:
+        return self.actor is not None and self.started.is_set()
+
+
+@dataclass(slots=True)
+class Supervisor:
+    """Owns the pool actors. All methods run in the controller's task."""
+
+    nursery: trio.Nursery
+    #: The durable reservations of a network: (owner, mac, ip, hostname) tuples.
+    restore: Callable[[PoolConfig], Iterable[RestoreReservation]]
+    #: Called with (pool name) whenever a pool's state or problem changes.
+    on_change: Callable[[str], None]
+    #: Called with (pool name, restore errors) after a pool (re)starts.
+    on_started: Callable[[str, list[tuple[RestoreReservation, IpamError]]], None]
+    socket_factory: SocketFactory = open_dhcp_socket
+    pools: dict[str, PoolHandle] = field(default_factory=dict)
+
+    def by_network(self, network: str) -> PoolActor | None:
+        for handle in self.pools.values():
+            if handle.config is not None and handle.config.network == network and handle.ready:
+                return handle.actor
+        return None
+
+    def running(self) -> list[PoolActor]:
+        return [h.actor for h in self.pools.values() if h.actor is not None and h.ready]
+
+    def config_for_network(self, network: str) -> PoolConfig | None:
+        for handle in self.pools.values():
+            if handle.config is not None and handle.config.network == network:
+                return handle.config
+        return None
+
+    async def apply(self, body: dict[str, Any]) -> None:
+        """An IPPool was added or changed."""
+        name = str(body["metadata"]["name"])
+        handle = self.pools.setdefault(name, PoolHandle(name))
+        try:
+            config = parse_ippool(body)
+            self._check_network_unique(name, config)
+        except InvalidPool as exc:
+            message = str(exc)
+            if handle.actor is not None:
+                message += "; still serving the previous valid configuration"
+            log.error("IPPool %s is invalid: %s", name, message)
+            handle.problem = ("InvalidPool", message)
+            self.on_change(name)
+            return
+        if handle.config == config and handle.actor is not None:
+            return
+        previous = handle.config
+        handle.config = config
+        handle.problem = None
+        if handle.actor is None:
+            self._start(handle)
+        else:
+            assert previous is not None
+            log.info("IPPool %s changed; applying it to the running pool", name)
+            evicted = await handle.actor.ask(Reconfigure(config))
+            for ip, owner in evicted:
+                log.warning(
+                    "IPPool %s: %s of %s no longer fits the pool's range or excludes",
+                    name,
+                    ip,
+                    owner,
+                )
+        self.on_change(name)
+
+    def remove(self, name: str) -> None:
+        """An IPPool was deleted: its actor stops and its socket closes."""
+        handle = self.pools.pop(name, None)
+        if handle is not None and handle.scope is not None:
+            log.info("IPPool %s deleted: stopping its DHCP server", name)
+            handle.scope.cancel()
+
+    def _check_network_unique(self, name: str, config: PoolConfig) -> None:
+        for other in self.pools.values():
+            if other.name != name and other.config is not None:
+                if other.config.network == config.network:
+                    raise InvalidPool(
+                        f"network {config.network} is already served by IPPool {other.name}"
+                    )
+
+    def _start(self, handle: PoolHandle) -> None:
+        handle.scope = trio.CancelScope()
+        self.nursery.start_soon(self._supervise, handle)
+
+    async def _supervise(self, handle: PoolHandle) -> None:
+        assert handle.scope is not None
+        delay = RESTART_DELAY
+        with handle.scope:
+            while True:
+                assert handle.config is not None
+                actor = PoolActor(
+                    handle.config,
+                    socket_factory=self.socket_factory,
+                    on_change=lambda name=handle.name: self.on_change(name),
+                )
+                errors: list[tuple[RestoreReservation, IpamError]] = []
+                for reservation in self.restore(handle.config):
+                    try:
+                        actor.handle_now(reservation)
+                    except IpamError as exc:
+                        errors.append((reservation, exc))
+                handle.actor = actor
+                handle.started = trio.Event()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(actor.run)
+                        handle.started.set()
+                        if handle.problem and handle.problem[0] == "Crashed":
+                            handle.problem = None
+                        self.on_started(handle.name, errors)
+                        self.on_change(handle.name)
+                        delay = RESTART_DELAY
+                except Exception as group:
+                    exc = _root_cause(group)
+                    handle.restarts += 1
+                    reason = "InterfaceError" if isinstance(exc, OSError) else "Crashed"
+                    log.error(
+                        "IPPool %s: DHCP server failed (%s); restarting in %.0fs",
+                        handle.name,
+                        exc,
+                        delay,
+                        exc_info=not isinstance(exc, OSError),
+                    )
+                    handle.problem = (reason, f"{exc}; restart {handle.restarts} in {delay:.0f}s")
+                    handle.actor = None
+                    self.on_change(handle.name)
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, MAX_RESTART_DELAY)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,70 @@
+"""A keyed work queue, as Kubernetes controllers use them.
+
+A key that is marked dirty while it waits is queued once; a key that is
+marked dirty while a worker handles it is queued again after that worker
+is done, so two workers never reconcile the same VM at once and the last
+change is never lost. Retries wait with exponential backoff per key.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import trio
+
+
+@dataclass(slots=True)
+class WorkQueue:
+    base_delay: float = 0.2
+    max_delay: float = 30.0
+    _queue: deque[str] = field(default_factory=deque)
+    _dirty: set[str] = field(default_factory=set)
+    _processing: set[str] = field(default_factory=set)
+    _failures: dict[str, int] = field(default_factory=dict)
+    _wakeup: trio.Event = field(default_factory=trio.Event)
+
+    def add(self, key: str) -> None:
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._wakeup.set()
+
+    async def get(self) -> str:
+        """The next key to handle; waits while there is none. Call `done` after."""
+        while not self._queue:
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+        key = self._queue.popleft()
+        self._dirty.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: str, *, failed: bool = False) -> float | None:
+        """Mark `key` handled. With failed=True it is retried after the returned delay
+        (the caller schedules `retry_later`); a success resets its backoff."""
+        self._processing.discard(key)
+        delay = None
+        if failed:
+            count = self._failures.get(key, 0)
+            self._failures[key] = count + 1
+            delay = min(self.base_delay * 2**count, self.max_delay)
+        else:
+            self._failures.pop(key, None)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wakeup.set()
+        return delay
+
+    async def retry_later(self, key: str, delay: float) -> None:
+        await trio.sleep(delay)
+        self.add(key)
+
+    def __len__(self) -> int:
+        return len(self._queue) + len(self._processing)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and not self._processing

@@ -1,0 +1,173 @@
+"""Reading KubeVirt VMs and writing vmnetcfgs: the shapes of API.md.
+
+Pure functions over API bodies (dicts as the API server sends them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kvip.k8s._resources import (
+    FINALIZER,
+    HARVESTER_MAC_ANNOTATION,
+    STATIC_IP_ANNOTATION,
+    VIRTUAL_MACHINES,
+    VMNETCFGS,
+)
+
+log = logging.getLogger(__name__)
+
+_MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
+
+
+@dataclass(frozen=True, slots=True)
+class VmNic:
+    """One Multus NIC of a VM, as kvip needs it."""
+
+    interface: str
+    #: The NetworkAttachmentDefinition as 'namespace/name'.
+    network: str
+    #: Lower-case 'aa:bb:cc:dd:ee:ff', or None while kubemacpool has not set one.
+    mac: str | None
+    #: From the static-ip annotation, if any (not yet validated).
+    requested_ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NicRecord:
+    """One entry of a vmnetcfg's spec.networkconfig: the durable reservation."""
+
+    network: str
+    mac: str
+    ip: str | None
+
+
+def object_key(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata", {})
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
+
+
+def normalize_mac(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    mac = value.strip().lower().replace("-", ":")
+    return mac if _MAC.match(mac) else None
+
+
+def network_key(network: str, *, namespace: str) -> str:
+    network = network.strip()
+    return network if "/" in network else f"{namespace}/{network}"
+
+
+def _json_annotation(meta: Mapping[str, Any], name: str, key: str) -> dict[str, str]:
+    text = (meta.get("annotations") or {}).get(name)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        log.warning("VM %s: annotation %s is not JSON; ignoring it", key, name)
+        return {}
+    if not isinstance(value, dict):
+        log.warning("VM %s: annotation %s is not a JSON object; ignoring it", key, name)
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def vm_nics(vm: Mapping[str, Any]) -> list[VmNic]:
+    """The Multus NICs of a VirtualMachine (pod networks are skipped)."""
+    meta = vm.get("metadata", {})
+    namespace = str(meta.get("namespace", "default"))
+    key = object_key(vm)
+    spec = ((vm.get("spec") or {}).get("template") or {}).get("spec") or {}
+    interfaces = ((spec.get("domain") or {}).get("devices") or {}).get("interfaces") or []
+    macs_by_name = {
+        str(i.get("name")): i.get("macAddress") for i in interfaces if isinstance(i, Mapping)
+    }
+    harvester = _json_annotation(meta, HARVESTER_MAC_ANNOTATION, key)
+    static = _json_annotation(meta, STATIC_IP_ANNOTATION, key)
+    nics = []
+    for network in spec.get("networks") or []:
+        if not isinstance(network, Mapping):
+            continue
+        multus = network.get("multus")
+        if not isinstance(multus, Mapping) or not multus.get("networkName"):
+            continue
+        name = str(network.get("name", ""))
+        mac_text = macs_by_name.get(name) or harvester.get(name)
+        mac = normalize_mac(mac_text)
+        if mac_text and mac is None:
+            log.warning("VM %s: interface %s has an invalid MAC %r", key, name, mac_text)
+        nics.append(
+            VmNic(
+                interface=name,
+                network=network_key(str(multus["networkName"]), namespace=namespace),
+                mac=mac,
+                requested_ip=static.get(name),
+            )
+        )
+    return nics
+
+
+def vmnetcfg_records(cfg: Mapping[str, Any]) -> list[NicRecord]:
+    namespace = str(cfg.get("metadata", {}).get("namespace", "default"))
+    records = []
+    for entry in (cfg.get("spec") or {}).get("networkconfig") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        mac = normalize_mac(entry.get("macaddress"))
+        network = entry.get("networkname")
+        if mac is None or not isinstance(network, str) or not network:
+            continue
+        ip = entry.get("ipaddress")
+        records.append(
+            NicRecord(
+                network=network_key(network, namespace=namespace),
+                mac=mac,
+                ip=str(ip) if ip else None,
+            )
+        )
+    return records
+
+
+def vmnetcfg_body(
+    *, namespace: str, name: str, vm_uid: str | None, records: list[NicRecord]
+) -> dict[str, Any]:
+    """A new vmnetcfg for a VM: finalizer, and an ownerReference as the safety net."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "finalizers": [FINALIZER],
+        "labels": {"app.kubernetes.io/managed-by": "kvip"},
+    }
+    if vm_uid:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": VIRTUAL_MACHINES.api_version,
+                "kind": VIRTUAL_MACHINES.kind,
+                "name": name,
+                "uid": vm_uid,
+            }
+        ]
+    return {
+        "apiVersion": VMNETCFGS.api_version,
+        "kind": VMNETCFGS.kind,
+        "metadata": metadata,
+        "spec": {"vmname": name, "networkconfig": records_spec(records)},
+    }
+
+
+def records_spec(records: list[NicRecord]) -> list[dict[str, str]]:
+    spec = []
+    for record in records:
+        entry = {"networkname": record.network, "macaddress": record.mac}
+        if record.ip:
+            entry["ipaddress"] = record.ip
+        spec.append(entry)
+    return spec
