@@ -1,0 +1,21 @@
+"""The codec's two exceptions: what went wrong reading bytes, and writing them."""
+
+from __future__ import annotations
+
+__all__ = ["CodecError", "DecodeError", "EncodeError"]
+
+
+class CodecError(ValueError):
+    """Base of the codec's errors; callers catch the specific one."""
+
+
+class DecodeError(CodecError):
+    """The bytes are not a DHCPv4 message we can read; the message says why.
+
+    `decode` raises nothing else: every lower-level failure is chained with
+    `raise ... from` so the cause stays visible in tracebacks.
+    """
+
+
+class EncodeError(CodecError):
+    """A value or a message cannot be put on the wire (bad type, out of range, too big)."""

@@ -1,0 +1,110 @@
+"""Where each option goes when a message is written: order, long-option
+splitting (RFC 3396) and option overload into `file` and `sname` (RFC 2131 4.1,
+RFC 2132 9.3) when the options do not fit the client's maximum message size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._codes import OptionCode
+from ._errors import EncodeError
+from ._options import Options
+
+__all__ = ["Layout", "plan_layout"]
+
+_MAX_CHUNK = 255
+_TLV = 2  # code and length bytes
+_END = 1
+_OVERLOAD_TLV = 3
+_FIRST = int(OptionCode.MESSAGE_TYPE)
+_LAST = int(OptionCode.RELAY_AGENT_INFO)
+
+Items = list[tuple[int, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Options per field, each list in writing order, without END.
+
+    `overload` is option 52's value (1 file, 2 sname, 3 both) or 0 for none;
+    when set, (52, value) is already the last item of `options`.
+    """
+
+    options: Items
+    file: Items
+    sname: Items
+    overload: int
+
+
+def ordered_chunks(options: Options) -> list[tuple[int, bytes, bool]]:
+    """(code, chunk, splittable) in writing order: 53 first (RFC 2131 4.1
+    recommends it), 82 last (RFC 3046 2.1), values over 255 bytes split
+    (RFC 3396). Only long options may be split further: a client without
+    RFC 3396 support must still see every short option whole."""
+    codes = list(options)
+    if _FIRST in options:
+        codes.remove(_FIRST)
+        codes.insert(0, _FIRST)
+    if _LAST in options:
+        codes.remove(_LAST)
+        codes.append(_LAST)
+    chunks: list[tuple[int, bytes, bool]] = []
+    for code in codes:
+        data = options.raw(code)
+        assert data is not None
+        if len(data) <= _MAX_CHUNK:
+            chunks.append((code, data, False))
+        else:
+            chunks.extend(
+                (code, data[i : i + _MAX_CHUNK], True) for i in range(0, len(data), _MAX_CHUNK)
+            )
+    return chunks
+
+
+def plan_layout(
+    options: Options, *, room: int | None, file_free: bool, sname_free: bool
+) -> Layout:
+    """Fit the options into `room` bytes of options field (END included), then
+    into `file` and `sname` if they are free (empty in the message).
+
+    Raises EncodeError when they do not fit even so.
+    """
+    chunks = ordered_chunks(options)
+    needed = sum(_TLV + len(data) for _, data, _ in chunks) + _END
+    if room is None or needed <= room:
+        return Layout([(code, data) for code, data, _ in chunks], [], [], 0)
+
+    # Field order is fixed by RFC 3396 7: options, then file, then sname.
+    fields: list[tuple[Items, int]] = [([], room - _OVERLOAD_TLV - _END)]
+    if file_free:
+        fields.append(([], 128 - _END))
+    if sname_free:
+        fields.append(([], 64 - _END))
+    index = 0
+    used = 0
+    for code, data, splittable in chunks:
+        rest = data
+        while True:
+            items, capacity = fields[index]
+            free = capacity - used
+            if _TLV + len(rest) <= free:
+                items.append((code, rest))
+                used += _TLV + len(rest)
+                break
+            if splittable and free > _TLV:
+                items.append((code, rest[: free - _TLV]))
+                rest = rest[free - _TLV :]
+            index += 1
+            used = 0
+            if index == len(fields):
+                raise EncodeError(
+                    f"options need {needed} bytes, more than the {room} bytes of the options"
+                    " field with overload into the free file/sname fields"
+                )
+    main = fields[0][0]
+    file = fields[1][0] if file_free else []
+    sname = fields[-1][0] if sname_free else []
+    overload = (1 if file else 0) | (2 if sname else 0)
+    if overload:
+        main.append((int(OptionCode.OVERLOAD), bytes((overload,))))
+    return Layout(main, file, sname, overload)
