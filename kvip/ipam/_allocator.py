@@ -1,0 +1,210 @@
+"""Who holds which address of one IPPool's range."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+
+from kvip.ipam._errors import (
+    AddressExcluded,
+    AddressOutOfRange,
+    AddressTaken,
+    ExclusionReason,
+    Owner,
+    PoolExhausted,
+)
+from kvip.ipam._freemap import FreeMap
+from kvip.ipam._spec import PoolSpec
+
+
+class Allocator:
+    """The addresses of one pool's [start, end] range and their owners.
+
+    Deterministic: a new owner gets the lowest free address. One owner may
+    hold several addresses (one per NIC). Never-assignable addresses (network,
+    broadcast, server IP, router, the exclude list) are never handed out.
+
+    Not thread-safe and never blocks: the pool actor is its single owner.
+    Memory is proportional to the allocations and excludes, not to the range.
+    """
+
+    __slots__ = ("_excluded", "_free", "_held", "_owner_of", "_spec", "_start")
+
+    def __init__(self, spec: PoolSpec) -> None:
+        self._spec = spec
+        self._start = int(spec.start)
+        self._excluded = spec.exclusions()
+        self._free = FreeMap(spec.size)
+        for address in self._excluded:
+            self._free.take(address - self._start)
+        self._owner_of: dict[int, Owner] = {}
+        # The common case is one address per owner; a set only when it holds more.
+        self._held: dict[Owner, int | set[int]] = {}
+
+    @property
+    def spec(self) -> PoolSpec:
+        return self._spec
+
+    # --- queries -------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        """Addresses that could ever be handed out: the range minus exclusions."""
+        return self._spec.size - len(self._excluded)
+
+    @property
+    def used(self) -> int:
+        return len(self._owner_of)
+
+    @property
+    def available(self) -> int:
+        return self._free.free_count
+
+    def owner_of(self, ip: IPv4Address) -> Owner | None:
+        return self._owner_of.get(int(ip))
+
+    def addresses_of(self, owner: Owner) -> tuple[IPv4Address, ...]:
+        """The owner's addresses in ascending order (empty if it holds none)."""
+        held = self._held.get(owner)
+        if held is None:
+            return ()
+        if isinstance(held, int):
+            return (IPv4Address(held),)
+        return tuple(IPv4Address(address) for address in sorted(held))
+
+    def allocations(self) -> Iterator[tuple[IPv4Address, Owner]]:
+        """Every (address, owner) pair, in address order."""
+        owner_of = self._owner_of
+        for address in sorted(owner_of):
+            yield IPv4Address(address), owner_of[address]
+
+    def excluded(self) -> Iterator[IPv4Address]:
+        """In-range addresses that are never handed out, in address order."""
+        for address in sorted(self._excluded):
+            yield IPv4Address(address)
+
+    def exclusion_reason(self, ip: IPv4Address) -> ExclusionReason | None:
+        """Why an in-range address is never handed out, or None if it can be."""
+        return self._excluded.get(int(ip))
+
+    def is_assignable(self, ip: IPv4Address) -> bool:
+        """Whether the address is in the range and not excluded (held or not)."""
+        address = int(ip)
+        return self._in_range(address) and address not in self._excluded
+
+    # --- changes -------------------------------------------------------------
+
+    def allocate(self, owner: Owner, *, requested: IPv4Address | None = None) -> IPv4Address:
+        """Hand `owner` the requested address, or else the lowest free one.
+
+        Idempotent for a request the owner already holds. Without a request
+        the owner always gets a new address (one per call, e.g. per NIC).
+        Raises `PoolExhausted`, or for a request `AddressOutOfRange`,
+        `AddressExcluded` or `AddressTaken`; nothing changes when it raises.
+        """
+        if requested is not None:
+            self.reserve(owner, requested)
+            return requested
+        slot = self._free.take_lowest()
+        if slot is None:
+            spec = self._spec
+            raise PoolExhausted(start=spec.start, end=spec.end, capacity=self.capacity)
+        address = self._start + slot
+        # _record inlined: this is the hot path of a pool's start-up.
+        self._owner_of[address] = owner
+        held = self._held.get(owner)
+        if held is None:
+            self._held[owner] = address
+        elif isinstance(held, int):
+            self._held[owner] = {held, address}
+        else:
+            held.add(address)
+        return IPv4Address(address)
+
+    def reserve(self, owner: Owner, ip: IPv4Address) -> None:
+        """Record that `owner` holds `ip` (a known reservation restored at start-up).
+
+        Idempotent for the same owner. Raises `AddressTaken` (naming the holder)
+        if another owner holds it, `AddressOutOfRange` or `AddressExcluded` if
+        it can never be held; nothing changes when it raises.
+        """
+        address = int(ip)
+        holder = self._owner_of.get(address)
+        if holder is not None:
+            if holder == owner:
+                return
+            raise AddressTaken(ip, holder=holder)
+        self._check_assignable(address)
+        self._free.take(address - self._start)
+        self._record(address, owner)
+
+    def release(self, ip: IPv4Address) -> Owner | None:
+        """Free the address; return who held it (None if nobody did)."""
+        address = int(ip)
+        owner = self._owner_of.pop(address, None)
+        if owner is None:
+            return None
+        held = self._held[owner]
+        if isinstance(held, int):
+            del self._held[owner]
+        else:
+            held.discard(address)
+            if len(held) == 1:
+                self._held[owner] = held.pop()
+        self._free.put(address - self._start)
+        return owner
+
+    def release_owner(self, owner: Owner) -> tuple[IPv4Address, ...]:
+        """Free every address of `owner`; return them in ascending order."""
+        addresses = self.addresses_of(owner)
+        for ip in addresses:
+            self.release(ip)
+        return addresses
+
+    def reconfigure(self, new_spec: PoolSpec) -> tuple[tuple[IPv4Address, Owner], ...]:
+        """Switch the live allocator to `new_spec` (new range, excludes, server, router).
+
+        Keeps every allocation that is still assignable under `new_spec` and
+        returns, in address order, those that are not; they are removed here,
+        and the caller must report them: nothing is dropped silently.
+        """
+        fresh = Allocator(new_spec)
+        evicted: list[tuple[IPv4Address, Owner]] = []
+        for ip, owner in self.allocations():
+            if fresh.is_assignable(ip):
+                fresh.reserve(owner, ip)
+            else:
+                evicted.append((ip, owner))
+        # Swap state only once the new one is complete, so a failure above
+        # leaves this allocator as it was.
+        self._spec = fresh._spec
+        self._start = fresh._start
+        self._excluded = fresh._excluded
+        self._free = fresh._free
+        self._owner_of = fresh._owner_of
+        self._held = fresh._held
+        return tuple(evicted)
+
+    # --- internals -----------------------------------------------------------
+
+    def _in_range(self, address: int) -> bool:
+        return self._start <= address <= int(self._spec.end)
+
+    def _check_assignable(self, address: int) -> None:
+        if not self._in_range(address):
+            raise AddressOutOfRange(
+                IPv4Address(address), start=self._spec.start, end=self._spec.end
+            )
+        reason = self._excluded.get(address)
+        if reason is not None:
+            raise AddressExcluded(IPv4Address(address), reason=reason)
+
+    def _record(self, address: int, owner: Owner) -> None:
+        self._owner_of[address] = owner
+        held = self._held.get(owner)
+        if held is None:
+            self._held[owner] = address
+        elif isinstance(held, int):
+            self._held[owner] = {held, address}
+        else:
+            held.add(address)
