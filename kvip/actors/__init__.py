@@ -1,5 +1,6 @@
 """Trio actors: the supervisor, one PoolActor per IPPool, watchers, status writers."""
 
+from kvip.actors._controller import Controller
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
@@ -13,13 +14,12 @@ from kvip.actors._messages import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._controller import Controller
 from kvip.actors._pool import MacConflict, PoolActor
 
 __all__ = [
-    "Controller",
     "ClaimAddress",
     "ClearDecline",
+    "Controller",
     "Inspect",
     "MacConflict",
     "PoolActor",

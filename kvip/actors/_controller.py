@@ -41,7 +41,6 @@ from kvip.k8s import (
     Body,
     Changed,
     Conflict,
-    Deleted,
     Kube,
     KubeError,
     NotFound,
@@ -122,7 +121,11 @@ class Controller:
             nursery.start_soon(self._pool_status.run)
             nursery.start_soon(self._cfg_status.run)
             async with send:
-                watched = ((VMNETCFGS, None), (VIRTUAL_MACHINES, None), (IPPOOLS, self.pool_selector))
+                watched = (
+                    (VMNETCFGS, None),
+                    (VIRTUAL_MACHINES, None),
+                    (IPPOOLS, self.pool_selector),
+                )
                 for resource, selector in watched:
                     watcher = Watcher(self.kube, resource, send.clone(), label_selector=selector)
                     nursery.start_soon(watcher.run)
@@ -214,7 +217,9 @@ class Controller:
                     self.restore_errors[(key, record.mac)] = f"{record.ip!r} is not an address"
                     continue
                 hostname = key.rpartition("/")[2]
-                restore.append(RestoreReservation(owner_of(key, record.mac), record.mac, ip, hostname))
+                restore.append(
+                    RestoreReservation(owner_of(key, record.mac), record.mac, ip, hostname)
+                )
         return restore
 
     def _pool_started(self, name: str, errors: list[tuple[RestoreReservation, IpamError]]) -> None:
@@ -244,7 +249,9 @@ class Controller:
             reason, message, ready = "Starting", "the pool is starting", False
         else:
             reason, message, ready = "Loaded", "reservations loaded", True
-        conditions = set_condition(conditions, "Ready", status=ready, reason=reason, message=message)
+        conditions = set_condition(
+            conditions, "Ready", status=ready, reason=reason, message=message
+        )
         serving = state is not None and state.serving
         paused = handle.config is not None and handle.config.paused
         conditions = set_condition(
@@ -310,7 +317,7 @@ class Controller:
         await self._sync_vm(key, vm, cfg)
 
     async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
-        namespace, _, name = key.partition("/")
+        _namespace, _, name = key.partition("/")
         old = {record.mac: record for record in vmnetcfg_records(cfg)} if cfg else {}
         records: list[NicRecord] = []
         statuses: list[NicStatus] = []
@@ -391,9 +398,13 @@ class Controller:
         spec["networkconfig"] = records_spec(records)
         if FINALIZER not in (meta.get("finalizers") or []):
             meta["finalizers"] = [*(meta.get("finalizers") or []), FINALIZER]
-        if vm_uid and not any(ref.get("uid") == vm_uid for ref in meta.get("ownerReferences") or []):
+        if vm_uid and not any(
+            ref.get("uid") == vm_uid for ref in meta.get("ownerReferences") or []
+        ):
             meta["ownerReferences"] = [
-                ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") != "VirtualMachine"
+                ref
+                for ref in meta.get("ownerReferences") or []
+                if ref.get("kind") != "VirtualMachine"
             ] + vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=[])[
                 "metadata"
             ]["ownerReferences"]
@@ -444,9 +455,7 @@ class Controller:
         }
         try:
             await self.kube.run(
-                lambda: self.kube.patch(
-                    VMNETCFGS, meta["name"], patch, namespace=meta["namespace"]
-                )
+                lambda: self.kube.patch(VMNETCFGS, meta["name"], patch, namespace=meta["namespace"])
             )
         except NotFound:
             pass

@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
@@ -30,7 +31,6 @@ from kvip.actors._messages import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.ipam import Allocator, IpamError, Owner
 from kvip.serving import Declined, PoolConfig, Released, Reservation, Responder
 
@@ -288,7 +288,9 @@ class PoolActor:
         nic = self.nics.get(message.mac.lower())
         if nic is None or nic.ip != message.ip:
             log.warning(
-                "pool %s: not serving %s for %s: it holds no such claim", self.name, message.ip,
+                "pool %s: not serving %s for %s: it holds no such claim",
+                self.name,
+                message.ip,
                 message.mac,
             )
             return False
@@ -351,5 +353,3 @@ class MacConflict(IpamError):
         super().__init__(f"MAC {mac} is already in use by {holder}")
         self.mac = mac
         self.holder = holder
-
-

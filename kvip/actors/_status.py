@@ -10,6 +10,7 @@ reads again (it never overwrites a newer status with an older one).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -71,8 +72,10 @@ class StatusWriter:
                 status = await self.render(key, dict(current.get("status") or {}))
                 if status is None or current.get("status") == status:
                     return
-                current["status"] = status
-                await self.kube.run(lambda: self.kube.replace(self.resource, current, status=True))
+                updated = {**current, "status": status}
+                await self.kube.run(
+                    functools.partial(self.kube.replace, self.resource, updated, status=True)
+                )
                 self.writes += 1
                 return
             except NotFound:
@@ -107,7 +110,8 @@ def set_condition(
     previous = next((c for c in conditions if c.get("type") == kind), None)
     since = (
         previous["lastTransitionTime"]
-        if previous is not None and previous.get("status") == text
+        if previous is not None
+        and previous.get("status") == text
         and "lastTransitionTime" in previous
         else now_rfc3339()
     )

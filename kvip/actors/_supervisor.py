@@ -8,6 +8,7 @@ rebuilt from the durable reservations (`restore`) before its socket opens.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import trio
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._messages import Reconfigure, RestoreReservation
 from kvip.actors._pool import PoolActor, SocketFactory
-from kvip.ipam import IpamError, InvalidPool
+from kvip.ipam import InvalidPool, IpamError
 from kvip.serving import PoolConfig, parse_ippool
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,11 @@ class Supervisor:
 
     def _check_network_unique(self, name: str, config: PoolConfig) -> None:
         for other in self.pools.values():
-            if other.name != name and other.config is not None:
-                if other.config.network == config.network:
-                    raise InvalidPool(
-                        f"network {config.network} is already served by IPPool {other.name}"
-                    )
+            taken = other.config is not None and other.config.network == config.network
+            if other.name != name and taken:
+                raise InvalidPool(
+                    f"network {config.network} is already served by IPPool {other.name}"
+                )
 
     def _start(self, handle: PoolHandle) -> None:
         handle.scope = trio.CancelScope()
@@ -137,7 +138,7 @@ class Supervisor:
                 actor = PoolActor(
                     handle.config,
                     socket_factory=self.socket_factory,
-                    on_change=lambda name=handle.name: self.on_change(name),
+                    on_change=functools.partial(self.on_change, handle.name),
                 )
                 errors: list[tuple[RestoreReservation, IpamError]] = []
                 for reservation in self.restore(handle.config):
@@ -157,17 +158,17 @@ class Supervisor:
                         self.on_change(handle.name)
                         delay = RESTART_DELAY
                 except Exception as group:
-                    exc = _root_cause(group)
+                    cause = _root_cause(group)
                     handle.restarts += 1
-                    reason = "InterfaceError" if isinstance(exc, OSError) else "Crashed"
+                    reason = "InterfaceError" if isinstance(cause, OSError) else "Crashed"
                     log.error(
                         "IPPool %s: DHCP server failed (%s); restarting in %.0fs",
                         handle.name,
-                        exc,
+                        cause,
                         delay,
-                        exc_info=not isinstance(exc, OSError),
+                        exc_info=not isinstance(cause, OSError),
                     )
-                    handle.problem = (reason, f"{exc}; restart {handle.restarts} in {delay:.0f}s")
+                    handle.problem = (reason, f"{cause}; restart {handle.restarts} in {delay:.0f}s")
                     handle.actor = None
                     self.on_change(handle.name)
                     await trio.sleep(delay)

@@ -1,8 +1,8 @@
 """A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply."""
 
 from kvip.serving._config import PoolOptions, Reservation
-from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, parse_ippool
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
+from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, parse_ippool
 from kvip.serving._responder import (
     CLIENT_PORT,
     SERVER_PORT,
@@ -17,18 +17,18 @@ from kvip.serving._responder import (
 __all__ = [
     "CLIENT_PORT",
     "DEFAULT_INTERFACE",
-    "PoolConfig",
-    "parse_ippool",
     "LATENCY_BUCKETS",
     "SERVER_PORT",
     "Counters",
     "Declined",
     "LatencyHistogram",
     "Notice",
+    "PoolConfig",
     "PoolOptions",
     "Released",
     "Reply",
     "Reservation",
     "Responder",
     "mac_bytes",
+    "parse_ippool",
 ]

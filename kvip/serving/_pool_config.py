@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from typing import Any
 
-from protocol import ClasslessRoute
-
 from kvip.ipam import InvalidPool, PoolSpec
 from kvip.serving._config import PoolOptions
+from protocol import ClasslessRoute
 
 DEFAULT_INTERFACE = "eth1"
 #: kubevirt-ip-helper's CRD has no default lease; an hour is a common one.

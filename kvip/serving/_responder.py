@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
+from kvip.serving._config import PoolOptions, Reservation
+from kvip.serving._counters import Counters
 from protocol import (
     DecodeError,
     EncodeError,
@@ -30,9 +32,6 @@ from protocol import (
     decode,
     encode,
 )
-
-from kvip.serving._config import PoolOptions, Reservation
-from kvip.serving._counters import Counters
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +157,8 @@ class Responder:
         return self._reply(request, reservation, MessageType.OFFER)
 
     def _request(self, request: Message, reservation: Reservation) -> Reply | None:
-        opts = request.options
-        server_id = opts.get(OptionCode.SERVER_ID)
-        requested = opts.get(OptionCode.REQUESTED_IP)
+        server_id = request.server_id
+        requested = request.requested_ip
         if server_id is not None:
             # SELECTING (RFC 2131 4.3.2): the client chose a server; if not us, be quiet.
             if server_id != self.options.server_ip:
@@ -181,19 +179,20 @@ class Responder:
         return self._reply(request, reservation, MessageType.ACK)
 
     def _decline(self, request: Message, reservation: Reservation) -> None:
-        opts = request.options
-        server_id = opts.get(OptionCode.SERVER_ID)
+        server_id = request.server_id
         if server_id is not None and server_id != self.options.server_ip:
             self.counters.ignored += 1
             return
-        ip = opts.get(OptionCode.REQUESTED_IP) or reservation.ip
+        ip = request.requested_ip or reservation.ip
         self.counters.declines += 1
         if ip != reservation.ip:
             return
         self.declined.add(ip)
         self._cache.clear()
-        message = opts.get(OptionCode.MESSAGE)
-        self.notices.append(Declined(request.mac, ip, message if isinstance(message, str) else None))
+        message = request.options.get(OptionCode.MESSAGE)
+        self.notices.append(
+            Declined(request.mac, ip, message if isinstance(message, str) else None)
+        )
 
     def _release(self, request: Message, reservation: Reservation) -> None:
         # The address stays the VM's (RFC 2131 4.3.4 lets us keep it); count it.
@@ -219,7 +218,7 @@ class Responder:
     ) -> Reply | None:
         opts = request.options
         # RFC 2132 9.10: the client's limit counts IP and UDP headers; never below 576.
-        max_size = max(opts.get(OptionCode.MAX_MESSAGE_SIZE) or 0, MIN_MESSAGE_SIZE)
+        max_size = max(request.max_message_size or 0, MIN_MESSAGE_SIZE)
         renewing = kind == MessageType.ACK and request.ciaddr != ZERO
         key = (
             kind,
@@ -237,8 +236,15 @@ class Responder:
         )
         template = self._cache.get(key)
         if template is None:
-            message = self._build(request, reservation, kind, inform=inform, rapid=rapid,
-                                  reason=reason, renewing=renewing)
+            message = self._build(
+                request,
+                reservation,
+                kind,
+                inform=inform,
+                rapid=rapid,
+                reason=reason,
+                renewing=renewing,
+            )
             try:
                 template = encode(message, max_size=max_size)
             except EncodeError as exc:
@@ -303,7 +309,7 @@ class Responder:
         """Subnet mask, router and every option the pool sets, in the order of the
         client's parameter request list (RFC 2132 9.8) where it gives one."""
         pool = self.options
-        asked = request.options.get(OptionCode.PARAMETER_REQUEST_LIST) or ()
+        asked = request.parameter_request_list
         offered: dict[int, Any] = {OptionCode.SUBNET_MASK: pool.subnet.netmask}
         if pool.router is not None:
             offered[OptionCode.ROUTER] = (pool.router,)
