@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-    iproute2 procps
+    iproute2 procps iputils-ping util-linux
     isc-dhcp-client udhcpc dhcpcd-base systemd
     nmap kea-admin kea-dhcp4-server dnsmasq-base tcpdump
 )
