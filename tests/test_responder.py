@@ -23,6 +23,7 @@ SERVER = IPv4Address("198.18.0.1")
 MAC = "52:54:00:12:34:56"
 OTHER_MAC = "52:54:00:65:43:21"
 IP = IPv4Address("198.18.0.10")
+ZERO = IPv4Address(0)
 
 OPTIONS = PoolOptions(
     server_ip=SERVER,
@@ -48,8 +49,8 @@ def request(
     mac: str = MAC,
     xid: int = 0x1234ABCD,
     flags: int = 0,
-    ciaddr: IPv4Address = IPv4Address(0),
-    giaddr: IPv4Address = IPv4Address(0),
+    ciaddr: IPv4Address = ZERO,
+    giaddr: IPv4Address = ZERO,
     hops: int = 0,
     **options: object,
 ) -> bytes:
@@ -96,7 +97,7 @@ def test_discover_gets_offer_of_the_reserved_address_with_pool_options() -> None
     assert o[OptionCode.DOMAIN_SEARCH] == ("example.test", "lab.example.test")
     assert o[OptionCode.NTP_SERVERS] == OPTIONS.ntp
     assert OptionCode.HOST_NAME not in o  # not asked for
-    assert list(o)[0] == OptionCode.MESSAGE_TYPE
+    assert next(iter(o)) == OptionCode.MESSAGE_TYPE
     assert len(reply.payload) >= 300  # RFC 1542
     assert reply.address == ("255.255.255.255", 68)
     assert r.counters.received["DISCOVER"] == 1 and r.counters.sent["OFFER"] == 1
