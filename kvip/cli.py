@@ -3,25 +3,102 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
-from kvip import __version__
+import trio
+
+from kvip import __version__, app
+
+DESCRIPTION = """\
+Static DHCP service and IP address manager for KubeVirt virtual machines on
+Multus bridge networks. Reads IPPool and VirtualMachineNetworkConfig objects
+(kubevirtiphelper.k8s.binbash.org/v1, compatible with kubevirt-ip-helper),
+reserves an address for every VM NIC on a pool's network, and answers DHCP
+with exactly that address on the pool's interface."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kvip",
-        description=(
-            "Static DHCP service and IP address manager for KubeVirt virtual machines "
-            "on Multus bridge networks."
-        ),
+        prog="kvip", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"kvip {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the controller and the DHCP servers (what the Deployment runs)",
+        description=(
+            "Watch IPPools, VirtualMachines and vmnetcfgs; reserve addresses; serve DHCP on "
+            "each pool's bindinterface. Stops cleanly on SIGTERM."
+        ),
+    )
+    run.add_argument(
+        "--kubeconfig",
+        default=_env("KUBECONFIG"),
+        help="kubeconfig file (env KUBECONFIG; default: in-cluster config, else ~/.kube/config)",
+    )
+    run.add_argument(
+        "--context", default=_env("KUBECONTEXT"), help="kubeconfig context (env KUBECONTEXT)"
+    )
+    run.add_argument(
+        "--pool-selector",
+        default=_env("POOL_SELECTOR"),
+        metavar="SELECTOR",
+        help="serve only IPPools matching this label selector, e.g. 'kvip/shard=a' "
+        "(env POOL_SELECTOR; default: all pools)",
+    )
+    run.add_argument(
+        "--log-level",
+        default=_env("LOGLEVEL", "INFO"),
+        metavar="LEVEL",
+        help="INFO, DEBUG or TRACE (every packet and API request); env LOGLEVEL; default INFO",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=_env("LOG_FORMAT", "text"),
+        help="log line format (env LOG_FORMAT; default text)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="VMs reconciled in parallel (default 8)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        app.configure(args.log_level, fmt=args.log_format)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.command == "run":
+        options = app.RunOptions(
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            pool_selector=args.pool_selector,
+            workers=args.workers,
+        )
+        try:
+            trio.run(app.run, options)
+        except KeyboardInterrupt:
+            return 130
+        except Exception as exc:  # a last word that says what failed, not a traceback
+            print(f"kvip: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2

@@ -1,1 +1,6 @@
-"""Entry points and process wiring: signals, probes, metrics."""
+"""Entry points and process wiring: signals, logging, probes, metrics."""
+
+from kvip.app._logging import TRACE, configure, parse_level
+from kvip.app._run import RunOptions, run
+
+__all__ = ["TRACE", "RunOptions", "configure", "parse_level", "run"]

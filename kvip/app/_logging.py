@@ -1,0 +1,53 @@
+"""Logging as kubevirt-ip-helper users know it: LOGLEVEL=INFO|DEBUG|TRACE."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+#: Below DEBUG: every packet and every watch event.
+TRACE = 5
+LEVELS = {"TRACE": TRACE, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+          "WARNING": logging.WARNING, "ERROR": logging.ERROR}  # fmt: skip
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def parse_level(text: str) -> int:
+    try:
+        return LEVELS[text.strip().upper()]
+    except KeyError:
+        choices = "|".join(LEVELS)
+        raise ValueError(f"log level {text!r} is not one of {choices}") from None
+
+
+def configure(level: str = "INFO", *, fmt: str = "text") -> None:
+    logging.addLevelName(TRACE, "TRACE")
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    numeric = parse_level(level)
+    root.setLevel(numeric)
+    # The kubernetes client and urllib3 log every request at DEBUG: only at TRACE.
+    noisy = logging.WARNING if numeric > TRACE else logging.DEBUG
+    for name in ("kubernetes", "urllib3"):
+        logging.getLogger(name).setLevel(noisy)
