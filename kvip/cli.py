@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="VMs reconciled in parallel (default 8)",
     )
+    run.add_argument(
+        "--socket-netns",
+        default=_env("SOCKET_NETNS"),
+        metavar="NAME",
+        help="open the pools' DHCP sockets inside the network namespace /run/netns/NAME "
+        "while talking to the API server from this one (demos, tests, host setups); "
+        "env SOCKET_NETNS",
+    )
     return parser
 
 
@@ -91,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             context=args.context,
             pool_selector=args.pool_selector,
             workers=args.workers,
+            socket_netns=args.socket_netns,
         )
         try:
             trio.run(app.run, options)

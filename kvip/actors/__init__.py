@@ -1,7 +1,7 @@
 """Trio actors: the supervisor, one PoolActor per IPPool, watchers, status writers."""
 
 from kvip.actors._controller import Controller
-from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._dhcp_socket import open_dhcp_socket, socket_factory_in
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
@@ -31,4 +31,5 @@ __all__ = [
     "RestoreReservation",
     "ServeReservation",
     "open_dhcp_socket",
+    "socket_factory_in",
 ]

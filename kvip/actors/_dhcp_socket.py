@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
 SERVER_PORT = 67
 #: Small on purpose: under overload a deep queue only turns drops into
@@ -29,3 +33,40 @@ def open_dhcp_socket(interface: str, *, port: int = SERVER_PORT) -> socket.socke
         sock.close()
         raise
     return sock
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def socket_factory_in(netns: str | None) -> Callable[[str], socket.socket]:
+    """A socket factory that opens pool sockets inside the network namespace
+    /run/netns/`netns` (None: the process's own). A socket stays in the
+    namespace it was made in, so only the opening thread moves, briefly; the
+    API server stays reachable from the process's own namespace."""
+    if netns is None:
+        return open_dhcp_socket
+    path = Path("/run/netns") / netns
+
+    def open_in_netns(interface: str) -> socket.socket:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            target = os.open(path, os.O_RDONLY)
+            try:
+                _setns(target)
+            finally:
+                os.close(target)
+            try:
+                return open_dhcp_socket(interface)
+            finally:
+                _setns(home)
+        finally:
+            os.close(home)
+
+    return open_in_netns

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import trio
 
 from kvip import __version__
-from kvip.actors import Controller
+from kvip.actors import Controller, socket_factory_in
 from kvip.k8s import Kube
 
 log = logging.getLogger(__name__)
@@ -21,13 +21,19 @@ class RunOptions:
     context: str | None = None
     pool_selector: str | None = None
     workers: int = 8
+    socket_netns: str | None = None
 
 
 async def run(options: RunOptions) -> None:
     """Serve until SIGTERM or SIGINT; then stop answering and close the sockets."""
     kube = Kube.connect(kubeconfig=options.kubeconfig, context=options.context)
     log.info("kvip %s starting (API server %s)", __version__, kube.api_client.configuration.host)
-    controller = Controller(kube, pool_selector=options.pool_selector, workers=options.workers)
+    controller = Controller(
+        kube,
+        pool_selector=options.pool_selector,
+        workers=options.workers,
+        socket_factory=socket_factory_in(options.socket_netns),
+    )
     try:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
