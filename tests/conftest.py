@@ -12,6 +12,8 @@ from collections.abc import Generator
 import pytest
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["tests.fixtures_apiserver"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 settings.register_profile(

@@ -1,0 +1,113 @@
+"""pytest fixtures around the local API server (registered in conftest.py).
+
+- `apiserver`: one etcd + kube-apiserver per test session (tests.apiserver.ApiServer).
+- `apiserver_gc`: a second one with kube-controller-manager (garbage
+  collection, namespace deletion), started only by tests that ask for it.
+- `kube_client`: a kubernetes.client.ApiClient for `apiserver`.
+- `crds`: kvip's CRDs and the KubeVirt/Multus stand-ins, Established.
+- `namespace`: a fresh namespace per test, deleted afterwards.
+- `custom`: a CustomObjectsApi; `pool_name`: a unique IPPool name, the pool
+  deleted afterwards.
+
+Missing binaries: in CI (CI=true) they are built (scripts/build-apiserver.sh,
+about 7 minutes once, cached); elsewhere the tests skip with that hint.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from tests.apiserver import BUILD_SCRIPT, REPO, ApiServer, build_binaries, missing_binaries
+from tests.k8s_crds import GROUP, IPPOOLS, KUBEVIRT_CRDS, KVIP_CRDS, VERSION, install_crds
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _ensure_binaries(*, controller_manager: bool) -> None:
+    missing = missing_binaries(controller_manager=controller_manager)
+    if not missing:
+        return
+    hint = f"{', '.join(missing)} missing: run {BUILD_SCRIPT.relative_to(REPO)}"
+    if controller_manager:
+        hint += " --with-controller-manager"
+    if not IN_CI or os.geteuid() != 0:
+        pytest.skip(hint)
+    build_binaries(controller_manager=controller_manager)
+
+
+@pytest.fixture(scope="session")
+def apiserver() -> Iterator[ApiServer]:
+    _ensure_binaries(controller_manager=False)
+    with ApiServer() as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def apiserver_gc() -> Iterator[ApiServer]:
+    _ensure_binaries(controller_manager=True)
+    with ApiServer(controller_manager=True) as api:
+        yield api
+
+
+def new_client(api: ApiServer) -> client.ApiClient:
+    """An ApiClient of its own: no global kubernetes configuration is touched."""
+    api_client: client.ApiClient = config.new_client_from_config(config_file=str(api.kubeconfig))
+    return api_client
+
+
+@pytest.fixture(scope="session")
+def kube_client(apiserver: ApiServer) -> Iterator[client.ApiClient]:
+    api_client = new_client(apiserver)
+    with api_client:
+        yield api_client
+
+
+@pytest.fixture(scope="session")
+def crds(kube_client: client.ApiClient) -> list[str]:
+    return install_crds(kube_client, KVIP_CRDS, KUBEVIRT_CRDS)
+
+
+def create_namespace(api_client: client.ApiClient, *, prefix: str = "kvip-test") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def delete_namespace(api_client: client.ApiClient, name: str) -> None:
+    # Without kube-controller-manager the namespace stays Terminating: harmless,
+    # names are unique.
+    try:
+        client.CoreV1Api(api_client).delete_namespace(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+@pytest.fixture
+def namespace(kube_client: client.ApiClient) -> Iterator[str]:
+    name = create_namespace(kube_client)
+    yield name
+    delete_namespace(kube_client, name)
+
+
+@pytest.fixture
+def custom(kube_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_client)
+
+
+@pytest.fixture
+def pool_name(custom: client.CustomObjectsApi) -> Iterator[str]:
+    """A unique IPPool name (pools are cluster-scoped), deleted afterwards."""
+    name = f"pool-{uuid.uuid4().hex[:8]}"
+    yield name
+    try:
+        custom.delete_cluster_custom_object(GROUP, VERSION, IPPOOLS, name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
