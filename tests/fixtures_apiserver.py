@@ -1,6 +1,6 @@
 """pytest fixtures around the local API server (registered in conftest.py).
 
-- `apiserver`: one etcd + kube-apiserver per test session (tests.apiserver.ApiServer).
+- `apiserver`: one etcd + kube-apiserver per test session (apiserver.ApiServer).
 - `apiserver_gc`: a second one with kube-controller-manager (garbage
   collection, namespace deletion), started only by tests that ask for it.
 - `kube_client`: a kubernetes.client.ApiClient for `apiserver`.
@@ -23,8 +23,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from tests.apiserver import BUILD_SCRIPT, REPO, ApiServer, build_binaries, missing_binaries
-from tests.k8s_crds import GROUP, IPPOOLS, KUBEVIRT_CRDS, KVIP_CRDS, VERSION, install_crds
+from apiserver import BUILD_SCRIPT, REPO, ApiServer, build_binaries, missing_binaries
+from k8s_crds import GROUP, IPPOOLS, KUBEVIRT_CRDS, KVIP_CRDS, VERSION, install_crds
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

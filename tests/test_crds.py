@@ -13,8 +13,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.crd_objects import ippool, ready_condition, vmnetcfg, with_value
-from tests.k8s_crds import GROUP, IPPOOLS, VERSION, VMNETCFGS
+from crd_objects import ippool, ready_condition, vmnetcfg, with_value
+from k8s_crds import GROUP, IPPOOLS, VERSION, VMNETCFGS
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 

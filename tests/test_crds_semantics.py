@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from tests.crd_objects import ippool, ready_condition, vmnetcfg
-from tests.k8s_crds import GROUP, IPPOOLS, VERSION, VMNETCFGS
+from crd_objects import ippool, ready_condition, vmnetcfg
+from k8s_crds import GROUP, IPPOOLS, VERSION, VMNETCFGS
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 
