@@ -284,7 +284,16 @@ class Controller:
         if nics is None or key not in self.cfgs:
             return None
         status = dict(current)
-        status["networkconfig"] = [nic.as_status() for nic in nics]
+        ours = [nic.as_status() for nic in nics]
+        macs = {nic.mac for nic in nics}
+        # Entries of networks this kvip does not serve belong to another shard: keep them.
+        theirs = [
+            entry
+            for entry in current.get("networkconfig") or []
+            if entry.get("macaddress") not in macs
+            and self.supervisor.config_for_network(str(entry.get("networkname"))) is None
+        ]
+        status["networkconfig"] = ours + theirs
         return status
 
     # -- reconciling one VM ---------------------------------------------------------------
@@ -328,14 +337,14 @@ class Controller:
             previous = old.get(nic.mac)
             pool = self.supervisor.by_network(nic.network)
             if pool is None:
+                # Not ours to judge: a network without a pool here may be another
+                # kvip shard's, or not managed by kvip at all. Keep what is recorded.
                 if previous is not None:
                     records.append(previous)
-                reason = (
-                    "its IPPool is not ready"
-                    if self.supervisor.config_for_network(nic.network)
-                    else "no IPPool serves this network"
-                )
-                statuses.append(NicStatus(nic.network, nic.mac, False, reason))
+                if self.supervisor.config_for_network(nic.network) is not None:
+                    statuses.append(
+                        NicStatus(nic.network, nic.mac, False, "its IPPool is not ready")
+                    )
                 continue
             requested_text = (
                 previous.ip if previous is not None and previous.ip else nic.requested_ip
@@ -364,7 +373,7 @@ class Controller:
             statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved"))
             to_serve.append((nic.network, nic.mac, ip))
 
-        if cfg is None and not records:
+        if cfg is None and not records and not statuses:
             self.nic_status.pop(key, None)
             return
         await self._write_records(key, vm, cfg, records)
@@ -427,6 +436,10 @@ class Controller:
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
         if cfg is None:
+            return
+        meta = cfg["metadata"]
+        if FINALIZER not in (meta.get("finalizers") or []) and not meta.get("ownerReferences"):
+            # Not adopted yet: written ahead by a user for a VM still to come.
             return
         namespace, _, name = key.partition("/")
         log.info("VM %s deleted: removing its vmnetcfg", key)

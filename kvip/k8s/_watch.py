@@ -9,6 +9,7 @@ never misses a deletion, however long the gap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -71,10 +72,13 @@ class _OpenResponse:
             self._shut()
 
     def _shut(self) -> None:
-        if self.response is not None:
-            # shutdown() unblocks a read that is waiting in another thread.
-            self.response.shutdown()
-            self.response.release_conn()
+        response, self.response = self.response, None
+        if response is not None:
+            # shutdown() unblocks a read that is waiting in another thread; it
+            # refuses once the response has been read or its connection released.
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                response.shutdown()
+            response.release_conn()
 
 
 @dataclass(slots=True)
@@ -122,6 +126,12 @@ class Watcher:
                 delay = min(delay * 2, self.max_retry_delay)
                 if not exc.temporary:
                     resource_version = None
+            except Exception:
+                # A bug or a surprise from the client must not end the watch for good.
+                log.exception("watch of %s broke; listing again in %.0fs", self.resource, delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+                resource_version = None
 
     async def _watch_once(self, resource_version: str) -> str:
         holder = _OpenResponse()

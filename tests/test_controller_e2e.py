@@ -1,0 +1,387 @@
+"""The controller end to end: a real API server, kvip in-process, real DHCP clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from apiserver import ApiServer
+from dhcpclients import NoLeaseError, run_udhcpc
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
+from netlab import Client, Lab, netlab
+
+pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
+
+VMS = ("kubevirt.io", "v1", "virtualmachines")
+CFGS = "virtualmachinenetworkconfigs"
+FINALIZER = f"{GROUP}/vmnetcfg-cleanup"
+
+
+@dataclass
+class World:
+    lab: Lab
+    api: ApiServer
+    custom: client.CustomObjectsApi
+    namespace: str
+    selector: str
+    pools: list[str]
+
+    def kvip(self) -> RunningKvip:
+        return RunningKvip(self.api.kubeconfig, selector=self.selector, netns=self.lab.server)
+
+    def create_pool(self, network: str, **kwargs: Any) -> str:
+        name = unique("pool")
+        body = pool_body(name, network, selector=self.selector, **kwargs)
+        self.custom.create_cluster_custom_object(GROUP, VERSION, "ippools", body)
+        self.pools.append(name)
+        return name
+
+    def pool(self, name: str) -> dict[str, Any]:
+        return self.custom.get_cluster_custom_object(GROUP, VERSION, "ippools", name)  # type: ignore[no-any-return]
+
+    def create_vm(self, name: str, nics: list[tuple[str, str, str | None]], **kw: Any) -> None:
+        body = vm_body(name, self.namespace, nics, **kw)
+        self.custom.create_namespaced_custom_object(*VMS[:2], self.namespace, VMS[2], body)
+
+    def patch_vm(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            *VMS[:2], self.namespace, VMS[2], name, patch,
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+
+    def delete_vm(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(*VMS[:2], self.namespace, VMS[2], name)
+
+    def cfg(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(  # type: ignore[no-any-return]
+                GROUP, VERSION, self.namespace, CFGS, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def ips(self, name: str, *, count: int = 1) -> dict[str, str]:
+        """mac -> ip of a VM's vmnetcfg, once it has `count` addresses."""
+
+        def check() -> dict[str, str] | None:
+            cfg = self.cfg(name)
+            entries = (cfg or {}).get("spec", {}).get("networkconfig", [])
+            found = {e["macaddress"]: e["ipaddress"] for e in entries if e.get("ipaddress")}
+            return found if len(found) >= count else None
+
+        return wait_for(check, what=f"{count} address(es) in vmnetcfg {name}")
+
+    def net(self, name: str) -> str:
+        return f"{self.namespace}/{name}"
+
+
+def _require_tools() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    if shutil.which("udhcpc") is None:
+        pytest.skip("udhcpc is not installed (scripts/install-system-deps.sh)")
+
+
+@pytest.fixture
+def world(apiserver: ApiServer, crds: list[str], kube_client: client.ApiClient) -> Iterator[World]:
+    _require_tools()
+    custom = client.CustomObjectsApi(kube_client)
+    namespace = unique("kvip-e2e")
+    client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": namespace}})
+    with netlab("kve", veth=True) as lab:
+        lab.add_server_port("eth2", "198.19.0.1/16", veth=True)
+        w = World(lab, apiserver, custom, namespace, f"kvip-test={unique('sel')}", [])
+        try:
+            yield w
+        finally:
+            for item in custom.list_namespaced_custom_object(*VMS[:2], namespace, VMS[2])["items"]:
+                w.delete_vm(item["metadata"]["name"])
+            for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, CFGS)[
+                "items"
+            ]:
+                custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, CFGS, item["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                    _content_type="application/merge-patch+json",
+                )  # fmt: skip
+                custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, CFGS, item["metadata"]["name"]
+                )
+            for name in w.pools:
+                try:
+                    custom.delete_cluster_custom_object(GROUP, VERSION, "ippools", name)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+            client.CoreV1Api(kube_client).delete_namespace(namespace)
+
+
+def lease_ip(c: Client, **kwargs: Any) -> str:
+    return str(run_udhcpc(c, timeout=kwargs.pop("timeout", 10), **kwargs).ip)
+
+
+def test_vm_nics_get_reserved_addresses_served_to_real_clients(world: World) -> None:
+    w = world
+    # The range starts at the server's own address: kvip must skip it by itself.
+    pool_a = w.create_pool(w.net("net-a"), start="198.18.0.1")
+    w.create_pool(w.net("net-b"), interface="eth2", server="198.19.0.1", subnet="198.19.0.0/16",
+                  start="198.19.0.10", end="198.19.0.20")  # fmt: skip
+    mac_a, mac_b, mac_c = "52:54:00:00:0a:01", "52:54:00:00:0b:01", "52:54:00:00:0c:01"
+    with w.kvip():
+        # Multi-NIC VM: one NIC per pool, plus one on a network with no pool, and a
+        # namespace-less networkName (the VM's own namespace).
+        w.create_vm(
+            "vm1",
+            [("nic-a", "net-a", mac_a), ("nic-b", w.net("net-b"), mac_b),
+             ("nic-c", w.net("no-pool"), mac_c)],
+        )  # fmt: skip
+        ips = w.ips("vm1", count=2)
+        assert ips == {mac_a: "198.18.0.2", mac_b: "198.19.0.10"}
+        cfg = w.cfg("vm1")
+        assert cfg is not None
+        assert FINALIZER in cfg["metadata"]["finalizers"]
+        assert cfg["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachine"
+        assert cfg["spec"]["vmname"] == "vm1"
+
+        client_a = w.lab.add_client(mac_a, port="eth1")
+        client_b = w.lab.add_client(mac_b, port="eth2")
+        assert lease_ip(client_a) == "198.18.0.2"
+        assert lease_ip(client_b) == "198.19.0.10"
+
+        status = wait_for(
+            lambda: (w.cfg("vm1") or {}).get("status", {}).get("networkconfig"),
+            what="vmnetcfg status",
+        )
+        by_mac = {entry["macaddress"]: entry for entry in status}
+        assert by_mac[mac_a]["status"] == "OK"
+        assert mac_c not in by_mac  # no pool for its network: not kvip's NIC
+
+        pool = wait_for(
+            lambda: (
+                w.pool(pool_a).get("status", {}).get("ipv4", {}).get("used") == 1 and w.pool(pool_a)
+            ),
+            what="pool status",
+        )
+        allocated = pool["status"]["ipv4"]["allocated"]
+        assert allocated["198.18.0.2"] == f"{w.namespace}/vm1 [{mac_a}]"
+        assert allocated["198.18.0.1"] == "EXCLUDED"  # the server IP, never handed out
+        ready = {c["type"]: c["status"] for c in pool["status"]["conditions"]}
+        assert ready == {"Ready": "True", "Serving": "True"}
+
+
+def test_delete_releases_at_once_and_unknown_macs_get_nothing(world: World) -> None:
+    w = world
+    pool = w.create_pool(w.net("net-a"))
+    mac1, mac2 = "52:54:00:00:01:01", "52:54:00:00:01:02"
+    with w.kvip() as kvip:
+        w.create_vm("vm1", [("nic", "net-a", mac1)])
+        assert w.ips("vm1") == {mac1: "198.18.0.10"}
+        c = w.lab.add_client(mac1)
+        assert lease_ip(c) == "198.18.0.10"
+        w.delete_vm("vm1")
+        wait_for(lambda: w.cfg("vm1") is None, what="vmnetcfg removed")
+        assert kvip.pool_state(pool).used == 0
+        with pytest.raises(NoLeaseError):
+            run_udhcpc(c, timeout=4)
+        # The freed address is the lowest free one again.
+        w.create_vm("vm2", [("nic", "net-a", mac2)])
+        assert w.ips("vm2") == {mac2: "198.18.0.10"}
+
+
+def test_halted_vm_harvester_mac_and_late_mac(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    with w.kvip():
+        w.create_vm("halted", [("nic", "net-a", "52:54:00:00:02:01")], running=False)
+        assert w.ips("halted") == {"52:54:00:00:02:01": "198.18.0.10"}
+        w.create_vm(
+            "harvester",
+            [("nic", "net-a", None)],
+            annotations={"harvesterhci.io/mac-address": json.dumps({"nic": "52:54:00:00:02:02"})},
+        )
+        assert w.ips("harvester") == {"52:54:00:00:02:02": "198.18.0.11"}
+        w.create_vm("late", [("nic", "net-a", None)])
+        # No MAC yet: nothing to reserve.
+        assert (w.cfg("late") or {}).get("spec", {}).get("networkconfig", []) == []
+        vm = w.custom.get_namespaced_custom_object(*VMS[:2], w.namespace, VMS[2], "late")
+        interfaces = vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"]
+        interfaces[1]["macAddress"] = "52:54:00:00:02:03"
+        w.patch_vm("late", {"spec": vm["spec"]})
+        assert w.ips("late") == {"52:54:00:00:02:03": "198.18.0.12"}
+        assert lease_ip(w.lab.add_client("52:54:00:00:02:03")) == "198.18.0.12"
+
+
+def test_two_vms_claiming_one_mac(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:03:01"
+    with w.kvip():
+        w.create_vm("first", [("nic", "net-a", mac)])
+        assert w.ips("first") == {mac: "198.18.0.10"}
+        w.create_vm("second", [("nic", "net-a", mac)])
+        status = wait_for(
+            lambda: (w.cfg("second") or {}).get("status", {}).get("networkconfig"),
+            what="status of the second VM",
+        )
+        assert status[0]["status"] == "ERROR"
+        assert f"{w.namespace}/first" in status[0]["message"]
+        assert lease_ip(w.lab.add_client(mac)) == "198.18.0.10"
+
+
+def test_nic_removed_and_mac_changed_are_followed(world: World) -> None:
+    w = world
+    pool = w.create_pool(w.net("net-a"))
+    with w.kvip() as kvip:
+        w.create_vm(
+            "vm", [("n1", "net-a", "52:54:00:00:04:01"), ("n2", "net-a", "52:54:00:00:04:02")]
+        )
+        assert w.ips("vm", count=2) == {
+            "52:54:00:00:04:01": "198.18.0.10",
+            "52:54:00:00:04:02": "198.18.0.11",
+        }
+        new = vm_body("vm", w.namespace, [("n1", "net-a", "52:54:00:00:04:09")])
+        w.patch_vm("vm", {"spec": new["spec"]})
+        wait_for(
+            lambda: list(w.ips("vm")) == ["52:54:00:00:04:09"],
+            what="the vmnetcfg to follow the NIC changes",
+        )
+        state = kvip.pool_state(pool)
+        assert state.used == 1  # both old NICs' addresses were released
+        [(ip, owner)] = state.allocations
+        assert owner == f"{w.namespace}/vm [52:54:00:00:04:09]"
+        assert w.ips("vm") == {"52:54:00:00:04:09": str(ip)}
+
+
+def test_requested_addresses_by_vmnetcfg_and_annotation(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    preset = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VirtualMachineNetworkConfig",
+        "metadata": {"name": "preset", "namespace": w.namespace},
+        "spec": {
+            "vmname": "preset",
+            "networkconfig": [{"networkname": w.net("net-a"), "macaddress": "52:54:00:00:05:01",
+                               "ipaddress": "198.18.0.100"}],
+        },
+    }  # fmt: skip
+    w.custom.create_namespaced_custom_object(GROUP, VERSION, w.namespace, CFGS, preset)
+    with w.kvip():
+        w.create_vm("preset", [("nic", "net-a", "52:54:00:00:05:01")])
+        w.create_vm(
+            "annotated",
+            [("nic", "net-a", "52:54:00:00:05:02")],
+            annotations={f"{GROUP}/static-ip": json.dumps({"nic": "198.18.0.200"})},
+        )
+        assert w.ips("preset") == {"52:54:00:00:05:01": "198.18.0.100"}
+        assert w.ips("annotated") == {"52:54:00:00:05:02": "198.18.0.200"}
+        wait_for(
+            lambda: (
+                FINALIZER in ((w.cfg("preset") or {}).get("metadata", {}).get("finalizers") or [])
+            ),
+            what="kvip to adopt the preset vmnetcfg",
+        )
+        assert lease_ip(w.lab.add_client("52:54:00:00:05:02")) == "198.18.0.200"
+
+
+def test_restart_keeps_every_address_and_cleans_orphans(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    with w.kvip():
+        for i in range(5):
+            w.create_vm(f"vm{i}", [("nic", "net-a", f"52:54:00:00:06:0{i}")])
+        before = {f"vm{i}": w.ips(f"vm{i}") for i in range(5)}
+    # While kvip is down: vm1 and vm3 are deleted (their vmnetcfgs stay, finalized).
+    w.delete_vm("vm1")
+    w.delete_vm("vm3")
+    with w.kvip():
+        wait_for(lambda: w.cfg("vm1") is None and w.cfg("vm3") is None, what="orphans removed")
+        for name in ("vm0", "vm2", "vm4"):
+            assert w.ips(name) == before[name]
+        # A new VM takes the lowest address that the orphans freed.
+        w.create_vm("new", [("nic", "net-a", "52:54:00:00:06:09")])
+        assert w.ips("new") == {"52:54:00:00:06:09": before["vm1"]["52:54:00:00:06:01"]}
+        assert lease_ip(w.lab.add_client("52:54:00:00:06:04")) == before["vm4"]["52:54:00:00:06:04"]
+
+
+def test_invalid_pool_gets_a_condition_and_others_keep_working(world: World) -> None:
+    w = world
+    bad = w.create_pool(w.net("net-bad"), start="198.18.0.50", end="198.18.0.40")
+    good = w.create_pool(w.net("net-a"))
+    with w.kvip():
+        condition = wait_for(
+            lambda: next(
+                (c for c in w.pool(bad).get("status", {}).get("conditions", [])
+                 if c["type"] == "Ready"), None),
+            what="the invalid pool's Ready condition",
+        )  # fmt: skip
+        assert condition["status"] == "False"
+        assert condition["reason"] == "InvalidPool"
+        assert "198.18.0.50" in condition["message"]
+        w.create_vm("vm", [("nic", "net-a", "52:54:00:00:07:01")])
+        assert w.ips("vm") == {"52:54:00:00:07:01": "198.18.0.10"}
+        assert w.pool(good)["status"]["conditions"]
+
+
+def test_pool_option_change_reaches_clients_without_restart(world: World) -> None:
+    w = world
+    pool = w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:08:01"
+    with w.kvip():
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        w.ips("vm")
+        c = w.lab.add_client(mac)
+        assert run_udhcpc(c, timeout=10).dns == (
+            __import__("ipaddress").IPv4Address("198.18.0.53"),
+        )
+        w.custom.patch_cluster_custom_object(
+            GROUP, VERSION, "ippools", pool,
+            {"spec": {"ipv4config": {"dns": ["198.18.9.9"], "leasetime": 120}}},
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+
+        def new_dns() -> bool:
+            lease = run_udhcpc(c, timeout=10)
+            return [str(a) for a in lease.dns] == ["198.18.9.9"] and lease.lease_time == 120
+
+        wait_for(new_dns, timeout=20, what="the new DNS server in a lease")
+
+
+def test_deleting_a_pool_stops_serving_and_recreating_restores(world: World) -> None:
+    w = world
+    body_kwargs: dict[str, Any] = {}
+    pool = w.create_pool(w.net("net-a"), **body_kwargs)
+    mac = "52:54:00:00:09:01"
+    with w.kvip():
+        w.create_vm(
+            "vm",
+            [("nic", "net-a", mac)],
+        )
+        w.create_vm("other", [("nic", "net-a", "52:54:00:00:09:02")])
+        assert w.ips("vm") == {mac: "198.18.0.10"}
+        c = w.lab.add_client(mac)
+        assert lease_ip(c) == "198.18.0.10"
+        w.custom.delete_cluster_custom_object(GROUP, VERSION, "ippools", pool)
+        w.pools.remove(pool)
+
+        def silent() -> bool:
+            try:
+                run_udhcpc(c, timeout=3)
+            except NoLeaseError:
+                return True
+            return False
+
+        wait_for(silent, timeout=20, what="the deleted pool to stop answering")
+        # The durable records stay; a new pool for the network restores them.
+        assert w.ips("vm") == {mac: "198.18.0.10"}
+        w.create_pool(w.net("net-a"))
+        assert lease_ip(c, timeout=15) == "198.18.0.10"
