@@ -8,6 +8,7 @@ host's network.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -59,10 +60,8 @@ class RunningKvip:
 
     def stop(self) -> None:
         if self._token is not None and self._scope is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(self._scope.cancel, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
         if self._thread is not None:
             self._thread.join(30)
             assert not self._thread.is_alive(), "kvip did not stop within 30 s"

@@ -13,7 +13,7 @@ import pytest
 from apiserver import ApiServer
 from dhcpclients import NoLeaseError, run_udhcpc
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
 from netlab import Client, Lab, netlab
 
@@ -28,7 +28,8 @@ FINALIZER = f"{GROUP}/vmnetcfg-cleanup"
 class World:
     lab: Lab
     api: ApiServer
-    custom: client.CustomObjectsApi
+    #: The client's methods return `object`; tests index into the JSON they return.
+    custom: Any
     namespace: str
     selector: str
     pools: list[str]
@@ -44,7 +45,10 @@ class World:
         return name
 
     def pool(self, name: str) -> dict[str, Any]:
-        return self.custom.get_cluster_custom_object(GROUP, VERSION, "ippools", name)  # type: ignore[no-any-return]
+        body: dict[str, Any] = self.custom.get_cluster_custom_object(
+            GROUP, VERSION, "ippools", name
+        )
+        return body
 
     def create_vm(self, name: str, nics: list[tuple[str, str, str | None]], **kw: Any) -> None:
         body = vm_body(name, self.namespace, nics, **kw)
@@ -61,9 +65,10 @@ class World:
 
     def cfg(self, name: str) -> dict[str, Any] | None:
         try:
-            return self.custom.get_namespaced_custom_object(  # type: ignore[no-any-return]
+            body: dict[str, Any] = self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, CFGS, name
             )
+            return body
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -94,9 +99,11 @@ def _require_tools() -> None:
 @pytest.fixture
 def world(apiserver: ApiServer, crds: list[str], kube_client: client.ApiClient) -> Iterator[World]:
     _require_tools()
-    custom = client.CustomObjectsApi(kube_client)
+    custom: Any = client.CustomObjectsApi(kube_client)
     namespace = unique("kvip-e2e")
-    client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": namespace}})
+    client.CoreV1Api(kube_client).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+    )
     with netlab("kve", veth=True) as lab:
         lab.add_server_port("eth2", "198.19.0.1/16", veth=True)
         w = World(lab, apiserver, custom, namespace, f"kvip-test={unique('sel')}", [])
