@@ -4,13 +4,11 @@ RFC 2132 9.3) when the options do not fit the client's maximum message size."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ._codes import OptionCode
 from ._errors import EncodeError
 from ._options import Options
 
-__all__ = ["Layout", "plan_layout"]
+__all__ = ["Items", "Layout", "plan_layout"]
 
 _MAX_CHUNK = 255
 _TLV = 2  # code and length bytes
@@ -22,18 +20,10 @@ _LAST = int(OptionCode.RELAY_AGENT_INFO)
 Items = list[tuple[int, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Options per field, each list in writing order, without END.
-
-    `overload` is option 52's value (1 file, 2 sname, 3 both) or 0 for none;
-    when set, (52, value) is already the last item of `options`.
-    """
-
-    options: Items
-    file: Items
-    sname: Items
-    overload: int
+# Options per field, each in writing order and without END: (options field,
+# file, sname, option 52's value: 1 file, 2 sname, 3 both, 0 no overload).
+# When overloading, (52, value) is already the last item of the options field.
+Layout = tuple[Items, Items, Items, int]
 
 
 def ordered_chunks(options: Options) -> list[tuple[int, bytes, bool]]:
@@ -61,18 +51,30 @@ def ordered_chunks(options: Options) -> list[tuple[int, bytes, bool]]:
     return chunks
 
 
-def plan_layout(
-    options: Options, *, room: int | None, file_free: bool, sname_free: bool
-) -> Layout:
+def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_free: bool) -> Layout:
     """Fit the options into `room` bytes of options field (END included), then
     into `file` and `sname` if they are free (empty in the message).
 
     Raises EncodeError when they do not fit even so.
     """
+    raw = options._raw
+    needed = sum(map(len, raw.values())) + _TLV * len(raw) + _END
+    if (room is None or needed <= room) and max(map(len, raw.values()), default=0) <= _MAX_CHUNK:
+        # The common case, kept lean: everything fits, only 53 and 82 may move.
+        items = list(raw.items())
+        if _FIRST in raw and items[0][0] != _FIRST:
+            items.remove((_FIRST, raw[_FIRST]))
+            items.insert(0, (_FIRST, raw[_FIRST]))
+        if _LAST in raw and items[-1][0] != _LAST:
+            items.remove((_LAST, raw[_LAST]))
+            items.append((_LAST, raw[_LAST]))
+        return items, [], [], 0
     chunks = ordered_chunks(options)
-    needed = sum(_TLV + len(data) for _, data, _ in chunks) + _END
+    needed += sum(_TLV for _, data, splittable in chunks if splittable) - sum(
+        _TLV for data in raw.values() if len(data) > _MAX_CHUNK
+    )
     if room is None or needed <= room:
-        return Layout([(code, data) for code, data, _ in chunks], [], [], 0)
+        return [(code, data) for code, data, _ in chunks], [], [], 0
 
     # Field order is fixed by RFC 3396 7: options, then file, then sname.
     fields: list[tuple[Items, int]] = [([], room - _OVERLOAD_TLV - _END)]
@@ -107,4 +109,4 @@ def plan_layout(
     overload = (1 if file else 0) | (2 if sname else 0)
     if overload:
         main.append((int(OptionCode.OVERLOAD), bytes((overload,))))
-    return Layout(main, file, sname, overload)
+    return main, file, sname, overload
