@@ -76,36 +76,40 @@ def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_fr
     if room is None or needed <= room:
         return [(code, data) for code, data, _ in chunks], [], [], 0
 
-    # Field order is fixed by RFC 3396 7: options, then file, then sname.
-    fields: list[tuple[Items, int]] = [([], room - _OVERLOAD_TLV - _END)]
+    # First fit, field by field: options, then file, then sname. The parts of
+    # one long option must stay in that order, as RFC 3396 joins them so.
+    fields: list[Items] = [[]]
+    free = [room - _OVERLOAD_TLV - _END]
     if file_free:
-        fields.append(([], 128 - _END))
+        fields.append([])
+        free.append(128 - _END)
     if sname_free:
-        fields.append(([], 64 - _END))
-    index = 0
-    used = 0
+        fields.append([])
+        free.append(64 - _END)
+    last_field: dict[int, int] = {}
     for code, data, splittable in chunks:
         rest = data
+        index = last_field.get(code, 0)
         while True:
-            items, capacity = fields[index]
-            free = capacity - used
-            if _TLV + len(rest) <= free:
-                items.append((code, rest))
-                used += _TLV + len(rest)
-                break
-            if splittable and free > _TLV:
-                items.append((code, rest[: free - _TLV]))
-                rest = rest[free - _TLV :]
-            index += 1
-            used = 0
             if index == len(fields):
                 raise EncodeError(
                     f"options need {needed} bytes, more than the {room} bytes of the options"
                     " field with overload into the free file/sname fields"
                 )
-    main = fields[0][0]
-    file = fields[1][0] if file_free else []
-    sname = fields[-1][0] if sname_free else []
+            if _TLV + len(rest) <= free[index]:
+                fields[index].append((code, rest))
+                free[index] -= _TLV + len(rest)
+                last_field[code] = index
+                break
+            if splittable and free[index] > _TLV:
+                cut = free[index] - _TLV
+                fields[index].append((code, rest[:cut]))
+                rest = rest[cut:]
+                free[index] = 0
+            index += 1
+    main = fields[0]
+    file = fields[1] if file_free else []
+    sname = fields[-1] if sname_free else []
     overload = (1 if file else 0) | (2 if sname else 0)
     if overload:
         main.append((int(OptionCode.OVERLOAD), bytes((overload,))))
