@@ -76,8 +76,9 @@ def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_fr
     if room is None or needed <= room:
         return [(code, data) for code, data, _ in chunks], [], [], 0
 
-    # First fit, field by field: options, then file, then sname. The parts of
-    # one long option must stay in that order, as RFC 3396 joins them so.
+    # First fit, field by field: options, then file, then sname. Short options
+    # go first and whole; long ones are poured into what is left, their parts
+    # in field order, as RFC 3396 joins them so.
     fields: list[Items] = [[]]
     free = [room - _OVERLOAD_TLV - _END]
     if file_free:
@@ -86,8 +87,14 @@ def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_fr
     if sname_free:
         fields.append([])
         free.append(64 - _END)
+    relay = [(code, data) for code, data, splittable in chunks if code == _LAST and not splittable]
+    if relay and _TLV + len(relay[0][1]) <= free[0]:
+        free[0] -= _TLV + len(relay[0][1])  # RFC 3046 2.1: last of the options field
+    else:
+        relay = []
+    short = [chunk for chunk in chunks if not chunk[2] and not (relay and chunk[0] == _LAST)]
     last_field: dict[int, int] = {}
-    for code, data, splittable in chunks:
+    for code, data, splittable in short + [chunk for chunk in chunks if chunk[2]]:
         rest = data
         index = last_field.get(code, 0)
         while True:
@@ -107,7 +114,7 @@ def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_fr
                 rest = rest[cut:]
                 free[index] = 0
             index += 1
-    main = fields[0]
+    main = fields[0] + relay
     file = fields[1] if file_free else []
     sname = fields[-1] if sname_free else []
     overload = (1 if file else 0) | (2 if sname else 0)

@@ -124,10 +124,7 @@ def test_overload_of_file_only_keeps_sname() -> None:
 
 def test_rfc3397_example_compresses_and_decodes() -> None:
     # RFC 3397 section 3: "eng.apple.com" and "marketing.apple.com".
-    wire = (
-        b"\x03eng\x05apple\x03com\x00"
-        b"\x09marketing\xc0\x04"
-    )
+    wire = b"\x03eng\x05apple\x03com\x00\x09marketing\xc0\x04"
     message = decode(bootp() + tlv(119, wire) + b"\xff")
     assert message.options[119] == ("eng.apple.com", "marketing.apple.com")
     assert Options({119: ["eng.apple.com", "marketing.apple.com."]}).raw(119) == wire
@@ -177,9 +174,7 @@ def options_of(packet: bytes) -> list[tuple[int, bytes]]:
 
 def test_encode_writes_53_first_and_82_last_then_pads_to_300() -> None:
     info = RelayAgentInformation(((1, b"c"),))
-    packet = encode(
-        reply({82: info, 1: IPv4Address("255.255.0.0"), 53: MessageType.ACK, 51: 3600})
-    )
+    packet = encode(reply({82: info, 1: IPv4Address("255.255.0.0"), 53: MessageType.ACK, 51: 3600}))
     assert [code for code, _ in options_of(packet)] == [53, 1, 51, 82]
     assert len(packet) == 300
     assert packet[:4] == bytes((2, 1, 6, 0))
@@ -346,7 +341,9 @@ def test_values_read_back_in_decoded_form() -> None:
     assert options[12] == "vm" and options.raw(12) == b"vm\0"
     assert options[119] == ("example.com",)
     assert options[55] == (1, 3)
-    assert options == Options({53: 2, 3: (IPv4Address("10.0.0.1"),), 12: "vm", 119: ["example.com"], 55: [1, 3]})
+    assert options == Options(
+        {53: 2, 3: (IPv4Address("10.0.0.1"),), 12: "vm", 119: ["example.com"], 55: [1, 3]}
+    )
 
 
 def test_unknown_message_types_stay_ints() -> None:
@@ -359,3 +356,12 @@ def test_non_utf8_text_survives_a_round_trip() -> None:
     message = decode(packet)
     assert message.options[12] == "caf\udce9"
     assert Options({12: message.options[12]}).raw(12) == b"caf\xe9"
+
+
+def test_relay_information_stays_last_in_the_options_field_when_overloading() -> None:
+    info = RelayAgentInformation(((1, b"circuit"),))
+    message = reply({53: 2, 82: info, 43: bytes(300), 60: bytes(90)})
+    packet = encode(message, max_size=576)
+    codes = [code for code, _ in options_of(packet)]
+    assert codes[0] == 53 and codes[-2:] == [82, 52]  # 52 is the codec's, written after
+    assert decode(packet) == message

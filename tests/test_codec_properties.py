@@ -13,6 +13,10 @@ from protocol._values import CHECKS, DECODERS
 MAC = bytes.fromhex("525400aabbcc")
 # Codes whose values are plain bytes: free to fill with anything.
 unknown_codes = st.integers(128, 254).filter(lambda code: code not in DECODERS)
+# 200 to 800 bytes of options: around the 308 a 576-byte limit leaves.
+big_values = st.dictionaries(
+    unknown_codes, st.binary(min_size=100, max_size=200), min_size=2, max_size=4
+)
 
 
 def tlvs(area: bytes) -> list[tuple[int, bytes]]:
@@ -47,7 +51,9 @@ def test_max_size_is_honoured_or_refused(message: Message, max_size: int) -> Non
 
 
 @settings(max_examples=50)
-@given(st.dictionaries(unknown_codes, st.binary(min_size=100, max_size=200), min_size=2, max_size=4))
+@given(
+    st.dictionaries(unknown_codes, st.binary(min_size=100, max_size=200), min_size=2, max_size=4)
+)
 def test_overload_when_max_size_forces_it(values: dict[int, bytes]) -> None:
     message = Message(op=Op.BOOTREPLY, xid=7, chaddr=MAC, options=Options({53: 5, **values}))
     plain = encode(message)
