@@ -10,7 +10,7 @@ from ._errors import DecodeError, EncodeError
 from ._layout import plan_layout
 from ._message import Message, new_message
 from ._options import Options
-from ._values import DECODERS, OptionValue
+from ._values import CHECKS
 from ._wire import (
     END,
     FILE_SIZE,
@@ -118,17 +118,17 @@ def _decode(
             sname = sname.rstrip(b"\0")
         if _OVERLOAD in raw:
             raise DecodeError("option overload loop: option 52 inside file or sname")
-    values: dict[int, OptionValue] = {}
     for code, value in raw.items():
-        decoder = DECODERS.get(code)
-        values[code] = value if decoder is None else decoder(code, value)
+        check = CHECKS.get(code)
+        if check is not None:
+            check(code, value)
     return make(
         op, xid, chaddr, htype, hops, secs, flags,
         _ZERO if ciaddr == 0 else IPv4Address(ciaddr),
         _ZERO if yiaddr == 0 else IPv4Address(yiaddr),
         _ZERO if siaddr == 0 else IPv4Address(siaddr),
         _ZERO if giaddr == 0 else IPv4Address(giaddr),
-        sname, file, Options._from_wire(raw, values),
+        sname, file, Options._from_wire(raw),
     )  # fmt: skip
 
 
@@ -155,35 +155,59 @@ def _encode(
     write_header: HeaderWriter,
     write_options: OptionWriter,
 ) -> bytes:
-    if not isinstance(message, Message):
-        raise EncodeError(f"expected Message, got {type(message).__name__}")
     m = message
+    if not isinstance(m, Message):
+        raise EncodeError(f"expected Message, got {type(m).__name__}")
     if m.op not in _OPS:
         raise EncodeError(f"op {m.op!r} is neither BOOTREQUEST nor BOOTREPLY")
-    for name, value, size in (("chaddr", m.chaddr, 16), ("sname", m.sname, 64),
-                              ("file", m.file, 128)):  # fmt: skip
-        if not isinstance(value, bytes) or len(value) > size:
-            raise EncodeError(f"{name} must be bytes of at most {size}, got {value!r}")
-    for name, address in (("ciaddr", m.ciaddr), ("yiaddr", m.yiaddr), ("siaddr", m.siaddr),
-                          ("giaddr", m.giaddr)):  # fmt: skip
-        if not isinstance(address, IPv4Address):
-            raise EncodeError(f"{name} must be IPv4Address, got {address!r}")
-    if not isinstance(m.options, Options):
-        raise EncodeError(f"options must be Options, got {type(m.options).__name__}")
+    chaddr, sname, file = m.chaddr, m.sname, m.file
+    # struct would pad or truncate silently; wrong types fail in write_header.
+    if len(chaddr) > 16 or len(sname) > 64 or len(file) > 128:
+        raise EncodeError(
+            f"chaddr/sname/file hold {len(chaddr)}/{len(sname)}/{len(file)} bytes,"
+            " at most 16/64/128"
+        )
+    ciaddr, yiaddr, siaddr, giaddr = m.ciaddr, m.yiaddr, m.siaddr, m.giaddr
+    if not (
+        type(ciaddr) is IPv4Address
+        and type(yiaddr) is IPv4Address
+        and type(siaddr) is IPv4Address
+        and type(giaddr) is IPv4Address
+    ):
+        raise EncodeError(
+            f"addresses must be IPv4Address: {ciaddr!r} {yiaddr!r} {siaddr!r} {giaddr!r}"
+        )
+    options = m.options
+    if type(options) is not Options:
+        raise EncodeError(f"options must be Options, got {type(options).__name__}")
     room = None if max_size is None else max(max_size, MIN_MAX_SIZE) - _IP_UDP_HEADERS - HEADER_SIZE
-    layout = plan_layout(m.options, room=room, file_free=not m.file, sname_free=not m.sname)
-    sname, file = m.sname, m.file
-    if layout.overload & 1:
-        file = write_options([*layout.file, (END, None)])
-    if layout.overload & 2:
-        sname = write_options([*layout.sname, (END, None)])
+    main, in_file, in_sname, overload = plan_layout(
+        options, room=room, file_free=not file, sname_free=not sname
+    )
+    if overload & 1:
+        file = write_options([*in_file, (END, None)])
+    if overload & 2:
+        sname = write_options([*in_sname, (END, None)])
     try:
         header = write_header(
-            (int(m.op), m.htype, m.hops, m.xid, m.secs, m.flags, int(m.ciaddr), int(m.yiaddr),
-             int(m.siaddr), int(m.giaddr), m.chaddr, sname, file)  # fmt: skip
+            (
+                int(m.op),
+                m.htype,
+                m.hops,
+                m.xid,
+                m.secs,
+                m.flags,
+                int(ciaddr),
+                int(yiaddr),
+                int(siaddr),
+                int(giaddr),
+                chaddr,
+                sname,
+                file,
+            )
         )
     except Exception as exc:
         raise EncodeError(f"header field out of range: {exc}") from exc
-    body = write_options([*layout.options, (END, None)])
+    body = write_options([*main, (END, None)])
     short = MIN_SIZE - HEADER_SIZE - len(body)
     return header + body + bytes(short) if short > 0 else header + body

@@ -4,13 +4,11 @@ RFC 2132 9.3) when the options do not fit the client's maximum message size."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ._codes import OptionCode
 from ._errors import EncodeError
 from ._options import Options
 
-__all__ = ["Layout", "plan_layout"]
+__all__ = ["Items", "Layout", "plan_layout"]
 
 _MAX_CHUNK = 255
 _TLV = 2  # code and length bytes
@@ -22,18 +20,10 @@ _LAST = int(OptionCode.RELAY_AGENT_INFO)
 Items = list[tuple[int, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Options per field, each list in writing order, without END.
-
-    `overload` is option 52's value (1 file, 2 sname, 3 both) or 0 for none;
-    when set, (52, value) is already the last item of `options`.
-    """
-
-    options: Items
-    file: Items
-    sname: Items
-    overload: int
+# Options per field, each in writing order and without END: (options field,
+# file, sname, option 52's value: 1 file, 2 sname, 3 both, 0 no overload).
+# When overloading, (52, value) is already the last item of the options field.
+Layout = tuple[Items, Items, Items, int]
 
 
 def ordered_chunks(options: Options) -> list[tuple[int, bytes, bool]]:
@@ -61,50 +51,73 @@ def ordered_chunks(options: Options) -> list[tuple[int, bytes, bool]]:
     return chunks
 
 
-def plan_layout(
-    options: Options, *, room: int | None, file_free: bool, sname_free: bool
-) -> Layout:
+def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_free: bool) -> Layout:
     """Fit the options into `room` bytes of options field (END included), then
     into `file` and `sname` if they are free (empty in the message).
 
     Raises EncodeError when they do not fit even so.
     """
+    raw = options._raw
+    needed = sum(map(len, raw.values())) + _TLV * len(raw) + _END
+    if (room is None or needed <= room) and max(map(len, raw.values()), default=0) <= _MAX_CHUNK:
+        # The common case, kept lean: everything fits, only 53 and 82 may move.
+        items = list(raw.items())
+        if _FIRST in raw and items[0][0] != _FIRST:
+            items.remove((_FIRST, raw[_FIRST]))
+            items.insert(0, (_FIRST, raw[_FIRST]))
+        if _LAST in raw and items[-1][0] != _LAST:
+            items.remove((_LAST, raw[_LAST]))
+            items.append((_LAST, raw[_LAST]))
+        return items, [], [], 0
     chunks = ordered_chunks(options)
-    needed = sum(_TLV + len(data) for _, data, _ in chunks) + _END
+    needed += sum(_TLV for _, data, splittable in chunks if splittable) - sum(
+        _TLV for data in raw.values() if len(data) > _MAX_CHUNK
+    )
     if room is None or needed <= room:
-        return Layout([(code, data) for code, data, _ in chunks], [], [], 0)
+        return [(code, data) for code, data, _ in chunks], [], [], 0
 
-    # Field order is fixed by RFC 3396 7: options, then file, then sname.
-    fields: list[tuple[Items, int]] = [([], room - _OVERLOAD_TLV - _END)]
+    # First fit, field by field: options, then file, then sname. Short options
+    # go first and whole; long ones are poured into what is left, their parts
+    # in field order, as RFC 3396 joins them so.
+    fields: list[Items] = [[]]
+    free = [room - _OVERLOAD_TLV - _END]
     if file_free:
-        fields.append(([], 128 - _END))
+        fields.append([])
+        free.append(128 - _END)
     if sname_free:
-        fields.append(([], 64 - _END))
-    index = 0
-    used = 0
-    for code, data, splittable in chunks:
+        fields.append([])
+        free.append(64 - _END)
+    relay = [(code, data) for code, data, splittable in chunks if code == _LAST and not splittable]
+    if relay and _TLV + len(relay[0][1]) <= free[0]:
+        free[0] -= _TLV + len(relay[0][1])  # RFC 3046 2.1: last of the options field
+    else:
+        relay = []
+    short = [chunk for chunk in chunks if not chunk[2] and not (relay and chunk[0] == _LAST)]
+    last_field: dict[int, int] = {}
+    for code, data, splittable in short + [chunk for chunk in chunks if chunk[2]]:
         rest = data
+        index = last_field.get(code, 0)
         while True:
-            items, capacity = fields[index]
-            free = capacity - used
-            if _TLV + len(rest) <= free:
-                items.append((code, rest))
-                used += _TLV + len(rest)
-                break
-            if splittable and free > _TLV:
-                items.append((code, rest[: free - _TLV]))
-                rest = rest[free - _TLV :]
-            index += 1
-            used = 0
             if index == len(fields):
                 raise EncodeError(
                     f"options need {needed} bytes, more than the {room} bytes of the options"
                     " field with overload into the free file/sname fields"
                 )
-    main = fields[0][0]
-    file = fields[1][0] if file_free else []
-    sname = fields[-1][0] if sname_free else []
+            if _TLV + len(rest) <= free[index]:
+                fields[index].append((code, rest))
+                free[index] -= _TLV + len(rest)
+                last_field[code] = index
+                break
+            if splittable and free[index] > _TLV:
+                cut = free[index] - _TLV
+                fields[index].append((code, rest[:cut]))
+                rest = rest[cut:]
+                free[index] = 0
+            index += 1
+    main = fields[0] + relay
+    file = fields[1] if file_free else []
+    sname = fields[-1] if sname_free else []
     overload = (1 if file else 0) | (2 if sname else 0)
     if overload:
         main.append((int(OptionCode.OVERLOAD), bytes((overload,))))
-    return Layout(main, file, sname, overload)
+    return main, file, sname, overload

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address
+from typing import cast
 
 from ._codes import MessageType, Op, OptionCode
 from ._options import Options
@@ -38,7 +39,7 @@ class Message:
     giaddr: IPv4Address = _ZERO
     sname: bytes = b""
     file: bytes = b""
-    options: Options = Options()
+    options: Options = Options()  # noqa: RUF009 - immutable, safe to share
 
     @property
     def message_type(self) -> MessageType | None:
@@ -78,7 +79,7 @@ class Message:
     def parameter_request_list(self) -> tuple[int, ...]:
         """Option 55, or () when absent."""
         value = self.options.get(OptionCode.PARAMETER_REQUEST_LIST)
-        return value if isinstance(value, tuple) else ()
+        return cast("tuple[int, ...]", value) if value is not None else ()
 
     @property
     def relay_agent_info(self) -> RelayAgentInformation | None:

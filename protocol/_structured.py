@@ -13,6 +13,8 @@ from ._errors import DecodeError, EncodeError
 __all__ = [
     "ClasslessRoute",
     "RelayAgentInformation",
+    "check_domain_search",
+    "check_routes",
     "decode_domain_search",
     "decode_relay_agent_info",
     "decode_routes",
@@ -89,9 +91,8 @@ def encode_relay_agent_info(value: object) -> bytes:
 _POINTER = 0xC0
 _MAX_NAME = 255  # RFC 1035 2.3.4, counted on the wire (length bytes and the root)
 _MAX_LABEL = 63
-# Bytes a label may hold so that the dotted text form round-trips: printable
-# ASCII except the dot separator itself.
-_LABEL_BYTES = frozenset(range(0x21, 0x7F)) - {ord(".")}
+# A label may hold any ASCII but the dot that separates labels in the text
+# form: that is what a str of dotted names can carry through a round trip.
 
 
 def decode_domain_search(data: bytes) -> tuple[str, ...]:
@@ -99,52 +100,59 @@ def decode_domain_search(data: bytes) -> tuple[str, ...]:
     names: list[str] = []
     pos = 0
     while pos < len(data):
-        name, pos = _read_name(data, pos)
-        names.append(name)
+        labels, pos = _walk_name(data, pos)
+        names.append(b".".join(labels).decode("ascii"))
     return tuple(names)
 
 
-def _read_name(data: bytes, start: int) -> tuple[str, int]:
-    labels: list[str] = []
+def check_domain_search(data: bytes) -> None:
+    """Raise DecodeError where `decode_domain_search` would, without building names."""
+    pos = 0
+    while pos < len(data):
+        pos = _walk_name(data, pos)[1]
+
+
+def _walk_name(data: bytes, start: int) -> tuple[list[bytes], int]:
+    """The labels of the name at `start`, and where the next name starts."""
+    labels: list[bytes] = []
     pos = start
     # Every pointer must land strictly before the segment it was found in:
     # offsets then only decrease, which rules out loops, self and forward pointers.
     floor = start
-    resume: int | None = None
+    resume = -1
     wire_length = 1
+    size = len(data)
     while True:
-        if pos >= len(data):
+        if pos >= size:
             raise DecodeError(f"domain search name at offset {start} runs past the end")
         length = data[pos]
         if length == 0:
-            pos += 1
-            break
-        if length & _POINTER == _POINTER:
-            if pos + 1 >= len(data):
+            return labels, pos + 1 if resume < 0 else resume
+        if length >= _POINTER:
+            if pos + 1 >= size:
                 raise DecodeError(f"domain search pointer at offset {pos} is truncated")
             target = ((length & 0x3F) << 8) | data[pos + 1]
             if target >= floor:
                 raise DecodeError(
                     f"domain search pointer at offset {pos} to {target} does not point backwards"
                 )
-            if resume is None:
+            if resume < 0:
                 resume = pos + 2
             floor = pos = target
             continue
         if length > _MAX_LABEL:
             raise DecodeError(f"domain search label type {length:#x} at offset {pos} unsupported")
         end = pos + 1 + length
-        if end > len(data):
+        if end > size:
             raise DecodeError(f"domain search label at offset {pos} runs past the end")
         wire_length += length + 1
         if wire_length > _MAX_NAME:
             raise DecodeError(f"domain search name at offset {start} is longer than 255 bytes")
         label = data[pos + 1 : end]
-        if not _LABEL_BYTES.issuperset(label):
-            raise DecodeError(f"domain search label {label!r} is not printable ASCII without dots")
-        labels.append(label.decode("ascii"))
+        if not label.isascii() or b"." in label:
+            raise DecodeError(f"domain search label {label!r} is not ASCII without dots")
+        labels.append(label)
         pos = end
-    return ".".join(labels), pos if resume is None else resume
 
 
 def encode_domain_search(value: object) -> bytes:
@@ -176,7 +184,7 @@ def _split_name(name: object) -> tuple[str, ...]:
     text = name.removesuffix(".")
     labels = tuple(text.split(".")) if text else ()
     for label in labels:
-        if not 1 <= len(label) <= _MAX_LABEL or not _LABEL_BYTES.issuperset(label.encode()):
+        if not 1 <= len(label) <= _MAX_LABEL or not label.isascii():
             raise EncodeError(f"domain name {name!r}: bad label {label!r}")
     if sum(len(label) + 1 for label in labels) + 1 > _MAX_NAME:
         raise EncodeError(f"domain name {name!r} is longer than 255 bytes on the wire")
@@ -204,6 +212,19 @@ def decode_routes(data: bytes) -> tuple[ClasslessRoute, ...]:
         )
         pos = end
     return tuple(routes)
+
+
+def check_routes(data: bytes) -> None:
+    """Raise DecodeError where `decode_routes` would, without building routes."""
+    pos = 0
+    while pos < len(data):
+        width = data[pos]
+        if width > 32:
+            raise DecodeError(f"classless route at offset {pos}: prefix width {width} > 32")
+        end = pos + 1 + (width + 7) // 8 + 4
+        if end > len(data):
+            raise DecodeError(f"classless route at offset {pos} runs past the end")
+        pos = end
 
 
 def encode_routes(value: object) -> bytes:

@@ -183,9 +183,21 @@ def write_header_declared(fields: HeaderFields) -> bytes:
     (op, htype, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname,
      file) = fields  # fmt: skip
     built: bytes = _HEADER.build(
-        {"op": op, "htype": htype, "hops": hops, "xid": xid, "secs": secs, "flags": flags,
-         "ciaddr": ciaddr, "yiaddr": yiaddr, "siaddr": siaddr, "giaddr": giaddr,
-         "chaddr": chaddr, "sname": sname, "file": file}  # fmt: skip
+        {
+            "op": op,
+            "htype": htype,
+            "hops": hops,
+            "xid": xid,
+            "secs": secs,
+            "flags": flags,
+            "ciaddr": ciaddr,
+            "yiaddr": yiaddr,
+            "siaddr": siaddr,
+            "giaddr": giaddr,
+            "chaddr": chaddr,
+            "sname": sname,
+            "file": file,
+        }
     )
     return built
 
@@ -193,8 +205,10 @@ def write_header_declared(fields: HeaderFields) -> bytes:
 def write_options_fast(options: OptionItems) -> bytes:
     """TLVs for (code, data) pairs; PAD and END are written as their lone byte."""
     return b"".join(
-        [bytes((code, len(data))) + data if data is not None else bytes((code,))
-         for code, data in options]  # fmt: skip
+        [
+            bytes((code, len(data))) + data if data is not None else bytes((code,))
+            for code, data in options
+        ]
     )
 
 

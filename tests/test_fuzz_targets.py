@@ -1,0 +1,83 @@
+"""The atheris targets' properties, run bounded under hypothesis.
+
+`make fuzz` drives the same functions with atheris; here they run as tests,
+derandomized in CI, on random bytes and on mutations of valid packets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from strategies import messages
+
+from protocol import encode
+
+FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
+
+
+def load_target(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, FUZZ / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fuzz_decode = load_target("fuzz_decode")
+fuzz_roundtrip = load_target("fuzz_roundtrip")
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    """A valid packet with a few bytes changed, cut, inserted or duplicated."""
+    packet = bytearray(encode(draw(messages(max_options=8))))
+    for _ in range(draw(st.integers(1, 8))):
+        pos = draw(st.integers(0, max(len(packet) - 1, 0)))
+        action = draw(st.sampled_from(["set", "cut", "insert", "copy"]))
+        if action == "set" and packet:
+            packet[pos] = draw(st.integers(0, 255))
+        elif action == "cut":
+            del packet[pos : pos + draw(st.integers(1, 40))]
+        elif action == "insert":
+            packet[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            packet[pos:pos] = packet[pos : pos + draw(st.integers(1, 40))]
+    return bytes(packet)
+
+
+# Packets that open like DHCP, so random tails reach the option parsers.
+dhcp_prefixed = st.binary(min_size=236, max_size=236).map(
+    lambda head: bytes((1,)) + head[1:2] + bytes((6,)) + head[3:] + bytes((99, 130, 83, 99))
+)
+
+
+@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.binary(max_size=600)
+    | mutated()
+    | st.tuples(dhcp_prefixed, st.binary(max_size=300)).map(b"".join)
+)
+@example(b"")
+@example(bytes(240))
+def test_decode_target_property(data: bytes) -> None:
+    fuzz_decode.check_decode(data)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000))
+def test_roundtrip_target_property(data: bytes) -> None:
+    fuzz_roundtrip.check_roundtrip(data)
+
+
+def test_the_roundtrip_provider_without_atheris_reads_the_bytes_in_order() -> None:
+    source = fuzz_roundtrip.BytesProvider(b"\x07\x01\x02\x03")
+    assert source.ConsumeIntInRange(0, 9) == 7
+    assert source.ConsumeBytes(2) == b"\x01\x02"
+    assert source.ConsumeBool() is True
+    assert source.ConsumeBytes(5) == b""
