@@ -33,7 +33,7 @@ class Allocator:
     def __init__(self, spec: PoolSpec) -> None:
         self._spec = spec
         self._start = int(spec.start)
-        self._excluded = spec.exclusions()
+        self._excluded = {int(ip): reason for ip, reason in spec.exclusions().items()}
         self._free = FreeMap(spec.size)
         for address in self._excluded:
             self._free.take(address - self._start)
@@ -192,9 +192,12 @@ class Allocator:
 
     def _check_assignable(self, address: int) -> None:
         if not self._in_range(address):
-            raise AddressOutOfRange(
-                IPv4Address(address), start=self._spec.start, end=self._spec.end
-            )
+            ip = IPv4Address(address)
+            # More useful to the operator than "out of range": why not that one.
+            boundary = self._spec.boundary_reason(ip)
+            if boundary is not None:
+                raise AddressExcluded(ip, reason=boundary)
+            raise AddressOutOfRange(ip, start=self._spec.start, end=self._spec.end)
         reason = self._excluded.get(address)
         if reason is not None:
             raise AddressExcluded(IPv4Address(address), reason=reason)
