@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
@@ -280,3 +280,13 @@ def test_reconfigure_to_another_subnet_evicts_everything() -> None:
     evicted = allocator.reconfigure(moved)
     assert evicted == ((ip("198.18.0.10"), VM1),)
     assert allocator.allocate(VM1) == ip("198.19.0.10")
+
+
+def test_an_ipv6_address_is_never_held() -> None:
+    allocator = pool("198.18.0.0/24", "198.18.0.10", "198.18.0.20")
+    v6 = IPv6Address("::ffff:198.18.0.10")
+    with pytest.raises(AddressOutOfRange):
+        allocator.reserve(VM1, v6)  # type: ignore[arg-type]
+    assert allocator.release(v6) is None  # type: ignore[arg-type]
+    assert not allocator.is_assignable(v6)  # type: ignore[arg-type]
+    assert allocator.used == 0

@@ -209,6 +209,6 @@ class AllocatorMachine(RuleBasedStateMachine):
 
 
 AllocatorMachine.TestCase.settings = settings(
-    AllocatorMachine.TestCase.settings, max_examples=200, stateful_step_count=40
+    AllocatorMachine.TestCase.settings, max_examples=100, stateful_step_count=40
 )
 test_allocator_matches_model = AllocatorMachine.TestCase

@@ -88,9 +88,9 @@ class FreeMap:
             raise ValueError(f"slot {slot} is not taken")
         self._blocks[block] = bitmap ^ bit
         self._free += 1
-        if block not in self._in_heap:
-            self._in_heap.add(block)
-            heapq.heappush(self._heap, block)
+        # A block that had room is in the heap already (the invariant).
+        if bitmap == _FULL:
+            self._push(block)
 
     def take_lowest(self) -> int | None:
         """Take the lowest free slot and return it, or None when all are taken."""
