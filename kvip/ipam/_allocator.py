@@ -25,7 +25,8 @@ class Allocator:
     broadcast, server IP, router, the exclude list) are never handed out.
 
     Not thread-safe and never blocks: the pool actor is its single owner.
-    Memory is proportional to the allocations and excludes, not to the range.
+    Memory grows with what is held (and with each 64-address block ever
+    touched: one small int), never with the size of the range.
     """
 
     __slots__ = ("_end", "_excluded", "_free", "_held", "_owner_of", "_spec", "_start")
