@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
@@ -290,3 +291,16 @@ def test_an_ipv6_address_is_never_held() -> None:
     assert allocator.release(v6) is None  # type: ignore[arg-type]
     assert not allocator.is_assignable(v6)  # type: ignore[arg-type]
     assert allocator.used == 0
+
+
+def test_an_empty_slash_8_pool_costs_far_less_than_one_entry_per_address() -> None:
+    spec = PoolSpec.parse(subnet="10.0.0.0/8", start="10.0.0.1", end="10.255.255.254")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        allocator = Allocator(spec)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 100_000
+    assert allocator.available == 2**24 - 2
