@@ -25,15 +25,17 @@ class Allocator:
     broadcast, server IP, router, the exclude list) are never handed out.
 
     Not thread-safe and never blocks: the pool actor is its single owner.
-    Memory is proportional to the allocations and excludes, not to the range.
+    Memory grows with what is held (and with each 64-address block ever
+    touched: one small int), never with the size of the range.
     """
 
-    __slots__ = ("_excluded", "_free", "_held", "_owner_of", "_spec", "_start")
+    __slots__ = ("_end", "_excluded", "_free", "_held", "_owner_of", "_spec", "_start")
 
     def __init__(self, spec: PoolSpec) -> None:
         self._spec = spec
         self._start = int(spec.start)
-        self._excluded = spec.exclusions()
+        self._end = int(spec.end)
+        self._excluded = {int(ip): reason for ip, reason in spec.exclusions().items()}
         self._free = FreeMap(spec.size)
         for address in self._excluded:
             self._free.take(address - self._start)
@@ -110,15 +112,7 @@ class Allocator:
             spec = self._spec
             raise PoolExhausted(start=spec.start, end=spec.end, capacity=self.capacity)
         address = self._start + slot
-        # _record inlined: this is the hot path of a pool's start-up.
-        self._owner_of[address] = owner
-        held = self._held.get(owner)
-        if held is None:
-            self._held[owner] = address
-        elif isinstance(held, int):
-            self._held[owner] = {held, address}
-        else:
-            held.add(address)
+        self._record(address, owner)
         return IPv4Address(address)
 
     def reserve(self, owner: Owner, ip: IPv4Address) -> None:
@@ -134,7 +128,7 @@ class Allocator:
             if holder == owner:
                 return
             raise AddressTaken(ip, holder=holder)
-        self._check_assignable(address)
+        self._check_assignable(ip)
         self._free.take(address - self._start)
         self._record(address, owner)
 
@@ -179,6 +173,7 @@ class Allocator:
         # leaves this allocator as it was.
         self._spec = fresh._spec
         self._start = fresh._start
+        self._end = fresh._end
         self._excluded = fresh._excluded
         self._free = fresh._free
         self._owner_of = fresh._owner_of
@@ -188,23 +183,26 @@ class Allocator:
     # --- internals -----------------------------------------------------------
 
     def _in_range(self, address: int) -> bool:
-        return self._start <= address <= int(self._spec.end)
+        return self._start <= address <= self._end
 
-    def _check_assignable(self, address: int) -> None:
+    def _check_assignable(self, ip: IPv4Address) -> None:
+        address = int(ip)
         if not self._in_range(address):
-            raise AddressOutOfRange(
-                IPv4Address(address), start=self._spec.start, end=self._spec.end
-            )
+            # More useful to the operator than "out of range": why not that one.
+            boundary = self._spec.boundary_reason(ip)
+            if boundary is not None:
+                raise AddressExcluded(ip, reason=boundary)
+            raise AddressOutOfRange(ip, start=self._spec.start, end=self._spec.end)
         reason = self._excluded.get(address)
         if reason is not None:
-            raise AddressExcluded(IPv4Address(address), reason=reason)
+            raise AddressExcluded(ip, reason=reason)
 
     def _record(self, address: int, owner: Owner) -> None:
         self._owner_of[address] = owner
-        held = self._held.get(owner)
-        if held is None:
-            self._held[owner] = address
-        elif isinstance(held, int):
+        held = self._held.setdefault(owner, address)
+        if held == address:
+            return
+        if isinstance(held, int):
             self._held[owner] = {held, address}
         else:
             held.add(address)

@@ -10,7 +10,7 @@ Lowest free slot = the lower of
   blocks may linger in it and are dropped lazily when they surface), and
 - `_fresh`, the lowest untouched block, which only moves up.
 Both are O(log blocks) amortised. Inside a block the lowest clear bit is one
-carry away: `x ^ (x + 1)` sets exactly the bits up to and including it.
+carry away: `~x & (x + 1)` is exactly that bit.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ class FreeMap:
             raise ValueError(f"slot {slot} is not taken")
         self._blocks[block] = bitmap ^ bit
         self._free += 1
-        if block not in self._in_heap:
-            self._in_heap.add(block)
-            heapq.heappush(self._heap, block)
+        # A block that had room is in the heap already (the invariant).
+        if bitmap == _FULL:
+            self._push(block)
 
     def take_lowest(self) -> int | None:
         """Take the lowest free slot and return it, or None when all are taken."""
@@ -111,8 +111,9 @@ class FreeMap:
             blocks[block] = 0
             self._push(block)
             self._advance_fresh()
-        lowest_clear = bitmap ^ (bitmap + 1)
-        blocks[block] = bitmap | (lowest_clear + 1) >> 1
+        # The carry of +1 stops at the lowest clear bit; `~bitmap &` keeps only it.
+        lowest_clear = ~bitmap & (bitmap + 1)
+        blocks[block] = bitmap | lowest_clear
         self._free -= 1
         return (block << _BLOCK_BITS) | (lowest_clear.bit_length() - 1)
 

@@ -29,10 +29,13 @@ class PoolSpec:
     exclude: tuple[IPv4Address, ...] = ()
 
     def __post_init__(self) -> None:
+        exclude: object = self.exclude
+        if isinstance(exclude, str | bytes) or not isinstance(exclude, Iterable):
+            raise InvalidPool(f"exclude must be a list of IPv4 addresses, not {exclude!r}")
         # Accept any iterable of addresses but store a tuple, so the spec stays
         # hashable and immutable.
-        if not isinstance(self.exclude, tuple) and not isinstance(self.exclude, str | bytes):
-            object.__setattr__(self, "exclude", tuple(self.exclude))
+        if not isinstance(exclude, tuple):
+            object.__setattr__(self, "exclude", tuple(exclude))
         problems = _problems(self)
         if problems:
             raise InvalidPool("; ".join(problems))
@@ -90,32 +93,38 @@ class PoolSpec:
         """Addresses in [start, end], assignable or not."""
         return int(self.end) - int(self.start) + 1
 
-    def exclusions(self) -> dict[int, ExclusionReason]:
-        """In-range addresses (as ints) that are never handed out, and why.
+    def exclusions(self) -> dict[IPv4Address, ExclusionReason]:
+        """In-range addresses that are never handed out and why, in address order.
 
-        The network and broadcast addresses, the server IP and the router are
-        always excluded, listed in `exclude` or not. Excludes outside the range
-        are harmless and left out.
+        The server IP and the router are always excluded, listed in `exclude`
+        or not. Excludes outside the range are harmless and left out. The
+        network and broadcast addresses never appear: validation keeps them
+        out of the range.
         """
-        low, high = int(self.start), int(self.end)
-        found: dict[int, ExclusionReason] = {}
-        # Lowest-priority reason first, so that a stronger one overwrites it.
-        candidates: list[tuple[IPv4Address | None, ExclusionReason]] = [
-            (address, ExclusionReason.SPEC) for address in self.exclude
-        ]
+        # Weakest reason first, so that a stronger one for the same address wins.
+        candidates = [(address, ExclusionReason.SPEC) for address in self.exclude]
         candidates += [
-            (self.router, ExclusionReason.ROUTER),
-            (self.server_ip, ExclusionReason.SERVER_IP),
+            (address, reason)
+            for address, reason in (
+                (self.router, ExclusionReason.ROUTER),
+                (self.server_ip, ExclusionReason.SERVER_IP),
+            )
+            if address is not None
         ]
-        if self.has_broadcast:
-            candidates += [
-                (self.subnet.broadcast_address, ExclusionReason.BROADCAST),
-                (self.subnet.network_address, ExclusionReason.NETWORK),
-            ]
-        for address, reason in candidates:
-            if address is not None and low <= int(address) <= high:
-                found[int(address)] = reason
-        return found
+        found = {
+            address: reason for address, reason in candidates if self.start <= address <= self.end
+        }
+        return dict(sorted(found.items()))
+
+    def boundary_reason(self, ip: IPv4Address) -> ExclusionReason | None:
+        """NETWORK or BROADCAST if `ip` is one of the subnet's reserved ends."""
+        if not self.has_broadcast:
+            return None
+        if ip == self.subnet.network_address:
+            return ExclusionReason.NETWORK
+        if ip == self.subnet.broadcast_address:
+            return ExclusionReason.BROADCAST
+        return None
 
 
 def _parse_network(text: object, problems: list[str]) -> IPv4Network | None:
@@ -145,28 +154,20 @@ def _problems(spec: PoolSpec) -> list[str]:
     if not isinstance(spec.subnet, IPv4Network):
         return [f"subnet must be an IPv4 network, not {spec.subnet!r}"]
     problems: list[str] = []
-    named: list[tuple[str, object]] = [
-        ("pool start", spec.start),
-        ("pool end", spec.end),
-        ("server IP", spec.server_ip),
-        ("router", spec.router),
-    ]
+    named: list[tuple[str, object]] = [("pool start", spec.start), ("pool end", spec.end)]
+    optional = [("server IP", spec.server_ip), ("router", spec.router)]
+    named += [(what, value) for what, value in optional if value is not None]
     for what, value in named:
-        if value is None and what in ("server IP", "router"):
-            continue
         if not isinstance(value, IPv4Address):
             problems.append(f"{what} must be an IPv4 address, not {value!r}")
         elif value not in spec.subnet:
             problems.append(f"{what} {value} is outside the subnet {spec.subnet}")
-    if isinstance(spec.exclude, str | bytes):
-        problems.append(f"exclude must be a list of IPv4 addresses, not {spec.exclude!r}")
-    else:
-        problems += [
-            f"exclude entry {index} {value!r} is not an IPv4 address"
-            for index, value in enumerate(spec.exclude)
-            if not isinstance(value, IPv4Address)
-        ]
-    if problems or not isinstance(spec.start, IPv4Address) or not isinstance(spec.end, IPv4Address):
+    problems += [
+        f"exclude entry {index} {value!r} is not an IPv4 address"
+        for index, value in enumerate(spec.exclude)
+        if not isinstance(value, IPv4Address)
+    ]
+    if problems:
         return problems
     if spec.start > spec.end:
         problems.append(f"pool start {spec.start} is after pool end {spec.end}")
