@@ -17,9 +17,11 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from netlab import Client, LabError, ns_argv, stop_process
 
@@ -120,12 +122,12 @@ def read_env_dumps(directory: Path) -> list[tuple[str, dict[str, str]]]:
     return dumps
 
 
-def _last_event(directory: Path, events: Sequence[str]) -> dict[str, str] | None:
+def last_event(directory: Path, events: Sequence[str]) -> dict[str, str] | None:
     found = [env for event, env in read_env_dumps(directory) if event in events]
     return found[-1] if found else None
 
 
-def _hook(directory: Path, *, event: str, configure: str = "") -> Path:
+def write_hook(directory: Path, *, event: str, configure: str = "") -> Path:
     """A hook script that dumps its env (NUL-separated) to ``directory`` per call."""
     dumps = directory / "dumps"
     dumps.mkdir(exist_ok=True)
@@ -146,17 +148,42 @@ def _hook(directory: Path, *, event: str, configure: str = "") -> Path:
 def _run(
     client: Client, argv: Sequence[str], *, timeout: float
 ) -> subprocess.CompletedProcess[str]:
+    """Run a client to completion; on timeout kill its whole process group
+    (hooks, forked helpers) and raise ``NoLeaseError``."""
+    proc = subprocess.Popen(
+        ns_argv(client.netns, argv),
+        env=CLIENT_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        return subprocess.run(
-            ns_argv(client.netns, argv),
-            env=CLIENT_ENV,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
         raise NoLeaseError(f"{argv[0]} in {client.netns}: no lease in {timeout}s") from exc
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def _wait_event(
+    work: Path, events: Sequence[str], *, proc: subprocess.Popen[Any], deadline: float
+) -> dict[str, str] | None:
+    """Poll the hook's dumps for one of ``events`` until ``deadline`` or the client exits."""
+    seen = len(read_env_dumps(work / "dumps"))
+    while time.monotonic() < deadline and proc.poll() is None:
+        dumps = read_env_dumps(work / "dumps")[seen:]
+        found = [env for event, env in dumps if event in events]
+        if found:
+            return found[-1]
+        time.sleep(0.05)
+    return None
 
 
 @contextlib.contextmanager
@@ -165,7 +192,7 @@ def _workdir(workdir: Path | None, prefix: str) -> Iterator[Path]:
         workdir.mkdir(parents=True, exist_ok=True)
         yield workdir
     else:
-        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as tmp:
             yield Path(tmp)
 
 
@@ -220,13 +247,19 @@ def run_udhcpc(
     release: bool = False,
     arp_check: bool = False,
     requested_ip: str | None = None,
+    renew: bool = False,
     extra_args: Sequence[str] = (),
     workdir: Path | None = None,
 ) -> Lease:
     """busybox udhcpc, one-shot (-q); ``release`` sends RELEASE on exit (-R),
-    ``arp_check`` ARP-probes the offer and DECLINEs it if taken (-a)."""
+    ``arp_check`` ARP-probes the offer and DECLINEs it if taken (-a).
+
+    ``renew`` (implies ``configure``) keeps it running after the lease, renews
+    once with SIGUSR1 (a unicast REQUEST from the leased address, RFC 2131
+    4.4.5 RENEWING) and returns the renewed lease."""
+    configure = configure or renew
     with _workdir(workdir, "kvip-udhcpc-") as work:
-        hook = _hook(work, event='"$1"', configure=_UDHCPC_CONFIGURE if configure else "")
+        hook = write_hook(work, event='"$1"', configure=_UDHCPC_CONFIGURE if configure else "")
         tries = max(1, int(timeout // 2) - 1)
         argv = ["udhcpc", "-f", "-q", "-n", "-t", str(tries), "-T", "1", "-A", "1"]
         argv += ["-i", client.ifname, "-s", str(hook)]
@@ -236,11 +269,37 @@ def run_udhcpc(
         argv += ["-R"] if release else []
         argv += ["-a"] if arp_check else []
         argv += ["-r", requested_ip] if requested_ip else []
+        if renew:
+            return _udhcpc_renew(client, [*argv, *extra_args], work=work, timeout=timeout)
         result = _run(client, [*argv, *extra_args], timeout=timeout)
-        env = _last_event(work / "dumps", ("bound", "renew"))
+        env = last_event(work / "dumps", ("bound", "renew"))
         if env is None:
             raise NoLeaseError(f"udhcpc exited {result.returncode}: {result.stderr[-2000:]}")
         return udhcpc_lease(env)
+
+
+def _udhcpc_renew(client: Client, argv: list[str], *, work: Path, timeout: float) -> Lease:
+    argv = [a for a in argv if a != "-q"]
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen(
+        ns_argv(client.netns, argv),
+        env=CLIENT_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        if _wait_event(work, ("bound",), proc=proc, deadline=deadline) is None:
+            raise NoLeaseError(f"udhcpc in {client.netns}: no lease")
+        proc.send_signal(signal.SIGUSR1)  # `ip netns exec` exec()s, so this is udhcpc
+        env = _wait_event(work, ("renew", "bound"), proc=proc, deadline=deadline)
+        if env is None:
+            raise NoLeaseError(f"udhcpc in {client.netns}: renewal got no ACK")
+        stop_process(proc)  # with -R, SIGTERM releases the lease first
+        return udhcpc_lease(env)
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
 
 
 # --- ISC dhclient --------------------------------------------------------------------
@@ -311,7 +370,8 @@ def run_dhclient(
     """ISC dhclient -1. ``lease_file`` seeds its lease file (INIT-REBOOT);
     ``release`` runs ``dhclient -r`` after binding (needs ``configure``)."""
     with _workdir(workdir, "kvip-dhclient-") as work:
-        hook = _hook(work, event='"$reason"', configure=_DHCLIENT_CONFIGURE if configure else "")
+        setup = _DHCLIENT_CONFIGURE if configure else ""
+        hook = write_hook(work, event='"$reason"', configure=setup)
         conf, leases, pidfile = work / "dhclient.conf", work / "dhclient.leases", work / "pid"
         conf.write_text(DHCLIENT_CONF.format(timeout=max(1, int(timeout) - 2)))
         if lease_file is not None:
@@ -320,7 +380,7 @@ def run_dhclient(
         try:
             # dhclient -1 forks a daemon once bound; the foreground process then exits 0.
             result = _run(client, ["dhclient", "-1", "-v", *files, client.ifname], timeout=timeout)
-            env = _last_event(work / "dumps", ("BOUND", "REBOOT", "RENEW", "REBIND"))
+            env = last_event(work / "dumps", ("BOUND", "REBOOT", "RENEW", "REBIND"))
             if env is None:
                 raise NoLeaseError(f"dhclient exited {result.returncode}: {result.stderr[-2000:]}")
             if release:
@@ -330,9 +390,23 @@ def run_dhclient(
             _kill_pidfile(pidfile)
 
 
-def _kill_pidfile(pidfile: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-        os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+def _kill_pidfile(pidfile: Path, *, grace: float = 3) -> None:
+    """SIGTERM the daemon named in ``pidfile`` and wait for it (then SIGKILL), so
+    it no longer writes into the work dir when that is removed."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 # --- dhcpcd --------------------------------------------------------------------------
@@ -343,6 +417,8 @@ noipv4ll
 {arp}
 nodelay
 nohook resolv.conf, hostname, ntp.conf, timesyncd.conf
+# The default vendor class names the host's kernel build; captures need not carry it.
+vendorclassid dhcpcd-9.4.1:Linux-6.1.0:x86_64:GenuineIntel
 option domain_name_servers, domain_name, domain_search, classless_static_routes
 option interface_mtu
 """
@@ -373,24 +449,44 @@ def run_dhcpcd(
     timeout: float = 20,
     arp: bool = False,
     inform: str | None = None,
+    release: bool = False,
     hostname: str | None = None,
     workdir: Path | None = None,
 ) -> Lease:
     """dhcpcd -1 -4 -B; it sets the address itself (inside the namespace). ``arp``
     keeps its ARP probe (a taken address is DECLINEd); ``inform`` = ``ADDR/LEN``
-    sends an INFORM for an address configured by hand."""
+    sends an INFORM for an address configured by hand; ``release`` keeps dhcpcd
+    running until bound, then has ``dhcpcd -k`` RELEASE the lease."""
     with _workdir(workdir, "kvip-dhcpcd-") as work:
-        hook = _hook(work, event='"$reason"')
+        hook = write_hook(work, event='"$reason"')
         conf = work / "dhcpcd.conf"
         conf.write_text(DHCPCD_CONF.format(arp="" if arp else "noarp"))
         wait = max(1, int(timeout) - 3)
         argv = ["dhcpcd", "-1", "-4", "-B", "-t", str(wait), "-f", str(conf), "-c", str(hook)]
-        argv += ["--inform", inform] if inform else []
-        argv = private_mounts(
-            [*argv, client.ifname], tmpfs=["/var/lib/dhcpcd", "/run"], hostname=hostname
-        )
+        # --inform takes an optional argument, which getopt only sees when glued with "=".
+        argv += [f"--inform={inform}"] if inform else []
+        argv.append(client.ifname)
+        if inform and not arp:
+            # Without its ARP probe dhcpcd never adds the address itself, and it only
+            # INFORMs from an address the interface holds.
+            subprocess.run(
+                ["ip", "-n", client.netns, "addr", "replace", inform, "dev", client.ifname],
+                check=True,
+                timeout=10,
+            )
+        if release:
+            # Not one-shot: start it, wait for BOUND, then ask the daemon to release
+            # over its control socket (which lives in this mount namespace's /run).
+            dumps = shlex.quote(str(work / "dumps"))
+            script = (
+                f"{shlex.join([a for a in argv if a != '-1'])} & pid=$!; "
+                f"until ls {dumps} | grep -q BOUND; do kill -0 $pid || exit 3; sleep 0.1; done; "
+                f"dhcpcd -4 -k -f {shlex.quote(str(conf))} {client.ifname}; wait $pid"
+            )
+            argv = ["sh", "-c", script]
+        argv = private_mounts(argv, tmpfs=["/var/lib/dhcpcd", "/run"], hostname=hostname)
         result = _run(client, argv, timeout=timeout)
-        env = _last_event(work / "dumps", ("BOUND", "INFORM", "REBOOT", "RENEW", "REBIND"))
+        env = last_event(work / "dumps", ("BOUND", "INFORM", "REBOOT", "RENEW", "REBIND"))
         if env is None:
             raise NoLeaseError(f"dhcpcd exited {result.returncode}: {result.stderr[-2000:]}")
         if "new_ip_address" not in env:  # INFORM: no address is assigned (RFC 2131 3.4)

@@ -168,3 +168,15 @@ def test_unknown_mac_gets_no_lease_within_the_timeout(lab: Lab) -> None:
     client = lab.add_client("52:54:00:00:02:03")
     with dnsmasq(lab, {"52:54:00:00:02:04": "198.18.2.4"}), pytest.raises(dhcpclients.NoLeaseError):
         dhcpclients.run_udhcpc(client, timeout=5)
+
+
+def test_dhcpcd_inform_gets_configuration_without_a_lease(lab: Lab) -> None:
+    need("dhcpcd", "dnsmasq", "ss")
+    client = lab.add_client("52:54:00:00:02:05")
+    with dnsmasq(lab, {client.mac: "198.18.2.5"}, options=OPTIONS):
+        lease = dhcpclients.run_dhcpcd(client, inform="198.18.2.5/16", timeout=10)
+    # RFC 2131 3.4: the ACK to an INFORM carries configuration but no lease time.
+    assert lease.raw["reason"] == "INFORM"
+    assert lease.lease_time is None
+    assert lease.dns == (ipaddress.IPv4Address("198.18.0.53"),)
+    assert lease.server_id == ipaddress.IPv4Address("198.18.0.1")
