@@ -238,6 +238,7 @@ def capture_with(server: str, scenarios: list[Scenario], *, log: Callable[[str],
             lab.server,
             [
                 "tcpdump",
+                "--immediate-mode",
                 "-i",
                 "eth1",
                 "-n",
