@@ -16,174 +16,33 @@ import os
 import shlex
 import signal
 import subprocess
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from netlab import Client, LabError, ns_argv, stop_process
+from leases import (
+    CLIENT_ENV,
+    IPv4,
+    Lease,
+    NoLeaseError,
+    Route,
+    addr,
+    addrs,
+    int_or_none,
+    kill_group,
+    last_event,
+    names,
+    pair_routes,
+    private_mounts,
+    rfc3442_routes,
+    run_client,
+    wait_event,
+    workdir_for,
+    write_hook,
+)
+from netlab import Client, ns_argv, stop_process
 
-# Clients get a clean environment so the dumped env holds only what they set.
-CLIENT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
-IPv4 = ipaddress.IPv4Address
-
-
-class NoLeaseError(LabError):
-    """The client finished or timed out without a lease."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    destination: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """What a client reported it got, in one shape for every client."""
-
-    client: str
-    ip: ipaddress.IPv4Address
-    mask: ipaddress.IPv4Address | None = None
-    router: tuple[ipaddress.IPv4Address, ...] = ()
-    dns: tuple[ipaddress.IPv4Address, ...] = ()
-    domain: str | None = None
-    search: tuple[str, ...] = ()
-    lease_time: int | None = None
-    t1: int | None = None
-    t2: int | None = None
-    mtu: int | None = None
-    routes: tuple[Route, ...] = ()
-    server_id: ipaddress.IPv4Address | None = None
-    raw: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-    @property
-    def prefixlen(self) -> int | None:
-        if self.mask is None:
-            return None
-        return ipaddress.IPv4Network(f"0.0.0.0/{self.mask}").prefixlen
-
-
-# --- parsing helpers -----------------------------------------------------------------
-
-
-def _addrs(value: str | None) -> tuple[ipaddress.IPv4Address, ...]:
-    return tuple(IPv4(v) for v in (value or "").replace(",", " ").split())
-
-
-def _addr(value: str | None) -> ipaddress.IPv4Address | None:
-    return IPv4(value) if value else None
-
-
-def _int(value: str | None, *, base: int = 10) -> int | None:
-    return int(value, base) if value else None
-
-
-def _names(value: str | None) -> tuple[str, ...]:
-    return tuple(n.rstrip(".") for n in (value or "").strip("'\"").split())
-
-
-def _pairs_routes(value: str | None) -> tuple[Route, ...]:
-    """``"net/len gw net/len gw"`` (udhcpc, dhcpcd) to routes."""
-    words = (value or "").split()
-    return tuple(
-        Route(ipaddress.IPv4Network(words[i]), IPv4(words[i + 1])) for i in range(0, len(words), 2)
-    )
-
-
-def _rfc3442_routes(value: str | None) -> tuple[Route, ...]:
-    """dhclient's decimal byte dump of option 121 (RFC 3442 encoding) to routes."""
-    data = [int(b) for b in (value or "").replace(",", " ").split()]
-    routes, i = [], 0
-    while i < len(data):
-        width = data[i]
-        octets = (width + 7) // 8
-        dest = bytes(data[i + 1 : i + 1 + octets]).ljust(4, b"\0")
-        gateway = bytes(data[i + 1 + octets : i + 5 + octets])
-        net = ipaddress.IPv4Network((int.from_bytes(dest, "big"), width))
-        routes.append(Route(net, IPv4(gateway)))
-        i += 5 + octets
-    return tuple(routes)
-
-
-def read_env_dumps(directory: Path) -> list[tuple[str, dict[str, str]]]:
-    """The hook's dumps, oldest first: (event, environment)."""
-    dumps = []
-    for path in sorted(directory.glob("*.env")):
-        event = path.stem.split("-", 1)[1]
-        env = {}
-        for item in path.read_bytes().split(b"\0"):
-            key, sep, value = item.decode(errors="replace").partition("=")
-            if sep:
-                env[key] = value
-        dumps.append((event, env))
-    return dumps
-
-
-def _last_event(directory: Path, events: Sequence[str]) -> dict[str, str] | None:
-    found = [env for event, env in read_env_dumps(directory) if event in events]
-    return found[-1] if found else None
-
-
-def _hook(directory: Path, *, event: str, configure: str = "") -> Path:
-    """A hook script that dumps its env (NUL-separated) to ``directory`` per call."""
-    dumps = directory / "dumps"
-    dumps.mkdir(exist_ok=True)
-    script = directory / "hook.sh"
-    script.write_text(
-        "#!/bin/sh\n"
-        "# Written by kvip's tests: record the event, touch nothing outside the netns.\n"
-        f"event={event}\n"
-        f"n=$(ls {shlex.quote(str(dumps))} | wc -l)\n"
-        f'env -0 > {shlex.quote(str(dumps))}/$(printf %03d "$n")-"$event".env\n'
-        f"{configure}\n"
-        "exit 0\n"
-    )
-    script.chmod(0o755)
-    return script
-
-
-def _run(
-    client: Client, argv: Sequence[str], *, timeout: float
-) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ns_argv(client.netns, argv),
-            env=CLIENT_ENV,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise NoLeaseError(f"{argv[0]} in {client.netns}: no lease in {timeout}s") from exc
-
-
-@contextlib.contextmanager
-def _workdir(workdir: Path | None, prefix: str) -> Iterator[Path]:
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        yield workdir
-    else:
-        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-            yield Path(tmp)
-
-
-def private_mounts(
-    argv: Sequence[str], *, tmpfs: Sequence[str], hostname: str | None = None, ro_sys: bool = False
-) -> list[str]:
-    """Wrap ``argv`` to run in a private mount namespace (and a UTS namespace when
-    ``hostname`` is given) with empty tmpfs over ``tmpfs`` dirs: what the client
-    writes there vanishes with it and never reaches the host."""
-    steps = [f"mount -t tmpfs tmpfs {shlex.quote(d)}" for d in tmpfs]
-    if ro_sys:
-        steps.append("mount -o remount,bind,ro /sys")
-    if hostname:
-        steps.append(f"hostname {shlex.quote(hostname)}")
-    steps.append("exec " + shlex.join(argv))
-    flags = ["-m", "--propagation", "private"] + (["-u"] if hostname else [])
-    return ["unshare", *flags, "--", "sh", "-ec", " && ".join(steps)]
-
+__all__ = ["Lease", "NoLeaseError", "Route", "private_mounts"]
 
 # --- udhcpc --------------------------------------------------------------------------
 
@@ -197,17 +56,17 @@ def udhcpc_lease(env: Mapping[str, str]) -> Lease:
     return Lease(
         client="udhcpc",
         ip=IPv4(env["ip"]),
-        mask=_addr(env.get("subnet")),
-        router=_addrs(env.get("router")),
-        dns=_addrs(env.get("dns")),
+        mask=addr(env.get("subnet")),
+        router=addrs(env.get("router")),
+        dns=addrs(env.get("dns")),
         domain=env.get("domain") or None,
-        search=_names(env.get("search")),
-        lease_time=_int(env.get("lease")),
-        t1=_int(env.get("opt58"), base=16),
-        t2=_int(env.get("opt59"), base=16),
-        mtu=_int(env.get("mtu")),
-        routes=_pairs_routes(env.get("staticroutes")),
-        server_id=_addr(env.get("serverid")),
+        search=names(env.get("search")),
+        lease_time=int_or_none(env.get("lease")),
+        t1=int_or_none(env.get("opt58"), base=16),
+        t2=int_or_none(env.get("opt59"), base=16),
+        mtu=int_or_none(env.get("mtu")),
+        routes=pair_routes(env.get("staticroutes")),
+        server_id=addr(env.get("serverid")),
         raw=dict(env),
     )
 
@@ -220,13 +79,21 @@ def run_udhcpc(
     release: bool = False,
     arp_check: bool = False,
     requested_ip: str | None = None,
+    renew: bool = False,
     extra_args: Sequence[str] = (),
     workdir: Path | None = None,
 ) -> Lease:
-    """busybox udhcpc, one-shot (-q); ``release`` sends RELEASE on exit (-R),
-    ``arp_check`` ARP-probes the offer and DECLINEs it if taken (-a)."""
-    with _workdir(workdir, "kvip-udhcpc-") as work:
-        hook = _hook(work, event='"$1"', configure=_UDHCPC_CONFIGURE if configure else "")
+    """busybox udhcpc, one-shot (-q) unless asked to renew or release;
+    ``arp_check`` ARP-probes the offer and DECLINEs it if taken (-a).
+
+    ``renew`` keeps it running after the lease, renews once with SIGUSR1 (a
+    unicast REQUEST from the leased address, RFC 2131 4.4.5 RENEWING) and
+    returns the renewed lease. ``release`` stops it with SIGTERM and -R, which
+    sends a RELEASE (with -q it would just quit). Both imply ``configure``:
+    udhcpc sends them from the leased address."""
+    configure = configure or renew or release
+    with workdir_for(workdir, "kvip-udhcpc-") as work:
+        hook = write_hook(work, event='"$1"', configure=_UDHCPC_CONFIGURE if configure else "")
         tries = max(1, int(timeout // 2) - 1)
         argv = ["udhcpc", "-f", "-q", "-n", "-t", str(tries), "-T", "1", "-A", "1"]
         argv += ["-i", client.ifname, "-s", str(hook)]
@@ -236,11 +103,43 @@ def run_udhcpc(
         argv += ["-R"] if release else []
         argv += ["-a"] if arp_check else []
         argv += ["-r", requested_ip] if requested_ip else []
-        result = _run(client, [*argv, *extra_args], timeout=timeout)
-        env = _last_event(work / "dumps", ("bound", "renew"))
+        if renew or release:
+            argv = [a for a in argv if a != "-q"]
+            return _udhcpc_daemon(
+                client, [*argv, *extra_args], work=work, timeout=timeout, renew=renew
+            )
+        result = run_client(client, [*argv, *extra_args], timeout=timeout)
+        env = last_event(work / "dumps", ("bound", "renew"))
         if env is None:
             raise NoLeaseError(f"udhcpc exited {result.returncode}: {result.stderr[-2000:]}")
         return udhcpc_lease(env)
+
+
+def _udhcpc_daemon(
+    client: Client, argv: list[str], *, work: Path, timeout: float, renew: bool
+) -> Lease:
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen(
+        ns_argv(client.netns, argv),
+        env=CLIENT_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        env = wait_event(work, ("bound",), proc=proc, deadline=deadline)
+        if env is None:
+            raise NoLeaseError(f"udhcpc in {client.netns}: no lease")
+        if renew:
+            proc.send_signal(signal.SIGUSR1)  # `ip netns exec` exec()s, so this is udhcpc
+            env = wait_event(work, ("renew", "bound"), proc=proc, deadline=deadline)
+            if env is None:
+                raise NoLeaseError(f"udhcpc in {client.netns}: renewal got no ACK")
+        stop_process(proc)  # with -R, SIGTERM releases the lease first
+        return udhcpc_lease(env)
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
 
 
 # --- ISC dhclient --------------------------------------------------------------------
@@ -266,17 +165,17 @@ def dhclient_lease(env: Mapping[str, str]) -> Lease:
     return Lease(
         client="dhclient",
         ip=IPv4(env["new_ip_address"]),
-        mask=_addr(env.get("new_subnet_mask")),
-        router=_addrs(env.get("new_routers")),
-        dns=_addrs(env.get("new_domain_name_servers")),
+        mask=addr(env.get("new_subnet_mask")),
+        router=addrs(env.get("new_routers")),
+        dns=addrs(env.get("new_domain_name_servers")),
         domain=env.get("new_domain_name") or None,
-        search=_names(env.get("new_domain_search")),
-        lease_time=_int(env.get("new_dhcp_lease_time")),
-        t1=_int(env.get("new_dhcp_renewal_time")),
-        t2=_int(env.get("new_dhcp_rebinding_time")),
-        mtu=_int(env.get("new_interface_mtu")),
-        routes=_rfc3442_routes(env.get("new_rfc3442_classless_static_routes")),
-        server_id=_addr(env.get("new_dhcp_server_identifier")),
+        search=names(env.get("new_domain_search")),
+        lease_time=int_or_none(env.get("new_dhcp_lease_time")),
+        t1=int_or_none(env.get("new_dhcp_renewal_time")),
+        t2=int_or_none(env.get("new_dhcp_rebinding_time")),
+        mtu=int_or_none(env.get("new_interface_mtu")),
+        routes=rfc3442_routes(env.get("new_rfc3442_classless_static_routes")),
+        server_id=addr(env.get("new_dhcp_server_identifier")),
         raw=dict(env),
     )
 
@@ -310,8 +209,9 @@ def run_dhclient(
 ) -> Lease:
     """ISC dhclient -1. ``lease_file`` seeds its lease file (INIT-REBOOT);
     ``release`` runs ``dhclient -r`` after binding (needs ``configure``)."""
-    with _workdir(workdir, "kvip-dhclient-") as work:
-        hook = _hook(work, event='"$reason"', configure=_DHCLIENT_CONFIGURE if configure else "")
+    with workdir_for(workdir, "kvip-dhclient-") as work:
+        setup = _DHCLIENT_CONFIGURE if configure else ""
+        hook = write_hook(work, event='"$reason"', configure=setup)
         conf, leases, pidfile = work / "dhclient.conf", work / "dhclient.leases", work / "pid"
         conf.write_text(DHCLIENT_CONF.format(timeout=max(1, int(timeout) - 2)))
         if lease_file is not None:
@@ -319,20 +219,36 @@ def run_dhclient(
         files = ["-sf", str(hook), "-cf", str(conf), "-lf", str(leases), "-pf", str(pidfile)]
         try:
             # dhclient -1 forks a daemon once bound; the foreground process then exits 0.
-            result = _run(client, ["dhclient", "-1", "-v", *files, client.ifname], timeout=timeout)
-            env = _last_event(work / "dumps", ("BOUND", "REBOOT", "RENEW", "REBIND"))
+            result = run_client(
+                client, ["dhclient", "-1", "-v", *files, client.ifname], timeout=timeout
+            )
+            env = last_event(work / "dumps", ("BOUND", "REBOOT", "RENEW", "REBIND"))
             if env is None:
                 raise NoLeaseError(f"dhclient exited {result.returncode}: {result.stderr[-2000:]}")
             if release:
-                _run(client, ["dhclient", "-r", *files, client.ifname], timeout=timeout)
+                run_client(client, ["dhclient", "-r", *files, client.ifname], timeout=timeout)
             return dhclient_lease(env)
         finally:
             _kill_pidfile(pidfile)
 
 
-def _kill_pidfile(pidfile: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-        os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+def _kill_pidfile(pidfile: Path, *, grace: float = 3) -> None:
+    """SIGTERM the daemon named in ``pidfile`` and wait for it (then SIGKILL), so
+    it no longer writes into the work dir when that is removed."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 # --- dhcpcd --------------------------------------------------------------------------
@@ -343,6 +259,8 @@ noipv4ll
 {arp}
 nodelay
 nohook resolv.conf, hostname, ntp.conf, timesyncd.conf
+# The default vendor class names the host's kernel build; captures need not carry it.
+vendorclassid dhcpcd-9.4.1:Linux-6.1.0:x86_64:GenuineIntel
 option domain_name_servers, domain_name, domain_search, classless_static_routes
 option interface_mtu
 """
@@ -352,17 +270,17 @@ def dhcpcd_lease(env: Mapping[str, str]) -> Lease:
     return Lease(
         client="dhcpcd",
         ip=IPv4(env["new_ip_address"]),
-        mask=_addr(env.get("new_subnet_mask")),
-        router=_addrs(env.get("new_routers")),
-        dns=_addrs(env.get("new_domain_name_servers")),
+        mask=addr(env.get("new_subnet_mask")),
+        router=addrs(env.get("new_routers")),
+        dns=addrs(env.get("new_domain_name_servers")),
         domain=env.get("new_domain_name") or None,
-        search=_names(env.get("new_domain_search")),
-        lease_time=_int(env.get("new_dhcp_lease_time")),
-        t1=_int(env.get("new_dhcp_renewal_time")),
-        t2=_int(env.get("new_dhcp_rebinding_time")),
-        mtu=_int(env.get("new_interface_mtu")),
-        routes=_pairs_routes(env.get("new_classless_static_routes")),
-        server_id=_addr(env.get("new_dhcp_server_identifier")),
+        search=names(env.get("new_domain_search")),
+        lease_time=int_or_none(env.get("new_dhcp_lease_time")),
+        t1=int_or_none(env.get("new_dhcp_renewal_time")),
+        t2=int_or_none(env.get("new_dhcp_rebinding_time")),
+        mtu=int_or_none(env.get("new_interface_mtu")),
+        routes=pair_routes(env.get("new_classless_static_routes")),
+        server_id=addr(env.get("new_dhcp_server_identifier")),
         raw=dict(env),
     )
 
@@ -373,24 +291,44 @@ def run_dhcpcd(
     timeout: float = 20,
     arp: bool = False,
     inform: str | None = None,
+    release: bool = False,
     hostname: str | None = None,
     workdir: Path | None = None,
 ) -> Lease:
     """dhcpcd -1 -4 -B; it sets the address itself (inside the namespace). ``arp``
     keeps its ARP probe (a taken address is DECLINEd); ``inform`` = ``ADDR/LEN``
-    sends an INFORM for an address configured by hand."""
-    with _workdir(workdir, "kvip-dhcpcd-") as work:
-        hook = _hook(work, event='"$reason"')
+    sends an INFORM for an address configured by hand; ``release`` keeps dhcpcd
+    running until bound, then has ``dhcpcd -k`` RELEASE the lease."""
+    with workdir_for(workdir, "kvip-dhcpcd-") as work:
+        hook = write_hook(work, event='"$reason"')
         conf = work / "dhcpcd.conf"
         conf.write_text(DHCPCD_CONF.format(arp="" if arp else "noarp"))
         wait = max(1, int(timeout) - 3)
         argv = ["dhcpcd", "-1", "-4", "-B", "-t", str(wait), "-f", str(conf), "-c", str(hook)]
-        argv += ["--inform", inform] if inform else []
-        argv = private_mounts(
-            [*argv, client.ifname], tmpfs=["/var/lib/dhcpcd", "/run"], hostname=hostname
-        )
-        result = _run(client, argv, timeout=timeout)
-        env = _last_event(work / "dumps", ("BOUND", "INFORM", "REBOOT", "RENEW", "REBIND"))
+        # --inform takes an optional argument, which getopt only sees when glued with "=".
+        argv += [f"--inform={inform}"] if inform else []
+        argv.append(client.ifname)
+        if inform and not arp:
+            # Without its ARP probe dhcpcd never adds the address itself, and it only
+            # INFORMs from an address the interface holds.
+            subprocess.run(
+                ["ip", "-n", client.netns, "addr", "replace", inform, "dev", client.ifname],
+                check=True,
+                timeout=10,
+            )
+        if release:
+            # Not one-shot: start it, wait for BOUND, then ask the daemon to release
+            # over its control socket (which lives in this mount namespace's /run).
+            dumps = shlex.quote(str(work / "dumps"))
+            script = (
+                f"{shlex.join([a for a in argv if a != '-1'])} & pid=$!; "
+                f"until ls {dumps} | grep -q BOUND; do kill -0 $pid || exit 3; sleep 0.1; done; "
+                f"dhcpcd -4 -k -f {shlex.quote(str(conf))} {client.ifname}; wait $pid"
+            )
+            argv = ["sh", "-c", script]
+        argv = private_mounts(argv, tmpfs=["/var/lib/dhcpcd", "/run"], hostname=hostname)
+        result = run_client(client, argv, timeout=timeout)
+        env = last_event(work / "dumps", ("BOUND", "INFORM", "REBOOT", "RENEW", "REBIND"))
         if env is None:
             raise NoLeaseError(f"dhcpcd exited {result.returncode}: {result.stderr[-2000:]}")
         if "new_ip_address" not in env:  # INFORM: no address is assigned (RFC 2131 3.4)
@@ -426,17 +364,17 @@ def networkd_lease(values: Mapping[str, str]) -> Lease:
     return Lease(
         client="systemd-networkd",
         ip=IPv4(values["ADDRESS"]),
-        mask=_addr(values.get("NETMASK")),
-        router=_addrs(values.get("ROUTER")),
-        dns=_addrs(values.get("DNS")),
+        mask=addr(values.get("NETMASK")),
+        router=addrs(values.get("ROUTER")),
+        dns=addrs(values.get("DNS")),
         domain=values.get("DOMAINNAME") or None,
-        search=_names(values.get("DOMAIN_SEARCH_LIST")),
-        lease_time=_int(values.get("LIFETIME")),
-        t1=_int(values.get("T1")),
-        t2=_int(values.get("T2")),
-        mtu=_int(values.get("MTU")),
+        search=names(values.get("DOMAIN_SEARCH_LIST")),
+        lease_time=int_or_none(values.get("LIFETIME")),
+        t1=int_or_none(values.get("T1")),
+        t2=int_or_none(values.get("T2")),
+        mtu=int_or_none(values.get("MTU")),
         routes=routes,
-        server_id=_addr(values.get("SERVER_ADDRESS")),
+        server_id=addr(values.get("SERVER_ADDRESS")),
         raw=dict(values),
     )
 
@@ -451,7 +389,7 @@ def run_networkd(
     """systemd-networkd in container mode (read-only /sys, so it does not wait for
     udev) in a private mount namespace of the client netns; stopped (SIGTERM,
     which RELEASEs the lease) once the lease file appears."""
-    with _workdir(workdir, "kvip-networkd-") as work:
+    with workdir_for(workdir, "kvip-networkd-") as work:
         # The lease file is copied out to the workdir by the shell wrapper itself,
         # since /run/systemd is a tmpfs visible only inside its mount namespace.
         net = work / "network"

@@ -7,12 +7,17 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dhcpclients
 import netlab
+import pcapfile
 import pytest
 from dhcpservers import PoolOptions, dnsmasq, kea
+from dhcpwire import message_kind
 from netlab import Lab, LabError, netns_exists, run_in
 
 pytestmark = pytest.mark.netns
@@ -56,15 +61,24 @@ def test_namespaces_exist_inside_and_are_gone_after() -> None:
     assert not any(netns_exists(n) for n in names)
 
 
-def test_namespaces_and_processes_are_removed_when_the_body_raises() -> None:
+@pytest.fixture(autouse=True, scope="module")
+def _clear_crashed_runs() -> None:
+    if netlab.is_root():
+        netlab.cleanup_stale(PREFIX)
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_namespaces_and_processes_are_removed_when_the_body_raises(
+    error: type[BaseException],
+) -> None:
     need("ip", "sleep")
-    with pytest.raises(RuntimeError, match="boom"), netlab.netlab(PREFIX) as lab:
+    with pytest.raises(error, match="boom"), netlab.netlab(PREFIX) as lab:
         client = lab.add_client("52:54:00:00:01:02")
         names = lab.namespaces
         started = lab.popen(client.netns, ["sleep", "600"])
         # Started behind the lab's back: found through `ip netns pids` and killed too.
         stray = subprocess.Popen(netlab.ns_argv(lab.server, ["sleep", "600"]))
-        raise RuntimeError("boom")
+        raise error("boom")
     assert not any(netns_exists(n) for n in names)
     assert started.poll() is not None
     assert stray.wait(timeout=5) != 0
@@ -168,3 +182,48 @@ def test_unknown_mac_gets_no_lease_within_the_timeout(lab: Lab) -> None:
     client = lab.add_client("52:54:00:00:02:03")
     with dnsmasq(lab, {"52:54:00:00:02:04": "198.18.2.4"}), pytest.raises(dhcpclients.NoLeaseError):
         dhcpclients.run_udhcpc(client, timeout=5)
+
+
+def test_dhcpcd_inform_gets_configuration_without_a_lease(lab: Lab) -> None:
+    need("dhcpcd", "dnsmasq", "ss")
+    client = lab.add_client("52:54:00:00:02:05")
+    with dnsmasq(lab, {client.mac: "198.18.2.5"}, options=OPTIONS):
+        lease = dhcpclients.run_dhcpcd(client, inform="198.18.2.5/16", timeout=10)
+    # RFC 2131 3.4: the ACK to an INFORM carries configuration but no lease time.
+    assert lease.raw["reason"] == "INFORM"
+    assert lease.lease_time is None
+    assert lease.dns == (ipaddress.IPv4Address("198.18.0.53"),)
+    assert lease.server_id == ipaddress.IPv4Address("198.18.0.1")
+
+
+def test_a_capture_on_the_server_port_shows_the_whole_exchange(lab: Lab) -> None:
+    need("tcpdump", "udhcpc", "dnsmasq", "ss")
+    client = lab.add_client("52:54:00:00:02:06")
+    with tempfile.TemporaryDirectory() as tmp:
+        pcap = Path(tmp) / "dhcp.pcap"
+        argv = [
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            "eth1",
+            "-n",
+            "-U",
+            "-Z",
+            "root",
+            "-w",
+            str(pcap),
+            "udp",
+        ]
+        dump = lab.popen(lab.server, argv, stderr=subprocess.PIPE)
+        assert dump.stderr is not None
+        dump.stderr.readline()  # "listening on eth1": capturing from here on
+        with dnsmasq(lab, {client.mac: "198.18.2.6"}):
+            dhcpclients.run_udhcpc(client, release=True)
+        time.sleep(0.3)  # let tcpdump take the last frames off its socket
+        netlab.stop_process(dump)
+        datagrams = pcapfile.read_udp(pcap)
+    kinds = [message_kind(d.payload) for d in datagrams]
+    assert kinds == ["discover", "offer", "request", "ack", "release"]
+    assert all(d.payload[28:34] == bytes.fromhex("525400000206") for d in datagrams)
+    assert [d.sport for d in datagrams] == [68, 67, 68, 67, 68]
+    assert datagrams[0].src_mac == client.mac
