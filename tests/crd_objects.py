@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.k8s_crds import GROUP, VERSION
+from tests.crs import GROUP, VERSION
 
 
 def ippool(name: str) -> dict[str, Any]:
