@@ -19,6 +19,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -58,18 +59,32 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KVIP_CACHE") or DEFAULT_CACHE)
 
 
+def build_recipe() -> str:
+    """The build script's RECIPE: cached binaries of another recipe are stale."""
+    found = re.search(r"^RECIPE=(\S+)$", BUILD_SCRIPT.read_text(), re.MULTILINE)
+    if found is None:
+        raise ApiServerError(f"no RECIPE= line in {BUILD_SCRIPT}")
+    return found.group(1)
+
+
 def find_binary(name: str) -> Path:
     """kube-* binaries live in the build cache; etcd comes from Debian's etcd-server."""
+    hint = f"run {BUILD_SCRIPT.relative_to(REPO)}"
     if name.startswith("kube-"):
         path = cache_dir() / "bin" / name
         if os.access(path, os.X_OK):
+            stamp = path.with_name(f"{name}.recipe")
+            recipe = stamp.read_text().strip() if stamp.exists() else "none"
+            if recipe != build_recipe():
+                raise BinaryMissingError(f"{path} is from an outdated build: {hint}")
             return path
     elif found := shutil.which(name):
         return Path(found)
-    raise BinaryMissingError(f"{name} not found: run {BUILD_SCRIPT.relative_to(REPO)}")
+    raise BinaryMissingError(f"{name} not found: {hint}")
 
 
 def missing_binaries(*, controller_manager: bool = False) -> list[str]:
+    """Why each binary the runner needs cannot be used (empty: all there)."""
     names = ["etcd", "kube-apiserver", "openssl"]
     if controller_manager:
         names.append("kube-controller-manager")
@@ -77,8 +92,8 @@ def missing_binaries(*, controller_manager: bool = False) -> list[str]:
     for name in names:
         try:
             find_binary(name)
-        except BinaryMissingError:
-            missing.append(name)
+        except BinaryMissingError as error:
+            missing.append(str(error))
     return missing
 
 
@@ -206,9 +221,7 @@ class ApiServer:
         Retries with new ports when one was taken between choosing and binding."""
         began = time.monotonic()
         if missing := missing_binaries(controller_manager=self.controller_manager):
-            raise BinaryMissingError(
-                f"{', '.join(missing)} not found: run {BUILD_SCRIPT.relative_to(REPO)}"
-            )
+            raise BinaryMissingError("; ".join(missing))
         try:
             self._creds = make_credentials(self.workdir / "pki")
             for attempt in range(1, attempts + 1):

@@ -6,7 +6,8 @@
 - `kube_client`: a kubernetes.client.ApiClient for `apiserver`.
 - `crds`: kvip's CRDs and the KubeVirt/Multus stand-ins, Established.
 - `namespace`: a fresh namespace per test, deleted afterwards.
-- `custom`: a CustomObjectsApi; `pool_name`: a unique IPPool name, the pool
+- `custom`: a CustomObjectsApi; `ippools`, `vmnetcfgs` (in `namespace`):
+  tests.crs.Resource views; `pool_name`: a unique IPPool name, the pool
   deleted afterwards.
 
 Missing binaries: in CI (CI=true) they are built (scripts/build-apiserver.sh,
@@ -21,10 +22,11 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from apiserver import BUILD_SCRIPT, REPO, ApiServer, build_binaries, missing_binaries
-from k8s_crds import GROUP, IPPOOLS, KUBEVIRT_CRDS, KVIP_CRDS, VERSION, install_crds
+from crs import IPPOOLS, VMNETCFGS, Resource
+from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -33,9 +35,9 @@ def _ensure_binaries(*, controller_manager: bool) -> None:
     missing = missing_binaries(controller_manager=controller_manager)
     if not missing:
         return
-    hint = f"{', '.join(missing)} missing: run {BUILD_SCRIPT.relative_to(REPO)}"
+    hint = "; ".join(missing)
     if controller_manager:
-        hint += " --with-controller-manager"
+        hint += f" (use {BUILD_SCRIPT.relative_to(REPO)} --with-controller-manager)"
     if not IN_CI or os.geteuid() != 0:
         pytest.skip(hint)
     build_binaries(controller_manager=controller_manager)
@@ -57,7 +59,9 @@ def apiserver_gc() -> Iterator[ApiServer]:
 
 def new_client(api: ApiServer) -> client.ApiClient:
     """An ApiClient of its own: no global kubernetes configuration is touched."""
-    api_client: client.ApiClient = config.new_client_from_config(config_file=str(api.kubeconfig))
+    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(api.kubeconfig)
+    )
     return api_client
 
 
@@ -75,7 +79,9 @@ def crds(kube_client: client.ApiClient) -> list[str]:
 
 def create_namespace(api_client: client.ApiClient, *, prefix: str = "kvip-test") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
+    client.CoreV1Api(api_client).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
     return name
 
 
@@ -102,12 +108,23 @@ def custom(kube_client: client.ApiClient) -> client.CustomObjectsApi:
 
 
 @pytest.fixture
-def pool_name(custom: client.CustomObjectsApi) -> Iterator[str]:
+def ippools(custom: client.CustomObjectsApi) -> Resource:
+    return Resource(custom, IPPOOLS)
+
+
+@pytest.fixture
+def vmnetcfgs(custom: client.CustomObjectsApi, namespace: str) -> Resource:
+    """vmnetcfgs in this test's namespace."""
+    return Resource(custom, VMNETCFGS, namespace=namespace)
+
+
+@pytest.fixture
+def pool_name(ippools: Resource) -> Iterator[str]:
     """A unique IPPool name (pools are cluster-scoped), deleted afterwards."""
     name = f"pool-{uuid.uuid4().hex[:8]}"
     yield name
     try:
-        custom.delete_cluster_custom_object(GROUP, VERSION, IPPOOLS, name)
+        ippools.delete(name)
     except ApiException as error:
         if error.status != 404:
             raise

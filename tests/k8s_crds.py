@@ -9,16 +9,13 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
+
+from tests.crs import Obj, crd_resource
 
 REPO = Path(__file__).resolve().parent.parent
 KVIP_CRDS = REPO / "deploy" / "crds.yaml"
 KUBEVIRT_CRDS = REPO / "tests" / "fixtures" / "kubevirt-crds.yaml"
-
-GROUP = "kubevirtiphelper.k8s.binbash.org"
-VERSION = "v1"
-IPPOOLS = "ippools"
-VMNETCFGS = "virtualmachinenetworkconfigs"
 
 
 class CrdNotEstablishedError(Exception):
@@ -32,37 +29,34 @@ def load_manifests(*paths: Path) -> list[dict[str, Any]]:
     return docs
 
 
-def _established(crd: Any) -> bool:
-    conditions = (crd.status.conditions if crd.status else None) or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
+def condition(obj: Obj, kind: str) -> str | None:
+    """The status ("True", "False", "Unknown") of condition `kind`, if present."""
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            status: str = cond.get("status", "Unknown")
+            return status
+    return None
 
 
 def install_crds(api_client: client.ApiClient, *paths: Path, timeout: float = 60.0) -> list[str]:
     """Creates (or replaces) every CRD in `paths` and waits until all are
     Established. Returns their names."""
-    api = client.ApiextensionsV1Api(api_client)
+    crds = crd_resource(client.CustomObjectsApi(api_client))
     names = []
     for doc in load_manifests(*paths):
         name = doc["metadata"]["name"]
         names.append(name)
         try:
-            api.create_custom_resource_definition(doc)
+            crds.create(doc)
         except ApiException as error:
             if error.status != 409:
                 raise
-            current = api.read_custom_resource_definition(name)
-            doc = {
-                **doc,
-                "metadata": {
-                    **doc["metadata"],
-                    "resourceVersion": current.metadata.resource_version,
-                },
-            }
-            api.replace_custom_resource_definition(name, doc)
+            version = crds.get(name)["metadata"]["resourceVersion"]
+            crds.replace(name, {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}})
     deadline = time.monotonic() + timeout
     pending = list(names)
     while pending:
-        pending = [n for n in pending if not _established(api.read_custom_resource_definition(n))]
+        pending = [n for n in pending if condition(crds.get(n), "Established") != "True"]
         if pending and time.monotonic() > deadline:
             raise CrdNotEstablishedError(f"not Established after {timeout:.0f} s: {pending}")
         if pending:

@@ -4,18 +4,16 @@ concurrency (409), and watches with bookmarks."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
-from crd_objects import ippool, ready_condition, vmnetcfg
-from k8s_crds import GROUP, IPPOOLS, VERSION, VMNETCFGS
+from crd_objects import ippool, ready_condition, vmnetcfg, with_value
+from crs import Resource, rejection
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
-
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
 
 def pool_status(used: int = 1) -> dict[str, Any]:
@@ -30,76 +28,46 @@ def pool_status(used: int = 1) -> dict[str, Any]:
     }
 
 
-def test_status_is_ignored_on_create_and_spec_writes(
-    custom: client.CustomObjectsApi, pool_name: str
-) -> None:
-    created = custom.create_cluster_custom_object(
-        GROUP, VERSION, IPPOOLS, {**ippool(pool_name), "status": pool_status()}
-    )
+def test_status_is_ignored_on_create_and_spec_writes(ippools: Resource, pool_name: str) -> None:
+    created = ippools.create({**ippool(pool_name), "status": pool_status()})
     assert "status" not in created
-    with_status = custom.replace_cluster_custom_object_status(
-        GROUP, VERSION, IPPOOLS, pool_name, {**created, "status": pool_status()}
-    )
+    with_status = ippools.replace_status(pool_name, {**created, "status": pool_status()})
     assert with_status["status"] == pool_status()
     # A status write is not a spec change: the generation stays.
     assert with_status["metadata"]["generation"] == created["metadata"]["generation"]
 
     spec_change = {**with_status, "status": pool_status(used=99)}
     spec_change["spec"]["ipv4config"]["leasetime"] = 600
-    replaced = custom.replace_cluster_custom_object(GROUP, VERSION, IPPOOLS, pool_name, spec_change)
+    replaced = ippools.replace(pool_name, spec_change)
     assert replaced["spec"]["ipv4config"]["leasetime"] == 600
     assert replaced["status"] == pool_status()
     assert replaced["metadata"]["generation"] == created["metadata"]["generation"] + 1
 
 
-def test_status_writes_leave_the_spec_alone(
-    custom: client.CustomObjectsApi, pool_name: str
-) -> None:
-    created = custom.create_cluster_custom_object(GROUP, VERSION, IPPOOLS, ippool(pool_name))
-    patch = {"spec": {"networkname": "other/net"}, "status": pool_status()}
-    patched = custom.patch_cluster_custom_object_status(GROUP, VERSION, IPPOOLS, pool_name, patch)
+def test_status_writes_leave_the_spec_alone(ippools: Resource, pool_name: str) -> None:
+    created = ippools.create(ippool(pool_name))
+    patched = ippools.patch_status(
+        pool_name, {"spec": {"networkname": "other/net"}, "status": pool_status()}
+    )
     assert patched["spec"] == created["spec"]
     assert patched["status"] == pool_status()
 
 
-def _table(api_client: client.ApiClient, path: str) -> dict[str, Any]:
-    table, _, _ = api_client.call_api(
-        path,
-        "GET",
-        header_params={"Accept": TABLE},
-        response_type="object",
-        auth_settings=["BearerToken"],
-    )
-    assert isinstance(table, dict)
-    return table
-
-
-def test_ippool_printer_columns(
-    kube_client: client.ApiClient, custom: client.CustomObjectsApi, pool_name: str
-) -> None:
-    created = custom.create_cluster_custom_object(GROUP, VERSION, IPPOOLS, ippool(pool_name))
-    custom.replace_cluster_custom_object_status(
-        GROUP, VERSION, IPPOOLS, pool_name, {**created, "status": pool_status()}
-    )
-    table = _table(kube_client, f"/apis/{GROUP}/{VERSION}/{IPPOOLS}/{pool_name}")
+def test_ippool_printer_columns(ippools: Resource, pool_name: str) -> None:
+    created = ippools.create(ippool(pool_name))
+    ippools.replace_status(pool_name, {**created, "status": pool_status()})
+    table = ippools.table(pool_name)
     columns = [c["name"] for c in table["columnDefinitions"]]
     assert columns == ["Name", "Network", "Subnet", "Used", "Available", "Ready", "Age"]
     (row,) = table["rows"]
     assert row["cells"][:6] == [pool_name, "default/net1", "172.16.0.0/16", 1, 65000, "True"]
 
 
-def test_vmnetcfg_printer_columns(
-    kube_client: client.ApiClient, custom: client.CustomObjectsApi, namespace: str
-) -> None:
-    created = custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, VMNETCFGS, vmnetcfg("vm1")
-    )
+def test_vmnetcfg_printer_columns(vmnetcfgs: Resource) -> None:
+    created = vmnetcfgs.create(vmnetcfg("vm1"))
     status = {"networkconfig": [{"networkname": "default/net1", "status": "OK"}]}
-    custom.replace_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, VMNETCFGS, "vm1", {**created, "status": status}
-    )
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{VMNETCFGS}/vm1"
-    table = _table(kube_client, path)
+    vmnetcfgs.replace_status("vm1", {**created, "status": status})
+    table = vmnetcfgs.table("vm1")
     columns = [c["name"] for c in table["columnDefinitions"]]
     assert columns == ["Name", "VM", "Network", "IP", "MAC", "Status", "Age"]
     (row,) = table["rows"]
@@ -108,47 +76,48 @@ def test_vmnetcfg_printer_columns(
     ]  # fmt: skip
 
 
-def test_stale_resource_version_is_a_conflict(
-    custom: client.CustomObjectsApi, pool_name: str
-) -> None:
-    stale = custom.create_cluster_custom_object(GROUP, VERSION, IPPOOLS, ippool(pool_name))
-    custom.patch_cluster_custom_object(
-        GROUP, VERSION, IPPOOLS, pool_name, {"spec": {"ipv4config": {"leasetime": 60}}}
+def test_stale_resource_version_is_a_conflict(ippools: Resource, pool_name: str) -> None:
+    stale = ippools.create(ippool(pool_name))
+    ippools.patch(pool_name, {"spec": {"ipv4config": {"leasetime": 60}}})
+    status, body = rejection(lambda: ippools.replace(pool_name, stale))
+    assert status == 409
+    assert "the object has been modified" in body
+    status, _ = rejection(
+        lambda: ippools.replace_status(pool_name, {**stale, "status": pool_status()})
     )
-    with pytest.raises(ApiException) as spec_write:
-        custom.replace_cluster_custom_object(GROUP, VERSION, IPPOOLS, pool_name, stale)
-    assert spec_write.value.status == 409
-    with pytest.raises(ApiException) as status_write:
-        custom.replace_cluster_custom_object_status(
-            GROUP, VERSION, IPPOOLS, pool_name, {**stale, "status": pool_status()}
-        )
-    assert status_write.value.status == 409
-    current = custom.get_cluster_custom_object(GROUP, VERSION, IPPOOLS, pool_name)
+    assert status == 409
+    current = ippools.get(pool_name)
     assert current["spec"]["ipv4config"]["leasetime"] == 60
     assert "status" not in current
 
 
-def test_watch_replays_events_and_sends_bookmarks(
-    custom: client.CustomObjectsApi, pool_name: str
+def test_filtered_watch_gets_bookmarks_past_events_it_does_not_see(
+    ippools: Resource, pool_name: str
 ) -> None:
-    listing = custom.list_cluster_custom_object(GROUP, VERSION, IPPOOLS)
-    since = listing["metadata"]["resourceVersion"]
-    created = custom.create_cluster_custom_object(GROUP, VERSION, IPPOOLS, ippool(pool_name))
-    events = []
-    # The server sends a bookmark about 2 s before the watch's deadline.
-    stream = watch.Watch().stream(
-        custom.list_cluster_custom_object,
-        GROUP,
-        VERSION,
-        IPPOOLS,
-        resource_version=since,
-        allow_watch_bookmarks=True,
-        timeout_seconds=5,
-    )
-    for event in stream:
-        events.append((event["type"], event["raw_object"]["metadata"]))
-    added = [m for t, m in events if t == "ADDED" and m.get("name") == pool_name]
-    assert [m["resourceVersion"] for m in added] == [created["metadata"]["resourceVersion"]]
-    bookmarks = [int(m["resourceVersion"]) for t, m in events if t == "BOOKMARK"]
-    assert bookmarks
-    assert max(bookmarks) >= int(created["metadata"]["resourceVersion"])
+    # 1.20 sends a bookmark about 2 s before a watch's deadline, and only when
+    # the resource moved on past the last event the watcher got: exactly the
+    # case of a label-filtered watch while other objects change.
+    since = ippools.list()["metadata"]["resourceVersion"]
+    labelled = with_value(ippool(pool_name), "metadata.labels", {"kvip-test": pool_name})
+    created = ippools.create(labelled)
+    other = f"{pool_name}-other"
+    events: list[tuple[str, dict[str, Any]]] = []
+    try:
+        for event in ippools.watch(
+            resource_version=since,
+            label_selector=f"kvip-test={pool_name}",
+            allow_watch_bookmarks=True,
+            timeout_seconds=6,
+        ):
+            events.append((event["type"], event["raw_object"]["metadata"]))
+            if len(events) == 1:  # the watch is registered: change something it filters out
+                other_rv = int(ippools.create(ippool(other))["metadata"]["resourceVersion"])
+    finally:
+        with contextlib.suppress(ApiException):
+            ippools.delete(other)
+    assert events[0][0] == "ADDED"
+    assert events[0][1]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    assert all(meta.get("name") != other for _, meta in events)
+    bookmarks = [int(meta["resourceVersion"]) for kind, meta in events if kind == "BOOKMARK"]
+    assert bookmarks, events
+    assert max(bookmarks) >= other_rv
