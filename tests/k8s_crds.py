@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.crs import Obj, crd_resource
+from crs import Obj, crd_resource
 
 REPO = Path(__file__).resolve().parent.parent
 KVIP_CRDS = REPO / "deploy" / "crds.yaml"
