@@ -21,12 +21,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
 from apiserver import BUILD_SCRIPT, REPO, ApiServer, build_binaries, missing_binaries
 from crs import IPPOOLS, VMNETCFGS, Resource
 from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from crs import Obj, crd_resource
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-from crs import Obj, crd_resource
 
 REPO = Path(__file__).resolve().parent.parent
 KVIP_CRDS = REPO / "deploy" / "crds.yaml"

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
-
 from crd_objects import ippool, ready_condition, vmnetcfg, with_value
 from crs import GROUP, IPPOOLS, VMNETCFGS, Resource, crd_resource, rejection
 from k8s_crds import condition
+from kubernetes import client
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 

@@ -8,10 +8,9 @@ import contextlib
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
-
 from crd_objects import ippool, ready_condition, vmnetcfg, with_value
 from crs import Resource, rejection
+from kubernetes.client.exceptions import ApiException
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 

@@ -20,6 +20,7 @@ from protocol import (
 )
 
 SERVER = IPv4Address("198.18.0.1")
+ROUTER = IPv4Address("198.18.0.254")
 MAC = "52:54:00:12:34:56"
 OTHER_MAC = "52:54:00:65:43:21"
 IP = IPv4Address("198.18.0.10")
@@ -28,7 +29,7 @@ ZERO = IPv4Address(0)
 OPTIONS = PoolOptions(
     server_ip=SERVER,
     subnet=IPv4Network("198.18.0.0/16"),
-    router=IPv4Address("198.18.0.254"),
+    router=ROUTER,
     dns=(IPv4Address("198.18.0.53"), IPv4Address("198.18.0.54")),
     domain_name="example.test",
     domain_search=("example.test", "lab.example.test"),
@@ -66,7 +67,7 @@ def request(
         ciaddr=ciaddr,
         giaddr=giaddr,
         hops=hops,
-        options=Options(opts),  # type: ignore[arg-type]
+        options=Options(opts),
     )
     return encode(message)
 
@@ -263,7 +264,7 @@ def test_classless_routes_carry_the_default_route() -> None:
     routes = offer.options[OptionCode.CLASSLESS_ROUTES]
     assert routes == (
         route,
-        ClasslessRoute(destination=IPv4Network("0.0.0.0/0"), gateway=OPTIONS.router),
+        ClasslessRoute(destination=IPv4Network("0.0.0.0/0"), gateway=ROUTER),
     )
 
 
