@@ -44,6 +44,10 @@ fuzz: deps
 
 test: lint pytest fuzz
 
+# The README's first command: a local API server, a pool, a VM, a real DHCP client.
+demo: deps apiserver
+	$(BIN)/python scripts/demo.py
+
 bench: deps
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/ipam.py

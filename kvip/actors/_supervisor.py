@@ -147,7 +147,9 @@ class Supervisor:
                     except IpamError as exc:
                         errors.append((reservation, exc))
                 handle.actor = actor
-                handle.started = trio.Event()
+                if handle.started.is_set():
+                    # A restart: whoever waits for the pool must wait for this run.
+                    handle.started = trio.Event()
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(actor.run)
