@@ -128,7 +128,9 @@ def main() -> int:
 
         say("Creating IPPool demo-pool and VirtualMachine demo/demo-vm")
         custom.create_cluster_custom_object(GROUP, VERSION, "ippools", POOL)
-        custom.create_namespaced_custom_object("kubevirt.io", "v1", NAMESPACE, "virtualmachines", VM)
+        custom.create_namespaced_custom_object(
+            "kubevirt.io", "v1", NAMESPACE, "virtualmachines", VM
+        )
 
         say("Running `kvip run` (LOGLEVEL=INFO)")
         env = {**os.environ, "LOGLEVEL": "INFO", "KUBECONFIG": str(api.kubeconfig)}
