@@ -116,7 +116,7 @@ def main() -> int:
     say("Starting a local etcd and kube-apiserver on 127.0.0.1")
     with ApiServer() as api, netlab("kvdemo", server_address="198.18.0.2/16", veth=True) as lab:
         print(f"API server {api.url} ready in {api.startup_seconds:.1f}s")
-        api_client = config.new_client_from_config(config_file=str(api.kubeconfig))
+        api_client = config.new_client_from_config(config_file=str(api.kubeconfig))  # type: ignore[no-untyped-call]
         install_crds(api_client, KVIP_CRDS, KUBEVIRT_CRDS)
         custom: Any = client.CustomObjectsApi(api_client)
         client.CoreV1Api(api_client).create_namespace(
