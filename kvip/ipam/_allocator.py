@@ -112,7 +112,11 @@ class Allocator:
             spec = self._spec
             raise PoolExhausted(start=spec.start, end=spec.end, capacity=self.capacity)
         address = self._start + slot
-        self._record(address, owner)
+        # _record, inlined: this is the hot path when a large pool fills up.
+        self._owner_of[address] = owner
+        held = self._held.setdefault(owner, address)
+        if held != address:
+            self._hold_another(owner, held, address)
         return IPv4Address(address)
 
     def reserve(self, owner: Owner, ip: IPv4Address) -> None:
@@ -139,7 +143,7 @@ class Allocator:
         if owner is None:
             return None
         held = self._held[owner]
-        if isinstance(held, int):
+        if not isinstance(held, set):
             del self._held[owner]
         else:
             held.discard(address)
@@ -200,8 +204,10 @@ class Allocator:
     def _record(self, address: int, owner: Owner) -> None:
         self._owner_of[address] = owner
         held = self._held.setdefault(owner, address)
-        if held == address:
-            return
+        if held != address:
+            self._hold_another(owner, held, address)
+
+    def _hold_another(self, owner: Owner, held: int | set[int], address: int) -> None:
         if isinstance(held, int):
             self._held[owner] = {held, address}
         else:
