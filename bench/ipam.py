@@ -85,8 +85,24 @@ def restore() -> Timing:
     return timing
 
 
+def reference_loop() -> Timing:
+    """A fixed pure-Python workload (dict writes and int ops, like the allocator's).
+
+    The machine is shared: compare the figures above with this one, taken in
+    the same run, rather than with figures from another moment.
+    """
+    table: dict[int, int] = {}
+
+    def work() -> None:
+        for n in range(ALLOCATIONS):
+            table[n] = n ^ (n + 1)
+
+    return timed(work)
+
+
 def main() -> None:
     rows: list[tuple[str, str, str]] = []
+    rows.append((f"reference: {ALLOCATIONS:,} dict writes", str(reference_loop()), "-"))
     slash_8 = construction_bytes(SLASH_8)
     rows.append(("empty /8 allocator, bytes", f"{slash_8:,}", f"< {MB:,}"))
     rows.append(("empty /16 allocator, bytes", f"{construction_bytes(SLASH_16):,}", "-"))

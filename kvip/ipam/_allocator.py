@@ -112,7 +112,11 @@ class Allocator:
             spec = self._spec
             raise PoolExhausted(start=spec.start, end=spec.end, capacity=self.capacity)
         address = self._start + slot
-        self._record(address, owner)
+        # _record, inlined: this is the hot path when a large pool fills up.
+        self._owner_of[address] = owner
+        held = self._held.setdefault(owner, address)
+        if held != address:
+            self._hold_another(owner, held, address)
         return IPv4Address(address)
 
     def reserve(self, owner: Owner, ip: IPv4Address) -> None:
@@ -138,13 +142,12 @@ class Allocator:
         owner = self._owner_of.pop(address, None)
         if owner is None:
             return None
-        held = self._held[owner]
-        if isinstance(held, int):
-            del self._held[owner]
-        else:
+        # One lookup in the common case (an owner with one address): at a
+        # million owners each dict probe is a likely cache miss.
+        held = self._held.pop(owner)
+        if isinstance(held, set):
             held.discard(address)
-            if len(held) == 1:
-                self._held[owner] = held.pop()
+            self._held[owner] = held.pop() if len(held) == 1 else held
         self._free.put(address - self._start)
         return owner
 
@@ -200,8 +203,10 @@ class Allocator:
     def _record(self, address: int, owner: Owner) -> None:
         self._owner_of[address] = owner
         held = self._held.setdefault(owner, address)
-        if held == address:
-            return
+        if held != address:
+            self._hold_another(owner, held, address)
+
+    def _hold_another(self, owner: Owner, held: int | set[int], address: int) -> None:
         if isinstance(held, int):
             self._held[owner] = {held, address}
         else:

@@ -53,10 +53,11 @@ class PoolSpec:
     ) -> PoolSpec:
         """Build a spec from the text of an IPPool, or raise `InvalidPool`.
 
-        A subnet written with host bits set (e.g. 172.16.0.1/16) is accepted
-        and taken as its network (172.16.0.0/16), as kubevirt-ip-helper did,
-        so existing IPPools keep working. A caller that wants to warn about it
-        can compare `str(spec.subnet)` with the text.
+        A subnet written with host bits set, in the interface form that
+        `ip addr add 172.16.0.2/16` users are used to, is accepted and taken as
+        its network (172.16.0.0/16): the meaning is unambiguous, and refusing
+        it would stop an IPPool that an operator considers correct. A caller
+        that wants to warn about it can compare `str(spec.subnet)` with the text.
         """
         problems: list[str] = []
         net = _parse_network(subnet, problems)
