@@ -80,6 +80,49 @@ def build_parser() -> argparse.ArgumentParser:
         "while talking to the API server from this one (demos, tests, host setups); "
         "env SOCKET_NETNS",
     )
+    election = run.add_argument_group("high availability (active/passive through a Lease)")
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=_env("LEADER_ELECT", "true") != "false",
+        help="only the holder of the Lease serves DHCP and writes (env LEADER_ELECT; default on)",
+    )
+    election.add_argument(
+        "--lease-name",
+        default=_env("LEASE_NAME", "kvip"),
+        help="the coordination.k8s.io Lease; one per Deployment when sharding "
+        "(env LEASE_NAME; default kvip)",
+    )
+    election.add_argument(
+        "--lease-namespace",
+        default=_env("LEASE_NAMESPACE"),
+        help="namespace of the Lease (env LEASE_NAMESPACE; default POD_NAMESPACE, "
+        "else the service account's, else default)",
+    )
+    election.add_argument(
+        "--lease-duration", type=float, default=15.0,
+        help="seconds a standby waits for a silent leader (default 15)",
+    )  # fmt: skip
+    election.add_argument(
+        "--renew-deadline", type=float, default=10.0,
+        help="seconds a leader keeps trying to renew before it steps down (default 10)",
+    )  # fmt: skip
+    election.add_argument(
+        "--retry-period", type=float, default=2.0,
+        help="seconds between attempts to acquire or renew (default 2)",
+    )  # fmt: skip
+    metrics = run.add_argument_group("metrics and probes")
+    metrics.add_argument(
+        "--metrics-address",
+        default=_env("METRICS_ADDRESS", "0.0.0.0"),
+        help="address for /metrics, /healthz and /readyz (env METRICS_ADDRESS; default 0.0.0.0)",
+    )
+    metrics.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "8080") or 8080),
+        help="port for /metrics, /healthz and /readyz (env METRICS_PORT; default 8080)",
+    )
     return parser
 
 
@@ -100,6 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             pool_selector=args.pool_selector,
             workers=args.workers,
             socket_netns=args.socket_netns,
+            leader_elect=args.leader_elect,
+            lease_name=args.lease_name,
+            lease_namespace=args.lease_namespace,
+            lease_duration=args.lease_duration,
+            renew_deadline=args.renew_deadline,
+            retry_period=args.retry_period,
+            metrics_address=args.metrics_address,
+            metrics_port=args.metrics_port,
         )
         try:
             trio.run(app.run, options)

@@ -135,7 +135,19 @@ def main() -> int:
         say("Running `kvip run` (LOGLEVEL=INFO)")
         env = {**os.environ, "LOGLEVEL": "INFO", "KUBECONFIG": str(api.kubeconfig)}
         kvip = subprocess.Popen(
-            [sys.executable, "-m", "kvip", "run", "--socket-netns", lab.server], env=env
+            [
+                sys.executable,
+                "-m",
+                "kvip",
+                "run",
+                "--socket-netns",
+                lab.server,
+                "--metrics-address",
+                "127.0.0.1",
+                "--metrics-port",
+                "0",
+            ],
+            env=env,
         )
         try:
             ip = wait_for_ip(custom)

@@ -2,6 +2,7 @@
 
 from kvip.actors._controller import Controller
 from kvip.actors._dhcp_socket import open_dhcp_socket, socket_factory_in
+from kvip.actors._leader import LeaderElector
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
@@ -21,6 +22,7 @@ __all__ = [
     "ClearDecline",
     "Controller",
     "Inspect",
+    "LeaderElector",
     "MacConflict",
     "PoolActor",
     "PoolMessage",

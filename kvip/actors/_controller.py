@@ -30,7 +30,7 @@ from kvip.actors._messages import (
 )
 from kvip.actors._pool import SocketFactory
 from kvip.actors._status import StatusWriter, now_rfc3339, set_condition
-from kvip.actors._supervisor import Supervisor
+from kvip.actors._supervisor import PoolHandle, Supervisor
 from kvip.actors._workqueue import WorkQueue
 from kvip.ipam import IpamError, Owner
 from kvip.k8s import (
@@ -74,6 +74,7 @@ class NicStatus:
     mac: str
     ok: bool
     message: str
+    ip: str | None = None
 
     def as_status(self) -> dict[str, str]:
         return {
@@ -100,6 +101,11 @@ class Controller:
     _supervisor: Supervisor | None = None
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
+
+    @property
+    def pools(self) -> dict[str, PoolHandle]:
+        """Every IPPool this kvip knows, by name (empty until it runs)."""
+        return self._supervisor.pools if self._supervisor is not None else {}
 
     @property
     def supervisor(self) -> Supervisor:
@@ -370,7 +376,7 @@ class Controller:
                 continue
             self.restore_errors.pop((key, nic.mac), None)
             records.append(NicRecord(nic.network, nic.mac, str(ip)))
-            statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved"))
+            statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved", str(ip)))
             to_serve.append((nic.network, nic.mac, ip))
 
         if cfg is None and not records and not statuses:

@@ -11,6 +11,7 @@ from kvip.k8s._errors import (
     Unauthorized,
     Unavailable,
 )
+from kvip.k8s._lease import Leases
 from kvip.k8s._resources import (
     FINALIZER,
     GROUP,
@@ -42,6 +43,7 @@ __all__ = [
     "Invalid",
     "Kube",
     "KubeError",
+    "Leases",
     "NotFound",
     "Resource",
     "Snapshot",

@@ -1,0 +1,83 @@
+"""The metrics and probe endpoint: /metrics, /healthz, /readyz.
+
+A deliberately small HTTP/1.0 server on trio: it runs in the actors' own
+thread, so a scrape reads their state between two of their steps, and a
+liveness probe that gets an answer proves the event loop is not stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 8192
+REQUEST_TIMEOUT = 5.0
+
+
+def _response(status: str, body: bytes, content_type: str = "text/plain; charset=utf-8") -> bytes:
+    head = (
+        f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class ProbeServer:
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        ready: Callable[[], tuple[bool, str]],
+        address: str = "0.0.0.0",
+        port: int = 8080,
+    ) -> None:
+        self.registry = registry
+        self.ready = ready
+        self.address = address
+        self.port = port
+        #: The port actually bound (useful with port 0).
+        self.bound_port: int | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host=self.address)
+        self.bound_port = listeners[0].socket.getsockname()[1]
+        log.info("metrics and probes on http://%s:%d/", self.address, self.bound_port)
+        task_status.started()
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        try:
+            with trio.move_on_after(REQUEST_TIMEOUT):
+                request = b""
+                while b"\r\n\r\n" not in request and len(request) < MAX_REQUEST:
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                await stream.send_all(self._answer(request))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            await stream.aclose()
+
+    def _answer(self, request: bytes) -> bytes:
+        line = request.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = line.split()
+        if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
+            return _response("400 Bad Request", b"GET /metrics, /healthz or /readyz\n")
+        path = parts[1].split("?", 1)[0]
+        if path == "/metrics":
+            return _response("200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        if path == "/healthz":
+            return _response("200 OK", b"ok\n")
+        if path == "/readyz":
+            ok, why = self.ready()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            return _response(status, why.encode() + b"\n")
+        return _response("404 Not Found", b"GET /metrics, /healthz or /readyz\n")

@@ -1,0 +1,139 @@
+"""Prometheus metrics: kubevirt-ip-helper's names (dashboards keep working)
+plus kvip's DHCP counters and reply latency, all read at scrape time from
+the actors' own state (the scrape runs in the actors' trio thread)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from kvip.actors import Controller, LeaderElector
+
+
+class LogCounter(logging.Handler):
+    """Counts warnings and errors: kubevirtiphelper_app_logs."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[record.levelname.lower()] += 1
+
+
+class KvipCollector(Collector):
+    def __init__(
+        self,
+        *,
+        controller: Callable[[], Controller | None],
+        elector: LeaderElector | None,
+        logs: LogCounter,
+    ) -> None:
+        #: The controller of the current leadership term, if any.
+        self.controller = controller
+        self.elector = elector
+        self.logs = logs
+
+    def collect(self) -> Iterator[Metric]:
+        logs = GaugeMetricFamily(
+            "kubevirtiphelper_app_logs", "Warnings and errors logged", labels=["loglevel"]
+        )
+        for level in ("warning", "error", "critical"):
+            logs.add_metric([level], self.logs.counts[level])
+        yield logs
+        leader = GaugeMetricFamily("kvip_leader", "1 while this kvip holds the lease")
+        leader.add_metric([], 1 if self.elector is None or self.elector.is_leader else 0)
+        yield leader
+        controller = self.controller()
+        if controller is None:
+            return
+        yield from self._pools(controller)
+        yield from self._vmnetcfgs(controller)
+
+    def _pools(self, controller: Controller) -> Iterator[Metric]:
+        labels = ["ippool", "subnet", "network"]
+        used = GaugeMetricFamily(
+            "kubevirtiphelper_ippool_used", "IP addresses in use in an IPPool", labels=labels
+        )
+        available = GaugeMetricFamily(
+            "kubevirtiphelper_ippool_available",
+            "IP addresses still available in an IPPool",
+            labels=labels,
+        )
+        ready = GaugeMetricFamily(
+            "kvip_ippool_ready", "1 while the pool's DHCP server is up", labels=["ippool"]
+        )
+        received = CounterMetricFamily(
+            "kvip_dhcp_received", "DHCP requests received", labels=["ippool", "type"]
+        )
+        sent = CounterMetricFamily("kvip_dhcp_sent", "DHCP replies sent", labels=["ippool", "type"])
+        events = CounterMetricFamily(
+            "kvip_dhcp_events",
+            "Packets dropped or noted: malformed, unknown_mac, nak, decline, release, "
+            "ignored, send_error",
+            labels=["ippool", "event"],
+        )
+        latency = HistogramMetricFamily(
+            "kvip_dhcp_reply_latency_seconds",
+            "Time from a request's arrival to its reply's sending",
+            labels=["ippool"],
+        )
+        for name, handle in sorted(controller.pools.items()):
+            actor = handle.actor
+            ready.add_metric([name], 1 if handle.ready and actor and actor.serving else 0)
+            if actor is None or handle.config is None:
+                continue
+            pool_labels = [name, str(handle.config.spec.subnet), handle.config.network]
+            used.add_metric(pool_labels, actor.allocator.used)
+            available.add_metric(pool_labels, actor.allocator.available)
+            counters = actor.responder.counters
+            for kind, count in sorted(counters.received.items()):
+                received.add_metric([name, kind], count)
+            for kind, count in sorted(counters.sent.items()):
+                sent.add_metric([name, kind], count)
+            for event, count in (
+                ("malformed", counters.malformed),
+                ("unknown_mac", counters.unknown_mac),
+                ("nak", counters.naks),
+                ("decline", counters.declines),
+                ("release", counters.releases),
+                ("ignored", counters.ignored),
+                ("send_error", counters.send_errors),
+            ):
+                events.add_metric([name, event], count)
+            histogram = counters.latency
+            cumulative, buckets = 0, []
+            for bound, count in zip(histogram.bounds, histogram.counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            latency.add_metric([name], buckets, histogram.total)
+        yield from (used, available, ready, received, sent, events, latency)
+
+    def _vmnetcfgs(self, controller: Controller) -> Iterator[Metric]:
+        status = GaugeMetricFamily(
+            "kubevirtiphelper_vmnetcfg_status",
+            "One series per VM NIC that kvip manages: 1, labelled with its state",
+            labels=["vm", "network", "mac", "ip", "status"],
+        )
+        for key, nics in sorted(controller.nic_status.items()):
+            for nic in nics:
+                state = "OK" if nic.ok else "ERROR"
+                status.add_metric([key, nic.network, nic.mac, nic.ip or "", state], 1)
+        yield status
+
+
+def registry_for(
+    *, controller: Callable[[], Controller | None], elector: LeaderElector | None, logs: LogCounter
+) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KvipCollector(controller=controller, elector=elector, logs=logs))
+    return registry
