@@ -1,0 +1,123 @@
+"""kvip as a process: metrics, probes, SIGTERM, and active/passive failover."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+from e2e_world import World, lease_ip
+from kvip_process import KvipProcess
+from kvip_rig import unique, wait_for
+
+pytestmark = [pytest.mark.netns, pytest.mark.apiserver, pytest.mark.slow]
+
+FAST_LEASE = ("--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5")
+
+
+def kvip_process(w: World, lease: str, *extra: str) -> KvipProcess:
+    return KvipProcess(
+        w.api.kubeconfig,
+        "--socket-netns", w.lab.server,
+        "--pool-selector", w.selector,
+        "--lease-name", lease,
+        "--lease-namespace", w.namespace,
+        *FAST_LEASE,
+        *extra,
+    )  # fmt: skip
+
+
+def dhcp_listeners(w: World) -> str:
+    """Who holds UDP port 67 in the server namespace (ss prints the owning pids)."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", w.lab.server, "ss", "-Hulpn", "sport", "=", ":67"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout
+
+
+def metric(body: str, name: str, **labels: str) -> float | None:
+    for line in body.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_and_probes(world: World) -> None:
+    w = world
+    pool = w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:10:01"
+    with kvip_process(w, unique("lease")) as kvip:
+        assert kvip.get("/healthz") == (200, "ok\n")
+        wait_for(lambda: kvip.get("/readyz")[0] == 200, what="readiness")
+        assert "leader" in kvip.get("/readyz")[1]
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        ip = w.ips("vm")[mac]
+        assert lease_ip(w.lab.add_client(mac)) == ip
+        status, body = kvip.get("/metrics")
+        assert status == 200
+        network = w.net("net-a")
+        labels = {"ippool": pool, "subnet": "198.18.0.0/16", "network": network}
+        assert metric(body, "kubevirtiphelper_ippool_used", **labels) == 1
+        assert metric(body, "kubevirtiphelper_ippool_available", **labels) == 240
+        vm = f"{w.namespace}/vm"
+        assert metric(body, "kubevirtiphelper_vmnetcfg_status", vm=vm, ip=ip, status="OK") == 1
+        assert metric(body, "kvip_dhcp_sent_total", ippool=pool, type="ACK") == 1
+        assert metric(body, "kvip_dhcp_received_total", ippool=pool, type="DISCOVER") == 1
+        assert metric(body, "kvip_dhcp_reply_latency_seconds_count", ippool=pool) == 2
+        assert metric(body, "kubevirtiphelper_app_logs", loglevel="error") == 0
+        assert metric(body, "kvip_leader") == 1
+        assert kvip.get("/nope")[0] == 404
+        assert kvip.stop() == 0
+    assert "released lease" in kvip.log()
+
+
+def test_standby_takes_over_when_the_leader_is_killed(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:11:01"
+    lease = unique("lease")
+    first = kvip_process(w, lease)
+    second = kvip_process(w, lease)
+    with first, second:
+        leader, standby = wait_for(
+            lambda: (first, second) if first.is_leader() else (second, first) if second.is_leader()
+            else None,
+            what="one leader",
+        )  # fmt: skip
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        ip = w.ips("vm")[mac]
+        client = w.lab.add_client(mac)
+        assert lease_ip(client) == ip
+        # A standby is ready (it can take over) but holds no socket and writes nothing.
+        assert standby.get("/readyz")[0] == 200 and "standby" in standby.get("/readyz")[1]
+        listeners = dhcp_listeners(w)
+        assert f"pid={leader.pid}," in listeners and f"pid={standby.pid}," not in listeners
+
+        leader.kill()
+        killed_at = time.monotonic()
+        wait_for(standby.is_leader, timeout=15, what="the standby to take the lease")
+        assert lease_ip(client, timeout=15) == ip
+        took = time.monotonic() - killed_at
+        assert re.search(r"became the leader", standby.log())
+        # Bounded by the lease duration plus the client's own retries: not a benchmark.
+        assert took < 4 + 15
+
+
+def test_sigterm_releases_the_lease_for_an_immediate_takeover(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    lease = unique("lease")
+    first = kvip_process(w, lease, "--lease-duration", "30", "--renew-deadline", "20")
+    with first:
+        wait_for(first.is_leader, what="the first kvip to lead")
+        second = kvip_process(w, lease, "--lease-duration", "30", "--renew-deadline", "20")
+        with second:
+            assert second.get("/readyz")[0] == 200  # a healthy standby
+            assert first.stop() == 0
+            # Released on SIGTERM: the standby need not wait out the 30 s lease.
+            wait_for(second.is_leader, timeout=10, what="the standby to lead")
+            assert "released lease" in first.log()
