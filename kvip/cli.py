@@ -123,7 +123,64 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("METRICS_PORT", "8080") or 8080),
         help="port for /metrics, /healthz and /readyz (env METRICS_PORT; default 8080)",
     )
+    pools = commands.add_parser(
+        "pools",
+        help="list the IPPools: network, subnet, used, available, ready",
+        description="A table of every IPPool with its usage, read from the pools' status.",
+    )
+    vmnetcfg = commands.add_parser("vmnetcfg", help="act on one VM's VirtualMachineNetworkConfig")
+    vmnetcfg_commands = vmnetcfg.add_subparsers(dest="vmnetcfg_command", metavar="ACTION")
+    reset = vmnetcfg_commands.add_parser(
+        "reset",
+        help="clear a sticky ERROR (a declined address, a failed restore) and retry",
+        description=(
+            "Clear a VM's declined addresses and reservation errors and make kvip retry "
+            "it at once. Use it after fixing the cause, e.g. removing the other host that "
+            "made the VM decline its address."
+        ),
+    )
+    reset.add_argument("reference", metavar="NAMESPACE/NAME", help="the vmnetcfg (= the VM)")
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="remove vmnetcfgs whose VM is gone (kvip does this itself at start-up)",
+        description=(
+            "Find the vmnetcfgs kvip manages whose VirtualMachine no longer exists and remove "
+            "them, which frees their addresses. Useful while kvip is not running."
+        ),
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    for sub in (pools, reset, cleanup):
+        sub.add_argument(
+            "--kubeconfig", default=_env("KUBECONFIG"), help="kubeconfig file (env KUBECONFIG)"
+        )
+        sub.add_argument(
+            "--context", default=_env("KUBECONTEXT"), help="kubeconfig context (env KUBECONTEXT)"
+        )
     return parser
+
+
+def _operate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from kvip.app import operator
+    from kvip.k8s import Kube, KubeError
+
+    if args.command == "vmnetcfg" and args.vmnetcfg_command is None:
+        parser.parse_args(["vmnetcfg", "--help"])
+    try:
+        kube = Kube.connect(kubeconfig=args.kubeconfig, context=args.context)
+    except Exception as exc:
+        print(f"kvip: cannot load the Kubernetes configuration: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.command == "pools":
+            return operator.list_pools(kube, sys.stdout)
+        if args.command == "vmnetcfg":
+            return operator.reset_vmnetcfg(kube, args.reference, sys.stdout)
+        return operator.cleanup(kube, sys.stdout, dry_run=args.dry_run)
+    except KubeError as exc:
+        print(f"kvip: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        kube.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in ("pools", "vmnetcfg", "cleanup"):
+        return _operate(args, parser)
     try:
         app.configure(args.log_level, fmt=args.log_format)
     except ValueError as exc:

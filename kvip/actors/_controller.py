@@ -19,8 +19,10 @@ from typing import Any
 import trio
 
 from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._events import Event, EventRecorder, ObjectRef
 from kvip.actors._messages import (
     ClaimAddress,
+    ClearDecline,
     Inspect,
     PoolState,
     ReleaseOwner,
@@ -36,6 +38,7 @@ from kvip.ipam import IpamError, Owner
 from kvip.k8s import (
     FINALIZER,
     IPPOOLS,
+    RESET_ANNOTATION,
     VIRTUAL_MACHINES,
     VMNETCFGS,
     Body,
@@ -56,7 +59,7 @@ from kvip.k8s._bodies import (
     vmnetcfg_body,
     vmnetcfg_records,
 )
-from kvip.serving import PoolConfig
+from kvip.serving import Declined, Notice, PoolConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,9 @@ class Controller:
     _supervisor: Supervisor | None = None
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
+    _events: EventRecorder | None = None
+    #: Addresses a client declined, by (vm key, mac): shown in the vmnetcfg status.
+    declined: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def pools(self) -> dict[str, PoolHandle]:
@@ -117,13 +123,17 @@ class Controller:
         async with trio.open_nursery() as nursery:
             self._pool_status = StatusWriter(self.kube, IPPOOLS, self._render_pool)
             self._cfg_status = StatusWriter(self.kube, VMNETCFGS, self._render_cfg)
+            self._events = EventRecorder(self.kube)
             self._supervisor = Supervisor(
                 nursery,
                 restore=self._restorations,
                 on_change=self._pool_status.mark,
                 on_started=self._pool_started,
                 socket_factory=self.socket_factory,
+                on_event=self._events.record,
+                on_notice=self._pool_notice,
             )
+            nursery.start_soon(self._events.run)
             nursery.start_soon(self._pool_status.run)
             nursery.start_soon(self._cfg_status.run)
             async with send:
@@ -370,13 +380,18 @@ class Controller:
             except IpamError as exc:
                 message = self.restore_errors.get((key, nic.mac)) or str(exc)
                 log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
+                self._event(vm, "ReservationFailed", f"{nic.mac}: {message}", warning=True)
                 if previous is not None:
                     records.append(previous)
                 statuses.append(NicStatus(nic.network, nic.mac, False, message))
                 continue
             self.restore_errors.pop((key, nic.mac), None)
             records.append(NicRecord(nic.network, nic.mac, str(ip)))
-            statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved", str(ip)))
+            declined = self.declined.get((key, nic.mac))
+            if declined is not None:
+                statuses.append(NicStatus(nic.network, nic.mac, False, declined, str(ip)))
+            else:
+                statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved", str(ip)))
             to_serve.append((nic.network, nic.mac, ip))
 
         if cfg is None and not records and not statuses:
@@ -389,6 +404,7 @@ class Controller:
             if pool is not None:
                 if mac not in old or old[mac].ip != str(ip):
                     log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
+                    self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
                 await pool.ask(ServeReservation(mac, ip))
         kept = {record.mac for record in records}
         for mac, record in old.items():
@@ -413,6 +429,10 @@ class Controller:
         spec["networkconfig"] = records_spec(records)
         if FINALIZER not in (meta.get("finalizers") or []):
             meta["finalizers"] = [*(meta.get("finalizers") or []), FINALIZER]
+        if RESET_ANNOTATION in (meta.get("annotations") or {}):
+            meta["annotations"] = {
+                k: v for k, v in meta["annotations"].items() if k != RESET_ANNOTATION
+            }
         if vm_uid and not any(
             ref.get("uid") == vm_uid for ref in meta.get("ownerReferences") or []
         ):
@@ -427,6 +447,16 @@ class Controller:
             replaced = await self.kube.run(lambda: self.kube.replace(VMNETCFGS, updated))
             _store(self.cfgs, key, replaced)
 
+    async def _reset(self, key: str, records: list[NicRecord]) -> None:
+        """An operator asked to retry this VM: forget its declines and errors."""
+        log.info("VM %s: reset requested; clearing its declines and errors", key)
+        for record in records:
+            self.declined.pop((key, record.mac), None)
+            self.restore_errors.pop((key, record.mac), None)
+            pool = self.supervisor.by_network(record.network)
+            if pool is not None and record.ip:
+                await pool.ask(ClearDecline(IPv4Address(record.ip)))
+
     async def _release(self, key: str, record: NicRecord) -> None:
         pool = self.supervisor.by_network(record.network)
         if pool is None:
@@ -434,6 +464,9 @@ class Controller:
         released = await pool.ask(ReleaseOwner(owner_of(key, record.mac)))
         for ip in released:
             log.info("VM %s: released %s of %s on %s", key, ip, record.mac, record.network)
+            vm = self.vms.get(key)
+            if vm is not None:
+                self._event(vm, "Released", f"{ip} of {record.mac} released")
 
     async def _vm_gone(self, key: str, cfg: Body | None) -> None:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
@@ -441,6 +474,13 @@ class Controller:
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
+                self._record(
+                    Event(
+                        self._supervisor_ref(pool.name),
+                        "Released",
+                        f"{ip} released: VM {key} was deleted",
+                    )
+                )
         if cfg is None:
             return
         meta = cfg["metadata"]
@@ -480,6 +520,46 @@ class Controller:
             pass
         except Conflict:
             raise
+
+    # -- events and client notices -------------------------------------------------------
+
+    def _record(self, event: Event) -> None:
+        if self._events is not None:
+            self._events.record(event)
+
+    def _event(self, vm: Body, reason: str, message: str, *, warning: bool = False) -> None:
+        meta = vm["metadata"]
+        ref = ObjectRef(
+            VIRTUAL_MACHINES.api_version,
+            VIRTUAL_MACHINES.kind,
+            meta["name"],
+            namespace=meta.get("namespace"),
+            uid=meta.get("uid"),
+        )
+        self._record(Event(ref, reason, message, warning=warning))
+
+    def _supervisor_ref(self, pool: str) -> ObjectRef:
+        handle = self.pools.get(pool)
+        return handle.ref if handle is not None else ObjectRef(IPPOOLS.api_version, "IPPool", pool)
+
+    def _pool_notice(self, pool: str, notice: Notice) -> None:
+        """A client DECLINEd its address (in use on the wire) or RELEASEd it."""
+        handle = self.pools.get(pool)
+        owner = handle.actor.owner_of_mac(notice.mac) if handle and handle.actor else None
+        key = owner.rpartition(" [")[0] if owner else None
+        if isinstance(notice, Declined):
+            message = (
+                f"{notice.ip} was declined by {notice.mac}: another host uses it. With a "
+                "static reservation there is no other address to offer; remove the other "
+                "host, then run `kvip vmnetcfg reset` for this VM"
+            )
+            self._record(Event(self._supervisor_ref(pool), "Declined", message, warning=True))
+            if key is not None:
+                self.declined[(key, notice.mac)] = message
+                vm = self.vms.get(key)
+                if vm is not None:
+                    self._event(vm, "Declined", message, warning=True)
+                self.queue.add(key)
 
     def _set_status(self, key: str, statuses: list[NicStatus]) -> None:
         if self.nic_status.get(key) != statuses:

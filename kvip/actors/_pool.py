@@ -32,7 +32,7 @@ from kvip.actors._messages import (
     ServeReservation,
 )
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import Declined, PoolConfig, Released, Reservation, Responder
+from kvip.serving import Declined, Notice, PoolConfig, Released, Reservation, Responder
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class PoolActor:
     inbox_size: int = INBOX_SIZE
     #: Called after anything that changes what the pool's status shows.
     on_change: Callable[[], None] | None = None
+    #: Called with each DECLINE and RELEASE a client sends.
+    on_notice: Callable[[Notice], None] | None = None
     allocator: Allocator = field(init=False)
     responder: Responder = field(init=False)
     nics: dict[str, _Nic] = field(init=False, default_factory=dict)
@@ -204,6 +206,8 @@ class PoolActor:
                     notice.mac,
                     notice.ip,
                 )
+            if self.on_notice is not None:
+                self.on_notice(notice)
         self.responder.notices.clear()
 
     async def _resolve_ntp(self) -> None:
@@ -278,6 +282,10 @@ class PoolActor:
             ip = self.allocator.allocate(message.owner, requested=message.requested)
         self._record(message.owner, message.mac, ip, message.hostname, serve=False)
         return ip
+
+    def owner_of_mac(self, mac: str) -> Owner | None:
+        nic = self.nics.get(mac.lower())
+        return nic.owner if nic is not None else None
 
     def _check_mac(self, owner: Owner, mac: str) -> None:
         previous = self.nics.get(mac.lower())

@@ -17,10 +17,12 @@ from typing import Any
 import trio
 
 from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._events import Event, ObjectRef
 from kvip.actors._messages import Reconfigure, RestoreReservation
 from kvip.actors._pool import PoolActor, SocketFactory
 from kvip.ipam import InvalidPool, IpamError
-from kvip.serving import PoolConfig, parse_ippool
+from kvip.k8s import IPPOOLS
+from kvip.serving import Notice, PoolConfig, parse_ippool
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class PoolHandle:
     problem: tuple[str, str] | None = None
     restarts: int = 0
     started: trio.Event = field(default_factory=trio.Event)
+    ref: ObjectRef = field(default_factory=lambda: ObjectRef("", "IPPool", ""))
 
     @property
     def ready(self) -> bool:
@@ -58,6 +61,10 @@ class Supervisor:
     #: Called with (pool name, restore errors) after a pool (re)starts.
     on_started: Callable[[str, list[tuple[RestoreReservation, IpamError]]], None]
     socket_factory: SocketFactory = open_dhcp_socket
+    #: Where Events about pools go (best effort).
+    on_event: Callable[[Event], None] = lambda event: None
+    #: Called with (pool name, notice) for each client DECLINE and RELEASE.
+    on_notice: Callable[[str, Notice], None] = lambda name, notice: None
     pools: dict[str, PoolHandle] = field(default_factory=dict)
 
     def by_network(self, network: str) -> PoolActor | None:
@@ -79,6 +86,7 @@ class Supervisor:
         """An IPPool was added or changed."""
         name = str(body["metadata"]["name"])
         handle = self.pools.setdefault(name, PoolHandle(name))
+        handle.ref = pool_ref(body)
         try:
             config = parse_ippool(body)
             self._check_network_unique(name, config)
@@ -86,7 +94,9 @@ class Supervisor:
             message = str(exc)
             if handle.actor is not None:
                 message += "; still serving the previous valid configuration"
-            log.error("IPPool %s is invalid: %s", name, message)
+            if handle.problem != ("InvalidPool", message):
+                log.error("IPPool %s is invalid: %s", name, message)
+                self.on_event(Event(pool_ref(body), "InvalidPool", message, warning=True))
             handle.problem = ("InvalidPool", message)
             self.on_change(name)
             return
@@ -139,6 +149,7 @@ class Supervisor:
                     handle.config,
                     socket_factory=self.socket_factory,
                     on_change=functools.partial(self.on_change, handle.name),
+                    on_notice=functools.partial(self.on_notice, handle.name),
                 )
                 errors: list[tuple[RestoreReservation, IpamError]] = []
                 for reservation in self.restore(handle.config):
@@ -171,6 +182,9 @@ class Supervisor:
                         exc_info=not isinstance(cause, OSError),
                     )
                     handle.problem = (reason, f"{cause}; restart {handle.restarts} in {delay:.0f}s")
+                    self.on_event(
+                        Event(handle.ref, "ServerFailed", handle.problem[1], warning=True)
+                    )
                     handle.actor = None
                     self.on_change(handle.name)
                     await trio.sleep(delay)
@@ -182,3 +196,8 @@ def _root_cause(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def pool_ref(body: dict[str, Any]) -> ObjectRef:
+    meta = body.get("metadata", {})
+    return ObjectRef(IPPOOLS.api_version, IPPOOLS.kind, str(meta.get("name")), uid=meta.get("uid"))

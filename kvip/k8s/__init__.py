@@ -11,12 +11,14 @@ from kvip.k8s._errors import (
     Unauthorized,
     Unavailable,
 )
+from kvip.k8s._errors import translate as translate_error
 from kvip.k8s._lease import Leases
 from kvip.k8s._resources import (
     FINALIZER,
     GROUP,
     HARVESTER_MAC_ANNOTATION,
     IPPOOLS,
+    RESET_ANNOTATION,
     STATIC_IP_ANNOTATION,
     VERSION,
     VIRTUAL_MACHINES,
@@ -30,6 +32,7 @@ __all__ = [
     "GROUP",
     "HARVESTER_MAC_ANNOTATION",
     "IPPOOLS",
+    "RESET_ANNOTATION",
     "STATIC_IP_ANNOTATION",
     "VERSION",
     "VIRTUAL_MACHINES",
@@ -51,4 +54,5 @@ __all__ = [
     "Unavailable",
     "WatchMessage",
     "Watcher",
+    "translate_error",
 ]

@@ -215,9 +215,3 @@ class Kube:
         except NotFound:
             return False
         return True
-
-    # -- events -----------------------------------------------------------------
-
-    def create_event(self, body: Body) -> None:
-        namespace = body["metadata"]["namespace"]
-        self._call(self.core.create_namespaced_event, namespace, body)

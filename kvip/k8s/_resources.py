@@ -8,6 +8,8 @@ GROUP = "kubevirtiphelper.k8s.binbash.org"
 VERSION = "v1"
 FINALIZER = f"{GROUP}/vmnetcfg-cleanup"
 STATIC_IP_ANNOTATION = f"{GROUP}/static-ip"
+#: Set by `kvip vmnetcfg reset`: clear declines and errors of this VM, retry.
+RESET_ANNOTATION = f"{GROUP}/reset"
 HARVESTER_MAC_ANNOTATION = "harvesterhci.io/mac-address"
 
 

@@ -1,0 +1,112 @@
+"""Operator commands: `kvip pools`, `kvip vmnetcfg reset`, `kvip cleanup`.
+
+They talk to the API server directly (one-shot, synchronous) and work
+whether or not kvip runs: the objects are the state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from kvip.k8s import (
+    FINALIZER,
+    IPPOOLS,
+    RESET_ANNOTATION,
+    VIRTUAL_MACHINES,
+    VMNETCFGS,
+    Kube,
+    NotFound,
+)
+from kvip.k8s._bodies import object_key
+
+
+def _ready(pool: dict[str, Any]) -> str:
+    for condition in (pool.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("status"))
+    return "Unknown"
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def list_pools(kube: Kube, out: TextIO) -> int:
+    pools, _ = kube.list(IPPOOLS)
+    rows = [["POOL", "NETWORK", "SUBNET", "USED", "AVAILABLE", "READY"]]
+    for pool in sorted(pools, key=lambda p: str(p["metadata"]["name"])):
+        spec = pool.get("spec") or {}
+        ipv4 = (pool.get("status") or {}).get("ipv4") or {}
+        rows.append([
+            str(pool["metadata"]["name"]),
+            str(spec.get("networkname", "")),
+            str((spec.get("ipv4config") or {}).get("subnet", "")),
+            str(ipv4.get("used", "-")),
+            str(ipv4.get("available", "-")),
+            _ready(pool),
+        ])  # fmt: skip
+    _table(rows, out)
+    return 0
+
+
+def reset_vmnetcfg(kube: Kube, reference: str, out: TextIO) -> int:
+    """Ask kvip to retry a VM: it clears the VM's declines and errors, rewrites
+    the status and serves the address again (the annotation is its signal)."""
+    namespace, _, name = reference.partition("/")
+    if not namespace or not name:
+        print(f"kvip: {reference!r}: expected NAMESPACE/NAME", file=out)
+        return 2
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        kube.patch(
+            VMNETCFGS, name, {"metadata": {"annotations": {RESET_ANNOTATION: stamp}}},
+            namespace=namespace,
+        )  # fmt: skip
+        kube.patch(VMNETCFGS, name, {"status": None}, namespace=namespace, status=True)
+    except NotFound:
+        print(f"kvip: vmnetcfg {reference} not found", file=out)
+        return 1
+    print(f"vmnetcfg {reference}: reset requested; kvip retries it now", file=out)
+    return 0
+
+
+def cleanup(kube: Kube, out: TextIO, *, dry_run: bool) -> int:
+    """Remove the vmnetcfgs whose VM is gone (what kvip does at start-up)."""
+    vms = {object_key(vm) for vm in kube.list(VIRTUAL_MACHINES)[0]}
+    orphans = []
+    for cfg in kube.list(VMNETCFGS)[0]:
+        meta = cfg["metadata"]
+        managed = FINALIZER in (meta.get("finalizers") or []) or meta.get("ownerReferences")
+        if object_key(cfg) not in vms and managed:
+            orphans.append(cfg)
+    if not orphans:
+        print("no orphaned vmnetcfgs", file=out)
+        return 0
+    verb = "would remove" if dry_run else "removing"
+    for cfg in orphans:
+        entries = (cfg.get("spec") or {}).get("networkconfig") or []
+        ips = ", ".join(str(e.get("ipaddress")) for e in entries if e.get("ipaddress")) or "-"
+        print(f"{verb} vmnetcfg {object_key(cfg)} (VM gone; frees {ips})", file=out)
+        if dry_run:
+            continue
+        meta = cfg["metadata"]
+        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        _quietly(lambda meta=meta, finalizers=finalizers: kube.patch(
+            VMNETCFGS, meta["name"], {"metadata": {"finalizers": finalizers}},
+            namespace=meta["namespace"],
+        ))  # fmt: skip
+        _quietly(
+            lambda meta=meta: kube.delete(VMNETCFGS, meta["name"], namespace=meta["namespace"])
+        )
+    return 0
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except NotFound:
+        pass
