@@ -6,6 +6,7 @@ whether or not kvip runs: the objects are the state.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -94,19 +95,11 @@ def cleanup(kube: Kube, out: TextIO, *, dry_run: bool) -> int:
         if dry_run:
             continue
         meta = cfg["metadata"]
+        name, namespace = str(meta["name"]), str(meta["namespace"])
         finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-        _quietly(lambda meta=meta, finalizers=finalizers: kube.patch(
-            VMNETCFGS, meta["name"], {"metadata": {"finalizers": finalizers}},
-            namespace=meta["namespace"],
-        ))  # fmt: skip
-        _quietly(
-            lambda meta=meta: kube.delete(VMNETCFGS, meta["name"], namespace=meta["namespace"])
-        )
+        with contextlib.suppress(NotFound):
+            kube.patch(
+                VMNETCFGS, name, {"metadata": {"finalizers": finalizers}}, namespace=namespace
+            )
+        kube.delete(VMNETCFGS, name, namespace=namespace)
     return 0
-
-
-def _quietly(call: Callable[[], object]) -> None:
-    try:
-        call()
-    except NotFound:
-        pass
