@@ -344,6 +344,8 @@ class Controller:
     async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
         _namespace, _, name = key.partition("/")
         old = {record.mac: record for record in vmnetcfg_records(cfg)} if cfg else {}
+        if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
+            await self._reset(key, list(old.values()))
         records: list[NicRecord] = []
         statuses: list[NicStatus] = []
         to_serve: list[tuple[str, str, IPv4Address]] = []
@@ -410,7 +412,7 @@ class Controller:
         for mac, record in old.items():
             if mac not in kept:
                 await self._release(key, record)
-        self._set_status(key, statuses)
+        self._set_status(key, statuses, self.cfgs.get(key))
 
     async def _write_records(
         self, key: str, vm: Body, cfg: Body | None, records: list[NicRecord]
@@ -561,8 +563,16 @@ class Controller:
                     self._event(vm, "Declined", message, warning=True)
                 self.queue.add(key)
 
-    def _set_status(self, key: str, statuses: list[NicStatus]) -> None:
-        if self.nic_status.get(key) != statuses:
+    def _set_status(self, key: str, statuses: list[NicStatus], cfg: Body | None) -> None:
+        """Remember the NICs' status and have it written when it differs from what
+        the object shows (someone else may have changed or cleared it)."""
+        desired = [nic.as_status() for nic in statuses]
+        macs = {nic.mac for nic in statuses}
+        shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
+        if (
+            self.nic_status.get(key) != statuses
+            or [entry for entry in shown if entry.get("macaddress") in macs] != desired
+        ):
             self.nic_status[key] = statuses
             assert self._cfg_status is not None
             self._cfg_status.mark(key)

@@ -63,11 +63,12 @@ def reset_vmnetcfg(kube: Kube, reference: str, out: TextIO) -> int:
         return 2
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
+        # Status first: kvip rewrites it when it sees the annotation.
+        kube.patch(VMNETCFGS, name, {"status": None}, namespace=namespace, status=True)
         kube.patch(
             VMNETCFGS, name, {"metadata": {"annotations": {RESET_ANNOTATION: stamp}}},
             namespace=namespace,
         )  # fmt: skip
-        kube.patch(VMNETCFGS, name, {"status": None}, namespace=namespace, status=True)
     except NotFound:
         print(f"kvip: vmnetcfg {reference} not found", file=out)
         return 1
