@@ -36,6 +36,7 @@ from ._errors import DecodeError
 __all__ = [
     "HEADER",
     "HEADER_SIZE",
+    "HEADER_STRUCT",
     "MAGIC_COOKIE",
     "OPTION",
     "OPTION_AREA",
@@ -104,8 +105,8 @@ HeaderWriter = Callable[[HeaderFields], bytes]
 OptionItems = Sequence[tuple[int, bytes | None]]
 OptionWriter = Callable[[OptionItems], bytes]
 
-_HEADER_STRUCT = struct.Struct("!BBBBIHHIIII16s64s128s4s")
-assert _HEADER_STRUCT.size == HEADER_SIZE
+HEADER_STRUCT = struct.Struct("!BBBBIHHIIII16s64s128s4s")
+assert HEADER_STRUCT.size == HEADER_SIZE
 
 
 def read_header_fast(data: bytes) -> HeaderFields:
@@ -114,7 +115,7 @@ def read_header_fast(data: bytes) -> HeaderFields:
             raise DecodeError(f"truncated header: {len(data)} bytes, need {BOOTP_SIZE}")
         raise DecodeError(f"no magic cookie: {len(data)} bytes, need {HEADER_SIZE}")
     (op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname,
-     file, cookie) = _HEADER_STRUCT.unpack_from(data)  # fmt: skip
+     file, cookie) = HEADER_STRUCT.unpack_from(data)  # fmt: skip
     if hlen > CHADDR_SIZE:
         raise DecodeError(f"hlen {hlen} > {CHADDR_SIZE}")
     if cookie != MAGIC_COOKIE:
@@ -175,7 +176,7 @@ def write_header_fast(fields: HeaderFields) -> bytes:
     (op, htype, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname,
      file) = fields  # fmt: skip
     # Callers have checked the lengths: struct would silently truncate.
-    return _HEADER_STRUCT.pack(op, htype, len(chaddr), hops, xid, secs, flags, ciaddr, yiaddr,
+    return HEADER_STRUCT.pack(op, htype, len(chaddr), hops, xid, secs, flags, ciaddr, yiaddr,
                                siaddr, giaddr, chaddr, sname, file, MAGIC_COOKIE)  # fmt: skip
 
 

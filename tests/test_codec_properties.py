@@ -123,6 +123,26 @@ def test_up_front_checks_fail_exactly_where_the_decoders_fail(code: int, data: b
     assert passes == decodes
 
 
+@settings(max_examples=300)
+@given(st.sampled_from(sorted(CHECKS)), st.binary(max_size=40))
+def test_decode_refuses_exactly_what_the_decoders_refuse(code: int, data: bytes) -> None:
+    packet = encode(Message(op=Op.BOOTREQUEST, xid=0, chaddr=b"", options=Options({43: data})))
+    packet = packet[:240] + bytes((code,)) + packet[241:]  # the same bytes, as option `code`
+    try:
+        DECODERS[code](code, data)
+    except DecodeError:
+        decodes = False
+    else:
+        decodes = True
+    try:
+        decode(packet)
+    except DecodeError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == decodes
+
+
 @given(options(), st.randoms())
 def test_options_equality_ignores_order(value: Options, random: object) -> None:
     pairs = [(code, value[code]) for code in value]
