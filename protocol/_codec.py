@@ -8,7 +8,23 @@ from ipaddress import IPv4Address
 from ._codes import Op
 from ._errors import DecodeError, EncodeError
 from ._layout import plan_layout
-from ._message import Message, new_message
+from ._message import (
+    Message,
+    set_chaddr,
+    set_ciaddr,
+    set_file,
+    set_flags,
+    set_giaddr,
+    set_hops,
+    set_htype,
+    set_op,
+    set_options,
+    set_secs,
+    set_siaddr,
+    set_sname,
+    set_xid,
+    set_yiaddr,
+)
 from ._options import Options
 from ._values import CHECK_RULES, CHECKS
 from ._wire import (
@@ -46,12 +62,13 @@ MIN_MAX_SIZE = 576
 # (312 of options field) plus the 20-byte IP and 8-byte UDP headers.
 _IP_UDP_HEADERS = 28
 _ROOM_OVERHEAD = _IP_UDP_HEADERS + HEADER_SIZE
-_MAX_CHUNK = 255
 _FIRST = 53  # RFC 2131 4.1 recommends option 53 first
 _LAST = 82  # RFC 3046 2.1: relay agent information last
 _END_BYTE = bytes((END,))
 _MIN_BODY = MIN_SIZE - HEADER_SIZE - 1  # options before END in a 300-byte message
 _PADDED_ENDS = [_END_BYTE + bytes(pad) for pad in range(_MIN_BODY + 1)]
+_NO_SNAME = bytes(SNAME_SIZE)
+_NO_FILE = bytes(FILE_SIZE)
 _unpack_header = HEADER_STRUCT.unpack_from
 _pack_header = HEADER_STRUCT.pack
 
@@ -80,9 +97,9 @@ def decode(data: bytes) -> Message:
         scan_options_fast(data, HEADER_SIZE, len(data), raw)
         if _OVERLOAD in raw:
             sname, file = _read_overload(raw, sname, file, scan_options_fast)
-        else:
-            sname = sname.rstrip(b"\0")
-            file = file.rstrip(b"\0")
+        else:  # mostly all NULs: a compare is cheaper than a strip
+            sname = b"" if sname == _NO_SNAME else sname.rstrip(b"\0")
+            file = b"" if file == _NO_FILE else file.rstrip(b"\0")
         for code, value in raw.items():
             rule = _RULES_GET(code)
             if rule is None:
@@ -92,14 +109,23 @@ def decode(data: bytes) -> Message:
                     CHECKS[code](code, value)  # raises, with the message
             else:
                 rule(code, value)  # type: ignore[operator]
-        return new_message(
-            op, xid, chaddr[:hlen], htype, hops, secs, flags,
-            _ADDRESSES_GET(ciaddr) or _address(ciaddr),
-            _ADDRESSES_GET(yiaddr) or _address(yiaddr),
-            _ADDRESSES_GET(siaddr) or _address(siaddr),
-            _ADDRESSES_GET(giaddr) or _address(giaddr),
-            sname, file, Options._from_wire(raw),
-        )  # fmt: skip
+        # Message(...) without the frozen __init__'s cost (see _message.py).
+        message: Message = object.__new__(Message)
+        set_op(message, op)
+        set_xid(message, xid)
+        set_chaddr(message, chaddr[:hlen])
+        set_htype(message, htype)
+        set_hops(message, hops)
+        set_secs(message, secs)
+        set_flags(message, flags)
+        set_ciaddr(message, _ADDRESSES_GET(ciaddr) or _address(ciaddr))
+        set_yiaddr(message, _ADDRESSES_GET(yiaddr) or _address(yiaddr))
+        set_siaddr(message, _ADDRESSES_GET(siaddr) or _address(siaddr))
+        set_giaddr(message, _ADDRESSES_GET(giaddr) or _address(giaddr))
+        set_sname(message, sname)
+        set_file(message, file)
+        set_options(message, Options._from_wire(raw))
+        return message
     except DecodeError:
         raise
     except Exception as exc:  # the promise: nothing else escapes
@@ -218,15 +244,16 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
     if type(m) is not Message or type(options) is not Options:
         return _encode(m, max_size, write_header_fast, write_options_fast)
     raw = options._raw
-    lengths = [len(data) for data in raw.values()]
-    room = 0x10000 if max_size is None else max(max_size, MIN_MAX_SIZE) - _ROOM_OVERHEAD
-    if (
-        (lengths and max(lengths) > _MAX_CHUNK)
-        or sum(lengths) + 2 * len(lengths) >= room
-        or (_FIRST in raw and next(iter(raw)) != _FIRST)
-        or (_LAST in raw and next(reversed(raw)) != _LAST)
+    if (_FIRST in raw and next(iter(raw)) != _FIRST) or (
+        _LAST in raw and next(reversed(raw)) != _LAST
     ):
         return _encode(m, max_size, write_header_fast, write_options_fast)
+    try:
+        body = b"".join([bytes((code, len(data))) + data for code, data in raw.items()])
+    except ValueError:  # a value over 255 bytes, to split (RFC 3396)
+        return _encode(m, max_size, write_header_fast, write_options_fast)
+    if max_size is not None and len(body) >= max(max_size, MIN_MAX_SIZE) - _ROOM_OVERHEAD:
+        return _encode(m, max_size, write_header_fast, write_options_fast)  # overload
     op, chaddr, sname, file = m.op, m.chaddr, m.sname, m.file
     ciaddr, yiaddr, siaddr, giaddr = m.ciaddr, m.yiaddr, m.siaddr, m.giaddr
     if (
@@ -239,7 +266,8 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
         or len(sname) > SNAME_SIZE
         or len(file) > FILE_SIZE
     ):
-        return _encode(m, max_size, write_header_fast, write_options_fast)  # raises
+        # Not a plain case (an int op, a bad field): the general path checks all.
+        return _encode(m, max_size, write_header_fast, write_options_fast)
     try:
         header = _pack_header(
             op, m.htype, len(chaddr), m.hops, m.xid, m.secs, m.flags, int(ciaddr), int(yiaddr),
@@ -247,7 +275,6 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
         )  # fmt: skip
     except Exception as exc:
         raise EncodeError(f"header field out of range: {exc}") from exc
-    body = b"".join([bytes((code, len(data))) + data for code, data in raw.items()])
     short = _MIN_BODY - len(body)
     return header + body + _PADDED_ENDS[short] if short > 0 else header + body + _END_BYTE
 

@@ -56,10 +56,10 @@ class Options(Mapping[int, OptionValue]):
     @classmethod
     def _from_wire(cls, raw: dict[int, bytes]) -> Options:
         """Adopt the joined option bytes that `decode` has already validated."""
-        options = cls.__new__(cls)
-        options._raw = raw
-        options._values = {}
-        options._hash = None
+        options = _new(cls)
+        _set_raw(options, raw)
+        _set_values(options, {})
+        _set_hash(options, None)
         return options
 
     def _add(self, code: int, value: object) -> None:
@@ -118,3 +118,10 @@ class Options(Mapping[int, OptionValue]):
 
     def __repr__(self) -> str:
         return f"Options({self._all_values()!r})"
+
+
+# `_from_wire` runs once per decoded packet: slot setters are the cheapest way in.
+_new = object.__new__
+_set_raw = vars(Options)["_raw"].__set__
+_set_values = vars(Options)["_values"].__set__
+_set_hash = vars(Options)["_hash"].__set__

@@ -138,24 +138,27 @@ def scan_options_fast(data: bytes, start: int, end: int, found: dict[int, bytes]
 
     Stops at END; a field that simply ends without END is accepted.
     """
+    if end != len(data):  # the loop below reads to the end of `data`
+        data = data[:end]
     pos = start
-    while pos < end:
-        code = data[pos]
-        if code == PAD:
-            pos += 1
-            continue
-        if code == END:
-            return
-        if pos + 1 >= end:
-            raise DecodeError(f"option {code} has no length byte")
-        stop = pos + 2 + data[pos + 1]
-        if stop > end:
-            raise DecodeError(f"option {code} length {data[pos + 1]} runs past the end")
-        if code in found:
-            found[code] += data[pos + 2 : stop]
-        else:
-            found[code] = data[pos + 2 : stop]
-        pos = stop
+    try:
+        while pos < end:
+            code = data[pos]
+            if code == PAD:
+                pos += 1
+                continue
+            if code == END:
+                return
+            stop = pos + 2 + data[pos + 1]  # IndexError: no length byte
+            if stop > end:
+                raise DecodeError(f"option {code} length {data[pos + 1]} runs past the end")
+            if code in found:
+                found[code] += data[pos + 2 : stop]
+            else:
+                found[code] = data[pos + 2 : stop]
+            pos = stop
+    except IndexError:
+        raise DecodeError(f"option {data[pos]} has no length byte") from None
 
 
 def scan_options_declared(data: bytes, start: int, end: int, found: dict[int, bytes]) -> None:

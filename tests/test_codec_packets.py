@@ -365,3 +365,9 @@ def test_relay_information_stays_last_in_the_options_field_when_overloading() ->
     codes = [code for code, _ in options_of(packet)]
     assert codes[0] == 53 and codes[-2:] == [82, 52]  # 52 is the codec's, written after
     assert decode(packet) == message
+
+
+def test_a_label_of_46_bytes_is_not_mistaken_for_a_dot() -> None:
+    names = ("a" * 46 + ".example", "www." + "a" * 46 + ".example")
+    packet = encode(reply({53: 5, 119: names}))
+    assert decode(packet).options[119] == names
