@@ -237,6 +237,15 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
     `file`, then `sname`, when those are empty (option overload, RFC 2131 4.1).
     None means no limit. Raises EncodeError when the message cannot be written.
     """
+    try:
+        return _encode_fast(message, max_size)
+    except EncodeError:
+        raise
+    except (TypeError, AttributeError, ValueError) as exc:  # fields of the wrong type
+        raise EncodeError(f"cannot encode: {type(exc).__name__}: {exc}") from exc
+
+
+def _encode_fast(message: Message, max_size: int | None) -> bytes:
     # The common case by hand: no long option, everything fits, 53 already
     # first and 82 last. Anything else takes the general path, `_encode`.
     m = message
@@ -281,7 +290,12 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
 
 def encode_declared(message: Message, *, max_size: int | None = None) -> bytes:
     """`encode` through the construct declarations; the tests hold it equal to `encode`."""
-    return _encode(message, max_size, write_header_declared, write_options_declared)
+    try:
+        return _encode(message, max_size, write_header_declared, write_options_declared)
+    except EncodeError:
+        raise
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise EncodeError(f"cannot encode: {type(exc).__name__}: {exc}") from exc
 
 
 def _encode(

@@ -323,6 +323,9 @@ def test_from_pairs_refuses_a_repeated_code() -> None:
         ({"op": 3}, "op 3"),
         ({"ciaddr": 0}, "addresses must be IPv4Address"),
         ({"options": {53: 1}}, "options must be Options"),
+        ({"chaddr": None}, "cannot encode: TypeError"),
+        ({"sname": "server"}, "header field out of range"),
+        ({"secs": "1"}, "header field out of range"),
     ],
 )
 def test_encode_refuses_fields_out_of_range(fields: dict[str, object], error: str) -> None:
