@@ -25,7 +25,7 @@ from ._message import (
     set_xid,
     set_yiaddr,
 )
-from ._options import Options
+from ._options import Options, options_from_wire
 from ._values import CHECK_RULES, CHECKS
 from ._wire import (
     CHADDR_SIZE,
@@ -124,7 +124,7 @@ def decode(data: bytes) -> Message:
         set_giaddr(message, _ADDRESSES_GET(giaddr) or _address(giaddr))
         set_sname(message, sname)
         set_file(message, file)
-        set_options(message, Options._from_wire(raw))
+        set_options(message, options_from_wire(raw))
         return message
     except DecodeError:
         raise
@@ -224,7 +224,7 @@ def _decode(
         _ZERO if yiaddr == 0 else IPv4Address(yiaddr),
         _ZERO if siaddr == 0 else IPv4Address(siaddr),
         _ZERO if giaddr == 0 else IPv4Address(giaddr),
-        sname, file, Options._from_wire(raw),
+        sname, file, options_from_wire(raw),
     )  # fmt: skip
 
 
@@ -237,55 +237,51 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
     `file`, then `sname`, when those are empty (option overload, RFC 2131 4.1).
     None means no limit. Raises EncodeError when the message cannot be written.
     """
+    # The common case by hand: no long option, everything fits, 53 already
+    # first and 82 last. Anything else takes the general path, `_encode`.
     try:
-        return _encode_fast(message, max_size)
+        m = message
+        options = m.options
+        if type(m) is not Message or type(options) is not Options:
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        raw = options._raw
+        if (_FIRST in raw and next(iter(raw)) != _FIRST) or (
+            _LAST in raw and next(reversed(raw)) != _LAST
+        ):
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        try:
+            body = b"".join([bytes((code, len(data))) + data for code, data in raw.items()])
+        except ValueError:  # a value over 255 bytes, to split (RFC 3396)
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        if max_size is not None and len(body) >= max(max_size, MIN_MAX_SIZE) - _ROOM_OVERHEAD:
+            return _encode(m, max_size, write_header_fast, write_options_fast)  # overload
+        op, chaddr, sname, file = m.op, m.chaddr, m.sname, m.file
+        ciaddr, yiaddr, siaddr, giaddr = m.ciaddr, m.yiaddr, m.siaddr, m.giaddr
+        if (
+            type(op) is not Op
+            or type(ciaddr) is not IPv4Address
+            or type(yiaddr) is not IPv4Address
+            or type(siaddr) is not IPv4Address
+            or type(giaddr) is not IPv4Address
+            or len(chaddr) > CHADDR_SIZE
+            or len(sname) > SNAME_SIZE
+            or len(file) > FILE_SIZE
+        ):
+            # Not a plain case (an int op, a bad field): the general path checks all.
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        try:
+            header = _pack_header(
+                op, m.htype, len(chaddr), m.hops, m.xid, m.secs, m.flags, int(ciaddr),
+                int(yiaddr), int(siaddr), int(giaddr), chaddr, sname, file, MAGIC_COOKIE,
+            )  # fmt: skip
+        except Exception as exc:
+            raise EncodeError(f"header field out of range: {exc}") from exc
+        short = _MIN_BODY - len(body)
+        return header + body + _PADDED_ENDS[short] if short > 0 else header + body + _END_BYTE
     except EncodeError:
         raise
     except (TypeError, AttributeError, ValueError) as exc:  # fields of the wrong type
         raise EncodeError(f"cannot encode: {type(exc).__name__}: {exc}") from exc
-
-
-def _encode_fast(message: Message, max_size: int | None) -> bytes:
-    # The common case by hand: no long option, everything fits, 53 already
-    # first and 82 last. Anything else takes the general path, `_encode`.
-    m = message
-    options = m.options
-    if type(m) is not Message or type(options) is not Options:
-        return _encode(m, max_size, write_header_fast, write_options_fast)
-    raw = options._raw
-    if (_FIRST in raw and next(iter(raw)) != _FIRST) or (
-        _LAST in raw and next(reversed(raw)) != _LAST
-    ):
-        return _encode(m, max_size, write_header_fast, write_options_fast)
-    try:
-        body = b"".join([bytes((code, len(data))) + data for code, data in raw.items()])
-    except ValueError:  # a value over 255 bytes, to split (RFC 3396)
-        return _encode(m, max_size, write_header_fast, write_options_fast)
-    if max_size is not None and len(body) >= max(max_size, MIN_MAX_SIZE) - _ROOM_OVERHEAD:
-        return _encode(m, max_size, write_header_fast, write_options_fast)  # overload
-    op, chaddr, sname, file = m.op, m.chaddr, m.sname, m.file
-    ciaddr, yiaddr, siaddr, giaddr = m.ciaddr, m.yiaddr, m.siaddr, m.giaddr
-    if (
-        type(op) is not Op
-        or type(ciaddr) is not IPv4Address
-        or type(yiaddr) is not IPv4Address
-        or type(siaddr) is not IPv4Address
-        or type(giaddr) is not IPv4Address
-        or len(chaddr) > CHADDR_SIZE
-        or len(sname) > SNAME_SIZE
-        or len(file) > FILE_SIZE
-    ):
-        # Not a plain case (an int op, a bad field): the general path checks all.
-        return _encode(m, max_size, write_header_fast, write_options_fast)
-    try:
-        header = _pack_header(
-            op, m.htype, len(chaddr), m.hops, m.xid, m.secs, m.flags, int(ciaddr), int(yiaddr),
-            int(siaddr), int(giaddr), chaddr, sname, file, MAGIC_COOKIE,
-        )  # fmt: skip
-    except Exception as exc:
-        raise EncodeError(f"header field out of range: {exc}") from exc
-    short = _MIN_BODY - len(body)
-    return header + body + _PADDED_ENDS[short] if short > 0 else header + body + _END_BYTE
 
 
 def encode_declared(message: Message, *, max_size: int | None = None) -> bytes:

@@ -152,6 +152,8 @@ def check_domain_search(data: bytes) -> None:
                 known = sum(len(label) + 1 for label in labels) + 1
             tail = known
             break
+        if run_end == start:  # a bare pointer: its suffix was measured already
+            continue
         run = data[start:run_end]
         if not run.isascii() or b"." in run:
             _walk_name(data, start)  # raises for a bad label, or was a length of 46

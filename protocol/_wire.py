@@ -144,10 +144,10 @@ def scan_options_fast(data: bytes, start: int, end: int, found: dict[int, bytes]
     try:
         while pos < end:
             code = data[pos]
-            if code == PAD:
+            if code == 0:  # PAD; literals, not the names: no global lookups per option
                 pos += 1
                 continue
-            if code == END:
+            if code == 255:  # END
                 return
             stop = pos + 2 + data[pos + 1]  # IndexError: no length byte
             if stop > end:
