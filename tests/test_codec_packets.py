@@ -374,3 +374,25 @@ def test_a_label_of_46_bytes_is_not_mistaken_for_a_dot() -> None:
     names = ("a" * 46 + ".example", "www." + "a" * 46 + ".example")
     packet = encode(reply({53: 5, 119: names}))
     assert decode(packet).options[119] == names
+
+
+def test_convenience_properties_are_none_when_options_are_missing() -> None:
+    message = decode(bootp(flags=0) + b"\xff")
+    assert message.message_type is None and message.broadcast is False
+    assert message.requested_ip is None and message.server_id is None
+    assert message.max_message_size is None and message.relay_agent_info is None
+    assert message.parameter_request_list == ()
+
+
+def test_relayed_reply_fields_survive() -> None:
+    relay = IPv4Address("198.18.0.254")
+    message = reply(
+        {53: MessageType.OFFER, 54: IPv4Address("198.18.0.1")},
+        giaddr=relay,
+        yiaddr=IPv4Address("198.18.0.7"),
+        hops=0,
+        flags=0x8000,
+    )
+    again = decode(encode(message))
+    assert (again.giaddr, again.yiaddr, again.broadcast) == (relay, IPv4Address("198.18.0.7"), True)
+    assert again.server_id == IPv4Address("198.18.0.1")
