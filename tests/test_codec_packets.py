@@ -366,7 +366,7 @@ def test_relay_information_stays_last_in_the_options_field_when_overloading() ->
     message = reply({53: 2, 82: info, 43: bytes(300), 60: bytes(90)})
     packet = encode(message, max_size=576)
     codes = [code for code, _ in options_of(packet)]
-    assert codes[0] == 53 and codes[-2:] == [82, 52]  # 52 is the codec's, written after
+    assert codes[0] == 53 and codes[-2:] == [52, 82]  # RFC 3046: 82 last, even after 52
     assert decode(packet) == message
 
 
