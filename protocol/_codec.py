@@ -26,7 +26,7 @@ from ._message import (
     set_yiaddr,
 )
 from ._options import Options, options_from_wire
-from ._values import CHECK_RULES, CHECKS
+from ._values import CALL, CHECK_RULES, CHECKS, MULTIPLE_OF_4
 from ._wire import (
     CHADDR_SIZE,
     END,
@@ -100,15 +100,14 @@ def decode(data: bytes) -> Message:
         else:  # mostly all NULs: a compare is cheaper than a strip
             sname = b"" if sname == _NO_SNAME else sname.rstrip(b"\0")
             file = b"" if file == _NO_FILE else file.rstrip(b"\0")
+        rules = CHECK_RULES
         for code, value in raw.items():
-            rule = _RULES_GET(code)
-            if rule is None:
-                continue
-            if type(rule) is int:
-                if len(value) % 4 if rule < 0 else len(value) != rule:
+            rule = rules[code]
+            if rule >= 0:
+                if len(value) != rule:
                     CHECKS[code](code, value)  # raises, with the message
-            else:
-                rule(code, value)  # type: ignore[operator]
+            elif rule == CALL or (rule == MULTIPLE_OF_4 and len(value) % 4):
+                CHECKS[code](code, value)
         # Message(...) without the frozen __init__'s cost (see _message.py).
         message: Message = object.__new__(Message)
         set_op(message, op)
@@ -137,7 +136,6 @@ def decode(data: bytes) -> Message:
 _ADDRESSES: dict[int, IPv4Address] = {0: _ZERO}
 _ADDRESSES_GET = _ADDRESSES.get
 _ADDRESS_CACHE_SIZE = 4096
-_RULES_GET = CHECK_RULES.get
 
 
 def _address(value: int) -> IPv4Address:

@@ -22,10 +22,13 @@ from ._structured import (
 )
 
 __all__ = [
+    "CALL",
     "CHECKS",
     "CHECK_RULES",
     "DECODERS",
     "ENCODERS",
+    "MULTIPLE_OF_4",
+    "NO_CHECK",
     "OptionValue",
     "decode_value",
     "encode_value",
@@ -238,19 +241,24 @@ _CHECKS: dict[int, Check] = {
 }
 CHECKS: dict[int, Check] = {int(code): check for code, check in _CHECKS.items()}
 
-# The same checks as `CHECKS`, as `decode` runs them: an int is a length rule
-# tested inline (n: exactly n bytes; -4: a multiple of 4), cheaper than a call;
-# on failure the function in CHECKS raises the error. Structured options keep
-# their function.
-_ANY_MULTIPLE_OF_4 = -4
-CHECK_RULES: dict[int, int | Check] = {
+# The same checks as `CHECKS`, in the form `decode` runs them: one int per
+# option code, indexed by the code. n >= 0: exactly n bytes; MULTIPLE_OF_4;
+# CALL: a structured option, run CHECKS[code]; NO_CHECK. Length rules are
+# tested inline, far cheaper than a call per option; when one fails, the
+# function in CHECKS raises the error with its message.
+NO_CHECK = -1
+CALL = -2
+MULTIPLE_OF_4 = -3
+_LENGTH_RULES = {
     **{int(code): 4 for code in ADDRESS + UINT32},
-    **{int(code): _ANY_MULTIPLE_OF_4 for code in ADDRESS_LIST},
+    **{int(code): MULTIPLE_OF_4 for code in ADDRESS_LIST},
     **{int(code): 2 for code in UINT16},
     int(_C.MESSAGE_TYPE): 1,
     int(_C.RAPID_COMMIT): 0,
 }
-CHECK_RULES |= {code: check for code, check in CHECKS.items() if code not in CHECK_RULES}
+CHECK_RULES: tuple[int, ...] = tuple(
+    _LENGTH_RULES.get(code, CALL if code in CHECKS else NO_CHECK) for code in range(256)
+)
 
 
 _ENCODERS: dict[int, Encoder] = {
