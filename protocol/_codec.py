@@ -268,9 +268,13 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
             # Not a plain case (an int op, a bad field): the general path checks all.
             return _encode(m, max_size, write_header_fast, write_options_fast)
         try:
+            # `_ip` is what int(address) returns, without a Python-level call per
+            # address (a tenth of encode); the types were checked just above, and
+            # tests/test_codec_wire.py pins the attribute for newer Pythons.
             header = _pack_header(
-                op, m.htype, len(chaddr), m.hops, m.xid, m.secs, m.flags, int(ciaddr),
-                int(yiaddr), int(siaddr), int(giaddr), chaddr, sname, file, MAGIC_COOKIE,
+                op, m.htype, len(chaddr), m.hops, m.xid, m.secs, m.flags,
+                ciaddr._ip, yiaddr._ip, siaddr._ip, giaddr._ip,  # type: ignore[attr-defined]
+                chaddr, sname, file, MAGIC_COOKIE,
             )  # fmt: skip
         except Exception as exc:
             raise EncodeError(f"header field out of range: {exc}") from exc

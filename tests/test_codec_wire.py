@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from ipaddress import IPv4Address
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -76,3 +77,10 @@ def test_header_address_cache_stays_bounded() -> None:
         assert int(_address(value)) == value
     assert len(_ADDRESSES) <= _ADDRESS_CACHE_SIZE
     assert int(_ADDRESSES[0]) == 0
+
+
+def test_ipv4address_keeps_its_integer_in__ip() -> None:
+    # encode's hot path reads IPv4Address._ip instead of calling int().
+    for text in ("0.0.0.0", "198.18.0.1", "255.255.255.255"):
+        address = IPv4Address(text)
+        assert address._ip == int(address)  # type: ignore[attr-defined]
