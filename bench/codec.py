@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import struct
 import sys
+import time
 import timeit
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
@@ -125,8 +126,38 @@ def baseline_encode(fields: tuple[object, ...], options: dict[int, bytes]) -> by
     return packet + bytes(300 - len(packet)) if len(packet) < 300 else packet
 
 
-def best_us(func: Callable[[], object], *, number: int, repeat: int) -> float:
-    return min(timeit.repeat(func, number=number, repeat=repeat)) / number * 1e6
+def best_us(
+    funcs: dict[str, Callable[[], object]], *, number: int, repeat: int
+) -> dict[str, float]:
+    """Best microseconds per call of each function.
+
+    The functions take turns, round after round, so that codec and baseline
+    see the same machine; CPU time, not wall time, so that waiting for a core
+    shared with other work is not counted.
+    """
+    best = dict.fromkeys(funcs, float("inf"))
+    for _ in range(repeat):
+        for name, func in funcs.items():
+            seconds = timeit.Timer(func, timer=time.process_time).timeit(number)
+            best[name] = min(best[name], seconds / number * 1e6)
+    return best
+
+
+def measure(data: bytes, *, number: int, repeat: int) -> dict[str, float]:
+    # encode is timed on one decoded message: what it costs to write a message
+    # (the server writes each reply once), with a client's size limit.
+    message = decode(data)
+    fields, options = baseline_decode(data)
+    return best_us(
+        {
+            "decode": lambda: decode(data),
+            "encode": lambda: encode(message, max_size=1500),
+            "base dec": lambda: baseline_decode(data),
+            "base enc": lambda: baseline_encode(fields, options),
+        },
+        number=number,
+        repeat=repeat,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -134,26 +165,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--number", type=int, default=1000, help="calls per timing")
     parser.add_argument("--repeat", type=int, default=31, help="timings; the best is shown")
     args = parser.parse_args(argv)
-    timing = {"number": args.number, "repeat": args.repeat}
-    packets = realistic_packets() | corpus_packets()
-    print(f"python {sys.version.split()[0]}; best of {args.repeat} x {args.number} calls; us/call")
+    print(f"python {sys.version.split()[0]}; best of {args.repeat} x {args.number} calls;"
+          " CPU us/call")  # fmt: skip
     print(f"{'packet':<28}{'bytes':>6}{'decode':>9}{'encode':>9}{'base dec':>10}"
           f"{'base enc':>10}{'ratio':>7}")  # fmt: skip
     worst = 0.0
-    for name, data in packets.items():
-        message = decode(data)
-        # Fresh Options per timing would measure construction; encode's own cost
-        # is what the message it gets costs to write, so the message is reused.
-        fields, options = baseline_decode(data)
-        dec = best_us(lambda d=data: decode(d), **timing)  # type: ignore[misc]
-        enc = best_us(lambda m=message: encode(m, max_size=1500), **timing)  # type: ignore[misc]
-        bdec = best_us(lambda d=data: baseline_decode(d), **timing)  # type: ignore[misc]
-        benc = best_us(lambda f=fields, o=options: baseline_encode(f, o), **timing)  # type: ignore[misc]
-        ratio = (dec + enc) / (bdec + benc)
-        worst = max(worst, ratio)
-        print(f"{name[:27]:<28}{len(data):>6}{dec:>9.2f}{enc:>9.2f}{bdec:>10.2f}{benc:>10.2f}"
-              f"{ratio:>7.2f}")  # fmt: skip
-    print(f"worst ratio (decode+encode vs baseline): {worst:.2f} (target <= 2.00)")
+    realistic = realistic_packets()
+    for name, data in (realistic | corpus_packets()).items():
+        us = measure(data, number=args.number, repeat=args.repeat)
+        ratio = (us["decode"] + us["encode"]) / (us["base dec"] + us["base enc"])
+        if name in realistic:
+            worst = max(worst, ratio)
+        print(f"{name[:27]:<28}{len(data):>6}{us['decode']:>9.2f}{us['encode']:>9.2f}"
+              f"{us['base dec']:>10.2f}{us['base enc']:>10.2f}{ratio:>7.2f}")  # fmt: skip
+    print(f"worst ratio over DISCOVER/REQUEST/OFFER/ACK: {worst:.2f} (target <= 2.00)")
+    print("corpus rows are for information: the baseline neither joins nor splits long"
+          " options, nor overloads, nor checks option values")  # fmt: skip
     return 0
 
 

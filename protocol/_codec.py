@@ -8,13 +8,32 @@ from ipaddress import IPv4Address
 from ._codes import Op
 from ._errors import DecodeError, EncodeError
 from ._layout import plan_layout
-from ._message import Message, new_message
-from ._options import Options
-from ._values import CHECKS
+from ._message import (
+    Message,
+    set_chaddr,
+    set_ciaddr,
+    set_file,
+    set_flags,
+    set_giaddr,
+    set_hops,
+    set_htype,
+    set_op,
+    set_options,
+    set_secs,
+    set_siaddr,
+    set_sname,
+    set_xid,
+    set_yiaddr,
+)
+from ._options import Options, options_from_wire
+from ._values import CALL, CHECK_RULES, CHECKS, MULTIPLE_OF_4
 from ._wire import (
+    CHADDR_SIZE,
     END,
     FILE_SIZE,
     HEADER_SIZE,
+    HEADER_STRUCT,
+    MAGIC_COOKIE,
     SNAME_SIZE,
     HeaderReader,
     HeaderWriter,
@@ -42,6 +61,16 @@ MIN_MAX_SIZE = 576
 # RFC 2131 2 counts those 576 bytes as an IP datagram: 548 bytes of DHCP message
 # (312 of options field) plus the 20-byte IP and 8-byte UDP headers.
 _IP_UDP_HEADERS = 28
+_ROOM_OVERHEAD = _IP_UDP_HEADERS + HEADER_SIZE
+_FIRST = 53  # RFC 2131 4.1 recommends option 53 first
+_LAST = 82  # RFC 3046 2.1: relay agent information last
+_END_BYTE = bytes((END,))
+_MIN_BODY = MIN_SIZE - HEADER_SIZE - 1  # options before END in a 300-byte message
+_PADDED_ENDS = [_END_BYTE + bytes(pad) for pad in range(_MIN_BODY + 1)]
+_NO_SNAME = bytes(SNAME_SIZE)
+_NO_FILE = bytes(FILE_SIZE)
+_unpack_header = HEADER_STRUCT.unpack_from
+_pack_header = HEADER_STRUCT.pack
 
 
 def decode(data: bytes) -> Message:
@@ -49,12 +78,92 @@ def decode(data: bytes) -> Message:
 
     Raises DecodeError, and only DecodeError, for anything malformed.
     """
+    # The hand-tuned twin of `_decode` with the `_fast` readers inlined; the
+    # tests hold it equal to `decode_declared`, which runs the construct
+    # declarations through `_decode`.
     try:
-        return _decode(data, read_header_fast, scan_options_fast, new_message)
+        if type(data) is not bytes:
+            data = bytes(data)
+        if len(data) < HEADER_SIZE:
+            read_header_fast(data)  # raises the precise error
+        (op_code, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr,
+         sname, file, cookie) = _unpack_header(data)  # fmt: skip
+        if hlen > CHADDR_SIZE or cookie != MAGIC_COOKIE:
+            read_header_fast(data)
+        op = _OPS.get(op_code)
+        if op is None:
+            raise DecodeError(f"op {op_code} is neither BOOTREQUEST (1) nor BOOTREPLY (2)")
+        raw: dict[int, bytes] = {}
+        scan_options_fast(data, HEADER_SIZE, len(data), raw)
+        if _OVERLOAD in raw:
+            sname, file = _read_overload(raw, sname, file, scan_options_fast)
+        else:  # mostly all NULs: a compare is cheaper than a strip
+            sname = b"" if sname == _NO_SNAME else sname.rstrip(b"\0")
+            file = b"" if file == _NO_FILE else file.rstrip(b"\0")
+        rules = CHECK_RULES
+        for code, value in raw.items():
+            rule = rules[code]
+            if rule >= 0:
+                if len(value) != rule:
+                    CHECKS[code](code, value)  # raises, with the message
+            elif rule == CALL or (rule == MULTIPLE_OF_4 and len(value) % 4):
+                CHECKS[code](code, value)
+        # Message(...) without the frozen __init__'s cost (see _message.py).
+        message: Message = object.__new__(Message)
+        set_op(message, op)
+        set_xid(message, xid)
+        set_chaddr(message, chaddr[:hlen])
+        set_htype(message, htype)
+        set_hops(message, hops)
+        set_secs(message, secs)
+        set_flags(message, flags)
+        set_ciaddr(message, _ADDRESSES_GET(ciaddr) or _address(ciaddr))
+        set_yiaddr(message, _ADDRESSES_GET(yiaddr) or _address(yiaddr))
+        set_siaddr(message, _ADDRESSES_GET(siaddr) or _address(siaddr))
+        set_giaddr(message, _ADDRESSES_GET(giaddr) or _address(giaddr))
+        set_sname(message, sname)
+        set_file(message, file)
+        set_options(message, options_from_wire(raw))
+        return message
     except DecodeError:
         raise
     except Exception as exc:  # the promise: nothing else escapes
         raise DecodeError(f"malformed message: {type(exc).__name__}: {exc}") from exc
+
+
+# Header addresses repeat (zero, the server, relays, a pool's clients): one
+# IPv4Address per value costs a dict lookup instead of a constructor call.
+_ADDRESSES: dict[int, IPv4Address] = {0: _ZERO}
+_ADDRESSES_GET = _ADDRESSES.get
+_ADDRESS_CACHE_SIZE = 4096
+
+
+def _address(value: int) -> IPv4Address:
+    if len(_ADDRESSES) >= _ADDRESS_CACHE_SIZE:
+        _ADDRESSES.clear()
+        _ADDRESSES[0] = _ZERO
+    address = _ADDRESSES[value] = IPv4Address(value)
+    return address
+
+
+def _read_overload(
+    raw: dict[int, bytes], sname: bytes, file: bytes, scan: OptionScanner
+) -> tuple[bytes, bytes]:
+    """Options continued in file and sname (RFC 2131 4.1): add them to `raw`,
+    and return sname and file as the message keeps them."""
+    overload = raw.pop(_OVERLOAD)
+    if len(overload) != 1 or not 1 <= overload[0] <= 3:
+        raise DecodeError(f"option 52 is {overload.hex() or 'empty'}, must be 01, 02 or 03")
+    # File first, then sname; a field that holds options holds no name.
+    if overload[0] & 1:
+        scan(file, 0, FILE_SIZE, raw)
+        file = b""
+    if overload[0] & 2:
+        scan(sname, 0, SNAME_SIZE, raw)
+        sname = b""
+    if _OVERLOAD in raw:
+        raise DecodeError("option overload loop: option 52 inside file or sname")
+    return sname.rstrip(b"\0"), file.rstrip(b"\0")
 
 
 def decode_declared(data: bytes) -> Message:
@@ -98,26 +207,11 @@ def _decode(
         raise DecodeError(f"op {op_code} is neither BOOTREQUEST (1) nor BOOTREPLY (2)")
     raw: dict[int, bytes] = {}
     scan(data, HEADER_SIZE, len(data), raw)
-    overload = raw.pop(_OVERLOAD, None)
-    if overload is None:
+    if _OVERLOAD in raw:
+        sname, file = _read_overload(raw, sname, file, scan)
+    else:
         sname = sname.rstrip(b"\0")
         file = file.rstrip(b"\0")
-    else:
-        if len(overload) != 1 or not 1 <= overload[0] <= 3:
-            raise DecodeError(f"option 52 is {overload.hex() or 'empty'}, must be 01, 02 or 03")
-        # RFC 2131 4.1: file first, then sname; the fields then hold no names.
-        if overload[0] & 1:
-            scan(file, 0, FILE_SIZE, raw)
-            file = b""
-        else:
-            file = file.rstrip(b"\0")
-        if overload[0] & 2:
-            scan(sname, 0, SNAME_SIZE, raw)
-            sname = b""
-        else:
-            sname = sname.rstrip(b"\0")
-        if _OVERLOAD in raw:
-            raise DecodeError("option overload loop: option 52 inside file or sname")
     for code, value in raw.items():
         check = CHECKS.get(code)
         if check is not None:
@@ -128,7 +222,7 @@ def _decode(
         _ZERO if yiaddr == 0 else IPv4Address(yiaddr),
         _ZERO if siaddr == 0 else IPv4Address(siaddr),
         _ZERO if giaddr == 0 else IPv4Address(giaddr),
-        sname, file, Options._from_wire(raw),
+        sname, file, options_from_wire(raw),
     )  # fmt: skip
 
 
@@ -141,12 +235,65 @@ def encode(message: Message, *, max_size: int | None = None) -> bytes:
     `file`, then `sname`, when those are empty (option overload, RFC 2131 4.1).
     None means no limit. Raises EncodeError when the message cannot be written.
     """
-    return _encode(message, max_size, write_header_fast, write_options_fast)
+    # The common case by hand: no long option, everything fits, 53 already
+    # first and 82 last. Anything else takes the general path, `_encode`.
+    try:
+        m = message
+        options = m.options
+        if type(m) is not Message or type(options) is not Options:
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        raw = options._raw
+        if (_FIRST in raw and next(iter(raw)) != _FIRST) or (
+            _LAST in raw and next(reversed(raw)) != _LAST
+        ):
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        try:
+            body = b"".join([bytes((code, len(data))) + data for code, data in raw.items()])
+        except ValueError:  # a value over 255 bytes, to split (RFC 3396)
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        if max_size is not None and len(body) >= max(max_size, MIN_MAX_SIZE) - _ROOM_OVERHEAD:
+            return _encode(m, max_size, write_header_fast, write_options_fast)  # overload
+        op, chaddr, sname, file = m.op, m.chaddr, m.sname, m.file
+        ciaddr, yiaddr, siaddr, giaddr = m.ciaddr, m.yiaddr, m.siaddr, m.giaddr
+        if (
+            type(op) is not Op
+            or type(ciaddr) is not IPv4Address
+            or type(yiaddr) is not IPv4Address
+            or type(siaddr) is not IPv4Address
+            or type(giaddr) is not IPv4Address
+            or len(chaddr) > CHADDR_SIZE
+            or len(sname) > SNAME_SIZE
+            or len(file) > FILE_SIZE
+        ):
+            # Not a plain case (an int op, a bad field): the general path checks all.
+            return _encode(m, max_size, write_header_fast, write_options_fast)
+        try:
+            # `_ip` is what int(address) returns, without a Python-level call per
+            # address (a tenth of encode); the types were checked just above, and
+            # tests/test_codec_wire.py pins the attribute for newer Pythons.
+            header = _pack_header(
+                op, m.htype, len(chaddr), m.hops, m.xid, m.secs, m.flags,
+                ciaddr._ip, yiaddr._ip, siaddr._ip, giaddr._ip,  # type: ignore[attr-defined]
+                chaddr, sname, file, MAGIC_COOKIE,
+            )  # fmt: skip
+        except Exception as exc:
+            raise EncodeError(f"header field out of range: {exc}") from exc
+        short = _MIN_BODY - len(body)
+        return header + body + _PADDED_ENDS[short] if short > 0 else header + body + _END_BYTE
+    except EncodeError:
+        raise
+    except (TypeError, AttributeError, ValueError) as exc:  # fields of the wrong type
+        raise EncodeError(f"cannot encode: {type(exc).__name__}: {exc}") from exc
 
 
 def encode_declared(message: Message, *, max_size: int | None = None) -> bytes:
     """`encode` through the construct declarations; the tests hold it equal to `encode`."""
-    return _encode(message, max_size, write_header_declared, write_options_declared)
+    try:
+        return _encode(message, max_size, write_header_declared, write_options_declared)
+    except EncodeError:
+        raise
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise EncodeError(f"cannot encode: {type(exc).__name__}: {exc}") from exc
 
 
 def _encode(
@@ -158,7 +305,7 @@ def _encode(
     m = message
     if not isinstance(m, Message):
         raise EncodeError(f"expected Message, got {type(m).__name__}")
-    if m.op not in _OPS:
+    if not isinstance(m.op, int) or m.op not in _OPS:
         raise EncodeError(f"op {m.op!r} is neither BOOTREQUEST nor BOOTREPLY")
     chaddr, sname, file = m.chaddr, m.sname, m.file
     # struct would pad or truncate silently; wrong types fail in write_header.

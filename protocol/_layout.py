@@ -22,7 +22,7 @@ Items = list[tuple[int, bytes]]
 
 # Options per field, each in writing order and without END: (options field,
 # file, sname, option 52's value: 1 file, 2 sname, 3 both, 0 no overload).
-# When overloading, (52, value) is already the last item of the options field.
+# When overloading, (52, value) is already in the options field, before 82.
 Layout = tuple[Items, Items, Items, int]
 
 
@@ -114,10 +114,10 @@ def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_fr
                 rest = rest[cut:]
                 free[index] = 0
             index += 1
-    main = fields[0] + relay
     file = fields[1] if file_free else []
     sname = fields[-1] if sname_free else []
     overload = (1 if file else 0) | (2 if sname else 0)
+    main = fields[0]
     if overload:
         main.append((int(OptionCode.OVERLOAD), bytes((overload,))))
-    return main, file, sname, overload
+    return main + relay, file, sname, overload

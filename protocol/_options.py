@@ -8,7 +8,7 @@ from ._codes import OptionCode
 from ._errors import DecodeError, EncodeError
 from ._values import OptionValue, decode_value, encode_value
 
-__all__ = ["Options"]
+__all__ = ["Options", "options_from_wire"]
 
 # Framing, not content: PAD and END delimit options, and OVERLOAD (52) says where
 # they continue; the codec writes those itself (RFC 2131 4.1, RFC 2132 9.3).
@@ -51,15 +51,6 @@ class Options(Mapping[int, OptionValue]):
             if code in options._raw:
                 raise EncodeError(f"option {code} given twice; give one (long) value")
             options._add(code, value)
-        return options
-
-    @classmethod
-    def _from_wire(cls, raw: dict[int, bytes]) -> Options:
-        """Adopt the joined option bytes that `decode` has already validated."""
-        options = cls.__new__(cls)
-        options._raw = raw
-        options._values = {}
-        options._hash = None
         return options
 
     def _add(self, code: int, value: object) -> None:
@@ -118,3 +109,19 @@ class Options(Mapping[int, OptionValue]):
 
     def __repr__(self) -> str:
         return f"Options({self._all_values()!r})"
+
+
+# options_from_wire runs once per decoded packet: slot setters are the cheapest way in.
+_new = object.__new__
+_set_raw = vars(Options)["_raw"].__set__
+_set_values = vars(Options)["_values"].__set__
+_set_hash = vars(Options)["_hash"].__set__
+
+
+def options_from_wire(raw: dict[int, bytes]) -> Options:
+    """Adopt the joined option bytes that `decode` has already validated (no copy)."""
+    options: Options = _new(Options)
+    _set_raw(options, raw)
+    _set_values(options, {})
+    _set_hash(options, None)
+    return options

@@ -106,10 +106,61 @@ def decode_domain_search(data: bytes) -> tuple[str, ...]:
 
 
 def check_domain_search(data: bytes) -> None:
-    """Raise DecodeError where `decode_domain_search` would, without building names."""
+    """Raise DecodeError where `decode_domain_search` would, without building names.
+
+    The same rules as `_walk_name`, cheaper: label bytes are checked per run of
+    labels at once (length bytes are ASCII and never a dot, as labels hold at
+    most 63 bytes... except a length of 46, which falls back to the exact walk),
+    and a pointer to a label of an earlier name (what compression produces)
+    reuses that suffix's known length. That suffix passed stricter floors when
+    it was walked, so the outcome is the decoder's; a test holds them to it.
+    """
+    size = len(data)
+    suffix_lengths: dict[int, int] = {}  # label offset -> wire length from there on
     pos = 0
-    while pos < len(data):
-        pos = _walk_name(data, pos)[1]
+    while pos < size:
+        start = pos
+        offsets: list[int] = []
+        while True:
+            if pos >= size:
+                _walk_name(data, start)  # raises the exact error
+                raise DecodeError(f"domain search name at offset {start} runs past the end")
+            length = data[pos]
+            if length == 0:
+                run_end = pos
+                pos += 1
+                tail = 1
+                break
+            if length <= _MAX_LABEL:
+                offsets.append(pos)
+                pos += 1 + length
+                continue
+            if length < _POINTER:
+                raise DecodeError(f"domain search label type {length:#x} at offset {pos} unknown")
+            if pos + 1 >= size:
+                raise DecodeError(f"domain search pointer at offset {pos} is truncated")
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            if target >= start:
+                raise DecodeError(
+                    f"domain search pointer at offset {pos} to {target} does not point backwards"
+                )
+            run_end = pos
+            pos += 2
+            known = suffix_lengths.get(target)
+            if known is None:
+                labels, _ = _walk_name(data, target)
+                known = sum(len(label) + 1 for label in labels) + 1
+            tail = known
+            break
+        if run_end == start:  # a bare pointer: its suffix was measured already
+            continue
+        run = data[start:run_end]
+        if not run.isascii() or b"." in run:
+            _walk_name(data, start)  # raises for a bad label, or was a length of 46
+        if run_end - start + tail > _MAX_NAME:
+            raise DecodeError(f"domain search name at offset {start} is longer than 255 bytes")
+        base = run_end + tail
+        suffix_lengths.update({offset: base - offset for offset in offsets})
 
 
 def _walk_name(data: bytes, start: int) -> tuple[list[bytes], int]:
@@ -141,7 +192,7 @@ def _walk_name(data: bytes, start: int) -> tuple[list[bytes], int]:
             floor = pos = target
             continue
         if length > _MAX_LABEL:
-            raise DecodeError(f"domain search label type {length:#x} at offset {pos} unsupported")
+            raise DecodeError(f"domain search label type {length:#x} at offset {pos} unknown")
         end = pos + 1 + length
         if end > size:
             raise DecodeError(f"domain search label at offset {pos} runs past the end")

@@ -21,7 +21,18 @@ from ._structured import (
     encode_routes,
 )
 
-__all__ = ["CHECKS", "DECODERS", "ENCODERS", "OptionValue", "decode_value", "encode_value"]
+__all__ = [
+    "CALL",
+    "CHECKS",
+    "CHECK_RULES",
+    "DECODERS",
+    "ENCODERS",
+    "MULTIPLE_OF_4",
+    "NO_CHECK",
+    "OptionValue",
+    "decode_value",
+    "encode_value",
+]
 
 OptionValue = (
     IPv4Address
@@ -229,6 +240,26 @@ _CHECKS: dict[int, Check] = {
     _C.MS_CLASSLESS_ROUTES: lambda code, data: check_routes(data),
 }
 CHECKS: dict[int, Check] = {int(code): check for code, check in _CHECKS.items()}
+
+# The same checks as `CHECKS`, in the form `decode` runs them: one int per
+# option code, indexed by the code. n >= 0: exactly n bytes; MULTIPLE_OF_4;
+# CALL: a structured option, run CHECKS[code]; NO_CHECK. Length rules are
+# tested inline, far cheaper than a call per option; when one fails, the
+# function in CHECKS raises the error with its message.
+NO_CHECK = -1
+CALL = -2
+MULTIPLE_OF_4 = -3
+_LENGTH_RULES = {
+    **{int(code): 4 for code in ADDRESS + UINT32},
+    **{int(code): MULTIPLE_OF_4 for code in ADDRESS_LIST},
+    **{int(code): 2 for code in UINT16},
+    int(_C.MESSAGE_TYPE): 1,
+    int(_C.RAPID_COMMIT): 0,
+}
+CHECK_RULES: tuple[int, ...] = tuple(
+    _LENGTH_RULES.get(code, CALL if code in CHECKS else NO_CHECK) for code in range(256)
+)
+
 
 _ENCODERS: dict[int, Encoder] = {
     **dict.fromkeys(ADDRESS, _encode_address),

@@ -36,6 +36,7 @@ from ._errors import DecodeError
 __all__ = [
     "HEADER",
     "HEADER_SIZE",
+    "HEADER_STRUCT",
     "MAGIC_COOKIE",
     "OPTION",
     "OPTION_AREA",
@@ -104,8 +105,8 @@ HeaderWriter = Callable[[HeaderFields], bytes]
 OptionItems = Sequence[tuple[int, bytes | None]]
 OptionWriter = Callable[[OptionItems], bytes]
 
-_HEADER_STRUCT = struct.Struct("!BBBBIHHIIII16s64s128s4s")
-assert _HEADER_STRUCT.size == HEADER_SIZE
+HEADER_STRUCT = struct.Struct("!BBBBIHHIIII16s64s128s4s")
+assert HEADER_STRUCT.size == HEADER_SIZE
 
 
 def read_header_fast(data: bytes) -> HeaderFields:
@@ -114,7 +115,7 @@ def read_header_fast(data: bytes) -> HeaderFields:
             raise DecodeError(f"truncated header: {len(data)} bytes, need {BOOTP_SIZE}")
         raise DecodeError(f"no magic cookie: {len(data)} bytes, need {HEADER_SIZE}")
     (op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname,
-     file, cookie) = _HEADER_STRUCT.unpack_from(data)  # fmt: skip
+     file, cookie) = HEADER_STRUCT.unpack_from(data)  # fmt: skip
     if hlen > CHADDR_SIZE:
         raise DecodeError(f"hlen {hlen} > {CHADDR_SIZE}")
     if cookie != MAGIC_COOKIE:
@@ -137,24 +138,27 @@ def scan_options_fast(data: bytes, start: int, end: int, found: dict[int, bytes]
 
     Stops at END; a field that simply ends without END is accepted.
     """
+    if end != len(data):  # the loop below reads to the end of `data`
+        data = data[:end]
     pos = start
-    while pos < end:
-        code = data[pos]
-        if code == PAD:
-            pos += 1
-            continue
-        if code == END:
-            return
-        if pos + 1 >= end:
-            raise DecodeError(f"option {code} has no length byte")
-        stop = pos + 2 + data[pos + 1]
-        if stop > end:
-            raise DecodeError(f"option {code} length {data[pos + 1]} runs past the end")
-        if code in found:
-            found[code] += data[pos + 2 : stop]
-        else:
-            found[code] = data[pos + 2 : stop]
-        pos = stop
+    try:
+        while pos < end:
+            code = data[pos]
+            if code == 0:  # PAD; literals, not the names: no global lookups per option
+                pos += 1
+                continue
+            if code == 255:  # END
+                return
+            stop = pos + 2 + data[pos + 1]  # IndexError: no length byte
+            if stop > end:
+                raise DecodeError(f"option {code} length {data[pos + 1]} runs past the end")
+            if code in found:
+                found[code] += data[pos + 2 : stop]
+            else:
+                found[code] = data[pos + 2 : stop]
+            pos = stop
+    except IndexError:
+        raise DecodeError(f"option {data[pos]} has no length byte") from None
 
 
 def scan_options_declared(data: bytes, start: int, end: int, found: dict[int, bytes]) -> None:
@@ -175,7 +179,7 @@ def write_header_fast(fields: HeaderFields) -> bytes:
     (op, htype, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname,
      file) = fields  # fmt: skip
     # Callers have checked the lengths: struct would silently truncate.
-    return _HEADER_STRUCT.pack(op, htype, len(chaddr), hops, xid, secs, flags, ciaddr, yiaddr,
+    return HEADER_STRUCT.pack(op, htype, len(chaddr), hops, xid, secs, flags, ciaddr, yiaddr,
                                siaddr, giaddr, chaddr, sname, file, MAGIC_COOKIE)  # fmt: skip
 
 

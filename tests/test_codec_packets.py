@@ -323,6 +323,9 @@ def test_from_pairs_refuses_a_repeated_code() -> None:
         ({"op": 3}, "op 3"),
         ({"ciaddr": 0}, "addresses must be IPv4Address"),
         ({"options": {53: 1}}, "options must be Options"),
+        ({"chaddr": None}, "cannot encode: TypeError"),
+        ({"sname": "server"}, "header field out of range"),
+        ({"secs": "1"}, "header field out of range"),
     ],
 )
 def test_encode_refuses_fields_out_of_range(fields: dict[str, object], error: str) -> None:
@@ -363,5 +366,33 @@ def test_relay_information_stays_last_in_the_options_field_when_overloading() ->
     message = reply({53: 2, 82: info, 43: bytes(300), 60: bytes(90)})
     packet = encode(message, max_size=576)
     codes = [code for code, _ in options_of(packet)]
-    assert codes[0] == 53 and codes[-2:] == [82, 52]  # 52 is the codec's, written after
+    assert codes[0] == 53 and codes[-2:] == [52, 82]  # RFC 3046: 82 last, even after 52
     assert decode(packet) == message
+
+
+def test_a_label_of_46_bytes_is_not_mistaken_for_a_dot() -> None:
+    names = ("a" * 46 + ".example", "www." + "a" * 46 + ".example")
+    packet = encode(reply({53: 5, 119: names}))
+    assert decode(packet).options[119] == names
+
+
+def test_convenience_properties_are_none_when_options_are_missing() -> None:
+    message = decode(bootp(flags=0) + b"\xff")
+    assert message.message_type is None and message.broadcast is False
+    assert message.requested_ip is None and message.server_id is None
+    assert message.max_message_size is None and message.relay_agent_info is None
+    assert message.parameter_request_list == ()
+
+
+def test_relayed_reply_fields_survive() -> None:
+    relay = IPv4Address("198.18.0.254")
+    message = reply(
+        {53: MessageType.OFFER, 54: IPv4Address("198.18.0.1")},
+        giaddr=relay,
+        yiaddr=IPv4Address("198.18.0.7"),
+        hops=0,
+        flags=0x8000,
+    )
+    again = decode(encode(message))
+    assert (again.giaddr, again.yiaddr, again.broadcast) == (relay, IPv4Address("198.18.0.7"), True)
+    assert again.server_id == IPv4Address("198.18.0.1")

@@ -123,6 +123,56 @@ def test_up_front_checks_fail_exactly_where_the_decoders_fail(code: int, data: b
     assert passes == decodes
 
 
+@st.composite
+def mangled_domain_lists(draw: st.DrawFn) -> bytes:
+    """RFC 3397 bytes with a few bytes changed: pointers, lengths, labels go astray."""
+    data = bytearray(Options({119: draw(domain_lists())}).raw(119) or b"")
+    for _ in range(draw(st.integers(0, 3))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(
+                st.sampled_from([0, 1, 2, 46, 63, 64, 0xC0, 0xFF]) | st.integers(0, 255)
+            )
+    return bytes(data)
+
+
+@settings(max_examples=500)
+@given(mangled_domain_lists())
+def test_domain_search_check_agrees_with_the_decoder(data: bytes) -> None:
+    try:
+        DECODERS[119](119, data)
+    except DecodeError:
+        decodes = False
+    else:
+        decodes = True
+    try:
+        CHECKS[119](119, data)
+    except DecodeError:
+        passes = False
+    else:
+        passes = True
+    assert passes == decodes
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(sorted(CHECKS)), st.binary(max_size=40))
+def test_decode_refuses_exactly_what_the_decoders_refuse(code: int, data: bytes) -> None:
+    packet = encode(Message(op=Op.BOOTREQUEST, xid=0, chaddr=b"", options=Options({43: data})))
+    packet = packet[:240] + bytes((code,)) + packet[241:]  # the same bytes, as option `code`
+    try:
+        DECODERS[code](code, data)
+    except DecodeError:
+        decodes = False
+    else:
+        decodes = True
+    try:
+        decode(packet)
+    except DecodeError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == decodes
+
+
 @given(options(), st.randoms())
 def test_options_equality_ignores_order(value: Options, random: object) -> None:
     pairs = [(code, value[code]) for code in value]
