@@ -244,6 +244,11 @@ class ApiServer:
         self.startup_seconds = time.monotonic() - began
         return self
 
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running children, by program name."""
+        children = (self._etcd, self._apiserver, self._controller_manager)
+        return {c.name: c.popen.pid for c in children if c is not None and c.exited() is None}
+
     def stop(self) -> None:
         """Stops every process and removes the work dir. Safe to call twice."""
         self._stop_children()
@@ -418,7 +423,7 @@ def _run(argv: list[str]) -> int:
     run.add_argument("--build", action="store_true", help="build missing binaries first")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     args = parser.parse_args(argv)
-    cmd = [part for part in args.cmd if part != "--"] if args.cmd else []
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if args.build:
         build_binaries(controller_manager=args.controller_manager)
     with ApiServer(controller_manager=args.controller_manager) as api:
