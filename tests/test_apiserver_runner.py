@@ -48,10 +48,11 @@ def _listening_ports(pid: int) -> set[tuple[str, int]]:
     return found
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_apiserver(apiserver: ApiServer) -> Iterator[ApiServer]:
-    """An API server of its own, for tests that restart or compact. (Depends
-    on `apiserver` only for its skip-or-build logic.)"""
+    """An API server of this module's own, for tests that restart or compact,
+    without the watch cache so old resource versions reach etcd. (Depends on
+    `apiserver` only for its skip-or-build logic.)"""
     with ApiServer(watch_cache=False) as api:
         yield api
 
