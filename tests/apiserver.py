@@ -114,6 +114,14 @@ def _sweep_stale_workdirs() -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def check_loopback() -> None:
+    """In a new network namespace lo is down: binding 127.0.0.1 still works
+    but every connection fails, and start-up would only time out."""
+    flags = int(Path("/sys/class/net/lo/flags").read_text(), 16)
+    if not flags & 0x1:  # IFF_UP
+        raise ApiServerError("the loopback interface is down: run `ip link set lo up` first")
+
+
 def free_port() -> int:
     """A port the kernel just handed out on 127.0.0.1. Another process may
     grab it before our child binds it: start() retries on that."""
@@ -255,9 +263,10 @@ class ApiServer:
         """Starts everything and waits until the `default` namespace exists.
         Retries with new ports when one was taken between choosing and binding."""
         began = time.monotonic()
-        if missing := missing_binaries(controller_manager=self.controller_manager):
-            raise BinaryMissingError("; ".join(missing))
         try:
+            if missing := missing_binaries(controller_manager=self.controller_manager):
+                raise BinaryMissingError("; ".join(missing))
+            check_loopback()
             self._creds = make_credentials(self.workdir / "pki")
             for attempt in range(1, attempts + 1):
                 try:

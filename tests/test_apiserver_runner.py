@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.apiserver import ApiServer
+from tests.apiserver import ApiServer, BinaryMissingError
 from tests.fixtures_apiserver import create_namespace, new_client
 
 pytestmark = pytest.mark.apiserver
@@ -174,3 +174,13 @@ def _wait_gone(read: Callable[[], object], *, timeout: float = 60.0) -> bool:
             raise
         time.sleep(0.2)
     return False
+
+
+def test_missing_binaries_are_reported_and_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KVIP_CACHE", str(tmp_path))
+    api = ApiServer()
+    with pytest.raises(BinaryMissingError, match="kube-apiserver not found: run scripts/build"):
+        api.start()
+    assert not api.workdir.exists()
