@@ -2,11 +2,13 @@
 # Builds a real kube-apiserver (and, with --with-controller-manager, a
 # kube-controller-manager) offline from Debian 12's `kubernetes` source package
 # (upstream 1.20 with its vendor/ tree) using Debian's Go, with no module proxy.
-# See docs: /work/shared/design/TESTING.md section 4.
+# The recipe is that of the design notes (TESTING.md, "A real kube-apiserver,
+# offline"), plus one source patch for Go 1.19 (see below).
 #
 # The binaries are cached in ${KVIP_CACHE:-/var/cache/kvip}/bin so only the
 # first run pays; the build tree lives in a temp dir under the cache and is
-# deleted afterwards. Idempotent: a cached binary that runs `--version` is kept.
+# deleted afterwards. Idempotent: a cached binary built by this RECIPE that
+# runs `--version` is kept.
 # Always makes sure etcd and openssl (needed to *run* the API server) are there.
 set -euo pipefail
 

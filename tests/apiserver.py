@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -97,6 +99,29 @@ def missing_binaries(*, controller_manager: bool = False) -> list[str]:
     return missing
 
 
+_WORKDIR_PREFIX = "kvip-apiserver-"
+_OWNER_FILE = "owner.pid"
+
+
+def _sweep_stale_workdirs() -> None:
+    """Removes work dirs whose owning process is gone (killed runs)."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            owner = int((stale / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def check_loopback() -> None:
+    """In a new network namespace lo is down: binding 127.0.0.1 still works
+    but every connection fails, and start-up would only time out."""
+    flags = int(Path("/sys/class/net/lo/flags").read_text(), 16)
+    if not flags & 0x1:  # IFF_UP
+        raise ApiServerError("the loopback interface is down: run `ip link set lo up` first")
+
+
 def free_port() -> int:
     """A port the kernel just handed out on 127.0.0.1. Another process may
     grab it before our child binds it: start() retries on that."""
@@ -106,18 +131,32 @@ def free_port() -> int:
         return port
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies, so a
+    killed test run (SIGKILL, or SIGTERM, which skips `finally`) leaves no
+    etcd or API server behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class _Child:
     """One child process, its output in a log file in the work dir."""
 
     def __init__(self, name: str, argv: list[str], log: Path) -> None:
         self.name = name
         self.log = log
+        # The death signal fires when the *thread* that forked exits: only use
+        # it from the main thread (a worker thread may end while we run on).
+        on_main = threading.current_thread() is threading.main_thread()
         with log.open("ab") as out:
             # Own session: a Ctrl-C meant for the test run reaches us, and we
             # stop the children in order.
             self.popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent if on_main else None,
             )  # fmt: skip
 
     def exited(self) -> int | None:
@@ -180,7 +219,11 @@ class ApiServer:
         self.watch_cache = watch_cache
         self.startup_timeout = startup_timeout
         self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kvip-apiserver-"))
+        if workdir is None:
+            _sweep_stale_workdirs()
+            workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
+            (workdir / _OWNER_FILE).write_text(str(os.getpid()))
+        self.workdir = workdir
         self.kubeconfig = self.workdir / "kubeconfig"
         self.url = ""
         self.etcd_url = ""
@@ -220,9 +263,10 @@ class ApiServer:
         """Starts everything and waits until the `default` namespace exists.
         Retries with new ports when one was taken between choosing and binding."""
         began = time.monotonic()
-        if missing := missing_binaries(controller_manager=self.controller_manager):
-            raise BinaryMissingError("; ".join(missing))
         try:
+            if missing := missing_binaries(controller_manager=self.controller_manager):
+                raise BinaryMissingError("; ".join(missing))
+            check_loopback()
             self._creds = make_credentials(self.workdir / "pki")
             for attempt in range(1, attempts + 1):
                 try:
@@ -243,6 +287,11 @@ class ApiServer:
             raise
         self.startup_seconds = time.monotonic() - began
         return self
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running children, by program name."""
+        children = (self._etcd, self._apiserver, self._controller_manager)
+        return {c.name: c.popen.pid for c in children if c is not None and c.exited() is None}
 
     def stop(self) -> None:
         """Stops every process and removes the work dir. Safe to call twice."""
@@ -418,7 +467,7 @@ def _run(argv: list[str]) -> int:
     run.add_argument("--build", action="store_true", help="build missing binaries first")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     args = parser.parse_args(argv)
-    cmd = [part for part in args.cmd if part != "--"] if args.cmd else []
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if args.build:
         build_binaries(controller_manager=args.controller_manager)
     with ApiServer(controller_manager=args.controller_manager) as api:
