@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.apiserver import ApiServer, BinaryMissingError
-from tests.fixtures_apiserver import create_namespace, new_client
+from apiserver import ApiServer, BinaryMissingError
+from fixtures_apiserver import create_namespace, new_client
 
 pytestmark = pytest.mark.apiserver
 
