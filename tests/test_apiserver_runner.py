@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from apiserver import ApiServer, BinaryMissingError
 from fixtures_apiserver import create_namespace, new_client
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.apiserver
 
