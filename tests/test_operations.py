@@ -93,7 +93,8 @@ def test_standby_takes_over_when_the_leader_is_killed(world: World) -> None:
         client = w.lab.add_client(mac)
         assert lease_ip(client) == ip
         # A standby is ready (it can take over) but holds no socket and writes nothing.
-        assert standby.get("/readyz")[0] == 200 and "standby" in standby.get("/readyz")[1]
+        wait_for(lambda: standby.get("/readyz")[0] == 200, what="the standby to be ready")
+        assert "standby" in standby.get("/readyz")[1]
         listeners = dhcp_listeners(w)
         assert f"pid={leader.pid}," in listeners and f"pid={standby.pid}," not in listeners
 
@@ -116,7 +117,9 @@ def test_sigterm_releases_the_lease_for_an_immediate_takeover(world: World) -> N
         wait_for(first.is_leader, what="the first kvip to lead")
         second = kvip_process(w, lease, "--lease-duration", "30", "--renew-deadline", "20")
         with second:
-            assert second.get("/readyz")[0] == 200  # a healthy standby
+            # A healthy standby is ready once it has seen the Lease held by another.
+            wait_for(lambda: second.get("/readyz")[0] == 200, what="the standby to be ready")
+            assert "standby" in second.get("/readyz")[1]
             assert first.stop() == 0
             # Released on SIGTERM: the standby need not wait out the 30 s lease.
             wait_for(second.is_leader, timeout=10, what="the standby to lead")

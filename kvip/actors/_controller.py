@@ -23,15 +23,14 @@ from kvip.actors._events import Event, EventRecorder, ObjectRef
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
-    Inspect,
-    PoolState,
     ReleaseOwner,
     ReleaseVm,
     RestoreReservation,
     ServeReservation,
 )
 from kvip.actors._pool import SocketFactory
-from kvip.actors._status import StatusWriter, now_rfc3339, set_condition
+from kvip.actors._status import StatusWriter
+from kvip.actors._status_render import NicStatus, render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import PoolHandle, Supervisor
 from kvip.actors._workqueue import WorkQueue
 from kvip.ipam import IpamError, Owner
@@ -69,23 +68,6 @@ EVENTS_BUFFER = 1024
 def owner_of(key: str, mac: str) -> Owner:
     """How a NIC is named in the allocator and in IPPool.status (kubevirt-ip-helper's form)."""
     return Owner(f"{key} [{mac}]")
-
-
-@dataclass(slots=True)
-class NicStatus:
-    network: str
-    mac: str
-    ok: bool
-    message: str
-    ip: str | None = None
-
-    def as_status(self) -> dict[str, str]:
-        return {
-            "networkname": self.network,
-            "macaddress": self.mac,
-            "status": "OK" if self.ok else "ERROR",
-            "message": self.message,
-        }
 
 
 @dataclass(slots=True)
@@ -251,66 +233,15 @@ class Controller:
 
     async def _render_pool(self, name: str, current: dict[str, Any]) -> dict[str, Any] | None:
         handle = self.supervisor.pools.get(name)
-        if handle is None:
-            return None
-        status = dict(current)
-        conditions = list(current.get("conditions") or [])
-        state: PoolState | None = None
-        if handle.actor is not None and handle.started.is_set():
-            state = await handle.actor.ask(Inspect())
-        if handle.problem is not None:
-            reason, message = handle.problem
-            ready = state is not None and reason == "InvalidPool"
-        elif state is None:
-            reason, message, ready = "Starting", "the pool is starting", False
-        else:
-            reason, message, ready = "Loaded", "reservations loaded", True
-        conditions = set_condition(
-            conditions, "Ready", status=ready, reason=reason, message=message
-        )
-        serving = state is not None and state.serving
-        paused = handle.config is not None and handle.config.paused
-        conditions = set_condition(
-            conditions,
-            "Serving",
-            status=serving,
-            reason="Paused" if paused else ("Listening" if serving else "NotListening"),
-            message=(
-                f"answering DHCP on {handle.config.interface}"
-                if serving and handle.config
-                else "paused: reservations kept, DHCP not answered"
-                if paused
-                else "not answering DHCP"
-            ),
-        )
-        status["conditions"] = conditions
-        if state is not None:
-            allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
-            allocated.update((str(ip), owner) for ip, owner in state.allocations)
-            ipv4 = {"allocated": allocated, "used": state.used, "available": state.available}
-            if current.get("ipv4") != ipv4:
-                status["ipv4"] = ipv4
-                status["lastupdate"] = now_rfc3339()
-        if status != current:
-            status["lastupdate"] = now_rfc3339()
-        return status
+        return None if handle is None else await render_pool_status(handle, current)
 
     async def _render_cfg(self, key: str, current: dict[str, Any]) -> dict[str, Any] | None:
         nics = self.nic_status.get(key)
         if nics is None or key not in self.cfgs:
             return None
-        status = dict(current)
-        ours = [nic.as_status() for nic in nics]
-        macs = {nic.mac for nic in nics}
-        # Entries of networks this kvip does not serve belong to another shard: keep them.
-        theirs = [
-            entry
-            for entry in current.get("networkconfig") or []
-            if entry.get("macaddress") not in macs
-            and self.supervisor.config_for_network(str(entry.get("networkname"))) is None
-        ]
-        status["networkconfig"] = ours + theirs
-        return status
+        return render_vmnetcfg_status(
+            nics, current, served=lambda network: self.supervisor.config_for_network(network)
+        )
 
     # -- reconciling one VM ---------------------------------------------------------------
 
