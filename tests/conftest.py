@@ -37,3 +37,29 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped in CI, where every test must run: {reason}"
+
+
+#: Host files a misbehaving DHCP client hook would overwrite.
+HOST_FILES = ("/etc/resolv.conf", "/etc/hostname", "/etc/hosts")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_files_untouched() -> Generator[None, None, None]:
+    """Tests run real DHCP clients; none may change the host's own configuration.
+    If one did, put the file back and fail the run loudly."""
+    before = {}
+    for path in HOST_FILES:
+        try:
+            with open(path, "rb") as file:
+                before[path] = file.read()
+        except OSError:
+            continue
+    yield
+    changed = []
+    for path, content in before.items():
+        with open(path, "rb") as file:
+            if file.read() != content:
+                changed.append(path)
+                with open(path, "wb") as restore:
+                    restore.write(content)
+    assert not changed, f"tests changed host files (restored now): {changed}"
