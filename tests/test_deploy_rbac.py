@@ -48,8 +48,11 @@ def sa_kubeconfig(
     token = client.CoreV1Api(kube_client).create_namespaced_service_account_token(
         "kvip", NAMESPACE, request
     )
+    assert token.status is not None
     path = tmp_path_factory.mktemp("kvip-sa") / "kubeconfig"
-    write_kubeconfig(path, url=apiserver.url, ca_file=apiserver.ca_file, token=token.status.token)
+    write_kubeconfig(
+        path, url=apiserver.url, ca_file=apiserver.ca_file, token=str(token.status.token)
+    )
     return path
 
 
@@ -125,9 +128,13 @@ def test_the_service_account_may_lead_and_report(
         NAMESPACE, client.V1Lease(metadata=client.V1ObjectMeta(name=name),
                                   spec=client.V1LeaseSpec(holder_identity="a"))
     )  # fmt: skip
+    assert created.spec is not None
     created.spec.holder_identity = "b"
     coordination.replace_namespaced_lease(name, NAMESPACE, created)
-    assert coordination.read_namespaced_lease(name, NAMESPACE).spec.holder_identity == "b"
+    assert coordination.read_namespaced_lease(name, NAMESPACE).to_dict()["spec"] == {
+        **created.spec.to_dict(),
+        "holder_identity": "b",
+    }
     client.CoordinationV1Api(kube_client).delete_namespaced_lease(name, NAMESPACE)
 
     involved = client.V1ObjectReference(kind="VirtualMachine", name="vm", namespace=namespace)
@@ -138,6 +145,7 @@ def test_the_service_account_may_lead_and_report(
             reason="AddressReserved", message="198.18.0.10", type="Normal", count=1,
         ),
     )  # fmt: skip
+    assert event.metadata is not None and event.metadata.name
     client.CoreV1Api(sa_client).patch_namespaced_event(event.metadata.name, namespace, {"count": 2})
     client.EventsV1Api(sa_client).create_namespaced_event(
         namespace,
