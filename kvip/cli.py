@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default=_env("LOGLEVEL", "INFO"),
         metavar="LEVEL",
-        help="INFO, DEBUG or TRACE (every packet and API request); env LOGLEVEL; default INFO",
+        help="INFO, DEBUG (adds dropped packets and retried writes) or TRACE (adds every "
+        "API request); "
+        "env LOGLEVEL; default INFO",
     )
     run.add_argument(
         "--log-format",
