@@ -38,12 +38,13 @@ def clients(count: int) -> list[tuple[bytes, IPv4Address]]:
 
 
 def packets(pairs: Iterable[tuple[bytes, IPv4Address]]) -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     for chaddr, ip in pairs:
-        for kind, extra in (
+        extras: tuple[tuple[MessageType, dict[int, object]], ...] = (
             (MessageType.DISCOVER, {}),
             (MessageType.REQUEST, {OptionCode.REQUESTED_IP: ip, OptionCode.SERVER_ID: SERVER}),
-        ):
+        )
+        for kind, extra in extras:
             options: dict[int, object] = {
                 OptionCode.MESSAGE_TYPE: kind,
                 OptionCode.PARAMETER_REQUEST_LIST: PRL,
