@@ -83,13 +83,17 @@ class Step:
 ServerFactory = Callable[[Lab, Mapping[str, str]], AbstractContextManager[servers.Server]]
 
 
-def factories(options: PoolOptions) -> dict[str, ServerFactory]:
+def factories(options: PoolOptions, *, nice: int) -> dict[str, ServerFactory]:
     cpu = SERVER_CPU
     return {
-        "kvip": lambda lab, res: servers.kvip(lab, res, options=options, cpu=cpu),
-        "kea-mt": lambda lab, res: servers.kea(lab, res, options=options, cpu=cpu, threads=2),
-        "kea-st": lambda lab, res: servers.kea(lab, res, options=options, cpu=cpu, threads=0),
-        "dnsmasq": lambda lab, res: servers.dnsmasq(lab, res, options=options, cpu=cpu),
+        "kvip": lambda lab, res: servers.kvip(lab, res, options=options, cpu=cpu, nice=nice),
+        "kea-mt": lambda lab, res: servers.kea(
+            lab, res, options=options, cpu=cpu, nice=nice, threads=2
+        ),
+        "kea-st": lambda lab, res: servers.kea(
+            lab, res, options=options, cpu=cpu, nice=nice, threads=0
+        ),
+        "dnsmasq": lambda lab, res: servers.dnsmasq(lab, res, options=options, cpu=cpu, nice=nice),
     }
 
 
@@ -144,7 +148,13 @@ def start_contender(
 
 
 def run_step_for(
-    contender: Contender, *, rate: int, seconds: float, mac_file: Path, workdir: Path
+    contender: Contender,
+    *,
+    rate: int,
+    seconds: float,
+    mac_file: Path,
+    workdir: Path,
+    nice: int,
 ) -> Step:
     argv = perfdhcp_argv(
         interface=contender.generator_if,
@@ -152,7 +162,7 @@ def run_step_for(
         rate=rate,
         seconds=seconds,
         server=str(contender.lab.ports["eth1"].address.ip),
-        cpu=GENERATOR_CPU,
+        prefix=servers.pinned(GENERATOR_CPU, nice=nice),
     )
     before, core_before = contender.server.cpu_seconds(), core_busy_seconds(SERVER_CPU)
     started = time.monotonic()
@@ -237,6 +247,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", default=",".join(SERVER_NAMES))
     parser.add_argument("--reservations", type=int, default=1000)
     parser.add_argument("--max-drops", type=float, default=0.001, help="as a fraction")
+    parser.add_argument(
+        "--nice", type=int, default=-10, help="priority of servers and perfdhcp (shared machine)"
+    )
     parser.add_argument("--keep-going", action="store_true", help="run every rate")
     args = parser.parse_args(argv)
     if args.quick:
@@ -271,10 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     cleanup_stale(PREFIX)
     res = reservations(args.reservations)
     options = PoolOptions()
-    made = factories(options)
+    made = factories(options, nice=args.nice)
     print(
         f"{len(res)} reservations, {args.seconds:g} s steps, rates {args.rates}; "
-        f"servers on CPU {SERVER_CPU}, perfdhcp -g single on CPU {GENERATOR_CPU}.\n"
+        f"servers on CPU {SERVER_CPU}, perfdhcp -g single on CPU {GENERATOR_CPU}, "
+        f"both at nice {args.nice}.\n"
         "Latency: per-request round trips from perfdhcp -x t (DISCOVER->OFFER and "
         "REQUEST->ACK pooled, answered requests only); CPU: server utime+stime per "
         "completed exchange.\n"
@@ -298,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     step = run_step_for(
                         contender, rate=rate, seconds=args.seconds, mac_file=mac_file,
-                        workdir=workdir,
+                        workdir=workdir, nice=args.nice,
                     )  # fmt: skip
                 except PerfdhcpError as exc:
                     print(f"{contender.name}: {exc}", flush=True)

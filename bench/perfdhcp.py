@@ -111,10 +111,16 @@ def parse_report(text: str) -> Report:
 
 
 def perfdhcp_argv(
-    *, interface: str, mac_file: Path, rate: int, seconds: float, server: str, cpu: int
+    *,
+    interface: str,
+    mac_file: Path,
+    rate: int,
+    seconds: float,
+    server: str,
+    prefix: Sequence[str],
 ) -> list[str]:
     return [
-        "taskset", "-c", str(cpu),
+        *prefix,
         "perfdhcp", "-4", "-l", interface, "-M", str(mac_file),
         "-r", str(rate), "-p", f"{seconds:g}", "-d", "1",
         "-x", "t", "-g", "single", server,
