@@ -31,7 +31,6 @@ from netlab import Lab, cleanup_stale, is_root, netlab
 
 from bench import servers
 from bench.perfdhcp import PerfdhcpError, Report, perfdhcp_argv, run_step
-from bench.servers import CLOCK_TICKS
 
 PREFIX = "kvbench"
 SERVER_ADDRESS = "198.18.0.1/16"
@@ -64,9 +63,9 @@ class Step:
     seconds: float
     report: Report
     cpu_seconds: float
-    #: CPU time on the server's core spent by anything but the server (other
-    #: processes on this shared machine, interrupts), as a fraction of the step.
-    others_on_core: float
+    #: Time the server was runnable but waited for its core (other jobs on this
+    #: shared machine), as a fraction of the step.
+    queued: float
 
     @property
     def achieved(self) -> float:
@@ -99,29 +98,19 @@ def factories(options: PoolOptions, *, nice: int) -> dict[str, ServerFactory]:
 
 HEADER = (
     f"{'server':<8} {'offered/s':>9} {'done/s':>8} {'drops%':>7} "
-    f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/x':>9} {'others%':>7}"
+    f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/x':>9} {'queued%':>7}"
 )
 
 
-def format_step(step: Step, *, max_drops: float) -> str:
+def format_step(step: Step, *, max_drops: float, warmup: bool = False) -> str:
     r = step.report
-    mark = "" if step.passed(max_drops) else "  <- drops"
+    mark = "  (warm-up, not counted)" if warmup else "" if step.passed(max_drops) else "  <- drops"
     return (
         f"{step.server:<8} {step.rate:>9} {step.achieved:>8.0f} {100 * r.drop_ratio:>7.2f} "
         f"{1000 * r.percentile(0.5):>7.2f} {1000 * r.percentile(0.99):>7.2f} "
         f"{1000 * (r.delays[-1] if r.delays else 0):>7.2f} "
-        f"{1e6 * step.cpu_per_exchange:>9.1f} {100 * step.others_on_core:>7.0f}{mark}"
+        f"{1e6 * step.cpu_per_exchange:>9.1f} {100 * step.queued:>7.1f}{mark}"
     )
-
-
-def core_busy_seconds(cpu: int) -> float:
-    """Non-idle time of one core since boot (/proc/stat: all but idle and iowait)."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        name, *ticks = line.split()
-        if name == f"cpu{cpu}":
-            values = [int(t) for t in ticks[:8]]
-            return (sum(values) - values[3] - values[4]) / CLOCK_TICKS
-    raise LookupError(f"no cpu{cpu} in /proc/stat")
 
 
 @dataclass(slots=True)
@@ -164,7 +153,7 @@ def run_step_for(
         server=str(contender.lab.ports["eth1"].address.ip),
         prefix=servers.pinned(GENERATOR_CPU, nice=nice),
     )
-    before, core_before = contender.server.cpu_seconds(), core_busy_seconds(SERVER_CPU)
+    before, queued_before = contender.server.cpu_seconds(), contender.server.runqueue_seconds()
     started = time.monotonic()
     report = run_step(
         contender.lab, contender.generator_netns, argv, seconds=seconds,
@@ -172,9 +161,8 @@ def run_step_for(
     )  # fmt: skip
     contender.server.check_alive()
     used = contender.server.cpu_seconds() - before
-    others = core_busy_seconds(SERVER_CPU) - core_before - used
-    elapsed = time.monotonic() - started
-    return Step(contender.name, rate, seconds, report, used, max(0.0, others / elapsed))
+    queued = contender.server.runqueue_seconds() - queued_before
+    return Step(contender.name, rate, seconds, report, used, queued / (time.monotonic() - started))
 
 
 def zero_drop_rate(steps: list[Step], max_drops: float) -> int:
@@ -209,7 +197,9 @@ def summarize(results: dict[str, list[Step]], *, max_drops: float, top_rate: int
     if peers:
         top_peer = max(best[name] for name in peers)
         ratio = best["kvip"] / top_peer if top_peer else float("inf")
-        ok = ratio >= TARGET_RATE_RATIO or best["kvip"] == top_rate > top_peer
+        ok = best["kvip"] > 0 and (
+            ratio >= TARGET_RATE_RATIO or best["kvip"] == top_rate > top_peer
+        )
         checks.append((f"zero-drop rate >= {TARGET_RATE_RATIO}x best peer ({ratio:.2f}x)", ok))
     passing = [s for s in kvip if s.rate <= best["kvip"]]
     worst = max((s.report.percentile(0.99) for s in passing), default=float("inf"))
@@ -248,8 +238,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reservations", type=int, default=1000)
     parser.add_argument("--max-drops", type=float, default=0.001, help="as a fraction")
     parser.add_argument(
-        "--nice", type=int, default=-10, help="priority of servers and perfdhcp (shared machine)"
+        "--nice", type=int, default=-20, help="priority of servers and perfdhcp (shared machine)"
     )
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds; 0 for none")
+    parser.add_argument("--warmup-rate", type=int, default=1000)
     parser.add_argument("--keep-going", action="store_true", help="run every rate")
     args = parser.parse_args(argv)
     if args.quick:
@@ -305,6 +297,22 @@ def main(argv: list[str] | None = None) -> int:
         ]
         time.sleep(1)
         print(HEADER, flush=True)
+        if args.warmup > 0:
+            # Fill every server's caches and lease tables first: with random picks
+            # from 1,000 MACs, 5,000 exchanges reach about 99% of them. The warm-up
+            # rows show the cold path; they are not counted in the summary.
+            for contender in contenders:
+                try:
+                    step = run_step_for(
+                        contender, rate=args.warmup_rate, seconds=args.warmup,
+                        mac_file=mac_file, workdir=workdir, nice=args.nice,
+                    )  # fmt: skip
+                except PerfdhcpError as exc:
+                    print(f"{contender.name}: {exc}", flush=True)
+                    contender.done = True
+                    continue
+                print(format_step(step, max_drops=args.max_drops, warmup=True), flush=True)
+                time.sleep(0.5)
         for rate in args.rates:
             for contender in contenders:
                 if contender.done:

@@ -45,6 +45,15 @@ class Server:
         # are at offsets 11 and 12.
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
+    def runqueue_seconds(self) -> float:
+        """Time the server's threads spent runnable but waiting for a CPU
+        (/proc/PID/task/*/schedstat, second field): what other jobs on its core cost it."""
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int((task / "schedstat").read_text().split()[1])
+        return total / 1e9
+
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
             raise LabError(f"{self.name} exited with {self.proc.returncode}")
