@@ -160,26 +160,36 @@ class PoolActor:
     async def _packet_loop(self, sock: socket.socket) -> None:
         responder = self.responder
         counters = responder.counters
-        clock = time.perf_counter
+        observe = counters.latency.observe
+        handle = responder.handle
+        recv = sock.recv
+        sendto = sock.sendto
+        clock = time.perf_counter  # about 0.6 us a call on this kind of VM: once per packet
         while True:
             await trio.lowlevel.wait_readable(sock)
+            # Packets of one batch are handled back to back, so each one's latency
+            # starts where the previous one's ended: one clock read per packet.
+            started = clock()
             for _ in range(BATCH):
                 try:
-                    data = sock.recv(4096)
+                    data = recv(4096)
                 except BlockingIOError:
                     break
                 except OSError as exc:
                     log.warning("pool %s: receive failed: %s", self.name, exc)
                     break
-                started = clock()
-                reply = responder.handle(data)
+                reply = handle(data)
                 if reply is not None:
                     try:
-                        sock.sendto(reply.payload, reply.address)
+                        sendto(reply.payload, reply.address)
                     except OSError as exc:
                         counters.send_errors += 1
                         log.debug("pool %s: send to %s failed: %s", self.name, reply.address, exc)
-                    counters.latency.observe(clock() - started)
+                    finished = clock()
+                    observe(finished - started)
+                    started = finished
+                else:
+                    started = clock()
                 if responder.notices:
                     self._notices()
 

@@ -21,7 +21,7 @@ import logging
 import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, NamedTuple
 
 from kvip.serving._config import PoolOptions, Reservation
 from kvip.serving._counters import Counters
@@ -51,8 +51,10 @@ MAX_CACHED_REPLIES = 8192
 _XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
+    """One answer and where it goes. A NamedTuple, not a frozen dataclass: one is
+    made per packet, and a frozen dataclass's __init__ costs four times as much."""
+
     payload: bytes
     address: tuple[str, int]
     message_type: MessageType
@@ -65,8 +67,10 @@ class _Replay:
     payload: bytes
     address: tuple[str, int]
     kind: MessageType
-    #: The request's message type name, for the received counter.
-    request_kind: str
+    # Counter keys as plain strings: an enum's .name is a descriptor call.
+    received: str
+    sent: str
+    nak: bool
 
 
 def _replay_key(data: bytes) -> bytes:
@@ -143,9 +147,9 @@ class Responder:
             known = self._replays.get(_replay_key(data))
             if known is not None:
                 counters = self.counters
-                counters.received[known.request_kind] += 1
-                counters.sent[known.kind.name] += 1
-                if known.kind == MessageType.NAK:
+                counters.received[known.received] += 1
+                counters.sent[known.sent] += 1
+                if known.nak:
                     counters.naks += 1
                 t = known.payload
                 payload = t[:4] + data[4:8] + t[8:10] + data[10:12] + t[12:]
@@ -163,8 +167,14 @@ class Responder:
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
             assert request.message_type is not None  # answered, so it had one
+            kind = reply.message_type
             self._replays[_replay_key(data)] = _Replay(
-                reply.payload, reply.address, reply.message_type, request.message_type.name
+                reply.payload,
+                reply.address,
+                kind,
+                received=request.message_type.name,
+                sent=kind.name,
+                nak=kind == MessageType.NAK,
             )
         return reply
 
