@@ -43,6 +43,8 @@ SERVER_NAMES = ("kvip", "kea-mt", "kea-st", "dnsmasq")
 TARGET_RATE_RATIO = 1.2
 TARGET_P99 = 0.002
 TARGET_CPU_RATIO = 0.5
+#: CPU per exchange is compared where both servers carried the offered load.
+CPU_COMPARE_DROPS = 0.05
 
 
 def reservations(count: int) -> dict[str, str]:
@@ -165,6 +167,33 @@ def run_step_for(
     return Step(contender.name, rate, seconds, report, used, queued / (time.monotonic() - started))
 
 
+def measure(
+    contender: Contender, *, rate: int, args: argparse.Namespace, mac_file: Path, workdir: Path
+) -> Step | None:
+    """One step at `rate`, tried again up to --retries times while it has drops:
+    on this shared machine one burst of other work can sink a single step. The
+    best attempt counts; every attempt is printed. None if perfdhcp failed."""
+    best: Step | None = None
+    for attempt in range(1 + args.retries):
+        try:
+            step = run_step_for(
+                contender, rate=rate, seconds=args.seconds, mac_file=mac_file,
+                workdir=workdir, nice=args.nice,
+            )  # fmt: skip
+        except PerfdhcpError as exc:
+            print(f"{contender.name}: {exc}", flush=True)
+            return best
+        retry = not step.passed(args.max_drops) and attempt < args.retries
+        line = format_step(step, max_drops=args.max_drops)
+        print(line + ("  (trying again)" if retry else ""), flush=True)
+        if best is None or step.report.drop_ratio < best.report.drop_ratio:
+            best = step
+        time.sleep(0.5)  # let queues drain between steps
+        if not retry:
+            break
+    return best
+
+
 def zero_drop_rate(steps: list[Step], max_drops: float) -> int:
     """The highest offered rate passed before the first step with drops."""
     best = 0
@@ -191,8 +220,11 @@ def summarize(results: dict[str, list[Step]], *, max_drops: float, top_rate: int
     print("\n== kvip against each peer")
     peers = [name for name in results if name != "kvip"]
     for name in peers:
-        ratio = best["kvip"] / best[name] if best[name] else float("inf")
-        print(f"zero-drop rate  kvip/{name:<8} {ratio:5.2f}x")
+        if best[name]:
+            text = f"{best['kvip'] / best[name]:5.2f}x"
+        else:
+            text = "  n/a (no zero-drop step)" if not best["kvip"] else "  above (peer passed none)"
+        print(f"zero-drop rate  kvip/{name:<8} {text}")
     checks: list[tuple[str, bool]] = []
     if peers:
         top_peer = max(best[name] for name in peers)
@@ -208,9 +240,16 @@ def summarize(results: dict[str, list[Step]], *, max_drops: float, top_rate: int
          bool(passing) and worst < TARGET_P99)
     )  # fmt: skip
     if "kea-st" in results:
-        kea = {s.rate: s for s in results["kea-st"] if s.passed(max_drops)}
-        pairs = [(s, kea[s.rate]) for s in kvip if s.passed(max_drops) and s.rate in kea]
-        print("\n== CPU per exchange, kvip / kea-st, at equal offered rates (both without drops)")
+        kea = {s.rate: s for s in results["kea-st"] if s.report.drop_ratio <= CPU_COMPARE_DROPS}
+        pairs = [
+            (s, kea[s.rate])
+            for s in kvip
+            if s.report.drop_ratio <= CPU_COMPARE_DROPS and s.rate in kea
+        ]
+        print(
+            "\n== CPU per exchange, kvip / kea-st, at equal offered rates "
+            f"(both with drops <= {100 * CPU_COMPARE_DROPS:g}%: both served the load)"
+        )
         for mine, theirs in pairs:
             print(
                 f"{mine.rate:>6}/s  kvip {1e6 * mine.cpu_per_exchange:7.1f} us  "
@@ -242,6 +281,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds; 0 for none")
     parser.add_argument("--warmup-rate", type=int, default=1000)
+    parser.add_argument("--retries", type=int, default=1, help="tries again of a step with drops")
     parser.add_argument("--keep-going", action="store_true", help="run every rate")
     args = parser.parse_args(argv)
     if args.quick:
@@ -317,20 +357,15 @@ def main(argv: list[str] | None = None) -> int:
             for contender in contenders:
                 if contender.done:
                     continue
-                try:
-                    step = run_step_for(
-                        contender, rate=rate, seconds=args.seconds, mac_file=mac_file,
-                        workdir=workdir, nice=args.nice,
-                    )  # fmt: skip
-                except PerfdhcpError as exc:
-                    print(f"{contender.name}: {exc}", flush=True)
+                measured = measure(
+                    contender, rate=rate, args=args, mac_file=mac_file, workdir=workdir
+                )
+                if measured is None:
                     contender.done = True
                     continue
-                contender.steps.append(step)
-                print(format_step(step, max_drops=args.max_drops), flush=True)
-                if not step.passed(args.max_drops) and not args.keep_going:
+                contender.steps.append(measured)
+                if not measured.passed(args.max_drops) and not args.keep_going:
                     contender.done = True
-                time.sleep(0.5)  # let queues drain between steps
             if all(c.done for c in contenders):
                 break
         results = {c.name: c.steps for c in contenders}
