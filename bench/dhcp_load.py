@@ -68,6 +68,8 @@ class Step:
     #: Time the server was runnable but waited for its core (other jobs on this
     #: shared machine), as a fraction of the step.
     queued: float
+    #: The same for perfdhcp on its core.
+    generator_queued: float
 
     @property
     def achieved(self) -> float:
@@ -100,7 +102,7 @@ def factories(options: PoolOptions, *, nice: int) -> dict[str, ServerFactory]:
 
 HEADER = (
     f"{'server':<8} {'offered/s':>9} {'done/s':>8} {'drops%':>7} "
-    f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/x':>9} {'queued%':>7}"
+    f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/x':>9} {'queued%':>7} {'gen q%':>6}"
 )
 
 
@@ -111,7 +113,8 @@ def format_step(step: Step, *, max_drops: float, warmup: bool = False) -> str:
         f"{step.server:<8} {step.rate:>9} {step.achieved:>8.0f} {100 * r.drop_ratio:>7.2f} "
         f"{1000 * r.percentile(0.5):>7.2f} {1000 * r.percentile(0.99):>7.2f} "
         f"{1000 * (r.delays[-1] if r.delays else 0):>7.2f} "
-        f"{1e6 * step.cpu_per_exchange:>9.1f} {100 * step.queued:>7.1f}{mark}"
+        f"{1e6 * step.cpu_per_exchange:>9.1f} {100 * step.queued:>7.1f} "
+        f"{100 * step.generator_queued:>6.1f}{mark}"
     )
 
 
@@ -157,14 +160,17 @@ def run_step_for(
     )
     before, queued_before = contender.server.cpu_seconds(), contender.server.runqueue_seconds()
     started = time.monotonic()
-    report = run_step(
+    report, generator_queued = run_step(
         contender.lab, contender.generator_netns, argv, seconds=seconds,
         output=workdir / f"perfdhcp-{contender.name}-{rate}.txt",
     )  # fmt: skip
     contender.server.check_alive()
     used = contender.server.cpu_seconds() - before
     queued = contender.server.runqueue_seconds() - queued_before
-    return Step(contender.name, rate, seconds, report, used, queued / (time.monotonic() - started))
+    elapsed = time.monotonic() - started
+    return Step(
+        contender.name, rate, seconds, report, used, queued / elapsed, generator_queued / elapsed
+    )
 
 
 def measure(
