@@ -83,6 +83,7 @@ def test_packet_thread_serves_follows_the_inbox_and_stops(lab: netlab.Lab) -> No
     with netlab.inside(lab.server):
         server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         server.bind(SERVER)
+        server.setblocking(False)  # as open_dhcp_socket hands it over
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         client.bind((str(RELAY), 67))
     client.settimeout(0.5)
@@ -96,30 +97,31 @@ def test_packet_thread_serves_follows_the_inbox_and_stops(lab: netlab.Lab) -> No
 
     async def main() -> None:
         ask = trio.to_thread.run_sync
-        async with trio.open_nursery() as nursery:
-            await nursery.start(actor.run)
-            changes_in.clear()
+        with trio.fail_after(30):  # a hang is a failure, not a stuck CI job
+            async with trio.open_nursery() as nursery:
+                await nursery.start(actor.run)
+                changes_in.clear()
 
-            offer = await ask(exchange, client, request(MessageType.DISCOVER, xid=1))
-            assert offer is not None
-            assert (offer.message_type, offer.yiaddr, offer.xid) == (MessageType.OFFER, IP, 1)
-            again = await ask(exchange, client, request(MessageType.DISCOVER, xid=2))
-            assert again is not None and again.xid == 2  # the replay, xid patched
+                offer = await ask(exchange, client, request(MessageType.DISCOVER, xid=1))
+                assert offer is not None
+                assert (offer.message_type, offer.yiaddr, offer.xid) == (MessageType.OFFER, IP, 1)
+                again = await ask(exchange, client, request(MessageType.DISCOVER, xid=2))
+                assert again is not None and again.xid == 2  # the replay, xid patched
 
-            # A DECLINE is counted by the packet thread, reported on the trio thread.
-            decline = request(MessageType.DECLINE, xid=3, extra={OptionCode.REQUESTED_IP: IP})
-            assert await ask(exchange, client, decline) is None
-            state: PoolState = await actor.ask(Inspect())
-            assert state.declined == (IP,)
-            with trio.fail_after(5):
-                while not changes_in:
-                    await trio.sleep(0.01)
-            assert changes_in == {threading.main_thread().name}
+                # A DECLINE is counted by the packet thread, reported on the trio thread.
+                decline = request(MessageType.DECLINE, xid=3, extra={OptionCode.REQUESTED_IP: IP})
+                assert await ask(exchange, client, decline) is None
+                state: PoolState = await actor.ask(Inspect())
+                assert state.declined == (IP,)
+                with trio.fail_after(5):
+                    while not changes_in:
+                        await trio.sleep(0.01)
+                assert changes_in == {threading.main_thread().name}
 
-            # Releasing the VM through the inbox silences the packet thread at once.
-            await actor.ask(ReleaseOwner(OWNER))
-            assert await ask(exchange, client, request(MessageType.DISCOVER, xid=4)) is None
-            nursery.cancel_scope.cancel()
+                # Releasing the VM through the inbox silences the packet thread at once.
+                await actor.ask(ReleaseOwner(OWNER))
+                assert await ask(exchange, client, request(MessageType.DISCOVER, xid=4)) is None
+                nursery.cancel_scope.cancel()
 
     # trio.run returning means the packet thread returned: it is never abandoned.
     trio.run(main)
