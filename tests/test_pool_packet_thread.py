@@ -18,7 +18,14 @@ import netlab
 import pytest
 import trio
 
-from kvip.actors import Inspect, PoolActor, PoolState, ReleaseOwner, RestoreReservation
+from kvip.actors import (
+    Inspect,
+    PoolActor,
+    PoolState,
+    Reconfigure,
+    ReleaseOwner,
+    RestoreReservation,
+)
 from kvip.ipam import Owner
 from kvip.serving import parse_ippool
 from protocol import DecodeError, Message, MessageType, Op, OptionCode, Options, decode, encode
@@ -128,4 +135,48 @@ def test_packet_thread_serves_follows_the_inbox_and_stops(lab: netlab.Lab) -> No
     assert server.fileno() == -1
     # Waking the thread to stop is not mistaken for a packet.
     assert actor.responder.counters.malformed == 0
+    client.close()
+
+
+def test_pausing_stops_the_packet_thread_and_unpausing_starts_a_new_one(lab: netlab.Lab) -> None:
+    sockets: list[socket.socket] = []
+
+    def factory(_: str) -> socket.socket:
+        with netlab.inside(lab.server):
+            server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(SERVER)
+        server.setblocking(False)
+        sockets.append(server)
+        return server
+
+    with netlab.inside(lab.server):
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind((str(RELAY), 67))
+    client.settimeout(0.5)
+    config = parse_ippool(POOL)
+    paused = parse_ippool({**POOL, "spec": {**POOL["spec"], "paused": True}})  # type: ignore[dict-item]
+    actor = PoolActor(config, socket_factory=factory)
+    actor.handle_now(RestoreReservation(OWNER, MAC, IP, "vm1"))
+
+    async def main() -> None:
+        ask = trio.to_thread.run_sync
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(actor.run)
+                assert await ask(exchange, client, request(MessageType.DISCOVER, xid=1))
+
+                await actor.ask(Reconfigure(paused))
+                assert not actor.serving
+                assert sockets[0].fileno() == -1
+                assert await ask(exchange, client, request(MessageType.DISCOVER, xid=2)) is None
+
+                await actor.ask(Reconfigure(config))
+                assert actor.serving and len(sockets) == 2
+                reply = await ask(exchange, client, request(MessageType.DISCOVER, xid=3))
+                assert reply is not None and reply.yiaddr == IP
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert all(s.fileno() == -1 for s in sockets)
     client.close()
