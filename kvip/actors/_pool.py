@@ -2,14 +2,20 @@
 
 Nobody else touches the allocator, the MAC table or the socket: watchers and
 the controller send messages to the actor's bounded inbox (`tell`, or `ask`
-for an answer). While it runs, two tasks share the state cooperatively: the
-packet loop and the inbox loop; trio switches between them only at awaits.
+for an answer). The inbox runs as a trio task. The socket is served by one
+OS thread of the actor's own (blocking recv, answer, send): a trio wakeup per
+packet cost about twice the CPU of a blocking receive (bench/README.md). That
+thread and the inbox share only the Responder, always under `_lock`; what the
+thread learns (DECLINE, RELEASE) goes back to the trio thread as a callback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,9 +42,10 @@ from kvip.serving import Declined, Notice, PoolConfig, Released, Reservation, Re
 
 log = logging.getLogger(__name__)
 
-#: Packets handled per wakeup before the inbox gets a turn.
-BATCH = 64
 INBOX_SIZE = 256
+#: How often the packet thread looks up from an idle socket to see whether it
+#: should stop (it is normally woken at once by shutting the socket down).
+IDLE_CHECK_SECONDS = 1
 NTP_RESOLVE_TIMEOUT = 5.0
 
 SocketFactory = Callable[[str], socket.socket]
@@ -84,8 +91,13 @@ class PoolActor:
     _receive: trio.MemoryReceiveChannel[_Envelope] = field(init=False)
     _socket_scope: trio.CancelScope | None = field(init=False, default=None)
     _nursery: trio.Nursery | None = field(init=False, default=None)
+    #: Held by whoever touches the responder: the packet thread or the trio thread.
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    #: The packet thread's own: a pool's socket must never wait for a shared one.
+    _thread_limiter: trio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
+        self._thread_limiter = trio.CapacityLimiter(1)
         self.allocator = Allocator(self.config.spec)
         self.responder = Responder(self.config.options)
         self._send, self._receive = trio.open_memory_channel[_Envelope](self.inbox_size)
@@ -152,43 +164,84 @@ class PoolActor:
                 self.config.interface,
                 self.config.options.server_ip,
             )
-            task_status.started()
+            stopping = threading.Event()
+            token = trio.lowlevel.current_trio_token()
             try:
-                await self._packet_loop(sock)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._run_packet_thread, sock, stopping, token)
+                    task_status.started()
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        _wake(sock, stopping)
             finally:
                 self.serving = False
                 self._socket_scope = None
 
-    async def _packet_loop(self, sock: socket.socket) -> None:
+    async def _run_packet_thread(
+        self, sock: socket.socket, stopping: threading.Event, token: trio.lowlevel.TrioToken
+    ) -> None:
+        # Not abandoned on cancel: the socket closes only after the thread let go of it.
+        await trio.to_thread.run_sync(
+            self._packet_thread, sock, stopping, token, limiter=self._thread_limiter
+        )
+
+    def _packet_thread(
+        self, sock: socket.socket, stopping: threading.Event, token: trio.lowlevel.TrioToken
+    ) -> None:
+        """Receive, answer, send, until `stopping` is set (runs in its own thread)."""
+        sock.setblocking(True)
+        # A kernel receive timeout, not settimeout(): that would poll() before every recv.
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", IDLE_CHECK_SECONDS, 0)
+        )
         responder = self.responder
         counters = responder.counters
+        observe = counters.latency.observe
+        handle = responder.handle
+        lock = self._lock
+        recv = sock.recv
+        sendto = sock.sendto
         clock = time.perf_counter
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(BATCH):
+        while not stopping.is_set():
+            try:
+                data = recv(4096)
+            except BlockingIOError:
+                continue  # idle for IDLE_CHECK_SECONDS
+            except OSError as exc:
+                log.warning("pool %s: receive failed: %s", self.name, exc)
+                continue
+            if not data and stopping.is_set():
+                break  # woken by _wake's shutdown, not a (malformed) empty datagram
+            started = clock()
+            with lock:
+                reply = handle(data)
+                notices = bool(responder.notices)
+            if reply is not None:
                 try:
-                    data = sock.recv(4096)
-                except BlockingIOError:
-                    break
+                    sendto(reply.payload, reply.address)
                 except OSError as exc:
-                    log.warning("pool %s: receive failed: %s", self.name, exc)
-                    break
-                started = clock()
-                reply = responder.handle(data)
-                if reply is not None:
-                    try:
-                        sock.sendto(reply.payload, reply.address)
-                    except OSError as exc:
+                    with lock:
                         counters.send_errors += 1
-                        log.debug("pool %s: send to %s failed: %s", self.name, reply.address, exc)
-                    counters.latency.observe(clock() - started)
-                if responder.notices:
-                    self._notices()
+                    log.debug("pool %s: send to %s failed: %s", self.name, reply.address, exc)
+                elapsed = clock() - started
+                with lock:
+                    observe(elapsed)
+            if notices:
+                try:
+                    token.run_sync_soon(self._notices)
+                except trio.RunFinishedError:
+                    return
 
     def _notices(self) -> None:
+        with self._lock:
+            notices = list(self.responder.notices)
+            self.responder.notices.clear()
+        if not notices:
+            return
         if self.on_change is not None:
             self.on_change()
-        for notice in self.responder.notices:
+        for notice in notices:
             if isinstance(notice, Declined):
                 log.warning(
                     "pool %s: %s declined %s: the address is in use by another host%s. "
@@ -208,7 +261,6 @@ class PoolActor:
                 )
             if self.on_notice is not None:
                 self.on_notice(notice)
-        self.responder.notices.clear()
 
     async def _resolve_ntp(self) -> None:
         names = self.config.ntp_names
@@ -226,7 +278,8 @@ class PoolActor:
                     address = IPv4Address(info[4][0])
                     if address not in resolved:
                         resolved.append(address)
-        self.responder.set_options(replace(self.config.options, ntp=tuple(resolved)))
+        with self._lock:
+            self.responder.set_options(replace(self.config.options, ntp=tuple(resolved)))
 
     # -- the messages -----------------------------------------------------------------
 
@@ -241,7 +294,8 @@ class PoolActor:
 
     def _apply(self, message: PoolMessage) -> Any:
         try:
-            return self._dispatch(message)
+            with self._lock:
+                return self._dispatch(message)
         finally:
             if self.on_change is not None and not isinstance(message, Inspect):
                 self.on_change()
@@ -323,13 +377,14 @@ class PoolActor:
 
     async def _reconfigure(self, message: Reconfigure) -> tuple[tuple[IPv4Address, Owner], ...]:
         old, new = self.config, message.config
-        evicted = self.allocator.reconfigure(new.spec)
-        for _, owner in evicted:
-            for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
-                del self.nics[mac]
-                self.responder.remove_reservation(mac)
-        self.config = new
-        self.responder.set_options(new.options)
+        with self._lock:
+            evicted = self.allocator.reconfigure(new.spec)
+            for _, owner in evicted:
+                for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
+                    del self.nics[mac]
+                    self.responder.remove_reservation(mac)
+            self.config = new
+            self.responder.set_options(new.options)
         await self._resolve_ntp()
         if (old.interface, old.paused) != (new.interface, new.paused):
             if self._socket_scope is not None:
@@ -352,6 +407,14 @@ class PoolActor:
             declined=tuple(sorted(self.responder.declined)),
             counters=self.responder.counters.as_dict(),
         )
+
+
+def _wake(sock: socket.socket, stopping: threading.Event) -> None:
+    """Stop the packet thread: shutting the socket down wakes a blocked recv."""
+    stopping.set()
+    # Linux says ENOTCONN for an unconnected UDP socket, and wakes the reader anyway.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
 
 
 class MacConflict(IpamError):

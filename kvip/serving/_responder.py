@@ -5,10 +5,14 @@ returns the reply bytes with their destination, or None for silence. The
 pool actor owns a Responder and feeds it what its socket receives; tests and
 fuzzers feed it directly (a socket-free transport).
 
-Replies are cached per client as encoded templates: a reply depends only on
-the reservation, the pool's options and a few request fields (the cache
-key), so a repeat exchange costs a decode of those fields and a copy with
-xid and flags patched in. Any change of options or reservations clears it.
+Replies are cached at two levels. Per client, as encoded templates: a reply
+depends only on the reservation, the pool's options and a few request fields
+(the cache key), so a repeat exchange costs a decode and a copy with xid and
+flags patched in. And per exact request: a request whose bytes, apart from
+xid, secs and flags, equal those of one answered before gets the same answer
+without being decoded at all (clients repeat themselves byte for byte:
+retransmissions, renewals, a relay's steady stream). Any change of options,
+reservations or declines clears both.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, NamedTuple
 
 from kvip.serving._config import PoolOptions, Reservation
 from kvip.serving._counters import Counters
@@ -47,11 +51,35 @@ MAX_CACHED_REPLIES = 8192
 _XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
+    """One answer and where it goes. A NamedTuple, not a frozen dataclass: one is
+    made per packet, and a frozen dataclass's __init__ costs four times as much."""
+
     payload: bytes
     address: tuple[str, int]
     message_type: MessageType
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    """What answering one exact request did, to do it again without decoding it."""
+
+    payload: bytes
+    address: tuple[str, int]
+    kind: MessageType
+    # Counter keys as plain strings: an enum's .name is a descriptor call.
+    received: str
+    sent: str
+    nak: bool
+
+
+def _replay_key(data: bytes) -> bytes:
+    """The request minus xid (bytes 4-7), secs (8-9) and flags (10-11).
+
+    Nothing else decides the answer: xid and flags are copied into the reply
+    (RFC 2131 4.1), secs is not used, and decoding checks none of them.
+    """
+    return data[:4] + data[12:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,24 +109,27 @@ class Responder:
     counters: Counters = field(default_factory=Counters)
     #: What happened that the actor must act on (DECLINE, RELEASE); it drains this.
     notices: list[Notice] = field(default_factory=list)
+    #: Answer repeated requests from `_replays` (False only to test the slow path).
+    replay: bool = True
     _cache: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
+    _replays: dict[bytes, _Replay] = field(default_factory=dict)
 
     # -- state changes, from the pool actor ------------------------------------
 
     def set_options(self, options: PoolOptions) -> None:
         self.options = options
-        self._cache.clear()
+        self._forget()
 
     def set_reservation(self, mac: str, reservation: Reservation) -> None:
         self.reservations[mac_bytes(mac)] = reservation
-        self._cache.clear()
+        self._forget()
 
     def remove_reservation(self, mac: str) -> Reservation | None:
-        self._cache.clear()
+        self._forget()
         return self.reservations.pop(mac_bytes(mac), None)
 
     def clear_declined(self, ip: IPv4Address) -> bool:
-        self._cache.clear()
+        self._forget()
         if ip in self.declined:
             self.declined.discard(ip)
             return True
@@ -106,14 +137,46 @@ class Responder:
 
     # -- the packet path ---------------------------------------------------------
 
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._replays.clear()
+
     def handle(self, data: bytes) -> Reply | None:
         """The reply to one received packet, or None when the pool stays silent."""
+        if self.replay:
+            known = self._replays.get(_replay_key(data))
+            if known is not None:
+                counters = self.counters
+                counters.received[known.received] += 1
+                counters.sent[known.sent] += 1
+                if known.nak:
+                    counters.naks += 1
+                t = known.payload
+                payload = t[:4] + data[4:8] + t[8:10] + data[10:12] + t[12:]
+                return Reply(payload, known.address, known.kind)
         try:
-            return self._handle(decode(data))
+            request = decode(data)
         except DecodeError as exc:
             self.counters.malformed += 1
             log.debug("dropped a malformed packet (%d bytes): %s", len(data), exc)
             return None
+        reply = self._handle(request)
+        if reply is not None and self.replay:
+            # Only answers are replayed: silence has counters of many kinds, and
+            # DECLINE and RELEASE (never answered) have effects beyond counting.
+            if len(self._replays) >= MAX_CACHED_REPLIES:
+                self._replays.clear()
+            assert request.message_type is not None  # answered, so it had one
+            kind = reply.message_type
+            self._replays[_replay_key(data)] = _Replay(
+                reply.payload,
+                reply.address,
+                kind,
+                received=request.message_type.name,
+                sent=kind.name,
+                nak=kind == MessageType.NAK,
+            )
+        return reply
 
     def _handle(self, request: Message) -> Reply | None:
         kind = request.message_type
@@ -188,7 +251,7 @@ class Responder:
         if ip != reservation.ip:
             return
         self.declined.add(ip)
-        self._cache.clear()
+        self._forget()
         message = request.options.get(OptionCode.MESSAGE)
         self.notices.append(
             Declined(request.mac, ip, message if isinstance(message, str) else None)

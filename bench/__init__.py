@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed beside a same-run baseline, never asserted."""

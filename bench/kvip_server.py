@@ -1,0 +1,60 @@
+"""kvip's pool actor as a standalone DHCP server process, for the load benchmark.
+
+    python -m bench.kvip_server --config FILE
+
+FILE is JSON: ``{"ippool": <IPPool object>, "reservations": [[mac, ip, hostname], ...]}``.
+The reservations are restored before the socket opens, exactly as the
+controller restores them after a restart. Run it inside the namespace that
+holds the pool's interface (``ip netns exec NS ...``). It prints ``ready``
+once it serves, and on SIGTERM/SIGINT exits after printing its counters as
+one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from kvip.actors import PoolActor, RestoreReservation
+from kvip.ipam import Owner
+from kvip.serving import parse_ippool
+
+
+def build_actor(spec: dict[str, Any]) -> PoolActor:
+    actor = PoolActor(parse_ippool(spec["ippool"]))
+    for mac, ip, hostname in spec["reservations"]:
+        owner = Owner(f"bench/{hostname} [{mac}]")
+        actor.handle_now(RestoreReservation(owner, mac, IPv4Address(ip), hostname))
+    return actor
+
+
+async def serve(actor: PoolActor) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(actor.run)
+            print("ready", flush=True)
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+    actor = build_actor(json.loads(args.config.read_text()))
+    trio.run(serve, actor)
+    counters = actor.responder.counters.as_dict()
+    print(json.dumps({k: v for k, v in counters.items() if k != "latency_buckets"}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
