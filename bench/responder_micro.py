@@ -56,7 +56,7 @@ def packets(pairs: Iterable[tuple[bytes, IPv4Address]]) -> list[bytes]:
                 chaddr=chaddr,
                 hops=1,
                 giaddr=RELAY,
-                options=Options(options),  # type: ignore[arg-type]
+                options=Options(options),
             )
             out.append(encode(message))
     return out

@@ -68,7 +68,7 @@ def request(kind: MessageType, *, xid: int, extra: dict[int, object] | None = No
             chaddr=bytes.fromhex(MAC.replace(":", "")),
             hops=1,
             giaddr=RELAY,
-            options=Options(opts),  # type: ignore[arg-type]
+            options=Options(opts),
         )
     )
 

@@ -96,7 +96,7 @@ def requests(draw: st.DrawFn) -> bytes:
         flags=draw(st.sampled_from([0, 0x8000])),
         ciaddr=draw(addresses),
         giaddr=draw(st.sampled_from([IPv4Address(0), RELAY])),
-        options=Options(options),  # type: ignore[arg-type]
+        options=Options(options),
     )
     data = encode(message)
     if draw(st.booleans()):
