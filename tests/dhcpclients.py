@@ -385,7 +385,8 @@ def run_dhcpcd(
         conf.write_text(DHCPCD_CONF.format(arp="" if arp else "noarp"))
         wait = max(1, int(timeout) - 3)
         argv = ["dhcpcd", "-1", "-4", "-B", "-t", str(wait), "-f", str(conf), "-c", str(hook)]
-        argv += ["--inform", inform] if inform else []
+        # --inform takes an optional argument: it must be attached with "=".
+        argv += [f"--inform={inform}"] if inform else []
         argv = private_mounts(
             [*argv, client.ifname], tmpfs=["/var/lib/dhcpcd", "/run"], hostname=hostname
         )
