@@ -1,0 +1,239 @@
+"""More ways to talk DHCP inside a lab, beside the one-shot runners of dhcpclients.
+
+- ``udhcpc_session``: busybox udhcpc kept running in the foreground, so that it
+  renews at T1 (or on SIGUSR1) and rebinds at T2 like a real VM's client;
+- ``run_perfdhcp``: Kea's perfdhcp, which acts as a relay agent (giaddr set,
+  replies expected at giaddr:67), with its per-exchange counts parsed;
+- ``relay_exchange``: one hand-built relayed request from a socket at giaddr:67;
+- ``broadcast_raw``: arbitrary bytes broadcast to port 67 from a client's wire.
+
+Everything runs in lab namespaces; nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dhcpclients import CLIENT_ENV, Lease, NoLeaseError, read_env_dumps, udhcpc_lease
+from netlab import Client, Lab, LabError, inside, run_in
+
+from protocol import DecodeError, Message, decode, encode
+
+SERVER_PORT = 67
+CLIENT_PORT = 68
+
+
+# --- udhcpc as a long-running client ---------------------------------------------
+
+_UDHCPC_HOOK = """#!/bin/sh
+# Written by kvip's tests: record the event; set the address inside the client netns only.
+n=$(ls {dumps} | wc -l)
+env -0 > {dumps}/$(printf %03d "$n")-"$1".env
+case "$1" in
+  bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
+  deconfig) ip addr flush dev "$interface" ;;
+esac
+exit 0
+"""
+
+
+class UdhcpcSession:
+    """A running udhcpc (no -q): binds, then renews and rebinds on its own.
+
+    Its hook configures the address in the client namespace (udhcpc renews
+    from a kernel socket bound to it). ``events`` lists what the hook saw.
+    """
+
+    def __init__(self, client: Client, process: subprocess.Popen[bytes], dumps: Path) -> None:
+        self.client = client
+        self.process = process
+        self._dumps = dumps
+
+    def events(self) -> list[tuple[str, dict[str, str]]]:
+        return read_env_dumps(self._dumps)
+
+    def wait_for(
+        self, names: Iterable[str], *, after: int = 0, timeout: float = 10.0
+    ) -> tuple[int, Lease]:
+        """The first event among ``names`` at index >= ``after``: (index, lease).
+        NoLeaseError when udhcpc exits or none comes within ``timeout`` seconds."""
+        wanted = set(names)
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, (event, env) in enumerate(self.events()):
+                if index >= after and event in wanted:
+                    return index, udhcpc_lease(env)
+            if self.process.poll() is not None:
+                raise NoLeaseError(f"udhcpc exited {self.process.returncode}: {self.events()}")
+            if time.monotonic() > deadline:
+                raise NoLeaseError(f"udhcpc: no {sorted(wanted)} in {timeout}s: {self.events()}")
+            time.sleep(0.05)
+
+    def renew(self) -> None:
+        """SIGUSR1: renew now (RFC 2131 4.4.5 RENEWING: a unicast REQUEST)."""
+        self.process.send_signal(signal.SIGUSR1)
+
+    def release(self) -> None:
+        """SIGUSR2: RELEASE the lease (RFC 2131 4.4.6) and wait, unconfigured;
+        a later ``renew`` starts over with a DISCOVER.
+
+        (busybox 1.35's ``-q -R`` exits without releasing: it quits before it
+        counts itself bound. A running udhcpc releases.)"""
+        self.process.send_signal(signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def udhcpc_session(
+    lab: Lab, client: Client, *, extra_args: Sequence[str] = ()
+) -> Iterator[UdhcpcSession]:
+    """Run udhcpc on ``client`` for the block; it is stopped (SIGTERM) after."""
+    with tempfile.TemporaryDirectory(prefix="kvip-udhcpc-session-") as tmp:
+        work = Path(tmp)
+        dumps = work / "dumps"
+        dumps.mkdir()
+        hook = work / "hook.sh"
+        hook.write_text(_UDHCPC_HOOK.format(dumps=dumps))
+        hook.chmod(0o755)
+        argv = ["udhcpc", "-f", "-t", "5", "-T", "1", "-A", "1", "-i", client.ifname]
+        argv += ["-s", str(hook), "-O", "58", "-O", "59", *extra_args]
+        process = lab.popen(
+            client.netns,
+            argv,
+            env=CLIENT_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield UdhcpcSession(client, process, dumps)
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+# --- perfdhcp --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """perfdhcp's count for one half of the exchange (DISCOVER-OFFER or REQUEST-ACK)."""
+
+    sent: int
+    received: int
+    drops: int
+
+
+@dataclass(frozen=True, slots=True)
+class PerfdhcpReport:
+    returncode: int
+    exchanges: dict[str, Exchange]
+    output: str
+
+
+_SECTION = re.compile(r"\*\*\*Statistics for: (\S+)\*\*\*")
+_COUNT = re.compile(r"^(sent packets|received packets|drops): (\d+)", re.M)
+
+
+def parse_perfdhcp(output: str, *, returncode: int = 0) -> PerfdhcpReport:
+    exchanges = {}
+    parts = _SECTION.split(output)
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        counts = {key: int(value) for key, value in _COUNT.findall(body)}
+        exchanges[name] = Exchange(
+            sent=counts.get("sent packets", 0),
+            received=counts.get("received packets", 0),
+            drops=counts.get("drops", 0),
+        )
+    return PerfdhcpReport(returncode, exchanges, output)
+
+
+def run_perfdhcp(
+    client: Client,
+    *,
+    local: str,
+    server: str,
+    macs: Sequence[str],
+    rate: int = 20,
+    exchanges: int = 20,
+    timeout: float = 30,
+) -> PerfdhcpReport:
+    """perfdhcp from ``local`` (an address on ``client``: it becomes giaddr) to
+    ``server``, one DORA per request, MACs drawn from ``macs``. It waits a second
+    after the last request so that late replies are counted, not dropped."""
+    with tempfile.NamedTemporaryFile("w", prefix="kvip-perfdhcp-macs-", suffix=".txt") as f:
+        f.write("".join(f"{mac}\n" for mac in macs))
+        f.flush()
+        argv = ["perfdhcp", "-4", "-g", "single", "-l", local, "-M", f.name]
+        argv += ["-r", str(rate), "-n", str(exchanges), "-R", str(len(macs))]
+        argv += ["-W", "1000000", server]
+        result = run_in(client.netns, argv, timeout=timeout, check=False)
+    if result.returncode not in (0, 3):  # 3: some exchanges were not completed
+        raise LabError(f"perfdhcp exited {result.returncode}: {result.stderr[-2000:]}")
+    return parse_perfdhcp(result.stdout, returncode=result.returncode)
+
+
+# --- hand-made packets -------------------------------------------------------------
+
+
+def relay_exchange(
+    client: Client, request: Message, *, server: str, timeout: float = 3.0
+) -> Message | None:
+    """Act as a relay agent on ``client``: send ``request`` (giaddr set, an address
+    of ``client``) from giaddr:67 to ``server``:67 and return the first reply
+    that arrives at giaddr:67 (RFC 2131 4.1), or None after ``timeout`` seconds."""
+    with inside(client.netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind((str(request.giaddr), SERVER_PORT))
+        sock.settimeout(timeout)
+        sock.sendto(encode(request), (server, SERVER_PORT))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                return None
+            with contextlib.suppress(DecodeError):
+                reply = decode(data)
+                if reply.xid == request.xid:
+                    return reply
+    return None
+
+
+def broadcast_raw(client: Client, payloads: Iterable[bytes]) -> int:
+    """Broadcast each payload to 255.255.255.255:67 from ``client``'s interface
+    (as a client without an address does); returns how many were sent."""
+    with inside(client.netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, client.ifname.encode())
+        sock.bind(("0.0.0.0", CLIENT_PORT))
+        for payload in payloads:
+            sock.sendto(payload, ("255.255.255.255", SERVER_PORT))
+            sent += 1
+    return sent
+
+
+def wait_for_address(client: Client, address: str, *, timeout: float = 5.0) -> None:
+    """Wait until ``address`` is configured on ``client``'s interface."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = run_in(client.netns, ["ip", "-4", "-o", "addr", "show", "dev", client.ifname])
+        if f" {address}/" in shown.stdout:
+            return
+        time.sleep(0.05)
+    raise LabError(f"{address} did not appear on {client.ifname} in {client.netns}")
