@@ -36,8 +36,9 @@ CLIENT_PORT = 68
 
 _UDHCPC_HOOK = """#!/bin/sh
 # Written by kvip's tests: record the event; set the address inside the client netns only.
-n=$(ls {dumps} | wc -l)
-env -0 > {dumps}/$(printf %03d "$n")-"$1".env
+# Written aside, then renamed: the test reads the dumps while udhcpc runs.
+n=$(printf %03d "$(ls {dumps} | wc -l)")
+env -0 > {dumps}/"$n".part && mv {dumps}/"$n".part {dumps}/"$n-$1".env
 case "$1" in
   bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
   deconfig) ip addr flush dev "$interface" ;;
