@@ -13,6 +13,7 @@ Everything runs in lab namespaces; nothing here imports pytest.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import signal
 import socket
@@ -229,12 +230,23 @@ def broadcast_raw(client: Client, payloads: Iterable[bytes]) -> int:
     return sent
 
 
-def wait_for_address(client: Client, address: str, *, timeout: float = 5.0) -> None:
-    """Wait until ``address`` is configured on ``client``'s interface."""
+def wait_for_wire(lab: Lab, client: Client, *, timeout: float = 5.0) -> None:
+    """Wait until ``client``'s veth is a forwarding port of its server bridge.
+
+    The bridge enables a port when it learns of the carrier, which the kernel
+    reports lazily (up to a second after the link comes up): real clients
+    retransmit through that, a test's single hand-made packet would be lost.
+    """
+    shown = run_in(client.netns, ["ip", "-j", "link", "show", "dev", client.ifname]).stdout
+    peer = json.loads(shown)[0]["link_index"]  # the server end's ifindex
+    bridge = lab.ports[client.port].bridge if client.port in lab.ports else client.port
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        shown = run_in(client.netns, ["ip", "-4", "-o", "addr", "show", "dev", client.ifname])
-        if f" {address}/" in shown.stdout:
-            return
-        time.sleep(0.05)
-    raise LabError(f"{address} did not appear on {client.ifname} in {client.netns}")
+    while True:
+        listing = run_in(lab.server, ["ip", "-j", "-d", "link", "show", "master", bridge]).stdout
+        for port in json.loads(listing):
+            slave = port.get("linkinfo", {}).get("info_slave_data", {})
+            if port["ifindex"] == peer and slave.get("state") == "forwarding":
+                return
+        if time.monotonic() > deadline:
+            raise LabError(f"{client.netns}: its bridge port never started forwarding")
+        time.sleep(0.02)

@@ -8,6 +8,7 @@ systemd-networkd, perfdhcp) reported they got, and on the pool's counters.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import random
@@ -30,7 +31,13 @@ from dhcpclients import (
     run_networkd,
     run_udhcpc,
 )
-from dhcptools import broadcast_raw, relay_exchange, run_perfdhcp, udhcpc_session
+from dhcptools import (
+    broadcast_raw,
+    relay_exchange,
+    run_perfdhcp,
+    udhcpc_session,
+    wait_for_wire,
+)
 from netlab import Client, Lab, run_in
 from poolrig import PoolRig, PoolSetup, Reserved, ippool, run_parallel, serve_pools
 
@@ -43,6 +50,7 @@ from protocol import (
     Op,
     OptionCode,
     Options,
+    OptionValue,
     RelayAgentInformation,
     decode,
     encode,
@@ -84,6 +92,14 @@ def dhclient(tmp_path: Path) -> Callable[..., Lease]:
         return run_dhclient(client, workdir=tmp_path / f"dhclient-{next(calls)}", **kwargs)
 
     return run
+
+
+def plug(lab: Lab, hwaddr: str, *, port: str | None = None) -> Client:
+    """A client namespace whose wire already forwards: some tests send one packet
+    and count it, and a client's first DISCOVER counts too."""
+    client = lab.add_client(hwaddr, port=port)
+    wait_for_wire(lab, client)
+    return client
 
 
 def full_pool(name: str = "full", **overrides: Any) -> dict[str, Any]:
@@ -144,7 +160,7 @@ def test_every_client_gets_exactly_its_reservation_and_every_pool_option(
         name: Reserved(mac(i + 1), f"198.18.0.{11 + i}", f"vm-{i}")
         for i, name in enumerate(runners)
     }
-    clients = {name: lab.add_client(nic.mac) for name, nic in nics.items()}
+    clients = {name: plug(lab, nic.mac) for name, nic in nics.items()}
     with serve_pools(lab, PoolSetup(full_pool(), tuple(nics.values()))) as rig:
         leases = run_parallel(
             *(
@@ -168,7 +184,7 @@ def test_option_change_applies_to_the_very_next_reply(
 ) -> None:
     need("udhcpc", "dhclient")
     nic = Reserved(mac(1), "198.18.0.20", "vm-a")
-    client = lab.add_client(nic.mac)
+    client = plug(lab, nic.mac)
     plain = ippool("plain", router=str(ROUTER), dns=["198.18.0.53"], leasetime=900)
     with serve_pools(lab, PoolSetup(plain, (nic,))) as rig:
         before = run_udhcpc(client, timeout=10)
@@ -199,7 +215,7 @@ def test_renew_is_unicast_rebind_is_broadcast_and_both_keep_the_address(lab: Lab
     need("udhcpc")
     nic = Reserved(mac(1), "198.18.0.30", "vm-r")
     ip = IPv4Address(nic.ip)
-    client = lab.add_client(nic.mac)
+    client = plug(lab, nic.mac)
     with (
         serve_pools(lab, PoolSetup(full_pool("renew"), (nic,))) as rig,
         udhcpc_session(lab, client) as session,
@@ -249,7 +265,7 @@ def test_init_reboot_for_a_wrong_address_is_naked_then_the_reservation_is_bound(
 ) -> None:
     need("dhclient")
     nic = Reserved(mac(1), "198.18.0.40", "vm-n")
-    client = lab.add_client(nic.mac)
+    client = plug(lab, nic.mac)
     seeded = dhclient_lease_file(client, ip="198.18.0.77", server_id=str(SERVER))
     with serve_pools(lab, PoolSetup(full_pool("reboot"), (nic,))) as rig:
         lease = dhclient(client, timeout=15, lease_file=seeded)
@@ -274,7 +290,7 @@ def test_init_reboot_for_a_wrong_address_is_naked_then_the_reservation_is_bound(
 def test_inform_gets_configuration_without_a_lease_time(lab: Lab) -> None:
     need("dhcpcd")
     nic = Reserved(mac(1), "198.18.0.50", "vm-i")
-    client = lab.add_client(nic.mac)
+    client = plug(lab, nic.mac)
     # INFORM is for an address configured by other means (RFC 2131 3.4); dhcpcd
     # sends it only for an address already on the interface.
     lab.add_address(client.netns, client.ifname, f"{nic.ip}/16")
@@ -299,7 +315,7 @@ def test_release_gets_no_reply_and_the_reservation_stays(
     need("udhcpc", "dhclient")
     u_nic = Reserved(mac(1), "198.18.0.60", "vm-u")
     d_nic = Reserved(mac(2), "198.18.0.61", "vm-d")
-    u_client, d_client = lab.add_client(u_nic.mac), lab.add_client(d_nic.mac)
+    u_client, d_client = plug(lab, u_nic.mac), plug(lab, d_nic.mac)
     with serve_pools(lab, PoolSetup(full_pool("release"), (u_nic, d_nic))) as rig:
         with udhcpc_session(lab, u_client) as session:
             bound, first = session.wait_for(["bound"])
@@ -328,7 +344,7 @@ def test_release_gets_no_reply_and_the_reservation_stays(
 def test_unknown_mac_gets_no_answer(lab: Lab, dhclient: Callable[..., Lease]) -> None:
     need("udhcpc", "dhclient")
     known = Reserved(mac(1), "198.18.0.70", "vm-k")
-    strangers = [lab.add_client(mac(0x100 + i)) for i in range(2)]
+    strangers = [plug(lab, mac(0x100 + i)) for i in range(2)]
     with serve_pools(lab, PoolSetup(full_pool("known"), (known,))) as rig:
         outcomes = run_parallel(
             lambda: no_lease(run_udhcpc, strangers[0]),
@@ -352,8 +368,8 @@ def no_lease(runner: Callable[..., Lease], client: Client) -> None:
 def test_declined_address_is_reported_and_not_offered_until_cleared(lab: Lab) -> None:
     need("udhcpc")
     nic = Reserved(mac(1), "198.18.0.80", "vm-d")
-    victim = lab.add_client(nic.mac)
-    squatter = lab.add_client(mac(0x200))
+    victim = plug(lab, nic.mac)
+    squatter = plug(lab, mac(0x200))
     # Someone else already uses the reserved address on the wire.
     lab.add_address(squatter.netns, squatter.ifname, f"{nic.ip}/16")
     ip = IPv4Address(nic.ip)
@@ -384,7 +400,7 @@ def test_declined_address_is_reported_and_not_offered_until_cleared(lab: Lab) ->
 def test_perfdhcp_as_a_relay_gets_every_reply_at_giaddr(lab: Lab) -> None:
     need("perfdhcp")
     nics = tuple(Reserved(mac(0x300 + i), f"198.18.1.{i + 1}", f"vm-p{i}") for i in range(20))
-    relay = lab.add_client(mac(0x3FF))
+    relay = plug(lab, mac(0x3FF))
     lab.add_address(relay.netns, relay.ifname, "198.18.200.1/16")
     pool = full_pool("relay", end="198.18.1.250")
     with serve_pools(lab, PoolSetup(pool, nics)) as rig:
@@ -405,30 +421,47 @@ def test_perfdhcp_as_a_relay_gets_every_reply_at_giaddr(lab: Lab) -> None:
         assert reply.yiaddr == reserved[reply.chaddr]
 
 
-def test_relayed_discover_gets_its_option_82_echoed_at_giaddr(lab: Lab) -> None:
+def test_relayed_requests_are_answered_at_giaddr_with_option_82_echoed(lab: Lab) -> None:
     nic = Reserved(mac(1), "198.18.0.90", "vm-82")
-    relay = lab.add_client(mac(0x3FF))
-    lab.add_address(relay.netns, relay.ifname, "198.18.201.1/16")
+    relay = plug(lab, mac(0x3FF))
+    giaddr = IPv4Address("198.18.201.1")
+    lab.add_address(relay.netns, relay.ifname, f"{giaddr}/16")
     info = RelayAgentInformation(((1, b"ge-0/0/7.42"), (2, b"\x00\x06relay1")))
-    discover = Message(
-        op=Op.BOOTREQUEST,
-        xid=0x0BADCAFE,
-        chaddr=mac_bytes(nic.mac),
-        hops=1,
-        giaddr=IPv4Address("198.18.201.1"),
-        options=Options(
-            {OptionCode.MESSAGE_TYPE: MessageType.DISCOVER, OptionCode.RELAY_AGENT_INFO: info}
-        ),
-    )
+
+    def relayed(xid: int, kind: MessageType, requested: IPv4Address | None = None) -> Message:
+        options: dict[int, OptionValue] = {OptionCode.MESSAGE_TYPE: kind}
+        if requested is not None:
+            options[OptionCode.REQUESTED_IP] = requested
+        options[OptionCode.RELAY_AGENT_INFO] = info
+        return Message(
+            op=Op.BOOTREQUEST,
+            xid=xid,
+            chaddr=mac_bytes(nic.mac),
+            hops=1,
+            giaddr=giaddr,
+            options=Options(options),
+        )
+
+    discover = relayed(0x0BADCAFE, MessageType.DISCOVER)
+    # INIT-REBOOT for an address that is not this client's.
+    reboot = relayed(0x0BADF00D, MessageType.REQUEST, IPv4Address("198.18.0.91"))
     with serve_pools(lab, PoolSetup(full_pool("opt82"), (nic,))):
         offer = relay_exchange(relay, discover, server=str(SERVER))
+        nak = relay_exchange(relay, reboot, server=str(SERVER))
     assert offer is not None
     assert offer.message_type == MessageType.OFFER
     assert offer.yiaddr == IPv4Address(nic.ip)
-    assert (offer.giaddr, offer.chaddr, offer.hops) == (discover.giaddr, discover.chaddr, 0)
+    assert (offer.giaddr, offer.chaddr, offer.hops) == (giaddr, discover.chaddr, 0)
     # RFC 3046 2.2: echoed unchanged, as the last option.
     assert offer.options[OptionCode.RELAY_AGENT_INFO] == info
     assert list(offer.options)[-1] == OptionCode.RELAY_AGENT_INFO
+    # RFC 2131 4.3.2: a relayed NAK goes to giaddr with the broadcast bit set, so
+    # that the relay broadcasts it to a client that may have no usable address.
+    assert nak is not None
+    assert nak.message_type == MessageType.NAK
+    assert nak.broadcast
+    assert nak.giaddr == giaddr
+    assert nak.options[OptionCode.RELAY_AGENT_INFO] == info
 
 
 # --- two pools -------------------------------------------------------------------------
@@ -450,9 +483,9 @@ def test_two_pools_on_two_wires_never_hear_each_other(lab: Lab) -> None:
         end="198.19.0.250",
         router="198.19.0.254",
     )
-    on_a = lab.add_client(a_nic.mac, port="eth1")
-    misplaced = lab.add_client(b_only.mac, port="eth1")  # reserved in B, plugged into A
-    on_b = lab.add_client(b_nic.mac, port="eth2")
+    on_a = plug(lab, a_nic.mac, port="eth1")
+    misplaced = plug(lab, b_only.mac, port="eth1")  # reserved in B, plugged into A
+    on_b = plug(lab, b_nic.mac, port="eth2")
     setups = (PoolSetup(pool_a, (a_nic,)), PoolSetup(pool_b, (b_nic, b_only)))
     with serve_pools(lab, *setups) as rig:
         a_lease, silent = run_parallel(
@@ -479,14 +512,50 @@ def test_two_pools_on_two_wires_never_hear_each_other(lab: Lab) -> None:
     assert b_macs == {mac_bytes(b_nic.mac)}
 
 
+def test_moving_or_pausing_a_pool_takes_effect_at_once(lab: Lab) -> None:
+    need("udhcpc")
+    lab.add_server_port("eth2", "198.19.0.1/16")
+    nic = Reserved(mac(1), "198.18.0.120", "vm-mv")
+    ip = IPv4Address(nic.ip)
+    # The same VM NIC on two wires: only the one the pool binds to may be answered.
+    on_eth1 = plug(lab, nic.mac, port="eth1")
+    on_eth2 = plug(lab, nic.mac, port="eth2")
+    body = full_pool("mover")
+    moved = copy.deepcopy(body)
+    moved["spec"]["bindinterface"] = "eth2"
+    paused = copy.deepcopy(moved)
+    paused["spec"]["paused"] = True
+    with serve_pools(lab, PoolSetup(body, (nic,))) as rig:
+        first = run_udhcpc(on_eth1, timeout=10)
+        rig.ask("mover", Reconfigure(parse_ippool(moved)))
+        old_wire, new_wire = run_parallel(
+            lambda: no_lease(run_udhcpc, on_eth1),
+            lambda: run_udhcpc(on_eth2, timeout=10),
+        )
+        rig.ask("mover", Reconfigure(parse_ippool(paused)))
+        serving_while_paused = rig.state("mover").serving
+        run_parallel(lambda: no_lease(run_udhcpc, on_eth1), lambda: no_lease(run_udhcpc, on_eth2))
+        rig.ask("mover", Reconfigure(parse_ippool(moved)))
+        resumed = run_udhcpc(on_eth2, timeout=10)
+        state = rig.state("mover")
+    assert first.ip == ip
+    assert old_wire is None
+    assert new_wire is not None and new_wire.ip == ip
+    assert not serving_while_paused
+    assert resumed.ip == ip
+    assert state.serving
+    # Moving and pausing keep the reservation.
+    assert state.allocations == ((ip, nic.owner),)
+
+
 # --- garbage on the wire ---------------------------------------------------------------
 
 
 def test_malformed_packets_are_counted_and_serving_goes_on(lab: Lab) -> None:
     need("udhcpc")
     nic = Reserved(mac(1), "198.18.0.110", "vm-m")
-    client = lab.add_client(nic.mac)
-    noise = lab.add_client(mac(0x400))
+    client = plug(lab, nic.mac)
+    noise = plug(lab, mac(0x400))
     rng = random.Random(2131)
     valid = encode(
         Message(
