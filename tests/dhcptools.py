@@ -1,7 +1,7 @@
 """More ways to talk DHCP inside a lab, beside the one-shot runners of dhcpclients.
 
-- ``udhcpc_session``: busybox udhcpc kept running in the foreground, so that it
-  renews at T1 (or on SIGUSR1) and rebinds at T2 like a real VM's client;
+- ``udhcpc_session``, ``dhclient_session``: a client kept running in the
+  foreground, so that it renews and rebinds like a real VM's client;
 - ``run_perfdhcp``: Kea's perfdhcp, which acts as a relay agent (giaddr set,
   replies expected at giaddr:67), with its per-exchange counts parsed;
 - ``relay_exchange``: one hand-built relayed request from a socket at giaddr:67;
@@ -20,12 +20,20 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dhcpclients import CLIENT_ENV, Lease, NoLeaseError, read_env_dumps, udhcpc_lease
-from netlab import Client, Lab, LabError, inside, run_in
+from dhcpclients import (
+    CLIENT_ENV,
+    DHCLIENT_CONF,
+    Lease,
+    NoLeaseError,
+    dhclient_lease,
+    read_env_dumps,
+    udhcpc_lease,
+)
+from netlab import Client, Lab, LabError, inside, run_in, stop_process
 
 from protocol import DecodeError, Message, decode, encode
 
@@ -33,32 +41,44 @@ SERVER_PORT = 67
 CLIENT_PORT = 68
 
 
-# --- udhcpc as a long-running client ---------------------------------------------
+# --- clients kept running -----------------------------------------------------------
 
-_UDHCPC_HOOK = """#!/bin/sh
+_SESSION_HOOK = """#!/bin/sh
 # Written by kvip's tests: record the event; set the address inside the client netns only.
-# Written aside, then renamed: the test reads the dumps while udhcpc runs.
+event={event}
+# Written aside, then renamed: the test reads the dumps while the client runs.
 n=$(printf %03d "$(ls {dumps} | wc -l)")
-env -0 > {dumps}/"$n".part && mv {dumps}/"$n".part {dumps}/"$n-$1".env
-case "$1" in
-  bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
-  deconfig) ip addr flush dev "$interface" ;;
-esac
+env -0 > {dumps}/"$n".part && mv {dumps}/"$n".part {dumps}/"$n-$event".env
+{configure}
 exit 0
 """
 
+_UDHCPC_CONFIGURE = """case "$event" in
+  bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
+  deconfig) ip addr flush dev "$interface" ;;
+esac"""
 
-class UdhcpcSession:
-    """A running udhcpc (no -q): binds, then renews and rebinds on its own.
+_DHCLIENT_CONFIGURE = """case "$event" in
+  BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+esac"""
 
-    Its hook configures the address in the client namespace (udhcpc renews
-    from a kernel socket bound to it). ``events`` lists what the hook saw.
-    """
 
-    def __init__(self, client: Client, process: subprocess.Popen[bytes], dumps: Path) -> None:
+class ClientSession:
+    """A DHCP client running in the foreground: it binds, then renews at T1 and
+    rebinds at T2 on its own. Its hook configures the address in the client
+    namespace (renewals go out from it) and records each event."""
+
+    def __init__(
+        self,
+        client: Client,
+        process: subprocess.Popen[bytes],
+        dumps: Path,
+        parse: Callable[[Mapping[str, str]], Lease],
+    ) -> None:
         self.client = client
         self.process = process
         self._dumps = dumps
+        self._parse = parse
 
     def events(self) -> list[tuple[str, dict[str, str]]]:
         return read_env_dumps(self._dumps)
@@ -67,18 +87,23 @@ class UdhcpcSession:
         self, names: Iterable[str], *, after: int = 0, timeout: float = 10.0
     ) -> tuple[int, Lease]:
         """The first event among ``names`` at index >= ``after``: (index, lease).
-        NoLeaseError when udhcpc exits or none comes within ``timeout`` seconds."""
+        NoLeaseError when the client exits or none comes within ``timeout`` seconds."""
         wanted = set(names)
         deadline = time.monotonic() + timeout
         while True:
             for index, (event, env) in enumerate(self.events()):
                 if index >= after and event in wanted:
-                    return index, udhcpc_lease(env)
+                    return index, self._parse(env)
             if self.process.poll() is not None:
-                raise NoLeaseError(f"udhcpc exited {self.process.returncode}: {self.events()}")
+                raise NoLeaseError(f"client exited {self.process.returncode}: {self.events()}")
             if time.monotonic() > deadline:
-                raise NoLeaseError(f"udhcpc: no {sorted(wanted)} in {timeout}s: {self.events()}")
+                raise NoLeaseError(f"no {sorted(wanted)} in {timeout}s: {self.events()}")
             time.sleep(0.05)
+
+
+class UdhcpcSession(ClientSession):
+    """busybox udhcpc without -q. It renews at half the lease, and enforces a
+    16 s minimum lease, so tests make it renew with a signal."""
 
     def renew(self) -> None:
         """SIGUSR1: renew now (RFC 2131 4.4.5 RENEWING: a unicast REQUEST)."""
@@ -94,35 +119,58 @@ class UdhcpcSession:
 
 
 @contextlib.contextmanager
-def udhcpc_session(
-    lab: Lab, client: Client, *, extra_args: Sequence[str] = ()
-) -> Iterator[UdhcpcSession]:
-    """Run udhcpc on ``client`` for the block; it is stopped (SIGTERM) after."""
-    with tempfile.TemporaryDirectory(prefix="kvip-udhcpc-session-") as tmp:
+def _running(
+    lab: Lab, client: Client, argv: Callable[[Path, Path], list[str]], *, event: str, configure: str
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    with tempfile.TemporaryDirectory(prefix="kvip-session-") as tmp:
         work = Path(tmp)
         dumps = work / "dumps"
         dumps.mkdir()
         hook = work / "hook.sh"
-        hook.write_text(_UDHCPC_HOOK.format(dumps=dumps))
+        hook.write_text(_SESSION_HOOK.format(event=event, dumps=dumps, configure=configure))
         hook.chmod(0o755)
-        argv = ["udhcpc", "-f", "-t", "5", "-T", "1", "-A", "1", "-i", client.ifname]
-        argv += ["-s", str(hook), "-O", "58", "-O", "59", *extra_args]
         process = lab.popen(
             client.netns,
-            argv,
+            argv(work, hook),
             env=CLIENT_ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            yield UdhcpcSession(client, process, dumps)
+            yield process, dumps
         finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop_process(process, grace=5)
+
+
+@contextlib.contextmanager
+def udhcpc_session(
+    lab: Lab, client: Client, *, extra_args: Sequence[str] = ()
+) -> Iterator[UdhcpcSession]:
+    """Run udhcpc on ``client`` for the block; it is stopped (SIGTERM) after."""
+
+    def argv(work: Path, hook: Path) -> list[str]:
+        return [
+            *("udhcpc", "-f", "-t", "5", "-T", "1", "-A", "1", "-i", client.ifname),
+            *("-s", str(hook), "-O", "58", "-O", "59", *extra_args),
+        ]
+
+    with _running(lab, client, argv, event='"$1"', configure=_UDHCPC_CONFIGURE) as running:
+        yield UdhcpcSession(client, *running, udhcpc_lease)
+
+
+@contextlib.contextmanager
+def dhclient_session(lab: Lab, client: Client) -> Iterator[ClientSession]:
+    """Run ISC dhclient in the foreground (-d) on ``client`` for the block; it
+    renews at the server's T1 (option 58). Stopped with SIGTERM (no RELEASE)."""
+
+    def argv(work: Path, hook: Path) -> list[str]:
+        conf = work / "dhclient.conf"
+        conf.write_text(DHCLIENT_CONF.format(timeout=20))
+        files = ["-sf", str(hook), "-cf", str(conf), "-lf", str(work / "leases")]
+        return ["dhclient", "-d", *files, "-pf", str(work / "pid"), client.ifname]
+
+    with _running(lab, client, argv, event='"$reason"', configure=_DHCLIENT_CONFIGURE) as running:
+        yield ClientSession(client, *running, dhclient_lease)
 
 
 # --- perfdhcp --------------------------------------------------------------------

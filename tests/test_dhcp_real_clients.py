@@ -33,6 +33,7 @@ from dhcpclients import (
 )
 from dhcptools import (
     broadcast_raw,
+    dhclient_session,
     relay_exchange,
     run_perfdhcp,
     udhcpc_session,
@@ -249,6 +250,25 @@ def test_renew_is_unicast_rebind_is_broadcast_and_both_keep_the_address(lab: Lab
         assert len(acks) == len(renewing) + len(rebinding)
         assert set(acks) == {(nic.ip, 68)}
         assert rig.counters("renew")["naks"] == 0
+
+
+def test_dhclient_renews_by_itself_at_t1_and_keeps_the_address(lab: Lab) -> None:
+    need("dhclient")
+    nic = Reserved(mac(1), "198.18.0.31", "vm-t1")
+    ip = IPv4Address(nic.ip)
+    client = plug(lab, nic.mac)
+    # A 4 s lease: T1 (option 58) is 2 s, and dhclient, unlike udhcpc, honours it.
+    with (
+        serve_pools(lab, PoolSetup(full_pool("t1", leasetime=4), (nic,))) as rig,
+        dhclient_session(lab, client) as session,
+    ):
+        bound, lease = session.wait_for(["BOUND"])
+        assert (lease.ip, lease.lease_time, lease.t1, lease.t2) == (ip, 4, 2, 3)
+        _, renewed = session.wait_for(["RENEW"], after=bound + 1, timeout=8)
+        assert renewed.ip == ip
+        assert renewed.dns == DNS
+        assert requests_with_ciaddr(rig, "t1", ip)[0] == str(SERVER)  # RENEWING is unicast
+        assert rig.counters("t1")["naks"] == 0
 
 
 def requests_with_ciaddr(rig: PoolRig, pool: str, ip: IPv4Address) -> list[str]:
