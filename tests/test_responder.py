@@ -183,6 +183,24 @@ def test_relayed_request_goes_to_giaddr_with_option_82_echoed_last() -> None:
     assert list(offer.options)[-1] == OptionCode.RELAY_AGENT_INFO
 
 
+def test_relayed_nak_goes_to_giaddr_with_the_broadcast_bit_set() -> None:
+    # RFC 2131 4.3.2: the client may have no usable address; the relay must broadcast it.
+    r = responder()
+    relay = IPv4Address("198.18.100.1")
+    wrong = IPv4Address("198.18.7.7")
+    reply, nak = answer(r, request(MessageType.REQUEST, giaddr=relay, hops=1, requested_ip=wrong))
+    assert nak.message_type == MessageType.NAK
+    assert reply.address == (str(relay), 67)
+    assert nak.broadcast and nak.giaddr == relay
+    # The same client's next, unrelayed NAK keeps the flags it sent (the reply cache
+    # must not leak the forced bit).
+    _, direct = answer(r, request(MessageType.REQUEST, requested_ip=wrong))
+    assert not direct.broadcast
+    # Replies other than NAK keep the client's flags even when relayed.
+    _, offer = answer(r, request(MessageType.DISCOVER, giaddr=relay, hops=1))
+    assert not offer.broadcast
+
+
 def test_too_many_hops_are_dropped() -> None:
     r = responder()
     relay = IPv4Address("198.18.100.1")

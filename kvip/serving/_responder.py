@@ -47,6 +47,7 @@ ZERO = IPv4Address(0)
 MAX_HOPS = 16
 MIN_MESSAGE_SIZE = 576
 MAX_CACHED_REPLIES = 8192
+BROADCAST_FLAG = 0x8000  # RFC 2131 2, the B bit of 'flags'
 
 _XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
 
@@ -317,8 +318,13 @@ class Responder:
             if len(self._cache) >= MAX_CACHED_REPLIES:
                 self._cache.clear()
             self._cache[key] = template
+        flags = request.flags
+        if kind == MessageType.NAK and request.giaddr != ZERO:
+            # RFC 2131 4.3.2: the client may have no usable address or mask and may not
+            # answer ARP; the broadcast bit makes the relay broadcast the NAK to it.
+            flags |= BROADCAST_FLAG
         payload = bytearray(template)
-        _XID_FLAGS.pack_into(payload, 4, request.xid, request.flags)
+        _XID_FLAGS.pack_into(payload, 4, request.xid, flags)
         self.counters.sent[kind.name] += 1
         return Reply(bytes(payload), _destination(request, kind), kind)
 
