@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dhcpclients import (
-    CLIENT_ENV,
     DHCLIENT_CONF,
     Lease,
     NoLeaseError,
     dhclient_lease,
-    read_env_dumps,
     udhcpc_lease,
 )
+from leases import CLIENT_ENV, read_env_dumps
 from netlab import Client, Lab, LabError, inside, run_in, stop_process
 
 from protocol import DecodeError, Message, decode, encode
