@@ -1,24 +1,18 @@
-"""kvip's pool actor against real DHCP clients, on private wires.
+"""kvip's pool actor against real DHCP clients, on private wires: what each client gets.
 
 Each test builds a network lab (namespaces deleted afterwards, also on
-failure), runs one or more PoolActors whose sockets live in the lab's server
-namespace, and asserts on what real clients (dhclient, udhcpc, dhcpcd,
-systemd-networkd, perfdhcp) reported they got, and on the pool's counters.
+failure), runs a PoolActor whose socket lives in the lab's server namespace,
+and asserts on what real clients (dhclient, udhcpc, dhcpcd, systemd-networkd)
+reported they got, and on the pool's counters. test_dhcp_pools_on_the_wire.py
+covers relays, several pools, reconfiguration and garbage.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
-import os
-import random
-import shutil
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
 
-import netlab
 import pytest
 from dhcpclients import (
     NETWORKD,
@@ -26,122 +20,46 @@ from dhcpclients import (
     NoLeaseError,
     Route,
     dhclient_lease_file,
-    run_dhclient,
     run_dhcpcd,
     run_networkd,
     run_udhcpc,
 )
-from dhcptools import (
-    broadcast_raw,
-    dhclient_session,
-    relay_exchange,
-    run_perfdhcp,
-    udhcpc_session,
-    wait_for_wire,
+from dhcptools import dhclient_session, udhcpc_session
+from netlab import Lab, run_in
+from poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
+from realclients import (
+    DNS,
+    ROUTER,
+    SERVER,
+    SILENT,
+    assert_full_lease,
+    counts,
+    dhclient_runner,
+    full_pool,
+    mac,
+    need,
+    no_lease,
+    open_lab,
+    plug,
+    requests_with_ciaddr,
 )
-from netlab import Client, Lab, run_in
-from poolrig import PoolRig, PoolSetup, Reserved, ippool, run_parallel, serve_pools
 
-from kvip.actors import ClearDecline, PoolState, Reconfigure
-from kvip.serving import mac_bytes, parse_ippool
-from protocol import (
-    DecodeError,
-    Message,
-    MessageType,
-    Op,
-    OptionCode,
-    Options,
-    OptionValue,
-    RelayAgentInformation,
-    decode,
-    encode,
-)
+from kvip.actors import ClearDecline, Reconfigure
+from kvip.serving import parse_ippool
+from protocol import MessageType, OptionCode
 
 pytestmark = pytest.mark.netns
-
-PREFIX = "kvd"
-SERVER = IPv4Address("198.18.0.1")
-MASK = IPv4Address("255.255.0.0")
-ROUTER = IPv4Address("198.18.0.254")
-DNS = (IPv4Address("198.18.0.53"), IPv4Address("198.18.0.54"))
-#: Short client timeouts: a client that gets no answer gives up fast.
-SILENT = 5
-
-
-def need(*tools: str) -> None:
-    if not netlab.is_root():
-        pytest.skip("needs root for network namespaces")
-    for tool in tools:
-        if shutil.which(tool) is None and not os.path.exists(tool):
-            pytest.skip(f"{tool} is not installed (scripts/install-system-deps.sh)")
 
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    need("ip")
-    with netlab.netlab(PREFIX) as the_lab:
+    with open_lab() as the_lab:
         yield the_lab
 
 
 @pytest.fixture
 def dhclient(tmp_path: Path) -> Callable[..., Lease]:
-    """run_dhclient with its files under tmp_path: the dhclient daemon the runner
-    stops may still write there as the runner returns (pytest removes tmp_path later)."""
-    calls = itertools.count()
-
-    def run(client: Client, **kwargs: Any) -> Lease:
-        return run_dhclient(client, workdir=tmp_path / f"dhclient-{next(calls)}", **kwargs)
-
-    return run
-
-
-def plug(lab: Lab, hwaddr: str, *, port: str | None = None) -> Client:
-    """A client namespace whose wire already forwards: some tests send one packet
-    and count it, and a client's first DISCOVER counts too."""
-    client = lab.add_client(hwaddr, port=port)
-    wait_for_wire(lab, client)
-    return client
-
-
-def full_pool(name: str = "full", **overrides: Any) -> dict[str, Any]:
-    """A pool that sets every option kvip can send."""
-    config: dict[str, Any] = {
-        "router": str(ROUTER),
-        "dns": [str(a) for a in DNS],
-        "domainname": "lab.example",
-        "domainsearch": ["lab.example", "example"],
-        "leasetime": 600,
-        "mtu": 1450,
-        "routes": [{"destination": "10.0.0.0/8", "gateway": "198.18.0.253"}],
-    }
-    config.update(overrides)
-    return ippool(name, **config)
-
-
-def counts(state: PoolState) -> dict[str, Any]:
-    """The pool's counters (nested dicts of ints), typed for indexing."""
-    return state.counters
-
-
-def mac(n: int) -> str:
-    return f"52:54:00:00:{n // 256:02x}:{n % 256:02x}"
-
-
-def assert_full_lease(lease: Lease, ip: str) -> None:
-    assert lease.ip == IPv4Address(ip), lease
-    assert lease.mask == MASK, lease
-    assert lease.router == (ROUTER,), lease
-    assert lease.dns == DNS, lease
-    assert lease.domain == "lab.example", lease
-    assert lease.search == ("lab.example", "example"), lease
-    assert lease.server_id == SERVER, lease
-    assert (lease.lease_time, lease.t1, lease.t2) == (600, 300, 525), lease
-    assert lease.mtu == 1450, lease
-    # RFC 3442: clients ignore option 3 when 121 is present, so 121 carries the default route.
-    assert set(lease.routes) == {
-        Route(IPv4Network("10.0.0.0/8"), IPv4Address("198.18.0.253")),
-        Route(IPv4Network("0.0.0.0/0"), ROUTER),
-    }, lease
+    return dhclient_runner(tmp_path)
 
 
 # --- every client, every option ------------------------------------------------------
@@ -271,15 +189,6 @@ def test_dhclient_renews_by_itself_at_t1_and_keeps_the_address(lab: Lab) -> None
         assert rig.counters("t1")["naks"] == 0
 
 
-def requests_with_ciaddr(rig: PoolRig, pool: str, ip: IPv4Address) -> list[str]:
-    """The IP destinations of the REQUESTs with ciaddr ``ip`` the pool received."""
-    return [
-        d.address
-        for d, m in rig.taps[pool].received_messages()
-        if m.message_type == MessageType.REQUEST and m.ciaddr == ip
-    ]
-
-
 def test_init_reboot_for_a_wrong_address_is_naked_then_the_reservation_is_bound(
     lab: Lab, dhclient: Callable[..., Lease]
 ) -> None:
@@ -376,12 +285,6 @@ def test_unknown_mac_gets_no_answer(lab: Lab, dhclient: Callable[..., Lease]) ->
     assert counters["sent"] == {}
 
 
-def no_lease(runner: Callable[..., Lease], client: Client) -> None:
-    """Run a client that must get nothing; it gives up after SILENT seconds."""
-    with pytest.raises(NoLeaseError):
-        runner(client, timeout=SILENT)
-
-
 # --- decline ----------------------------------------------------------------------------
 
 
@@ -412,202 +315,3 @@ def test_declined_address_is_reported_and_not_offered_until_cleared(lab: Lab) ->
     assert lease.ip == ip
     assert state.declined == ()
     assert state.counters["declines"] == 1
-
-
-# --- relays ------------------------------------------------------------------------------
-
-
-def test_perfdhcp_as_a_relay_gets_every_reply_at_giaddr(lab: Lab) -> None:
-    need("perfdhcp")
-    nics = tuple(Reserved(mac(0x300 + i), f"198.18.1.{i + 1}", f"vm-p{i}") for i in range(20))
-    relay = plug(lab, mac(0x3FF))
-    lab.add_address(relay.netns, relay.ifname, "198.18.200.1/16")
-    pool = full_pool("relay", end="198.18.1.250")
-    with serve_pools(lab, PoolSetup(pool, nics)) as rig:
-        report = run_perfdhcp(
-            relay, local="198.18.200.1", server=str(SERVER), macs=[n.mac for n in nics]
-        )
-        sent = rig.taps["relay"].sent_messages()
-    assert report.returncode == 0, report.output
-    for exchange in ("DISCOVER-OFFER", "REQUEST-ACK"):
-        counts = report.exchanges[exchange]
-        assert (counts.sent, counts.received, counts.drops) == (20, 20, 0), report.output
-    reserved = {mac_bytes(n.mac): IPv4Address(n.ip) for n in nics}
-    assert len(sent) == 40
-    for datagram, reply in sent:
-        # RFC 2131 4.1: a relayed request's reply goes to giaddr, port 67.
-        assert (datagram.address, datagram.port) == ("198.18.200.1", 67)
-        assert reply.giaddr == IPv4Address("198.18.200.1")
-        assert reply.yiaddr == reserved[reply.chaddr]
-
-
-def test_relayed_requests_are_answered_at_giaddr_with_option_82_echoed(lab: Lab) -> None:
-    nic = Reserved(mac(1), "198.18.0.90", "vm-82")
-    relay = plug(lab, mac(0x3FF))
-    giaddr = IPv4Address("198.18.201.1")
-    lab.add_address(relay.netns, relay.ifname, f"{giaddr}/16")
-    info = RelayAgentInformation(((1, b"ge-0/0/7.42"), (2, b"\x00\x06relay1")))
-
-    def relayed(xid: int, kind: MessageType, requested: IPv4Address | None = None) -> Message:
-        options: dict[int, OptionValue] = {OptionCode.MESSAGE_TYPE: kind}
-        if requested is not None:
-            options[OptionCode.REQUESTED_IP] = requested
-        options[OptionCode.RELAY_AGENT_INFO] = info
-        return Message(
-            op=Op.BOOTREQUEST,
-            xid=xid,
-            chaddr=mac_bytes(nic.mac),
-            hops=1,
-            giaddr=giaddr,
-            options=Options(options),
-        )
-
-    discover = relayed(0x0BADCAFE, MessageType.DISCOVER)
-    # INIT-REBOOT for an address that is not this client's.
-    reboot = relayed(0x0BADF00D, MessageType.REQUEST, IPv4Address("198.18.0.91"))
-    with serve_pools(lab, PoolSetup(full_pool("opt82"), (nic,))):
-        offer = relay_exchange(relay, discover, server=str(SERVER))
-        nak = relay_exchange(relay, reboot, server=str(SERVER))
-    assert offer is not None
-    assert offer.message_type == MessageType.OFFER
-    assert offer.yiaddr == IPv4Address(nic.ip)
-    assert (offer.giaddr, offer.chaddr, offer.hops) == (giaddr, discover.chaddr, 0)
-    # RFC 3046 2.2: echoed unchanged, as the last option.
-    assert offer.options[OptionCode.RELAY_AGENT_INFO] == info
-    assert list(offer.options)[-1] == OptionCode.RELAY_AGENT_INFO
-    # RFC 2131 4.3.2: a relayed NAK goes to giaddr with the broadcast bit set, so
-    # that the relay broadcasts it to a client that may have no usable address.
-    assert nak is not None
-    assert nak.message_type == MessageType.NAK
-    assert nak.broadcast
-    assert nak.giaddr == giaddr
-    assert nak.options[OptionCode.RELAY_AGENT_INFO] == info
-
-
-# --- two pools -------------------------------------------------------------------------
-
-
-def test_two_pools_on_two_wires_never_hear_each_other(lab: Lab) -> None:
-    need("udhcpc")
-    lab.add_server_port("eth2", "198.19.0.1/16")
-    a_nic = Reserved(mac(1), "198.18.0.100", "vm-a")
-    b_nic = Reserved(mac(2), "198.19.0.100", "vm-b")
-    b_only = Reserved(mac(3), "198.19.0.101", "vm-x")
-    pool_a = full_pool("pool-a")
-    pool_b = ippool(
-        "pool-b",
-        interface="eth2",
-        server="198.19.0.1",
-        subnet="198.19.0.0/16",
-        start="198.19.0.10",
-        end="198.19.0.250",
-        router="198.19.0.254",
-    )
-    on_a = plug(lab, a_nic.mac, port="eth1")
-    misplaced = plug(lab, b_only.mac, port="eth1")  # reserved in B, plugged into A
-    on_b = plug(lab, b_nic.mac, port="eth2")
-    setups = (PoolSetup(pool_a, (a_nic,)), PoolSetup(pool_b, (b_nic, b_only)))
-    with serve_pools(lab, *setups) as rig:
-        a_lease, silent = run_parallel(
-            lambda: run_udhcpc(on_a, timeout=10),
-            lambda: no_lease(run_udhcpc, misplaced),
-        )
-        assert a_lease is not None
-        b_heard = rig.counters("pool-b")["received"]
-        a_before = rig.counters("pool-a")
-        b_lease = run_udhcpc(on_b, timeout=10)
-        a_after = rig.counters("pool-a")
-        b_after = rig.counters("pool-b")
-    assert a_lease.ip == IPv4Address(a_nic.ip)
-    assert a_lease.server_id == SERVER
-    assert silent is None
-    assert b_heard == {}
-    assert a_before["unknown_mac"] >= 1  # the misplaced client was heard by A only
-    assert b_lease.ip == IPv4Address(b_nic.ip)
-    assert b_lease.server_id == IPv4Address("198.19.0.1")
-    assert b_lease.router == (IPv4Address("198.19.0.254"),)
-    assert a_after["received"] == a_before["received"]
-    assert b_after["unknown_mac"] == 0
-    b_macs = {m.chaddr for _, m in rig.taps["pool-b"].received_messages()}
-    assert b_macs == {mac_bytes(b_nic.mac)}
-
-
-def test_moving_or_pausing_a_pool_takes_effect_at_once(lab: Lab) -> None:
-    need("udhcpc")
-    lab.add_server_port("eth2", "198.19.0.1/16")
-    nic = Reserved(mac(1), "198.18.0.120", "vm-mv")
-    ip = IPv4Address(nic.ip)
-    # The same VM NIC on two wires: only the one the pool binds to may be answered.
-    on_eth1 = plug(lab, nic.mac, port="eth1")
-    on_eth2 = plug(lab, nic.mac, port="eth2")
-    body = full_pool("mover")
-    moved = copy.deepcopy(body)
-    moved["spec"]["bindinterface"] = "eth2"
-    paused = copy.deepcopy(moved)
-    paused["spec"]["paused"] = True
-    with serve_pools(lab, PoolSetup(body, (nic,))) as rig:
-        first = run_udhcpc(on_eth1, timeout=10)
-        rig.ask("mover", Reconfigure(parse_ippool(moved)))
-        old_wire, new_wire = run_parallel(
-            lambda: no_lease(run_udhcpc, on_eth1),
-            lambda: run_udhcpc(on_eth2, timeout=10),
-        )
-        rig.ask("mover", Reconfigure(parse_ippool(paused)))
-        serving_while_paused = rig.state("mover").serving
-        run_parallel(lambda: no_lease(run_udhcpc, on_eth1), lambda: no_lease(run_udhcpc, on_eth2))
-        rig.ask("mover", Reconfigure(parse_ippool(moved)))
-        resumed = run_udhcpc(on_eth2, timeout=10)
-        state = rig.state("mover")
-    assert first.ip == ip
-    assert old_wire is None
-    assert new_wire is not None and new_wire.ip == ip
-    assert not serving_while_paused
-    assert resumed.ip == ip
-    assert state.serving
-    # Moving and pausing keep the reservation.
-    assert state.allocations == ((ip, nic.owner),)
-
-
-# --- garbage on the wire ---------------------------------------------------------------
-
-
-def test_malformed_packets_are_counted_and_serving_goes_on(lab: Lab) -> None:
-    need("udhcpc")
-    nic = Reserved(mac(1), "198.18.0.110", "vm-m")
-    client = plug(lab, nic.mac)
-    noise = plug(lab, mac(0x400))
-    rng = random.Random(2131)
-    valid = encode(
-        Message(
-            op=Op.BOOTREQUEST,
-            xid=1,
-            chaddr=mac_bytes(nic.mac),
-            options=Options({OptionCode.MESSAGE_TYPE: MessageType.DISCOVER}),
-        )
-    )
-    bad_cookie = bytearray(valid)
-    bad_cookie[236:240] = b"\x63\x82\x53\x00"
-    overrun = bytearray(valid)
-    overrun[240:243] = bytes([OptionCode.MESSAGE_TYPE, 200, 1])  # length beyond the packet
-    payloads = [
-        b"",
-        b"\x01",
-        rng.randbytes(100),
-        rng.randbytes(300),
-        rng.randbytes(1400),
-        valid[:200],
-        bytes(bad_cookie),
-        bytes(overrun)[:300],
-    ]
-    for payload in payloads:  # the test's premise: each one is malformed
-        with pytest.raises(DecodeError):
-            decode(payload)
-    with serve_pools(lab, PoolSetup(full_pool("noise"), (nic,))) as rig:
-        assert broadcast_raw(noise, payloads) == len(payloads)
-        state = rig.wait_until("noise", lambda s: s.counters["malformed"] == len(payloads))
-        assert counts(state)["sent"] == {}
-        lease = run_udhcpc(client, timeout=10)
-        state = rig.state("noise")
-    assert lease.ip == IPv4Address(nic.ip)
-    assert state.counters["malformed"] == len(payloads)
-    assert state.serving
