@@ -161,9 +161,10 @@ backoff-cutoff 2;
 """
 
 
-def dhclient_lease(env: Mapping[str, str]) -> Lease:
+def _isc_style_lease(client: str, env: Mapping[str, str], routes: tuple[Route, ...]) -> Lease:
+    """dhclient and dhcpcd hand their hooks the same new_* variables."""
     return Lease(
-        client="dhclient",
+        client=client,
         ip=IPv4(env["new_ip_address"]),
         mask=addr(env.get("new_subnet_mask")),
         router=addrs(env.get("new_routers")),
@@ -174,10 +175,15 @@ def dhclient_lease(env: Mapping[str, str]) -> Lease:
         t1=int_or_none(env.get("new_dhcp_renewal_time")),
         t2=int_or_none(env.get("new_dhcp_rebinding_time")),
         mtu=int_or_none(env.get("new_interface_mtu")),
-        routes=rfc3442_routes(env.get("new_rfc3442_classless_static_routes")),
+        routes=routes,
         server_id=addr(env.get("new_dhcp_server_identifier")),
         raw=dict(env),
     )
+
+
+def dhclient_lease(env: Mapping[str, str]) -> Lease:
+    routes = rfc3442_routes(env.get("new_rfc3442_classless_static_routes"))
+    return _isc_style_lease("dhclient", env, routes)
 
 
 def dhclient_lease_file(client: Client, *, ip: str, server_id: str) -> str:
@@ -267,22 +273,7 @@ option interface_mtu
 
 
 def dhcpcd_lease(env: Mapping[str, str]) -> Lease:
-    return Lease(
-        client="dhcpcd",
-        ip=IPv4(env["new_ip_address"]),
-        mask=addr(env.get("new_subnet_mask")),
-        router=addrs(env.get("new_routers")),
-        dns=addrs(env.get("new_domain_name_servers")),
-        domain=env.get("new_domain_name") or None,
-        search=names(env.get("new_domain_search")),
-        lease_time=int_or_none(env.get("new_dhcp_lease_time")),
-        t1=int_or_none(env.get("new_dhcp_renewal_time")),
-        t2=int_or_none(env.get("new_dhcp_rebinding_time")),
-        mtu=int_or_none(env.get("new_interface_mtu")),
-        routes=pair_routes(env.get("new_classless_static_routes")),
-        server_id=addr(env.get("new_dhcp_server_identifier")),
-        raw=dict(env),
-    )
+    return _isc_style_lease("dhcpcd", env, pair_routes(env.get("new_classless_static_routes")))
 
 
 def run_dhcpcd(

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 from kubernetes import client
 
 from kvip.k8s._client import Body, Kube
 from kvip.k8s._errors import translate
-
-
-def _json(response: Any) -> Body:
-    data: Body = json.loads(response.data)
-    return data
 
 
 class Leases:
@@ -23,43 +19,24 @@ class Leases:
         self.kube = kube
         self.api = client.CoordinationV1Api(kube.api_client)
 
-    def get(self, namespace: str, name: str) -> Body:
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Body:
         try:
-            return _json(
-                self.api.read_namespaced_lease(
-                    name,
-                    namespace,
-                    _preload_content=False,
-                    _request_timeout=self.kube.request_timeout,
-                )
+            response = fn(
+                *args, _preload_content=False, _request_timeout=self.kube.request_timeout
             )
         except Exception as exc:
             raise translate(exc) from exc
+        body: Body = json.loads(response.data)
+        return body
+
+    def get(self, namespace: str, name: str) -> Body:
+        return self._call(self.api.read_namespaced_lease, name, namespace)
 
     def create(self, namespace: str, body: Body) -> Body:
-        try:
-            return _json(
-                self.api.create_namespaced_lease(
-                    namespace,
-                    cast(Any, body),  # the client serializes a dict as it is
-                    _preload_content=False,
-                    _request_timeout=self.kube.request_timeout,
-                )
-            )
-        except Exception as exc:
-            raise translate(exc) from exc
+        # The client serializes a dict as it is.
+        return self._call(self.api.create_namespaced_lease, namespace, cast(Any, body))
 
     def replace(self, namespace: str, body: Body) -> Body:
         """PUT with the body's resourceVersion: Conflict when someone else wrote first."""
-        try:
-            return _json(
-                self.api.replace_namespaced_lease(
-                    body["metadata"]["name"],
-                    namespace,
-                    cast(Any, body),  # the client serializes a dict as it is
-                    _preload_content=False,
-                    _request_timeout=self.kube.request_timeout,
-                )
-            )
-        except Exception as exc:
-            raise translate(exc) from exc
+        name = body["metadata"]["name"]
+        return self._call(self.api.replace_namespaced_lease, name, namespace, cast(Any, body))
