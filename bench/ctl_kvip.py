@@ -11,7 +11,7 @@ answers one JSON line per command on stdin:
 
 It first prints {"started": t} just before the controller starts and
 {"ready": t} once it is ready (time.monotonic(), the same clock in every
-process). With --profile FILE the controller's trio thread runs under
+process). KVIP_BENCH_LOG=INFO shows kvip's log. With --profile FILE the controller's trio thread runs under
 cProfile and the stats go to FILE on stop.
 """
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import logging
+import os
 import subprocess
 import sys
 import time
@@ -84,6 +86,10 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--netns", required=True)
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("KVIP_BENCH_LOG", "WARNING"),
+        format="kvip %(relativeCreated)8.0fms %(levelname)s %(name)s: %(message)s",
+    )
     kwargs: dict[str, Any] = {
         "selector": args.selector,
         "netns": args.netns,
