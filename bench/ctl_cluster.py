@@ -155,6 +155,12 @@ class Cluster:
         items: list[dict[str, Any]] = found["items"]
         return items
 
+    def clear_pool_statuses(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, "ippools", name, {"status": None}, _content_type=MERGE
+            )
+
     def create_vm(self, namespace: str, nic: Nic) -> dict[str, Any]:
         body = vm_body(nic.vm, namespace, [("nic1", nic.network, nic.mac)])
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(

@@ -11,8 +11,8 @@ answers one JSON line per command on stdin:
 
 It first prints {"started": t} just before the controller starts and
 {"ready": t} once it is ready (time.monotonic(), the same clock in every
-process). KVIP_BENCH_LOG=INFO shows kvip's log. With --profile FILE the controller's trio thread runs under
-cProfile and the stats go to FILE on stop.
+process). KVIP_BENCH_LOG=INFO shows kvip's log. With --profile FILE the
+controller's trio thread runs under cProfile and the stats go to FILE on stop.
 """
 
 from __future__ import annotations
