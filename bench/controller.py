@@ -172,7 +172,12 @@ class Restored:
             limit = deadline.within(120)
             next_status_poll = 0.0
             while time.monotonic() < limit and (serving is None or status is None):
-                if serving is None and _all_serving(kvip.state(), expected):
+                # Cheap probe first; the pools' own Inspect confirms.
+                if (
+                    serving is None
+                    and _all_serving(kvip.state(inspect=False), expected)
+                    and _all_serving(kvip.state(), expected)
+                ):
                     serving = time.monotonic() - start
                 # Less often: each list carries every pool's whole allocated map.
                 if status is None and time.monotonic() > next_status_poll:
@@ -181,7 +186,7 @@ class Restored:
                         status = time.monotonic() - start
                 time.sleep(POLL)
             while time.monotonic() < limit:
-                state = kvip.state()
+                state = kvip.state(inspect=False)
                 if state["queue"] == 0 and state["cfg_status_idle"]:
                     settled = time.monotonic() - start
                     break
