@@ -70,6 +70,8 @@ class RecoveryResult:
     serving: float | None
     status: float | None
     settled: float | None
+    #: kvip's CPU time (all threads) from its start until drained.
+    cpu: float
     changed: int
     status_mismatches: int
 
@@ -192,6 +194,7 @@ class Restored:
                     break
                 time.sleep(POLL)
             final = kvip.state()
+            cpu = float(final["cpu"])
         print(
             f"  kvip wrote {final['pool_status_writes']} IPPool and "
             f"{final['cfg_status_writes']} vmnetcfg statuses",
@@ -200,7 +203,7 @@ class Restored:
         imports = kvip.started - kvip.spawned
         changed, mismatches = self.check()
         return RecoveryResult(
-            len(self.nics), imports, ready, serving, status, settled, changed, mismatches
+            len(self.nics), imports, ready, serving, status, settled, cpu, changed, mismatches
         )
 
     def check(self) -> tuple[int, int]:
@@ -278,6 +281,7 @@ def report(burst_result: BurstResult | None, recoveries: list[RecoveryResult]) -
              f"< {RECOVERY_TARGET:.0f} s  {_verdict(r.serving, RECOVERY_TARGET)}"),
             ("recovery: IPPool statuses show used", _seconds(r.status), ""),
             ("recovery: work queue drained, statuses idle", _seconds(r.settled), ""),
+            ("recovery: kvip CPU time until drained", f"{r.cpu:.1f} s", ""),
             ("recovery: addresses changed", str(r.changed), "0"),
             ("recovery: IPPool status entries wrong", str(r.status_mismatches), "0"),
         ]  # fmt: skip

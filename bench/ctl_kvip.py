@@ -81,6 +81,8 @@ async def _state(controller: Controller, *, inspect: bool) -> dict[str, Any]:
         "pool_status_writes": pool_writer.writes if pool_writer else 0,
         "cfg_status_writes": cfg_writer.writes if cfg_writer else 0,
         "cfg_status_idle": bool(cfg_writer and cfg_writer.idle.is_set()),
+        # The whole process (trio thread and API worker threads): load-independent.
+        "cpu": time.process_time(),
     }
 
 
