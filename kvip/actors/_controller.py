@@ -109,7 +109,9 @@ class Controller:
         send, receive = trio.open_memory_channel[WatchMessage](EVENTS_BUFFER)
         async with trio.open_nursery() as nursery:
             self._pool_status = StatusWriter(self.kube, IPPOOLS, self._render_pool)
-            self._cfg_status = StatusWriter(self.kube, VMNETCFGS, self._render_cfg)
+            self._cfg_status = StatusWriter(
+                self.kube, VMNETCFGS, self._render_cfg, cached=self.cfgs.get
+            )
             self._supervisor = Supervisor(
                 nursery,
                 restore=self._restorations,
