@@ -10,7 +10,6 @@ the vmnetcfgs before its socket opens.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
@@ -104,7 +103,9 @@ class Controller:
         send, receive = trio.open_memory_channel[WatchMessage](EVENTS_BUFFER)
         async with trio.open_nursery() as nursery:
             self._pool_status = StatusWriter(self.kube, IPPOOLS, self._render_pool)
-            self._cfg_status = StatusWriter(self.kube, VMNETCFGS, self._render_cfg)
+            self._cfg_status = StatusWriter(
+                self.kube, VMNETCFGS, self._render_cfg, cached=self.cfgs.get
+            )
             self._events = EventRecorder(self.kube)
             self._supervisor = Supervisor(
                 nursery,
@@ -355,28 +356,29 @@ class Controller:
             created = await self.kube.run(lambda: self.kube.create(VMNETCFGS, body))
             _store(self.cfgs, key, created)
             return
-        updated = copy.deepcopy(cfg)
-        meta = updated["metadata"]
-        spec = updated.setdefault("spec", {})
-        spec["vmname"] = name
-        spec["networkconfig"] = records_spec(records)
-        if FINALIZER not in (meta.get("finalizers") or []):
-            meta["finalizers"] = [*(meta.get("finalizers") or []), FINALIZER]
-        if RESET_ANNOTATION in (meta.get("annotations") or {}):
-            meta["annotations"] = {
-                k: v for k, v in meta["annotations"].items() if k != RESET_ANNOTATION
+        # Shallow copies: the cached body is shared, never mutated (a deep copy of
+        # every vmnetcfg cost more than the rest of a reconcile together).
+        meta = cfg["metadata"]
+        spec = cfg.get("spec") or {}
+        wanted_spec = {**spec, "vmname": name, "networkconfig": records_spec(records)}
+        wanted_meta = dict(meta)
+        finalizers = meta.get("finalizers") or []
+        if FINALIZER not in finalizers:
+            wanted_meta["finalizers"] = [*finalizers, FINALIZER]
+        annotations = meta.get("annotations") or {}
+        if RESET_ANNOTATION in annotations:
+            wanted_meta["annotations"] = {
+                k: v for k, v in annotations.items() if k != RESET_ANNOTATION
             }
-        if vm_uid and not any(
-            ref.get("uid") == vm_uid for ref in meta.get("ownerReferences") or []
-        ):
-            meta["ownerReferences"] = [
-                ref
-                for ref in meta.get("ownerReferences") or []
-                if ref.get("kind") != "VirtualMachine"
+        owners = meta.get("ownerReferences") or []
+        if vm_uid and not any(ref.get("uid") == vm_uid for ref in owners):
+            wanted_meta["ownerReferences"] = [
+                ref for ref in owners if ref.get("kind") != "VirtualMachine"
             ] + vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=[])[
                 "metadata"
             ]["ownerReferences"]
-        if updated != cfg:
+        if wanted_spec != spec or wanted_meta != meta or "spec" not in cfg:
+            updated = {**cfg, "metadata": wanted_meta, "spec": wanted_spec}
             replaced = await self.kube.run(lambda: self.kube.replace(VMNETCFGS, updated))
             _store(self.cfgs, key, replaced)
 

@@ -293,11 +293,19 @@ class PoolActor:
         return self._apply(message)
 
     def _apply(self, message: PoolMessage) -> Any:
+        # The status shows addresses, not who is served: a claim the owner already
+        # holds, serving it, or a look are no change. Saying "changed" for those made
+        # the status writer re-render a whole pool after every reconcile.
+        claim = message if isinstance(message, ClaimAddress) else None
+        held = self.allocator.addresses_of(claim.owner) if claim else ()
         try:
             with self._lock:
                 return self._dispatch(message)
         finally:
-            if self.on_change is not None and not isinstance(message, Inspect):
+            quiet = isinstance(message, Inspect | ServeReservation) or (
+                claim is not None and self.allocator.addresses_of(claim.owner) == held
+            )
+            if self.on_change is not None and not quiet:
                 self.on_change()
 
     def _dispatch(self, message: PoolMessage) -> Any:

@@ -7,6 +7,7 @@ request carries a timeout, and every failure comes out as a `KubeError`.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -36,10 +37,16 @@ class Kube:
         self.api_client = api_client
         self.request_timeout = request_timeout
         self.custom = client.CustomObjectsApi(api_client)
-        self.core = client.CoreV1Api(api_client)
         # Watches hold a thread for their whole life; ordinary calls get their own
         # pool so that a burst of writes can never starve the watches (or back).
         self.call_limiter = trio.CapacityLimiter(max_threads)
+
+    @functools.cached_property
+    def core(self) -> client.CoreV1Api:
+        """Made on first use (by a worker thread, for Events): the client imports
+        CoreV1Api's module and its hundreds of models lazily, which takes seconds,
+        and a start-up that paid for it would serve its pools that much later."""
+        return client.CoreV1Api(self.api_client)
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:

@@ -21,9 +21,7 @@ class Leases:
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Body:
         try:
-            response = fn(
-                *args, _preload_content=False, _request_timeout=self.kube.request_timeout
-            )
+            response = fn(*args, _preload_content=False, _request_timeout=self.kube.request_timeout)
         except Exception as exc:
             raise translate(exc) from exc
         body: Body = json.loads(response.data)
