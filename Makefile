@@ -9,7 +9,7 @@ export KVIP_CACHE ?= /var/cache/kvip
 # CI runs each fuzz target longer than a developer's `make test` does.
 FUZZ_SECONDS ?= $(if $(filter true,$(CI)),60,10)
 
-.PHONY: deps apiserver lint test pytest fuzz bench demo clean
+.PHONY: deps apiserver lint test pytest fuzz bench abuse soak demo clean
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -54,6 +54,15 @@ demo: deps apiserver
 bench: deps
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/ipam.py
+
+# DHCP under abuse: perfdhcp's served rate with and without a flood (root, netns).
+abuse: deps
+	$(BIN)/python bench/abuse.py
+
+# kvip as a process under VM and DHCP churn; reports RSS, fds and threads.
+MINUTES ?= 5
+soak: deps apiserver
+	$(BIN)/python bench/soak.py --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) .fuzz-work .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -339,9 +339,13 @@ class PoolActor:
         if held and (message.requested is None or message.requested in held):
             ip = message.requested or held[0]
         else:
-            if held:
-                self._release(message.owner)
+            # The new address first: a claim that fails (taken, excluded,
+            # exhausted) must leave the NIC's current address, and its DHCP
+            # service, as they were.
             ip = self.allocator.allocate(message.owner, requested=message.requested)
+            for old in held:
+                self.allocator.release(old)
+            self._forget(message.owner)
         self._record(message.owner, message.mac, ip, message.hostname, serve=False)
         return ip
 
@@ -378,10 +382,14 @@ class PoolActor:
 
     def _release(self, owner: Owner) -> tuple[IPv4Address, ...]:
         released = self.allocator.release_owner(owner)
+        self._forget(owner)
+        return released
+
+    def _forget(self, owner: Owner) -> None:
+        """Drop the owner's NICs and stop serving them."""
         for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
             del self.nics[mac]
             self.responder.remove_reservation(mac)
-        return released
 
     async def _reconfigure(self, message: Reconfigure) -> tuple[tuple[IPv4Address, Owner], ...]:
         old, new = self.config, message.config

@@ -68,7 +68,8 @@ class Counters:
     declines: int = 0
     releases: int = 0
     #: Well-formed packets that need no answer from us: replies of other
-    #: servers, a REQUEST for another server, relayed too many hops.
+    #: servers, a REQUEST for another server, relayed too many hops, a
+    #: DISCOVER for a declined address (there is nothing else to offer).
     ignored: int = 0
     #: Packets dropped before decoding because they waited too long.
     stale: int = 0

@@ -208,7 +208,11 @@ class Responder:
 
     def _discover(self, request: Message, reservation: Reservation) -> Reply | None:
         if reservation.ip in self.declined:
-            log.warning(
+            # Counted, and logged only at debug: the DECLINE was warned about
+            # (and shown in status) once; a client retrying, or anyone sending
+            # DISCOVERs with its MAC, must not turn each packet into a warning.
+            self.counters.ignored += 1
+            log.debug(
                 "not offering %s to %s: the address was declined as in use; "
                 "clear the conflict and reset the reservation",
                 reservation.ip,

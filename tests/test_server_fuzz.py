@@ -1,0 +1,416 @@
+"""The DHCP server path under random traffic and random control messages.
+
+A PoolActor is driven without a network: packets straight into its Responder
+(as the packet loop does) or through a fake socket under trio, interleaved with
+the messages the controller sends (claim, serve, restore, release, reconfigure,
+clear a decline). Whatever arrives, the server never raises, never answers a
+MAC without a reservation, answers a reserved MAC with exactly its address (or
+none, for a NAK or an INFORM), never hands out an address outside the range,
+excluded or declined, and its allocator and MAC table agree with a plain model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+from ipaddress import IPv4Address
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import trio
+import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from pool_harness import (
+    FakeSocketFactory,
+    dhcp_requests,
+    garbage,
+    in_subnet,
+    pool_config,
+    pool_configs,
+)
+
+from kvip.actors import (
+    ClaimAddress,
+    ClearDecline,
+    Inspect,
+    MacConflict,
+    PoolActor,
+    PoolMessage,
+    Reconfigure,
+    ReleaseOwner,
+    ReleaseVm,
+    RestoreReservation,
+    ServeReservation,
+)
+from kvip.ipam import Allocator, IpamError, Owner
+from kvip.serving import Declined, Released, Reply, mac_bytes
+from protocol import Message, MessageType, Op, OptionCode, Options, encode
+
+FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
+
+
+def load_target(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, FUZZ / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fuzz_server = load_target("fuzz_server")
+
+VMS = ["ns/vm0", "ns/vm1", "ns/vm2"]
+MACS = [f"52:54:00:00:00:{n:02x}" for n in range(1, 7)]
+MAC_BYTES = [mac_bytes(mac) for mac in MACS]
+
+
+def owner_of(vm: str, mac: str) -> Owner:
+    return Owner(f"{vm} [{mac}]")
+
+
+def check_answer(actor: PoolActor, request: bytes, *, before: dict[bytes, Any]) -> Reply | None:
+    """Hand `request` to the actor's responder, as its packet loop does, and
+    check the answer against the state before it and the allocator."""
+    responder = actor.responder
+    declined = set(responder.declined)
+    reply = responder.handle(request)
+    if reply is None:
+        return None
+    answer = fuzz_server.check_reply(
+        request,
+        reply,
+        reservations=before,
+        declined=declined,
+        server_ip=actor.config.options.server_ip,
+    )
+    if answer.yiaddr != IPv4Address(0):
+        nic = actor.nics[answer.mac]
+        assert actor.allocator.owner_of(answer.yiaddr) == nic.owner
+        assert actor.allocator.is_assignable(answer.yiaddr)
+    return reply
+
+
+class PoolUnderFire(RuleBasedStateMachine):
+    """A pool actor against a model: which MAC holds what, who is served."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.factory = FakeSocketFactory()
+        self.actor = PoolActor(pool_config(), socket_factory=self.factory)
+        #: mac -> (owner, address of its NIC)
+        self.nics: dict[str, tuple[Owner, IPv4Address]] = {}
+        #: owner -> every address it holds
+        self.held: dict[Owner, set[IPv4Address]] = {}
+        #: MACs the pool must answer for
+        self.served: set[str] = set()
+
+    @initialize(config=pool_configs())
+    def start(self, config: Any) -> None:
+        self.actor = PoolActor(config, socket_factory=self.factory)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def holder_of(self, ip: IPv4Address) -> Owner | None:
+        return next((owner for owner, ips in self.held.items() if ip in ips), None)
+
+    def expect_failure(self, owner: Owner, ip: IPv4Address | None) -> bool:
+        """Whether holding `ip` (None: any free address) for `owner` must fail."""
+        if ip is None:
+            return self.actor.allocator.available == 0
+        holder = self.holder_of(ip)
+        if holder is not None:
+            return holder != owner
+        return not self.actor.allocator.is_assignable(ip)
+
+    def drop_owner(self, owner: Owner) -> None:
+        self.held.pop(owner, None)
+        for mac in [mac for mac, (o, _) in self.nics.items() if o == owner]:
+            del self.nics[mac]
+            self.served.discard(mac)
+
+    def addresses(self) -> list[IPv4Address]:
+        spec = self.actor.allocator.spec
+        return sorted({ip for ips in self.held.values() for ip in ips} | {spec.start, spec.end})
+
+    # -- the controller's messages -------------------------------------------------
+
+    @rule(
+        vm=st.sampled_from(VMS),
+        mac=st.sampled_from(MACS),
+        requested=st.none() | in_subnet(0, 70),
+        hostname=st.none() | st.sampled_from(["vm-a", "vm-b"]),
+    )
+    def claim(self, vm: str, mac: str, requested: IPv4Address | None, hostname: str | None) -> None:
+        owner = owner_of(vm, mac)
+        previous = self.nics.get(mac)
+        held = self.held.get(owner, set())
+        keeps = bool(held) and (requested is None or requested in held)
+        must_fail = not keeps and self.expect_failure(owner, requested)
+        try:
+            ip = self.actor.handle_now(ClaimAddress(owner, mac, requested, hostname))
+        except MacConflict:
+            assert previous is not None and previous[0] != owner
+            return
+        except IpamError:
+            assert previous is None or previous[0] == owner
+            assert must_fail
+            return  # and nothing changed: the invariants check it
+        assert previous is None or previous[0] == owner
+        if keeps:
+            assert ip == (requested or min(held))
+        else:
+            assert not must_fail
+            assert requested is None or ip == requested
+            self.drop_owner(owner)
+        self.held.setdefault(owner, set()).add(ip)
+        self.nics[mac] = (owner, ip)
+
+    @rule(mac=st.sampled_from(MACS), other=st.none() | in_subnet(0, 70))
+    def serve(self, mac: str, other: IPv4Address | None) -> None:
+        nic = self.nics.get(mac)
+        ip = other if other is not None or nic is None else nic[1]
+        ip = ip or IPv4Address("198.18.0.10")
+        served = self.actor.handle_now(ServeReservation(mac, ip))
+        assert served == (nic is not None and nic[1] == ip)
+        if served:
+            self.served.add(mac)
+
+    @rule(vm=st.sampled_from(VMS), mac=st.sampled_from(MACS), ip=in_subnet(0, 70))
+    def restore(self, vm: str, mac: str, ip: IPv4Address) -> None:
+        owner = owner_of(vm, mac)
+        previous = self.nics.get(mac)
+        must_fail = self.expect_failure(owner, ip)
+        try:
+            self.actor.handle_now(RestoreReservation(owner, mac, ip, vm))
+        except MacConflict:
+            assert previous is not None and previous[0] != owner
+            return
+        except IpamError:
+            assert must_fail
+            return
+        assert not must_fail
+        self.held.setdefault(owner, set()).add(ip)
+        self.nics[mac] = (owner, ip)
+        self.served.add(mac)
+
+    @rule(vm=st.sampled_from(VMS), mac=st.sampled_from(MACS))
+    def release_owner(self, vm: str, mac: str) -> None:
+        owner = owner_of(vm, mac)
+        released = self.actor.handle_now(ReleaseOwner(owner))
+        assert released == tuple(sorted(self.held.get(owner, ())))
+        self.drop_owner(owner)
+
+    @rule(vm=st.sampled_from(VMS))
+    def release_vm(self, vm: str) -> None:
+        owners = sorted({owner for owner, _ in self.nics.values() if owner.startswith(f"{vm} [")})
+        expected = tuple(ip for owner in owners for ip in sorted(self.held.get(owner, ())))
+        assert self.actor.handle_now(ReleaseVm(vm)) == expected
+        for owner in owners:
+            self.drop_owner(owner)
+
+    @rule(data=st.data())
+    def clear_decline(self, data: st.DataObject) -> None:
+        declined = sorted(self.actor.responder.declined)
+        ip = data.draw(st.sampled_from(declined) if declined else in_subnet(0, 70))
+        assert self.actor.handle_now(ClearDecline(ip)) == (ip in declined)
+        assert ip not in self.actor.responder.declined
+
+    @rule(config=pool_configs())
+    def reconfigure(self, config: Any) -> None:
+        fresh = Allocator(config.spec)
+        expected = sorted(
+            (ip, owner)
+            for owner, ips in self.held.items()
+            for ip in ips
+            if not fresh.is_assignable(ip)
+        )
+        evicted = trio.run(ask_running, self.actor, Reconfigure(config))
+        assert list(evicted) == expected
+        for ip, owner in evicted:
+            self.held[owner].discard(ip)
+            for mac in [mac for mac, (o, _) in self.nics.items() if o == owner]:
+                del self.nics[mac]
+                self.served.discard(mac)
+            if not self.held[owner]:
+                del self.held[owner]
+        assert self.actor.config == config
+
+    # -- traffic -------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def packet(self, data: st.DataObject) -> None:
+        addresses = self.addresses()
+        packet = data.draw(
+            dhcp_requests(macs=MAC_BYTES, addresses=addresses)
+            | garbage(macs=MAC_BYTES, addresses=addresses)
+        )
+        self.deliver(packet)
+
+    @rule(mac=st.sampled_from(MACS), kind=st.sampled_from([MessageType.DECLINE] * 2 + [7]))
+    def decline_or_release(self, mac: str, kind: int) -> None:
+        """The client of a served MAC declines or releases its address."""
+        nic = self.nics.get(mac)
+        ip = nic[1] if nic else IPv4Address("198.18.0.10")
+        options = Options({OptionCode.MESSAGE_TYPE: kind, OptionCode.REQUESTED_IP: ip})
+        request = Message(op=Op.BOOTREQUEST, xid=7, chaddr=mac_bytes(mac), options=options)
+        self.deliver(encode(request))
+        if kind == MessageType.DECLINE and mac in self.served:
+            assert ip in self.actor.responder.declined
+
+    def deliver(self, packet: bytes) -> None:
+        responder = self.actor.responder
+        check_answer(self.actor, packet, before=dict(responder.reservations))
+        for notice in responder.notices:
+            assert isinstance(notice, Declined | Released)
+            assert notice.mac in self.served, f"a notice for {notice.mac}, not served"
+            if isinstance(notice, Declined):
+                assert notice.ip == self.nics[notice.mac][1]
+        responder.notices.clear()
+
+    # -- invariants ----------------------------------------------------------------
+
+    @invariant()
+    def allocator_accounts_for_every_address(self) -> None:
+        allocator = self.actor.allocator
+        assert allocator.used + allocator.available == allocator.capacity
+        assert allocator.used == sum(len(ips) for ips in self.held.values())
+
+    @invariant()
+    def allocator_matches_the_model(self) -> None:
+        pairs = sorted((ip, owner) for owner, ips in self.held.items() for ip in ips)
+        assert list(self.actor.allocator.allocations()) == pairs
+        for ip, _ in pairs:
+            assert self.actor.allocator.is_assignable(ip)
+
+    @invariant()
+    def mac_table_matches_the_allocator(self) -> None:
+        actor = self.actor
+        assert {mac: (nic.owner, nic.ip) for mac, nic in actor.nics.items()} == self.nics
+        for owner, ip in self.nics.values():
+            assert actor.allocator.owner_of(ip) == owner
+        # Every held address belongs to a NIC the pool knows: nothing is stranded.
+        assert set(self.held) <= {owner for owner, _ in self.nics.values()}
+
+    @invariant()
+    def responder_serves_exactly_the_served_macs(self) -> None:
+        served = {mac_bytes(mac): self.nics[mac][1] for mac in self.served}
+        reservations = self.actor.responder.reservations
+        assert {mac: r.ip for mac, r in reservations.items()} == served
+
+
+async def ask_running(actor: PoolActor, message: PoolMessage) -> Any:
+    """Start the actor (its fake socket), ask, stop: for messages that need it running."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        try:
+            return await actor.ask(message)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+PoolUnderFire.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestPoolUnderFire = PoolUnderFire.TestCase
+
+
+# -- the atheris target's property, bounded ------------------------------------------
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.binary(max_size=700)
+    | st.tuples(st.integers(0, 255), dhcp_requests(macs=MAC_BYTES, addresses=[])).map(
+        lambda pair: bytes((pair[0],)) + pair[1]
+    )
+    | st.tuples(st.integers(0, 255), garbage(macs=fuzz_server._MACS, addresses=[])).map(
+        lambda pair: bytes((pair[0],)) + pair[1]
+    )
+)
+def test_server_target_property(data: bytes) -> None:
+    fuzz_server.check_server(data)
+
+
+def test_the_server_target_reaches_known_clients() -> None:
+    """The first byte turns the rest into a request from a reserved MAC: real
+    requests from the corpus then get answers, so the fuzzer explores replies."""
+    responder = fuzz_server.new_responder()
+    corpus = sorted((FUZZ / "corpus" / "udhcpc").glob("*discover*"))
+    assert corpus
+    for path in corpus:
+        reply = responder.handle(fuzz_server.as_known_client(b"\x01" + path.read_bytes()))
+        assert reply is not None and reply.message_type == MessageType.OFFER
+
+
+# -- the actor's own loop, through a fake socket ---------------------------------------
+
+
+def steps() -> st.SearchStrategy[list[Any]]:
+    messages = st.one_of(
+        st.builds(
+            ClaimAddress,
+            st.sampled_from(VMS).flatmap(
+                lambda vm: st.sampled_from([owner_of(vm, m) for m in MACS])
+            ),
+            st.sampled_from(MACS),
+            st.none() | in_subnet(0, 70),
+        ),
+        st.builds(ServeReservation, st.sampled_from(MACS), in_subnet(0, 70)),
+        st.builds(ReleaseVm, st.sampled_from(VMS)),
+        st.builds(ClearDecline, in_subnet(0, 70)),
+        st.builds(Reconfigure, pool_configs()),
+    )
+    packets = dhcp_requests(macs=MAC_BYTES, addresses=[]) | garbage(macs=MAC_BYTES, addresses=[])
+    return st.lists(messages | packets, min_size=1, max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=pool_configs(), script=steps())
+def test_the_running_actor_answers_only_reserved_macs(config: Any, script: list[Any]) -> None:
+    factory = FakeSocketFactory()
+    actor = PoolActor(config, socket_factory=factory)
+    trio.run(run_script, actor, factory, script)
+
+
+async def run_script(actor: PoolActor, factory: FakeSocketFactory, script: list[Any]) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        for step in script:
+            if isinstance(step, bytes):
+                if not actor.serving:
+                    continue  # paused: no socket to send to
+                sock = factory.current
+                sent_before = len(sock.sent)
+                before = dict(actor.responder.reservations)
+                declined = set(actor.responder.declined)
+                sock.inject(step)
+                await trio.testing.wait_all_tasks_blocked()
+                for payload, address in sock.sent[sent_before:]:
+                    kind = MessageType(payload[242]) if len(payload) > 242 else None
+                    reply = Reply(payload, address, kind or MessageType.ACK)
+                    fuzz_server.check_reply(
+                        step,
+                        reply,
+                        reservations=before,
+                        declined=declined,
+                        server_ip=actor.config.options.server_ip,
+                    )
+                assert len(sock.sent) - sent_before <= 1
+            else:
+                with contextlib.suppress(IpamError):  # the state machine checks which
+                    await actor.ask(step)
+            state = await actor.ask(Inspect())
+            assert state.used + state.available == actor.allocator.capacity
+            assert state.serving == (not actor.config.paused)
+            for mac, nic in actor.nics.items():
+                assert actor.allocator.owner_of(nic.ip) == nic.owner, mac
+        nursery.cancel_scope.cancel()
+    assert all(sock.closed for sock in factory.sockets)
