@@ -34,9 +34,21 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from ctl_cluster import REPO, AddressWatch, BenchPool, Cluster, Nic, mac_of, parallel
-from ctl_kvip import KvipProcess
-from netlab import Lab, netlab
+_REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(_REPO), str(_REPO / "tests")]
+
+from netlab import Lab, netlab  # noqa: E402
+
+from bench.ctl_cluster import (  # noqa: E402
+    REPO,
+    AddressWatch,
+    BenchPool,
+    Cluster,
+    Nic,
+    mac_of,
+    parallel,
+)
+from bench.ctl_kvip import KvipProcess  # noqa: E402
 
 BURST_TARGET_P99 = 30.0
 RECOVERY_TARGET = 10.0

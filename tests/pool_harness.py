@@ -47,6 +47,17 @@ class FakeDhcpSocket:
     def recv(self, size: int) -> bytes:
         return self._inside.recv(size)
 
+    # What the pool's packet thread does with a real socket: block with a
+    # kernel receive timeout, and get woken by a shutdown when it must stop.
+    def setblocking(self, flag: bool) -> None:
+        self._inside.setblocking(flag)
+
+    def setsockopt(self, level: int, option: int, value: bytes) -> None:
+        self._inside.setsockopt(level, option, value)
+
+    def shutdown(self, how: int) -> None:
+        self._inside.shutdown(how)
+
     def sendto(self, payload: bytes, address: tuple[str, int]) -> int:
         self.sent.append((bytes(payload), address))
         return len(payload)
