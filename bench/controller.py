@@ -111,7 +111,12 @@ def burst(cluster: Cluster, lab: Lab, args: argparse.Namespace, deadline: Deadli
         created[nic.vm] = time.monotonic()
 
     with (
-        KvipProcess(cluster.kubeconfig, selector=selector, netns=lab.server) as kvip,
+        KvipProcess(
+            cluster.kubeconfig,
+            selector=selector,
+            netns=lab.server,
+            profile=Path(args.profile_burst) if args.profile_burst else None,
+        ) as kvip,
         AddressWatch(cluster.custom, namespace).running() as watch,
     ):
         kvip.wait_ready()
@@ -307,6 +312,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--restore", type=int, default=10_000, help="VMs to restore (0: skip)")
     parser.add_argument("--timeout", type=float, default=900, help="bound on the whole run, s")
     parser.add_argument("--repeat", type=int, default=1, help="restarts measured (recovery)")
+    parser.add_argument("--profile-burst", help="cProfile the controller during the burst")
     parser.add_argument("--profile", help="cProfile the controller's last restart into FILE")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:

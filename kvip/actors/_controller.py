@@ -229,7 +229,9 @@ class Controller:
         handle = self.supervisor.pools.get(name)
         network = handle.config.network if handle and handle.config else None
         for key, vm in self.vms.items():
-            if any(nic.network == network for nic in vm_nics(vm)):
+            # At start-up every VM is still queued from the snapshot: parsing them all
+            # once per pool only delayed the next pool's start.
+            if not self.queue.pending(key) and any(nic.network == network for nic in vm_nics(vm)):
                 self.queue.add(key)
 
     async def _render_pool(self, name: str, current: dict[str, Any]) -> dict[str, Any] | None:

@@ -62,6 +62,10 @@ class WorkQueue:
         await trio.sleep(delay)
         self.add(key)
 
+    def pending(self, key: str) -> bool:
+        """Whether `key` waits to be handled (adding it again changes nothing)."""
+        return key in self._dirty
+
     def __len__(self) -> int:
         return len(self._queue) + len(self._processing)
 
