@@ -210,10 +210,18 @@ class Controller:
                     supervisor.remove(name)
             for body in message.objects:
                 await supervisor.apply(body)
+                self._recheck_pool_status(body)
         elif isinstance(message, Changed):
             await supervisor.apply(message.object)
+            self._recheck_pool_status(message.object)
         else:
             supervisor.remove(str(message.object["metadata"]["name"]))
+
+    def _recheck_pool_status(self, body: Body) -> None:
+        """Another writer may have changed the status (kvip's own writes come back
+        here too): the writer renders it again and writes only what differs."""
+        if self._pool_status is not None:
+            self._pool_status.mark(str(body["metadata"]["name"]))
 
     # -- pools ---------------------------------------------------------------------------
 
