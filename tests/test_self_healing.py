@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from e2e_world import World
+from e2e_world import CFGS, World
 from kvip_rig import GROUP, VERSION, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
@@ -64,3 +64,24 @@ def test_pool_status_heals_after_a_foreign_write(world: World) -> None:
         assert {ip: who for ip, who in healed["allocated"].items() if who != "EXCLUDED"} == {
             "198.18.0.10": owner
         }
+
+
+def test_vmnetcfg_status_drops_an_entry_written_by_another_writer(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:21:01"
+    with w.kvip():
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        w.ips("vm")
+        mine = wait_for(lambda: cfg_status(w, "vm"), what="vmnetcfg status")
+        assert [entry["macaddress"] for entry in mine] == [mac]
+        ghost = {"networkname": w.net("net-a"), "macaddress": "02:00:00:00:00:02",
+                 "status": "OK", "message": "not kvip's"}  # fmt: skip
+        w.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, w.namespace, CFGS, "vm",
+            {"status": {"networkconfig": [*mine, ghost]}}, _content_type=MERGE,
+        )  # fmt: skip
+        wait_for(
+            lambda: [e["macaddress"] for e in cfg_status(w, "vm")] == [mac],
+            what="the ghost entry to be removed",
+        )

@@ -577,10 +577,15 @@ class Controller:
         desired = [nic.as_status() for nic in statuses]
         macs = {nic.mac for nic in statuses}
         shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
-        if (
-            self.nic_status.get(key) != statuses
-            or [entry for entry in shown if entry.get("macaddress") in macs] != desired
-        ):
+        # Ours: our NICs' entries and any entry on a network we serve (another writer's
+        # entry there is repaired); the rest belongs to another shard (_render_cfg).
+        ours = [
+            entry
+            for entry in shown
+            if entry.get("macaddress") in macs
+            or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
+        ]
+        if self.nic_status.get(key) != statuses or ours != desired:
             self.nic_status[key] = statuses
             assert self._cfg_status is not None
             self._cfg_status.mark(key)

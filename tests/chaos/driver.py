@@ -163,6 +163,11 @@ class Scenario:
                 if rng.random() < 0.3:
                     time.sleep(rng.choice((0.05, 0.2, 0.5)))
                 self._observe_midway()
+            if rng.random() < 0.3:
+                # A second writer that has the last word: nothing kvip does later
+                # masks what it wrote, so only self-healing can repair it.
+                self._fault("status-writer")
+                time.sleep(0.5)
             self._stop_writer()
             died = self.rig.revive_kvip()
             if died is not None:
