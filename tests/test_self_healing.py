@@ -85,3 +85,41 @@ def test_vmnetcfg_status_drops_an_entry_written_by_another_writer(world: World) 
             lambda: [e["macaddress"] for e in cfg_status(w, "vm")] == [mac],
             what="the ghost entry to be removed",
         )
+
+
+def test_an_address_that_fits_again_goes_back_to_its_vm_not_to_a_new_one(world: World) -> None:
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    mac_a, mac_b, mac_c = "52:54:00:00:22:01", "52:54:00:00:22:02", "52:54:00:00:22:03"
+
+    def set_end(end: str) -> None:
+        w.custom.patch_cluster_custom_object(
+            GROUP, VERSION, "ippools", pool, {"spec": {"ipv4config": {"pool": {"end": end}}}},
+            _content_type=MERGE,
+        )  # fmt: skip
+
+    with w.kvip():
+        w.create_vm("vm-a", [("nic", "net-a", mac_a)])
+        assert w.ips("vm-a") == {mac_a: "198.18.0.10"}
+        w.create_vm("vm-b", [("nic", "net-a", mac_b)])
+        assert w.ips("vm-b") == {mac_b: "198.18.0.11"}
+        # vm-b's address leaves the range: kept in its record, reported, not served.
+        set_end("198.18.0.10")
+        wait_for(lambda: pool_ipv4(w, pool).get("used") == 1, what="vm-b's address evicted")
+        wait_for(
+            lambda: [e["status"] for e in cfg_status(w, "vm-b")] == ["ERROR"],
+            what="vm-b's eviction reported",
+        )
+        set_end("198.18.0.20")
+        wait_for(
+            lambda: (ipv4 := pool_ipv4(w, pool)).get("used", 0) + ipv4.get("available", 0) == 11,
+            what="the pool grown back",
+        )
+        w.create_vm("vm-c", [("nic", "net-a", mac_c)])
+        assert w.ips("vm-c")[mac_c] != "198.18.0.11", "vm-b's recorded address given away"
+        assert w.ips("vm-b") == {mac_b: "198.18.0.11"}
+        wait_for(lambda: pool_ipv4(w, pool).get("used") == 3, what="all three held")
+        assert wait_for(
+            lambda: [e["status"] for e in cfg_status(w, "vm-b")] == ["OK"] or None,
+            what="vm-b served again",
+        )

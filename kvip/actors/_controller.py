@@ -132,6 +132,7 @@ class Controller:
                 socket_factory=self.socket_factory,
                 on_event=self._events.record,
                 on_notice=self._pool_notice,
+                on_reconfigured=self._requeue_pool_vms,
             )
             nursery.start_soon(self._events.run)
             nursery.start_soon(self._pool_status.run)
@@ -251,6 +252,10 @@ class Controller:
             key = reservation.owner.rpartition(" [")[0]
             self.restore_errors[(key, reservation.mac)] = str(error)
             log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
+        self._requeue_pool_vms(name)
+
+    def _requeue_pool_vms(self, name: str) -> None:
+        """Reconcile every VM with a NIC on the pool's network."""
         handle = self.supervisor.pools.get(name)
         network = handle.config.network if handle and handle.config else None
         for key, vm in self.vms.items():
