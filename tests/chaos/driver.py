@@ -8,12 +8,15 @@ a replay re-runs the same script, not the same interleaving).
 from __future__ import annotations
 
 import random
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
 from dhcpclients import NoLeaseError, run_udhcpc
@@ -32,12 +35,14 @@ from chaos.model import Nic, Pool, Vm, World
 from chaos.rig import CFGS, VMS, Rig, new_custom, patiently
 
 MERGE = "application/merge-patch+json"
-FAULTS = {"kill": 3, "apiserver-restart": 1, "compact": 2, "status-writer": 3}
+#: Fault kinds and their weights. "compact" compacts etcd, then restarts the API
+#: server: kvip's watches resume from a compacted resourceVersion and get 410 Gone.
+FAULTS = {"kill": 3, "apiserver-restart": 1, "compact": 1.5, "status-writer": 3}
 MAX_VMS = 8
 SETTLE_TIMEOUT = 60.0
 QUIET = 1.5
 #: Violations must persist this long after settling to count (kvip may still be writing).
-CHECK_PATIENCE = 15.0
+CHECK_PATIENCE = 30.0
 DHCP_SAMPLES = 2
 
 
@@ -54,6 +59,15 @@ class Result:
     def relists(self) -> int:
         """Watches kvip restarted after a 410 Gone (etcd compaction)."""
         return sum(text.count("(410 Gone); listing again") for text in self.kvip_logs)
+
+    def save(self, replay: str) -> Path:
+        """The report with kvip's complete logs, in a file (printed reports are cut)."""
+        folder = Path(tempfile.gettempdir()) / "kvip-chaos"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"seed-{self.seed}-{int(time.time())}.txt"
+        logs = "\n".join(f"=== kvip process log\n{text}" for text in self.kvip_logs)
+        path.write_text(self.report(replay) + "\n\n" + logs)
+        return path
 
     def report(self, replay: str) -> str:
         lines = [f"chaos seed {self.seed}: {len(self.violations)} violation(s)"]
@@ -111,8 +125,17 @@ class StatusWriter(threading.Thread):
 
 
 class Scenario:
-    def __init__(self, rig: Rig, seed: int, *, min_ops: int = 10, max_ops: int = 25) -> None:
+    def __init__(
+        self,
+        rig: Rig,
+        seed: int,
+        *,
+        min_ops: int = 10,
+        max_ops: int = 25,
+        faults: Mapping[str, float] = FAULTS,
+    ) -> None:
         self.rig = rig
+        self.fault_weights = dict(faults)
         self.seed = seed
         self.rng = random.Random(seed)
         self.min_ops, self.max_ops = min_ops, max_ops
@@ -151,7 +174,9 @@ class Scenario:
                 )
             count = rng.randint(self.min_ops, self.max_ops)
             faults = {
-                at: rng.choices(list(FAULTS), weights=list(FAULTS.values()))[0]
+                at: rng.choices(
+                    list(self.fault_weights), weights=list(self.fault_weights.values())
+                )[0]
                 for at in rng.sample(range(count), rng.randint(1, 2))
             }
             for step in range(count):
@@ -350,6 +375,7 @@ class Scenario:
             self.rig.api.restart()
         elif kind == "compact":
             self.rig.api.etcd_compact()
+            self.rig.api.restart()
         elif kind == "status-writer":
             self._stop_writer()
             self.writer = StatusWriter(self.rig, self.world, self.rng.randrange(2**32))
@@ -446,9 +472,9 @@ class Scenario:
             self.result.violations.append(f"dhcp: {vm} [{mac}] leased {leased}, recorded {ip}")
 
 
-def run_scenario(rig: Rig, seed: int) -> Result:
+def run_scenario(rig: Rig, seed: int, *, faults: Mapping[str, float] = FAULTS) -> Result:
     try:
-        return Scenario(rig, seed).run()
+        return Scenario(rig, seed, faults=faults).run()
     except ApiException as exc:
         result = Result(seed)
         result.violations.append(f"driver: cleanup failed: {exc}")

@@ -22,7 +22,7 @@ from apiserver import ApiServer  # noqa: E402
 from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
 from kubernetes import config  # noqa: E402
 
-from chaos.driver import Summary, run_scenario  # noqa: E402
+from chaos.driver import FAULTS, Summary, run_scenario  # noqa: E402
 from chaos.rig import open_rig  # noqa: E402
 
 
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", type=int, default=10)
     parser.add_argument("--seed", type=int, help="replay this one scenario")
     parser.add_argument("--base-seed", type=int, help="first seed (default: random)")
+    parser.add_argument(
+        "--faults", help=f"comma-separated fault kinds to draw from (default: all of {FAULTS})"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every op log")
     args = parser.parse_args(argv)
     if args.seed is not None:
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         base = args.base_seed if args.base_seed is not None else random.randrange(10**6)
         seeds = list(range(base, base + args.scenarios))
+    faults = {k: FAULTS[k] for k in args.faults.split(",")} if args.faults else FAULTS
     summary = Summary()
     began = time.monotonic()
     with ApiServer(watch_cache=False) as api:
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             install_crds(api_client, KVIP_CRDS, KUBEVIRT_CRDS)
         with open_rig(api) as rig:
             for seed in seeds:
-                result = run_scenario(rig, seed)
+                result = run_scenario(rig, seed, faults=faults)
                 summary.add(result)
                 verdict = "ok" if not result.violations else "FAILED"
                 print(
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if result.violations or args.verbose:
                     print(result.report(replay_command(seed)), flush=True)
+                if result.violations:
+                    print(f"full report: {result.save(replay_command(seed))}", flush=True)
     print(f"--- chaos summary ({time.monotonic() - began:.0f} s)")
     print(summary.render())
     return 1 if summary.violations else 0

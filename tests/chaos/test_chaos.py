@@ -57,7 +57,11 @@ def test_no_address_is_lost_or_duplicated_under_faults(chaos_rig: Rig) -> None:
     for seed in seeds():
         summary.add(run_scenario(chaos_rig, seed))
     print(f"\n--- chaos summary\n{summary.render()}")
-    reports = [result.report(replay_command(result.seed)) for result in summary.failed]
+    reports = [
+        f"{result.report(replay_command(result.seed))}\n"
+        f"full report with kvip's logs: {result.save(replay_command(result.seed))}"
+        for result in summary.failed
+    ]
     assert not summary.failed, "\n\n".join(reports)
     # The run must have exercised what it claims to.
     assert summary.operations >= 10 * summary.scenarios
