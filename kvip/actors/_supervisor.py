@@ -108,7 +108,10 @@ class Supervisor:
         handle.config = config
         handle.problem = None
         if handle.actor is None:
-            self._start(handle)
+            # Starting, or waiting to restart after a crash: its supervising task
+            # builds the next actor from handle.config. A second task must not start.
+            if handle.scope is None:
+                self._start(handle)
         else:
             assert previous is not None
             log.info("IPPool %s changed; applying it to the running pool", name)
