@@ -9,7 +9,7 @@ export KVIP_CACHE ?= /var/cache/kvip
 # CI runs each fuzz target longer than a developer's `make test` does.
 FUZZ_SECONDS ?= $(if $(filter true,$(CI)),60,10)
 
-.PHONY: deps apiserver lint test pytest fuzz bench bench-controller abuse soak demo clean
+.PHONY: deps apiserver lint test pytest fuzz bench bench-controller abuse soak demo chaos clean
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -50,6 +50,12 @@ test: lint pytest fuzz
 # The README's first command: a local API server, a pool, a VM, a real DHCP client.
 demo: deps apiserver
 	$(BIN)/python scripts/demo.py
+
+# Randomized fault scenarios against kvip as a process (tests/chaos/README.md):
+# prints scenarios, operations, faults by kind and invariant violations.
+N ?= 100
+chaos: deps apiserver
+	$(BIN)/python tests/chaos/run.py --scenarios $(N) $(if $(SEED),--base-seed $(SEED))
 
 bench: deps
 	$(BIN)/python bench/codec.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -218,8 +219,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         except Exception as exc:  # a last word that says what failed, not a traceback
-            print(f"kvip: {exc}", file=sys.stderr)
+            # The traceback goes to the log: a crash inside an actor arrives wrapped in
+            # exception groups, whose own message says nothing about the cause.
+            logging.getLogger("kvip").critical("kvip crashed", exc_info=exc)
+            print(f"kvip: {_root_cause(exc)}", file=sys.stderr)
             return 1
         return 0
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception of nested exception groups, as `Type: message`."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"

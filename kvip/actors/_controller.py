@@ -115,6 +115,7 @@ class Controller:
                 socket_factory=self.socket_factory,
                 on_event=self._events.record,
                 on_notice=self._pool_notice,
+                on_reconfigured=self._requeue_pool_vms,
             )
             nursery.start_soon(self._events.run)
             nursery.start_soon(self._pool_status.run)
@@ -193,10 +194,18 @@ class Controller:
                     supervisor.remove(name)
             for body in message.objects:
                 await supervisor.apply(body)
+                self._recheck_pool_status(body)
         elif isinstance(message, Changed):
             await supervisor.apply(message.object)
+            self._recheck_pool_status(message.object)
         else:
             supervisor.remove(str(message.object["metadata"]["name"]))
+
+    def _recheck_pool_status(self, body: Body) -> None:
+        """Another writer may have changed the status (kvip's own writes come back
+        here too): the writer renders it again and writes only what differs."""
+        if self._pool_status is not None:
+            self._pool_status.mark(str(body["metadata"]["name"]))
 
     # -- pools ---------------------------------------------------------------------------
 
@@ -226,6 +235,10 @@ class Controller:
             key = reservation.owner.rpartition(" [")[0]
             self.restore_errors[(key, reservation.mac)] = str(error)
             log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
+        self._requeue_pool_vms(name)
+
+    def _requeue_pool_vms(self, name: str) -> None:
+        """Reconcile every VM with a NIC on the pool's network."""
         handle = self.supervisor.pools.get(name)
         network = handle.config.network if handle and handle.config else None
         for key, vm in self.vms.items():
@@ -504,10 +517,15 @@ class Controller:
         desired = [nic.as_status() for nic in statuses]
         macs = {nic.mac for nic in statuses}
         shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
-        if (
-            self.nic_status.get(key) != statuses
-            or [entry for entry in shown if entry.get("macaddress") in macs] != desired
-        ):
+        # Ours: our NICs' entries and any entry on a network we serve (another writer's
+        # entry there is repaired); the rest belongs to another shard (_render_cfg).
+        ours = [
+            entry
+            for entry in shown
+            if entry.get("macaddress") in macs
+            or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
+        ]
+        if self.nic_status.get(key) != statuses or ours != desired:
             self.nic_status[key] = statuses
             assert self._cfg_status is not None
             self._cfg_status.mark(key)

@@ -61,9 +61,14 @@ class ReleaseVm:
 @dataclass(frozen=True, slots=True)
 class Reconfigure:
     """The IPPool changed. Options apply to the very next reply; a new range
-    keeps what fits. Answer: the (ip, owner) pairs that no longer fit."""
+    keeps what fits. Answer: the (ip, owner) pairs that no longer fit.
+
+    `restore` are the durable reservations of the pool's network: one that the
+    pool does not hold (evicted by an earlier shrink) and that fits again is
+    held and served again in the same step, before any claim can take it."""
 
     config: PoolConfig
+    restore: tuple[RestoreReservation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -399,6 +399,7 @@ class PoolActor:
                 for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
                     del self.nics[mac]
                     self.responder.remove_reservation(mac)
+            self._restore_fitting(message.restore)
             self.config = new
             self.responder.set_options(new.options)
         await self._resolve_ntp()
@@ -411,6 +412,26 @@ class PoolActor:
             if not new.paused and self._nursery is not None:
                 await self._nursery.start(self._serve_socket)
         return evicted
+
+    def _restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
+        """Hold again the recorded addresses that fit the range again. A NIC the
+        pool knows, or an owner holding something, is newer than its record."""
+        allocator = self.allocator
+        for reservation in reservations:
+            if reservation.mac.lower() in self.nics or allocator.addresses_of(reservation.owner):
+                continue
+            if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
+                continue
+            log.info(
+                "pool %s: %s of %s fits the range again; serving it again",
+                self.name,
+                reservation.ip,
+                reservation.owner,
+            )
+            allocator.reserve(reservation.owner, reservation.ip)
+            self._record(
+                reservation.owner, reservation.mac, reservation.ip, reservation.hostname, serve=True
+            )
 
     def _state(self) -> PoolState:
         return PoolState(

@@ -65,6 +65,8 @@ class Supervisor:
     on_event: Callable[[Event], None] = lambda event: None
     #: Called with (pool name, notice) for each client DECLINE and RELEASE.
     on_notice: Callable[[str, Notice], None] = lambda name, notice: None
+    #: Called with (pool name) after a running pool took a new configuration.
+    on_reconfigured: Callable[[str], None] = lambda name: None
     pools: dict[str, PoolHandle] = field(default_factory=dict)
 
     def by_network(self, network: str) -> PoolActor | None:
@@ -106,11 +108,15 @@ class Supervisor:
         handle.config = config
         handle.problem = None
         if handle.actor is None:
-            self._start(handle)
+            # Starting, or waiting to restart after a crash: its supervising task
+            # builds the next actor from handle.config. A second task must not start.
+            if handle.scope is None:
+                self._start(handle)
         else:
             assert previous is not None
             log.info("IPPool %s changed; applying it to the running pool", name)
-            evicted = await handle.actor.ask(Reconfigure(config))
+            restore = tuple(self.restore(config))
+            evicted = await handle.actor.ask(Reconfigure(config, restore=restore))
             for ip, owner in evicted:
                 log.warning(
                     "IPPool %s: %s of %s no longer fits the pool's range or excludes",
@@ -118,6 +124,8 @@ class Supervisor:
                     ip,
                     owner,
                 )
+            # Evicted NICs must show it, restored ones must show OK again.
+            self.on_reconfigured(name)
         self.on_change(name)
 
     def remove(self, name: str) -> None:

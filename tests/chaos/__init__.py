@@ -1,0 +1,1 @@
+"""Randomized fault scenarios: kvip never loses or duplicates an address."""

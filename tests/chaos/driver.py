@@ -1,0 +1,517 @@
+"""One chaos scenario: a seeded sequence of operations and faults, then the checks.
+
+`random.Random(seed)` picks every operation, every fault and where it strikes,
+so a seed names a scenario (the timing of kvip's reactions is the machine's:
+a replay re-runs the same script, not the same interleaving).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from dhcpclients import NoLeaseError, run_udhcpc
+from kubernetes.client.exceptions import ApiException
+from kvip_rig import GROUP, VERSION, vm_body
+
+from chaos.invariants import (
+    CfgView,
+    Observation,
+    PoolView,
+    Tracker,
+    check_settled,
+    dhcp_candidates,
+)
+from chaos.model import Nic, Pool, Vm, World
+from chaos.rig import CFGS, VMS, Rig, new_custom, patiently
+
+MERGE = "application/merge-patch+json"
+#: Fault kinds and their weights. "compact" compacts etcd, then restarts the API
+#: server: kvip's watches resume from a compacted resourceVersion and get 410 Gone.
+FAULTS = {"kill": 3, "apiserver-restart": 1, "compact": 1.5, "status-writer": 3}
+MAX_VMS = 8
+SETTLE_TIMEOUT = 60.0
+QUIET = 1.5
+#: Violations must persist this long after settling to count (kvip may still be writing).
+CHECK_PATIENCE = 30.0
+DHCP_SAMPLES = 2
+
+
+@dataclass
+class Result:
+    seed: int
+    operations: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    kvip_logs: list[str] = field(default_factory=list)
+    dhcp_checks: int = 0
+
+    def relists(self) -> int:
+        """Watches kvip restarted after a 410 Gone (etcd compaction)."""
+        return sum(text.count("(410 Gone); listing again") for text in self.kvip_logs)
+
+    def save(self, replay: str) -> Path:
+        """The report with kvip's complete logs, in a file (printed reports are cut)."""
+        folder = Path(tempfile.gettempdir()) / "kvip-chaos"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"seed-{self.seed}-{int(time.time())}.txt"
+        logs = "\n".join(f"=== kvip process log\n{text}" for text in self.kvip_logs)
+        path.write_text(self.report(replay) + "\n\n" + logs)
+        return path
+
+    def report(self, replay: str) -> str:
+        lines = [f"chaos seed {self.seed}: {len(self.violations)} violation(s)"]
+        lines += [f"  ! {v}" for v in self.violations]
+        lines += [f"replay: {replay}", "operations:"]
+        lines += [f"  {entry}" for entry in self.log]
+        tail = "\n".join("\n".join(text.splitlines()[-60:]) for text in self.kvip_logs[-2:])
+        lines += ["kvip log (last lines of the last two processes):", tail]
+        return "\n".join(lines)
+
+
+class StatusWriter(threading.Thread):
+    """A second writer: merge-patches bogus entries into vmnetcfg and IPPool
+    statuses while kvip works, so kvip's status writes meet 409 Conflicts and
+    must repair what the intruder wrote."""
+
+    def __init__(self, rig: Rig, world: World, seed: int) -> None:
+        super().__init__(name="chaos-status-writer", daemon=True)
+        self.custom = new_custom(rig.api)
+        self.world = world
+        self.names = list(world.vms)
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.writes = 0
+
+    def run(self) -> None:
+        while not self.stop.wait(self.rng.uniform(0.01, 0.08)):
+            try:
+                self._write_once()
+                self.writes += 1
+            except Exception:  # the API server may be away or the object gone: keep going
+                pass
+
+    def _write_once(self) -> None:
+        world, rng = self.world, self.rng
+        ghost = f"02:00:00:{rng.randrange(256):02x}:{rng.randrange(256):02x}:00"
+        if self.names and rng.random() < 0.5:
+            name = rng.choice(self.names)
+            network = world.network_key(rng.choice(list(world.pools)))
+            body: dict[str, Any] = {"status": {"networkconfig": [
+                {"networkname": network, "macaddress": ghost, "status": "OK", "message": "ghost"}
+            ]}}  # fmt: skip
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, world.namespace, CFGS, name, body, _content_type=MERGE
+            )
+        else:
+            pool = rng.choice(list(world.pools.values()))
+            ip = str(pool.address(rng.randint(pool.start, pool.end)))
+            body = {"status": {"ipv4": {
+                "allocated": {ip: f"{world.namespace}/ghost [{ghost}]"}, "used": 999
+            }}}  # fmt: skip
+            self.custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, "ippools", pool.name, body, _content_type=MERGE
+            )
+
+
+class Scenario:
+    def __init__(
+        self,
+        rig: Rig,
+        seed: int,
+        *,
+        min_ops: int = 10,
+        max_ops: int = 25,
+        faults: Mapping[str, float] = FAULTS,
+    ) -> None:
+        self.rig = rig
+        self.fault_weights = dict(faults)
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.min_ops, self.max_ops = min_ops, max_ops
+        tag = f"{seed}-{uuid.uuid4().hex[:4]}"
+        self.namespace = f"chaos-{tag}"
+        self.selector = rig.selector
+        pools = {}
+        for network, interface, subnet in (
+            ("net-a", "eth1", "198.18.0.0/16"),
+            ("net-b", "eth2", "198.19.0.0/16"),
+        ):
+            end = 10 + self.rng.randint(10, 30)
+            pools[network] = Pool(
+                f"chaos-{tag}-{network}", network, interface, IPv4Network(subnet), 10, end
+            )
+        self.world = World(self.namespace, pools)
+        self.tracker = Tracker()
+        self.result = Result(seed)
+        self.log_mark = rig.log_mark()
+        self.writer: StatusWriter | None = None
+        self.writer_ops = 0
+        self._macs = 0
+        self._names = 0
+        self.began = time.monotonic()
+
+    # -- the run ---------------------------------------------------------------------
+
+    def run(self) -> Result:
+        rng = self.rng
+        try:
+            self.rig.create_namespace(self.namespace)
+            for pool in self.world.pools.values():
+                body = pool.body(namespace=self.namespace, selector=self.selector)
+                patiently(
+                    self.rig.custom.create_cluster_custom_object, GROUP, VERSION, "ippools", body
+                )
+            count = rng.randint(self.min_ops, self.max_ops)
+            faults = {
+                at: rng.choices(
+                    list(self.fault_weights), weights=list(self.fault_weights.values())
+                )[0]
+                for at in rng.sample(range(count), rng.randint(1, 2))
+            }
+            for step in range(count):
+                if step in faults:
+                    self._fault(faults[step])
+                self._operation()
+                self.result.operations += 1
+                self._tick_writer()
+                if rng.random() < 0.3:
+                    time.sleep(rng.choice((0.05, 0.2, 0.5)))
+                self._observe_midway()
+            if rng.random() < 0.3:
+                # A second writer that has the last word: nothing kvip does later
+                # masks what it wrote, so only self-healing can repair it.
+                self._fault("status-writer")
+                time.sleep(0.5)
+            self._stop_writer()
+            died = self.rig.revive_kvip()
+            if died is not None:
+                self.result.violations.append(died)
+            self._settle()
+            self._final_checks()
+        except Exception as exc:
+            self.result.violations.append(f"driver: {type(exc).__name__}: {exc}")
+        finally:
+            self._stop_writer()
+            self.result.kvip_logs = self.rig.logs_since(self.log_mark)
+            self.rig.cleanup(self.namespace, [p.name for p in self.world.pools.values()])
+            self.note("cleaned up")
+        return self.result
+
+    def note(self, text: str) -> None:
+        elapsed = time.monotonic() - self.began
+        self.result.log.append(f"{len(self.result.log):3d} {elapsed:6.1f}s {text}")
+
+    # -- operations ------------------------------------------------------------------
+
+    def _operation(self) -> None:
+        world, rng = self.world, self.rng
+        choices: dict[str, float] = {"pool-options": 1, "pool-range": 1.5}
+        if len(world.vms) < MAX_VMS:
+            choices["create-vm"] = 3
+        if world.vms:
+            choices.update({"delete-vm": 1.5, "add-nic": 1.5, "remove-nic": 1, "change-mac": 2})
+        kind = rng.choices(list(choices), weights=list(choices.values()))[0]
+        getattr(self, "_op_" + kind.replace("-", "_"))()
+
+    def _mac(self) -> str:
+        self._macs += 1
+        seed, n = self.seed, self._macs
+        return f"52:54:{seed % 256:02x}:{(seed >> 8) % 256:02x}:{n >> 8:02x}:{n % 256:02x}"
+
+    def _free_network(self, planned: Counter[str] | None = None) -> str | None:
+        """A network with room for one more NIC (never more NICs than addresses)."""
+        planned = planned or Counter()
+        room = [
+            network
+            for network, pool in self.world.pools.items()
+            if self.world.nics_on(network) + planned[network] < pool.capacity() - 1
+        ]
+        return self.rng.choice(sorted(room)) if room else None
+
+    def _new_nic(self, vm: Vm | None, network: str) -> Nic:
+        taken = {nic.iface for nic in vm.nics} if vm else set()
+        iface = next(f"nic{i}" for i in range(10) if f"nic{i}" not in taken)
+        # Sometimes without a MAC, as before kubemacpool fills it in.
+        return Nic(iface, network, self._mac() if self.rng.random() < 0.85 else None)
+
+    def _op_create_vm(self) -> None:
+        self._names += 1
+        name = f"vm-{self._names}"
+        vm = Vm(name, "", [])
+        for _ in range(self.rng.choice((1, 1, 2))):
+            network = self._free_network(Counter(nic.network for nic in vm.nics))
+            if network is not None:
+                vm.nics.append(self._new_nic(vm, network))
+        body = vm_body(name, self.namespace, vm.body_nics())
+        created = patiently(
+            self.rig.custom.create_namespaced_custom_object, *VMS[:2], self.namespace, VMS[2], body
+        )
+        vm.uid = created["metadata"]["uid"]
+        self.world.vms[name] = vm
+        self.note(f"create {name} {vm.body_nics()}")
+
+    def _pick_vm(self) -> Vm:
+        return self.world.vms[self.rng.choice(sorted(self.world.vms))]
+
+    def _patch_vm(self, vm: Vm) -> None:
+        patch = vm.template_patch()
+        patiently(
+            self.rig.custom.patch_namespaced_custom_object,
+            *VMS[:2],
+            self.namespace,
+            VMS[2],
+            vm.name,
+            patch,
+            _content_type=MERGE,
+        )
+
+    def _op_delete_vm(self) -> None:
+        vm = self._pick_vm()
+        patiently(
+            self.rig.custom.delete_namespaced_custom_object,
+            *VMS[:2],
+            self.namespace,
+            VMS[2],
+            vm.name,
+        )
+        del self.world.vms[vm.name]
+        self.world.deleted[vm.name] = vm.uid
+        self.note(f"delete {vm.name}")
+
+    def _op_add_nic(self) -> None:
+        vm = self._pick_vm()
+        network = self._free_network()
+        if network is None or len(vm.nics) >= 3:
+            self.note(f"add-nic {vm.name}: no room, skipped")
+            return
+        nic = self._new_nic(vm, network)
+        vm.nics.append(nic)
+        self._patch_vm(vm)
+        self.note(f"add-nic {vm.name} {(nic.iface, nic.network, nic.mac)}")
+
+    def _op_remove_nic(self) -> None:
+        vm = self._pick_vm()
+        if not vm.nics:
+            self.note(f"remove-nic {vm.name}: none, skipped")
+            return
+        nic = vm.nics.pop(self.rng.randrange(len(vm.nics)))
+        self._patch_vm(vm)
+        self.tracker.forget(vm.uid, nic.mac)
+        self.note(f"remove-nic {vm.name} {(nic.iface, nic.network, nic.mac)}")
+
+    def _op_change_mac(self) -> None:
+        vm = self._pick_vm()
+        if not vm.nics:
+            self.note(f"change-mac {vm.name}: no NIC, skipped")
+            return
+        nic = self.rng.choice(vm.nics)
+        old, nic.mac = nic.mac, self._mac()
+        self._patch_vm(vm)
+        self.tracker.forget(vm.uid, old)
+        self.note(f"change-mac {vm.name} {nic.iface}: {old} -> {nic.mac}")
+
+    def _patch_pool(self, pool: Pool) -> None:
+        patch = {"spec": {"ipv4config": pool.ipv4config()}}
+        patiently(
+            self.rig.custom.patch_cluster_custom_object,
+            GROUP,
+            VERSION,
+            "ippools",
+            pool.name,
+            patch,
+            _content_type=MERGE,
+        )
+
+    def _op_pool_options(self) -> None:
+        pool = self.world.pools[self.rng.choice(sorted(self.world.pools))]
+        if self.rng.random() < 0.5:
+            pool.dns = [str(pool.address(self.rng.randint(50, 60)))]
+        else:
+            pool.leasetime = self.rng.choice((60, 300, 600, 3600))
+        self._patch_pool(pool)
+        self.note(f"pool-options {pool.network}: dns={pool.dns} leasetime={pool.leasetime}")
+
+    def _op_pool_range(self) -> None:
+        rng = self.rng
+        network = rng.choice(sorted(self.world.pools))
+        pool = self.world.pools[network]
+        nics = self.world.nics_on(network)
+        kind = rng.choice(("end", "end", "exclude", "include"))
+        if kind == "end":
+            # Never below what the NICs need: shrinking past a held address is the point.
+            lowest = pool.start + nics + 1 + len(pool.exclude)
+            pool.end = rng.randint(min(lowest, pool.start + 40), pool.start + 40)
+        elif kind == "exclude" and pool.capacity() - 1 > nics + 1:
+            pool.exclude.append(rng.choice([o for o in range(pool.start, pool.end + 1)
+                                            if o not in pool.exclude]))  # fmt: skip
+        elif kind == "include" and pool.exclude:
+            pool.exclude.remove(rng.choice(pool.exclude))
+        self._patch_pool(pool)
+        excluded = [str(pool.address(e)) for e in sorted(pool.exclude)]
+        self.note(
+            f"pool-range {network}: {pool.address(pool.start)}-{pool.address(pool.end)} "
+            f"exclude={excluded}"
+        )
+
+    # -- faults ----------------------------------------------------------------------
+
+    def _fault(self, kind: str) -> None:
+        self.result.faults[kind] += 1
+        self.note(f"FAULT {kind}")
+        if kind == "kill":
+            self.rig.kill_kvip()
+        elif kind == "apiserver-restart":
+            self.rig.api.restart()
+        elif kind == "compact":
+            self.rig.api.etcd_compact()
+            self.rig.api.restart()
+        elif kind == "status-writer":
+            self._stop_writer()
+            self.writer = StatusWriter(self.rig, self.world, self.rng.randrange(2**32))
+            self.writer_ops = self.rng.randint(2, 6)
+            self.writer.start()
+
+    def _tick_writer(self) -> None:
+        if self.writer is not None:
+            self.writer_ops -= 1
+            if self.writer_ops <= 0:
+                self._stop_writer()
+
+    def _stop_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.stop.set()
+            self.writer.join(30)
+            self.note(f"status-writer stopped after {self.writer.writes} bogus writes")
+            self.writer = None
+
+    # -- observing and checking ------------------------------------------------------
+
+    def observe(self) -> Observation:
+        custom, ns = self.rig.custom, self.namespace
+        listed = patiently(custom.list_namespaced_custom_object, GROUP, VERSION, ns, CFGS)
+        cfgs = {item["metadata"]["name"]: CfgView.parse(item) for item in listed["items"]}
+        pools = {}
+        for network, pool in self.world.pools.items():
+            body = patiently(custom.get_cluster_custom_object, GROUP, VERSION, "ippools", pool.name)
+            pools[network] = PoolView.parse(body)
+        return Observation(cfgs, pools)
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        custom, ns = self.rig.custom, self.namespace
+        listed = patiently(custom.list_namespaced_custom_object, GROUP, VERSION, ns, CFGS)
+        pools = patiently(
+            custom.list_cluster_custom_object,
+            GROUP,
+            VERSION,
+            "ippools",
+            label_selector=self.selector,
+        )
+        return tuple(
+            sorted(
+                (item["metadata"]["name"], item["metadata"]["resourceVersion"])
+                for item in listed["items"] + pools["items"]
+            )
+        )
+
+    def _observe_midway(self) -> None:
+        for violation in self.tracker.observe(self.world, self.observe()):
+            self.note(f"VIOLATION {violation}")
+            self.result.violations.append(violation)
+
+    def _settle(self) -> None:
+        """Wait (bounded) for kvip to lead again, then for the objects to stop changing."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not self.rig.leading():
+            if time.monotonic() > deadline:
+                raise TimeoutError("kvip did not become the ready leader")
+            time.sleep(0.2)
+        last, quiet_since = self._fingerprint(), time.monotonic()
+        while time.monotonic() - quiet_since < QUIET and time.monotonic() < deadline:
+            time.sleep(0.3)
+            now = self._fingerprint()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+        self.note("settled")
+
+    def _final_checks(self) -> None:
+        deadline = time.monotonic() + CHECK_PATIENCE
+        while True:
+            obs = self.observe()
+            violations = self.tracker.observe(self.world, obs) + check_settled(self.world, obs)
+            if not violations or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        self.result.violations += violations
+        candidates = dhcp_candidates(self.world, obs)
+        for vm, network, mac, ip in self.rng.sample(candidates, min(DHCP_SAMPLES, len(candidates))):
+            self._check_dhcp(vm, network, mac, ip)
+
+    def _check_dhcp(self, vm: str, network: str, mac: str, ip: str) -> None:
+        interface = self.world.pools[network].interface
+        client = self.rig.lab.set_mac(self.rig.clients[interface], mac)
+        self.rig.clients[interface] = client
+        self.result.dhcp_checks += 1
+        try:
+            leased = str(run_udhcpc(client, timeout=10).ip)
+        except NoLeaseError as exc:
+            self.result.violations.append(f"dhcp: {vm} [{mac}] got no lease ({exc})")
+            return
+        self.note(f"dhcp {vm} [{mac}] -> {leased}")
+        if leased != ip:
+            self.result.violations.append(f"dhcp: {vm} [{mac}] leased {leased}, recorded {ip}")
+
+
+def run_scenario(rig: Rig, seed: int, *, faults: Mapping[str, float] = FAULTS) -> Result:
+    try:
+        return Scenario(rig, seed, faults=faults).run()
+    except ApiException as exc:
+        result = Result(seed)
+        result.violations.append(f"driver: cleanup failed: {exc}")
+        return result
+
+
+@dataclass
+class Summary:
+    """Counts over many scenarios, for `make chaos` and the README's figures."""
+
+    scenarios: int = 0
+    operations: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    violations: int = 0
+    relists: int = 0
+    dhcp_checks: int = 0
+    failed: list[Result] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        self.scenarios += 1
+        self.operations += result.operations
+        self.faults.update(result.faults)
+        self.violations += len(result.violations)
+        self.relists += result.relists()
+        self.dhcp_checks += result.dhcp_checks
+        if result.violations:
+            self.failed.append(result)
+
+    def render(self) -> str:
+        faults = ", ".join(f"{kind} {self.faults[kind]}" for kind in FAULTS)
+        return (
+            f"scenarios: {self.scenarios}\n"
+            f"operations: {self.operations}\n"
+            f"faults: {sum(self.faults.values())} ({faults})\n"
+            f"watch relists after 410 Gone: {self.relists}\n"
+            f"DHCP leases checked: {self.dhcp_checks}\n"
+            f"invariant violations: {self.violations} "
+            f"in {len(self.failed)} scenario(s)"
+            + "".join(f"\n  seed {r.seed}: {r.violations[0]}" for r in self.failed)
+        )

@@ -1,0 +1,230 @@
+"""The promises kvip makes about addresses, checked against what the API server shows.
+
+Pure: an `Observation` is read from the API server by the driver; these
+functions compare it with the driver's model and return violations as text
+(empty: all held).
+
+- `Tracker.observe` runs after every operation, while kvip is still catching
+  up: no two live VMs ever record the same address, and a NIC's recorded
+  address never changes while the NIC (VM uid, MAC) lives.
+- `check_settled` runs once kvip has settled: every NIC has exactly one
+  address, deleted VMs hold nothing, IPPool status agrees with the vmnetcfgs,
+  and vmnetcfg status agrees with the spec.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.model import World
+
+EXCLUDED = "EXCLUDED"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    network: str
+    mac: str
+    ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CfgView:
+    """One vmnetcfg as the API server shows it."""
+
+    name: str
+    owner_uids: frozenset[str]
+    deleting: bool
+    records: tuple[Record, ...]
+    #: (networkname, macaddress, status) of status.networkconfig.
+    status: tuple[tuple[str, str, str], ...]
+
+    @staticmethod
+    def parse(body: dict[str, Any]) -> CfgView:
+        meta = body.get("metadata") or {}
+        records = tuple(
+            Record(
+                str(entry.get("networkname")),
+                str(entry.get("macaddress", "")).lower(),
+                str(entry["ipaddress"]) if entry.get("ipaddress") else None,
+            )
+            for entry in (body.get("spec") or {}).get("networkconfig") or []
+        )
+        status = tuple(
+            (
+                str(entry.get("networkname")),
+                str(entry.get("macaddress", "")).lower(),
+                str(entry.get("status")),
+            )
+            for entry in (body.get("status") or {}).get("networkconfig") or []
+        )
+        return CfgView(
+            name=str(meta.get("name")),
+            owner_uids=frozenset(str(ref.get("uid")) for ref in meta.get("ownerReferences") or []),
+            deleting=bool(meta.get("deletionTimestamp")),
+            records=records,
+            status=status,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """One IPPool's status.ipv4 (EXCLUDED entries left out)."""
+
+    allocated: dict[str, str]
+    used: int | None
+
+    @staticmethod
+    def parse(body: dict[str, Any]) -> PoolView:
+        ipv4 = (body.get("status") or {}).get("ipv4") or {}
+        allocated = {
+            str(ip): str(owner)
+            for ip, owner in (ipv4.get("allocated") or {}).items()
+            if owner != EXCLUDED
+        }
+        used = ipv4.get("used")
+        return PoolView(allocated, int(used) if used is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    cfgs: dict[str, CfgView]
+    #: By network short name.
+    pools: dict[str, PoolView]
+
+
+def live_records(world: World, obs: Observation) -> list[tuple[str, Record]]:
+    """(vm name, record) of the vmnetcfgs that belong to a live VM of the model
+    and whose MAC is still one of that VM's NICs."""
+    found: list[tuple[str, Record]] = []
+    for name, vm in world.vms.items():
+        cfg = obs.cfgs.get(name)
+        if cfg is None or cfg.deleting or (cfg.owner_uids and vm.uid not in cfg.owner_uids):
+            continue
+        macs = {nic.mac for nic in vm.nics if nic.mac}
+        found.extend((name, record) for record in cfg.records if record.mac in macs)
+    return found
+
+
+def duplicates(pairs: list[tuple[str, Record]]) -> list[str]:
+    holders: dict[str, list[str]] = defaultdict(list)
+    for name, record in pairs:
+        if record.ip:
+            holders[record.ip].append(f"{name} [{record.mac}]")
+    return [
+        f"duplicate: {ip} is recorded for {', '.join(sorted(who))}"
+        for ip, who in sorted(holders.items())
+        if len(who) > 1
+    ]
+
+
+@dataclass(slots=True)
+class Tracker:
+    """The first address seen for each NIC, by (VM uid, MAC)."""
+
+    first: dict[tuple[str, str], str] = field(default_factory=dict)
+    observations: int = 0
+
+    def forget(self, uid: str, mac: str | None) -> None:
+        """The NIC is gone (removed, or its MAC changed): a new one may get any address."""
+        if mac is not None:
+            self.first.pop((uid, mac), None)
+
+    def observe(self, world: World, obs: Observation) -> list[str]:
+        self.observations += 1
+        pairs = live_records(world, obs)
+        violations = duplicates(pairs)
+        for name, record in pairs:
+            if not record.ip:
+                continue
+            key = (world.vms[name].uid, record.mac)
+            seen = self.first.setdefault(key, record.ip)
+            if seen != record.ip:
+                violations.append(
+                    f"moved: {name} [{record.mac}] was recorded at {seen}, now at {record.ip}"
+                )
+        return violations
+
+
+def check_settled(world: World, obs: Observation) -> list[str]:
+    """Everything that must hold once kvip has caught up with the model."""
+    violations: list[str] = []
+    all_records = [(name, r) for name, cfg in obs.cfgs.items() for r in cfg.records]
+    violations += duplicates(all_records)
+    expected_alloc: dict[str, dict[str, str]] = {network: {} for network in world.pools}
+    for name, vm in world.vms.items():
+        cfg = obs.cfgs.get(name)
+        wanted = {nic.mac: nic.network for nic in vm.nics if nic.mac}
+        if cfg is None:
+            if wanted:
+                violations.append(f"missing: VM {name} has NICs but no vmnetcfg")
+            continue
+        if cfg.deleting:
+            violations.append(f"deleting: the vmnetcfg of live VM {name} is being deleted")
+        if vm.uid not in cfg.owner_uids:
+            violations.append(f"owner: vmnetcfg {name} is not owned by VM uid {vm.uid}")
+        status = {(mac, network): state for network, mac, state in cfg.status}
+        for record in cfg.records:
+            if record.mac not in wanted:
+                violations.append(f"stale: vmnetcfg {name} still records {record}")
+        for mac, network in sorted(wanted.items()):
+            mine = [r for r in cfg.records if r.mac == mac]
+            if len(mine) != 1 or not mine[0].ip:
+                violations.append(f"address: {name} [{mac}] has records {mine}, not one address")
+                continue
+            record = mine[0]
+            pool = world.pools[network]
+            if record.network != world.network_key(network):
+                violations.append(f"network: {name} [{mac}] recorded on {record.network}")
+            assert record.ip is not None
+            fits = pool.assignable(record.ip)
+            if fits:
+                expected_alloc[network][record.ip] = world.owner(name, mac)
+            # An address the pool no longer covers is kept and reported, never dropped.
+            state = status.get((mac, record.network))
+            if state != ("OK" if fits else "ERROR"):
+                violations.append(
+                    f"status: {name} [{mac}] at {record.ip} (in range: {fits}) shows {state!r}"
+                )
+        ours = {world.network_key(n) for n in world.pools}
+        for network, mac, _ in cfg.status:
+            if network in ours and mac not in wanted:
+                violations.append(f"status: vmnetcfg {name} shows a NIC {mac} it does not have")
+    for name in sorted(world.deleted):
+        if name in obs.cfgs:
+            violations.append(f"leak: deleted VM {name} still has a vmnetcfg")
+    for network, pool in sorted(world.pools.items()):
+        view = obs.pools.get(network)
+        if view is None:
+            violations.append(f"pool: IPPool {pool.name} has no status")
+            continue
+        prefix = {f"{world.namespace}/{name} [" for name in world.deleted}
+        for ip, owner in sorted(view.allocated.items()):
+            if any(owner.startswith(p) for p in prefix):
+                violations.append(f"leak: IPPool {pool.name} still allocates {ip} to {owner}")
+        if view.allocated != expected_alloc[network]:
+            extra = sorted(set(view.allocated.items()) - set(expected_alloc[network].items()))
+            missing = sorted(set(expected_alloc[network].items()) - set(view.allocated.items()))
+            violations.append(
+                f"pool: IPPool {pool.name} status differs from the vmnetcfgs: "
+                f"extra {extra}, missing {missing}"
+            )
+        if view.used != len(expected_alloc[network]):
+            violations.append(
+                f"pool: IPPool {pool.name} status.used is {view.used}, "
+                f"the vmnetcfgs hold {len(expected_alloc[network])}"
+            )
+    return violations
+
+
+def dhcp_candidates(world: World, obs: Observation) -> list[tuple[str, str, str, str]]:
+    """(vm, network, mac, ip) of every NIC that kvip must answer DHCP for now."""
+    found: list[tuple[str, str, str, str]] = []
+    for name, record in live_records(world, obs):
+        vm = world.vms[name]
+        network = next(nic.network for nic in vm.nics if nic.mac == record.mac)
+        if record.ip and world.pools[network].assignable(record.ip):
+            found.append((name, network, record.mac, record.ip))
+    return sorted(found)

@@ -1,0 +1,136 @@
+"""What the chaos driver believes the world should be: its VMs, their NICs, its pools.
+
+The driver is the only writer of VMs and of IPPool specs, so this model is the
+truth those objects converge to; kvip's vmnetcfgs and statuses are checked
+against it (invariants.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from kvip_rig import pool_body, vm_body
+
+
+@dataclass(slots=True)
+class Nic:
+    iface: str
+    #: The network's short name ("net-a"), in the scenario's namespace.
+    network: str
+    #: Lower-case, or None while "kubemacpool" has not set one yet.
+    mac: str | None
+
+
+@dataclass(slots=True)
+class Vm:
+    name: str
+    uid: str
+    nics: list[Nic]
+
+    def body_nics(self) -> list[tuple[str, str, str | None]]:
+        return [(nic.iface, nic.network, nic.mac) for nic in self.nics]
+
+    def template_patch(self) -> dict[str, Any]:
+        """A merge patch that sets the VM's NIC lists to the model's (lists are
+        replaced whole by a merge patch)."""
+        spec = vm_body(self.name, "unused", self.body_nics())["spec"]["template"]["spec"]
+        return {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "domain": {
+                            "devices": {"interfaces": spec["domain"]["devices"]["interfaces"]}
+                        },
+                        "networks": spec["networks"],
+                    }
+                }
+            }
+        }
+
+
+@dataclass(slots=True)
+class Pool:
+    """One IPPool whose range is [subnet + start, subnet + end] minus `exclude`."""
+
+    name: str
+    network: str
+    interface: str
+    subnet: IPv4Network
+    start: int
+    end: int
+    exclude: list[int] = field(default_factory=list)
+    dns: list[str] = field(default_factory=lambda: ["198.18.0.53"])
+    leasetime: int = 600
+
+    @property
+    def server(self) -> IPv4Address:
+        return self.subnet.network_address + 1
+
+    def address(self, offset: int) -> IPv4Address:
+        return self.subnet.network_address + offset
+
+    def offset(self, ip: IPv4Address) -> int:
+        return int(ip) - int(self.subnet.network_address)
+
+    def capacity(self) -> int:
+        excluded = {e for e in self.exclude if self.start <= e <= self.end}
+        return self.end - self.start + 1 - len(excluded)
+
+    def assignable(self, ip: str) -> bool:
+        """Whether kvip may hold `ip` for a NIC under the current spec."""
+        try:
+            address = IPv4Address(ip)
+        except ValueError:
+            return False
+        if address not in self.subnet:
+            return False
+        offset = self.offset(address)
+        return self.start <= offset <= self.end and offset not in self.exclude
+
+    def ipv4config(self) -> dict[str, Any]:
+        return {
+            "pool": {
+                "start": str(self.address(self.start)),
+                "end": str(self.address(self.end)),
+                "exclude": [str(self.address(e)) for e in sorted(self.exclude)],
+            },
+            "dns": list(self.dns),
+            "leasetime": self.leasetime,
+        }
+
+    def body(self, *, namespace: str, selector: str) -> dict[str, Any]:
+        body = pool_body(
+            self.name,
+            f"{namespace}/{self.network}",
+            selector=selector,
+            interface=self.interface,
+            server=str(self.server),
+            subnet=str(self.subnet),
+            start=str(self.address(self.start)),
+            end=str(self.address(self.end)),
+        )
+        body["spec"]["ipv4config"].update(self.ipv4config())
+        return body
+
+
+@dataclass(slots=True)
+class World:
+    """The scenario's model: live VMs, deleted VMs, pools by network."""
+
+    namespace: str
+    pools: dict[str, Pool]
+    vms: dict[str, Vm] = field(default_factory=dict)
+    #: VMs the driver deleted (name -> uid); names are never reused in a scenario.
+    deleted: dict[str, str] = field(default_factory=dict)
+
+    def nics_on(self, network: str) -> int:
+        return sum(1 for vm in self.vms.values() for nic in vm.nics if nic.network == network)
+
+    def owner(self, vm: str, mac: str) -> str:
+        """How kvip names a NIC in IPPool.status (kubevirt-ip-helper's form)."""
+        return f"{self.namespace}/{vm} [{mac}]"
+
+    def network_key(self, network: str) -> str:
+        return f"{self.namespace}/{network}"

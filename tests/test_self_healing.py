@@ -1,0 +1,125 @@
+"""kvip repairs what another writer put into the statuses it owns, and keeps the
+durable records right across pool changes. Each test pins a bug the chaos
+scenarios (tests/chaos) found."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from e2e_world import CFGS, World
+from kvip_rig import GROUP, VERSION, wait_for
+
+pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
+
+MERGE = "application/merge-patch+json"
+
+
+def pool_ipv4(w: World, name: str) -> dict[str, Any]:
+    ipv4: dict[str, Any] = w.pool(name).get("status", {}).get("ipv4", {})
+    return ipv4
+
+
+def cfg_status(w: World, name: str) -> list[dict[str, Any]]:
+    status: list[dict[str, Any]] = ((w.cfg(name) or {}).get("status") or {}).get(
+        "networkconfig"
+    ) or []
+    return status
+
+
+def quiet(w: World, pool: str) -> None:
+    """Wait until kvip has written its last status: a later foreign write is not
+    masked by one kvip was going to make anyway."""
+    versions = [w.pool(pool)["metadata"]["resourceVersion"]]
+
+    def unchanged() -> bool:
+        time.sleep(0.5)
+        versions.append(w.pool(pool)["metadata"]["resourceVersion"])
+        return len(versions) > 3 and len(set(versions[-3:])) == 1
+
+    wait_for(unchanged, what="kvip to stop writing the pool status")
+
+
+def test_pool_status_heals_after_a_foreign_write(world: World) -> None:
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    mac = "52:54:00:00:20:01"
+    with w.kvip():
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        assert w.ips("vm") == {mac: "198.18.0.10"}
+        owner = f"{w.namespace}/vm [{mac}]"
+        wait_for(lambda: pool_ipv4(w, pool).get("used") == 1, what="pool status")
+        quiet(w, pool)
+        # Another writer claims an address for a VM that does not exist.
+        bogus = {"status": {"ipv4": {"allocated": {"198.18.0.15": "x/ghost [02:00:00:00:00:01]"},
+                                     "used": 999}}}  # fmt: skip
+        w.custom.patch_cluster_custom_object_status(
+            GROUP, VERSION, "ippools", pool, bogus, _content_type=MERGE
+        )
+        healed = wait_for(
+            lambda: (ipv4 := pool_ipv4(w, pool)).get("used") == 1 and ipv4,
+            what="the pool status to be repaired",
+        )
+        assert {ip: who for ip, who in healed["allocated"].items() if who != "EXCLUDED"} == {
+            "198.18.0.10": owner
+        }
+
+
+def test_vmnetcfg_status_drops_an_entry_written_by_another_writer(world: World) -> None:
+    w = world
+    w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:21:01"
+    with w.kvip():
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        w.ips("vm")
+        mine = wait_for(lambda: cfg_status(w, "vm"), what="vmnetcfg status")
+        assert [entry["macaddress"] for entry in mine] == [mac]
+        ghost = {"networkname": w.net("net-a"), "macaddress": "02:00:00:00:00:02",
+                 "status": "OK", "message": "not kvip's"}  # fmt: skip
+        w.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, w.namespace, CFGS, "vm",
+            {"status": {"networkconfig": [*mine, ghost]}}, _content_type=MERGE,
+        )  # fmt: skip
+        wait_for(
+            lambda: [e["macaddress"] for e in cfg_status(w, "vm")] == [mac],
+            what="the ghost entry to be removed",
+        )
+
+
+def test_an_address_that_fits_again_goes_back_to_its_vm_not_to_a_new_one(world: World) -> None:
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    mac_a, mac_b, mac_c = "52:54:00:00:22:01", "52:54:00:00:22:02", "52:54:00:00:22:03"
+
+    def set_end(end: str) -> None:
+        w.custom.patch_cluster_custom_object(
+            GROUP, VERSION, "ippools", pool, {"spec": {"ipv4config": {"pool": {"end": end}}}},
+            _content_type=MERGE,
+        )  # fmt: skip
+
+    with w.kvip():
+        w.create_vm("vm-a", [("nic", "net-a", mac_a)])
+        assert w.ips("vm-a") == {mac_a: "198.18.0.10"}
+        w.create_vm("vm-b", [("nic", "net-a", mac_b)])
+        assert w.ips("vm-b") == {mac_b: "198.18.0.11"}
+        # vm-b's address leaves the range: kept in its record, reported, not served.
+        set_end("198.18.0.10")
+        wait_for(lambda: pool_ipv4(w, pool).get("used") == 1, what="vm-b's address evicted")
+        wait_for(
+            lambda: [e["status"] for e in cfg_status(w, "vm-b")] == ["ERROR"],
+            what="vm-b's eviction reported",
+        )
+        set_end("198.18.0.20")
+        wait_for(
+            lambda: (ipv4 := pool_ipv4(w, pool)).get("used", 0) + ipv4.get("available", 0) == 11,
+            what="the pool grown back",
+        )
+        w.create_vm("vm-c", [("nic", "net-a", mac_c)])
+        assert w.ips("vm-c")[mac_c] != "198.18.0.11", "vm-b's recorded address given away"
+        assert w.ips("vm-b") == {mac_b: "198.18.0.11"}
+        wait_for(lambda: pool_ipv4(w, pool).get("used") == 3, what="all three held")
+        assert wait_for(
+            lambda: [e["status"] for e in cfg_status(w, "vm-b")] == ["OK"] or None,
+            what="vm-b served again",
+        )

@@ -1,0 +1,47 @@
+"""The Supervisor alone (no API server, paused pools: no sockets)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import trio
+from kvip_rig import pool_body
+
+from kvip.actors._supervisor import Supervisor
+
+
+def paused_pool(name: str, **ipv4: Any) -> dict[str, Any]:
+    body = pool_body(name, "ns/net", selector="a=b", **ipv4)
+    body["spec"]["paused"] = True
+    return body
+
+
+def test_a_pool_changed_before_its_actor_started_gets_one_actor_with_the_new_config() -> None:
+    """Found by tests/chaos: a second apply() while the first actor was still
+    starting started a second supervising task on the same cancel scope, which
+    crashed the controller (and so the whole process)."""
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(
+                nursery,
+                restore=lambda config: [],
+                on_change=lambda name: None,
+                on_started=lambda name, errors: None,
+            )
+            first = paused_pool("p")
+            changed = copy.deepcopy(first)
+            changed["spec"]["ipv4config"]["dns"] = ["198.18.0.54"]
+            await supervisor.apply(first)
+            await supervisor.apply(changed)  # before the first actor ran
+            handle = supervisor.pools["p"]
+            with trio.fail_after(10):
+                await handle.started.wait()
+            assert handle.actor is not None
+            assert [str(ip) for ip in handle.actor.config.options.dns] == ["198.18.0.54"]
+            await trio.sleep(0.1)
+            assert handle.restarts == 0 and handle.problem is None
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
