@@ -135,14 +135,21 @@ class Watcher:
 
     async def _watch_once(self, resource_version: str) -> str:
         holder = _OpenResponse()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_close_on_cancel, holder)
-            try:
-                return await trio.to_thread.run_sync(
-                    self._stream, resource_version, holder, limiter=self.limiter
-                )
-            finally:
-                nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_close_on_cancel, holder)
+                try:
+                    return await trio.to_thread.run_sync(
+                        self._stream, resource_version, holder, limiter=self.limiter
+                    )
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The nursery wraps the worker's error; run() must see it bare to tell
+            # 410 Gone (relist) and a lost connection (resume) from a bug.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], KubeError):
+                raise group.exceptions[0] from None
+            raise
 
     def _stream(self, resource_version: str, holder: _OpenResponse) -> str:
         """The worker thread: one watch request, read until the server ends it."""
