@@ -111,4 +111,6 @@ def test_a_dropped_connection_resumes_the_watch_without_relisting(
         messages = watch(kube, 3)
     assert [type(m) for m in messages] == [Snapshot, Changed, Changed]
     assert kube.lists == 1
+    # Resumed from the last event it saw, not from where the cut-off watch began.
+    assert kube.watched_from[:2] == ["10", "11"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -101,6 +101,9 @@ class Watcher:
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     #: Called after every Snapshot is delivered; tests and readiness use it.
     on_synced: Callable[[], None] | None = None
+    #: The last resourceVersion the open watch delivered (set by its worker thread),
+    #: so that a watch cut off midway resumes from there, not from where it began.
+    _seen: str | None = field(default=None, init=False)
 
     async def run(self) -> None:
         resource_version: str | None = None
@@ -126,6 +129,8 @@ class Watcher:
                 delay = min(delay * 2, self.max_retry_delay)
                 if not exc.temporary:
                     resource_version = None
+                elif resource_version is not None and self._seen is not None:
+                    resource_version = self._seen
             except Exception:
                 # A bug or a surprise from the client must not end the watch for good.
                 log.exception("watch of %s broke; listing again in %.0fs", self.resource, delay)
@@ -135,6 +140,7 @@ class Watcher:
 
     async def _watch_once(self, resource_version: str) -> str:
         holder = _OpenResponse()
+        self._seen = None
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_close_on_cancel, holder)
@@ -177,6 +183,7 @@ class Watcher:
                 if not line:
                     continue
                 resource_version = self._handle(line, resource_version)
+                self._seen = resource_version
         except KubeError:
             raise
         except Exception as exc:
