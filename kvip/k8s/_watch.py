@@ -101,6 +101,9 @@ class Watcher:
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     #: Called after every Snapshot is delivered; tests and readiness use it.
     on_synced: Callable[[], None] | None = None
+    #: The last resourceVersion the open watch delivered (set by its worker thread),
+    #: so that a watch cut off midway resumes from there, not from where it began.
+    _seen: str | None = field(default=None, init=False)
 
     async def run(self) -> None:
         resource_version: str | None = None
@@ -126,6 +129,8 @@ class Watcher:
                 delay = min(delay * 2, self.max_retry_delay)
                 if not exc.temporary:
                     resource_version = None
+                elif resource_version is not None and self._seen is not None:
+                    resource_version = self._seen
             except Exception:
                 # A bug or a surprise from the client must not end the watch for good.
                 log.exception("watch of %s broke; listing again in %.0fs", self.resource, delay)
@@ -135,14 +140,22 @@ class Watcher:
 
     async def _watch_once(self, resource_version: str) -> str:
         holder = _OpenResponse()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_close_on_cancel, holder)
-            try:
-                return await trio.to_thread.run_sync(
-                    self._stream, resource_version, holder, limiter=self.limiter
-                )
-            finally:
-                nursery.cancel_scope.cancel()
+        self._seen = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_close_on_cancel, holder)
+                try:
+                    return await trio.to_thread.run_sync(
+                        self._stream, resource_version, holder, limiter=self.limiter
+                    )
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The nursery wraps the worker's error; run() must see it bare to tell
+            # 410 Gone (relist) and a lost connection (resume) from a bug.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], KubeError):
+                raise group.exceptions[0] from None
+            raise
 
     def _stream(self, resource_version: str, holder: _OpenResponse) -> str:
         """The worker thread: one watch request, read until the server ends it."""
@@ -170,6 +183,7 @@ class Watcher:
                 if not line:
                     continue
                 resource_version = self._handle(line, resource_version)
+                self._seen = resource_version
         except KubeError:
             raise
         except Exception as exc:

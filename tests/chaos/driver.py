@@ -397,15 +397,16 @@ class Scenario:
 
     # -- observing and checking ------------------------------------------------------
 
-    def observe(self) -> Observation:
+    def observe(self, *, pools: bool = True) -> Observation:
+        """The vmnetcfgs of the scenario (and the pools' statuses, unless not needed)."""
         custom, ns = self.rig.custom, self.namespace
         listed = patiently(custom.list_namespaced_custom_object, GROUP, VERSION, ns, CFGS)
         cfgs = {item["metadata"]["name"]: CfgView.parse(item) for item in listed["items"]}
-        pools = {}
-        for network, pool in self.world.pools.items():
+        views: dict[str, PoolView] = {}
+        for network, pool in self.world.pools.items() if pools else ():
             body = patiently(custom.get_cluster_custom_object, GROUP, VERSION, "ippools", pool.name)
-            pools[network] = PoolView.parse(body)
-        return Observation(cfgs, pools)
+            views[network] = PoolView.parse(body)
+        return Observation(cfgs, views)
 
     def _fingerprint(self) -> tuple[Any, ...]:
         custom, ns = self.rig.custom, self.namespace
@@ -425,7 +426,7 @@ class Scenario:
         )
 
     def _observe_midway(self) -> None:
-        for violation in self.tracker.observe(self.world, self.observe()):
+        for violation in self.tracker.observe(self.world, self.observe(pools=False)):
             self.note(f"VIOLATION {violation}")
             self.result.violations.append(violation)
 
