@@ -153,13 +153,15 @@ def test_a_claim_whose_write_failed_is_not_leaked_when_the_mac_moves_on(world: W
         w.patch_vm("vm", mac_patch("vm", mac2))
         wait_for(lambda: mac3 in w.ips("vm"), what="the third MAC recorded")
         assert fired
-        wait_for(
-            lambda: pool_ipv4(w, pool).get("used") == 1,
-            what="only the third MAC's address held",
-        )
-        allocated = {ip: who for ip, who in pool_ipv4(w, pool)["allocated"].items()
-                     if who != "EXCLUDED"}  # fmt: skip
-        assert list(allocated.values()) == [f"{w.namespace}/vm [{mac3}]"]
+        owner = f"{w.namespace}/vm [{mac3}]"
+
+        def held() -> list[str]:
+            ipv4 = pool_ipv4(w, pool)
+            return [who for who in (ipv4.get("allocated") or {}).values() if who != "EXCLUDED"]
+
+        # Before the fix the in-between MAC's address stayed held for good.
+        wait_for(lambda: held() == [owner], what="only the third MAC's address held")
+        assert pool_ipv4(w, pool)["used"] == 1
 
 
 def mac_patch(name: str, mac: str) -> dict[str, Any]:
