@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from e2e_world import CFGS, World
-from kvip_rig import GROUP, VERSION, wait_for
+from kvip_rig import GROUP, VERSION, vm_body, wait_for
+
+from kvip.k8s import VMNETCFGS, Conflict
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 
@@ -123,3 +125,46 @@ def test_an_address_that_fits_again_goes_back_to_its_vm_not_to_a_new_one(world: 
             lambda: [e["status"] for e in cfg_status(w, "vm-b")] == ["OK"] or None,
             what="vm-b served again",
         )
+
+
+def test_a_claim_whose_write_failed_is_not_leaked_when_the_mac_moves_on(world: World) -> None:
+    """The vmnetcfg write of a new MAC's address meets a 409, and the MAC changes
+    again before the retry: the address claimed for the in-between MAC was
+    never recorded, so nothing would ever release it."""
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    mac1, mac2, mac3 = "52:54:00:00:23:01", "52:54:00:00:23:02", "52:54:00:00:23:03"
+    with w.kvip() as kvip:
+        w.create_vm("vm", [("nic", "net-a", mac1)])
+        assert w.ips("vm") == {mac1: "198.18.0.10"}
+        assert kvip.controller is not None
+        kube = kvip.controller.kube
+        replace = kube.replace
+        fired: list[bool] = []
+
+        def conflict_once(resource: Any, body: Any, *, status: bool = False) -> Any:
+            if resource == VMNETCFGS and not status and not fired:
+                fired.append(True)
+                w.patch_vm("vm", mac_patch("vm", mac3))  # the MAC moves on meanwhile
+                raise Conflict("409: injected by the test")
+            return replace(resource, body, status=status)
+
+        kube.replace = conflict_once  # type: ignore[method-assign]
+        w.patch_vm("vm", mac_patch("vm", mac2))
+        wait_for(lambda: mac3 in w.ips("vm"), what="the third MAC recorded")
+        assert fired
+        owner = f"{w.namespace}/vm [{mac3}]"
+
+        def held() -> list[str]:
+            ipv4 = pool_ipv4(w, pool)
+            return [who for who in (ipv4.get("allocated") or {}).values() if who != "EXCLUDED"]
+
+        # Before the fix the in-between MAC's address stayed held for good.
+        wait_for(lambda: held() == [owner], what="only the third MAC's address held")
+        assert pool_ipv4(w, pool)["used"] == 1
+
+
+def mac_patch(name: str, mac: str) -> dict[str, Any]:
+    body = vm_body(name, "unused", [("nic", "net-a", mac)])
+    interfaces = body["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"]
+    return {"spec": {"template": {"spec": {"domain": {"devices": {"interfaces": interfaces}}}}}}

@@ -346,7 +346,17 @@ class Controller:
         if cfg is None and not records and not statuses:
             self.nic_status.pop(key, None)
             return
-        await self._write_records(key, vm, cfg, records)
+        try:
+            await self._write_records(key, vm, cfg, records)
+        except KubeError as exc:
+            # Refused (409, 4xx): not recorded, so nothing would ever release a new
+            # claim; it goes back and the retry claims for the NICs the VM has by
+            # then. (Unavailable: the write may have landed; the claim must stay.)
+            if exc.status is not None and 400 <= exc.status < 500:
+                for network, mac, _ in to_serve:
+                    if mac not in old or not old[mac].ip:
+                        await self._release(key, NicRecord(network, mac, None))
+            raise
         # The durable record is written: only now may the pools answer for it.
         for network, mac, ip in to_serve:
             pool = self.supervisor.by_network(network)

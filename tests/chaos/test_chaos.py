@@ -55,7 +55,11 @@ def chaos_rig() -> Iterator[Rig]:
 def test_no_address_is_lost_or_duplicated_under_faults(chaos_rig: Rig) -> None:
     summary = Summary()
     for seed in seeds():
-        summary.add(run_scenario(chaos_rig, seed))
+        result = run_scenario(chaos_rig, seed)
+        summary.add(result)
+        verdict = "FAILED" if result.violations else "ok"
+        print(f"chaos seed {seed}: {verdict}, {result.operations} operations, "
+              f"faults {dict(result.faults)}")  # fmt: skip
     print(f"\n--- chaos summary\n{summary.render()}")
     reports = [
         f"{result.report(replay_command(result.seed))}\n"
