@@ -88,6 +88,9 @@ class Controller:
     _events: EventRecorder | None = None
     #: Addresses a client declined, by (vm key, mac): shown in the vmnetcfg status.
     declined: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Networks where a VM holds claims whose vmnetcfg write failed without a clear
+    #: answer (the write may have landed): swept after its next successful write.
+    unsure: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def pools(self) -> dict[str, PoolHandle]:
@@ -352,11 +355,23 @@ class Controller:
             # Refused (409, 4xx): not recorded, so nothing would ever release a new
             # claim; it goes back and the retry claims for the NICs the VM has by
             # then. (Unavailable: the write may have landed; the claim must stay.)
-            if exc.status is not None and 400 <= exc.status < 500:
-                for network, mac, _ in to_serve:
-                    if mac not in old or not old[mac].ip:
+            refused = exc.status is not None and 400 <= exc.status < 500
+            for network, mac, _ in to_serve:
+                if mac not in old or not old[mac].ip:
+                    if refused:
                         await self._release(key, NicRecord(network, mac, None))
+                    else:
+                        self.unsure.setdefault(key, set()).add(network)
             raise
+        if key in self.unsure:
+            # The records are durable now: whatever else the VM holds there is stale
+            # (e.g. the claim of a MAC it no longer has).
+            keep = frozenset(owner_of(key, record.mac) for record in records)
+            for network in self.unsure.pop(key):
+                pool = self.supervisor.by_network(network)
+                if pool is not None:
+                    for ip in await pool.ask(ReleaseVm(key, keep=keep)):
+                        log.info("VM %s: released %s, claimed but never recorded", key, ip)
         # The durable record is written: only now may the pools answer for it.
         for network, mac, ip in to_serve:
             pool = self.supervisor.by_network(network)
@@ -431,6 +446,7 @@ class Controller:
     async def _vm_gone(self, key: str, cfg: Body | None) -> None:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
         Every pool is asked, so that an address claimed but never written is freed too."""
+        self.unsure.pop(key, None)
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)

@@ -53,9 +53,11 @@ class ReleaseOwner:
 @dataclass(frozen=True, slots=True)
 class ReleaseVm:
     """Free every address of every NIC of the VM `key` ('namespace/name'), held
-    or served, whatever its MACs were. Answer: the released addresses."""
+    or served, whatever its MACs were, except those of the owners in `keep`.
+    Answer: the released addresses."""
 
     key: str
+    keep: frozenset[Owner] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

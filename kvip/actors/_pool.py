@@ -322,7 +322,11 @@ class PoolActor:
             return self._release(message.owner)
         if isinstance(message, ReleaseVm):
             prefix = f"{message.key} ["
-            owners = {nic.owner for nic in self.nics.values() if nic.owner.startswith(prefix)}
+            owners = {
+                nic.owner
+                for nic in self.nics.values()
+                if nic.owner.startswith(prefix) and nic.owner not in message.keep
+            }
             return tuple(ip for owner in sorted(owners) for ip in self._release(owner))
         if isinstance(message, ClearDecline):
             return self.responder.clear_declined(message.ip)
