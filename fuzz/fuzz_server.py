@@ -61,6 +61,8 @@ _COOKIE = bytes((99, 130, 83, 99))
 _NO_ADDRESS = IPv4Address(0)
 #: RFC 2131 4.1: relayed replies go to the relay's server port.
 _RELAY_PORT = 67
+#: RFC 2131 2: the B bit of `flags`.
+_BROADCAST = 0x8000
 
 
 def new_responder() -> Responder:
@@ -97,7 +99,12 @@ def check_reply(
     answer = protocol.decode(reply.payload)
     assert answer.op == protocol.Op.BOOTREPLY
     assert asked.op == protocol.Op.BOOTREQUEST and asked.htype == 1
-    assert (answer.xid, answer.flags, answer.giaddr) == (asked.xid, asked.flags, asked.giaddr)
+    assert (answer.xid, answer.giaddr) == (asked.xid, asked.giaddr)
+    kind = answer.message_type
+    flags = asked.flags
+    if kind == protocol.MessageType.NAK and asked.giaddr != _NO_ADDRESS:
+        flags |= _BROADCAST  # RFC 2131 4.3.2: a relayed NAK is broadcast by the relay
+    assert answer.flags == flags, (answer.flags, asked.flags)
     assert answer.chaddr == asked.chaddr
     reservation = reservations.get(answer.chaddr)
     assert reservation is not None, f"answered {answer.mac}, which has no reservation"
@@ -106,7 +113,6 @@ def check_reply(
     assert len(reply.payload) >= 300  # RFC 1542
     if asked.giaddr != _NO_ADDRESS:
         assert reply.address == (str(asked.giaddr), _RELAY_PORT)
-    kind = answer.message_type
     if kind == protocol.MessageType.NAK or asked.message_type == protocol.MessageType.INFORM:
         assert answer.yiaddr == _NO_ADDRESS
         assert kind in (protocol.MessageType.NAK, protocol.MessageType.ACK)

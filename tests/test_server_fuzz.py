@@ -339,6 +339,34 @@ def test_server_target_property(data: bytes) -> None:
     fuzz_server.check_server(data)
 
 
+def test_a_relayed_nak_carries_the_broadcast_bit() -> None:
+    """Pinned from a CI fuzz crash: the target's invariant once demanded the
+    request's flags back, but RFC 2131 4.3.2 has a relayed NAK set the B bit."""
+    relay = IPv4Address("198.18.7.1")
+    options = Options(
+        {
+            OptionCode.MESSAGE_TYPE: MessageType.REQUEST,
+            OptionCode.REQUESTED_IP: IPv4Address("198.18.0.99"),  # not its address
+        }
+    )
+    request = Message(
+        op=Op.BOOTREQUEST, xid=9, chaddr=fuzz_server._MACS[0], giaddr=relay, options=options
+    )
+    data = encode(request)
+    fuzz_server.check_server(data)
+    reply = fuzz_server.new_responder().handle(data)
+    assert reply is not None and reply.message_type == MessageType.NAK
+    answer = fuzz_server.check_reply(
+        data,
+        reply,
+        reservations=fuzz_server.new_responder().reservations,
+        declined=set(),
+        server_ip=fuzz_server.SERVER_IP,
+    )
+    assert answer.flags == fuzz_server._BROADCAST
+    assert reply.address == (str(relay), 67)
+
+
 def test_the_server_target_reaches_known_clients() -> None:
     """The first byte turns the rest into a request from a reserved MAC: real
     requests from the corpus then get answers, so the fuzzer explores replies."""
