@@ -4,11 +4,12 @@ scenarios (tests/chaos) found."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
-from e2e_world import CFGS, World
+from e2e_world import CFGS, World, lease_ip
 from kvip_rig import GROUP, VERSION, vm_body, wait_for
 
 from kvip.k8s import VMNETCFGS, Conflict, KubeError, Unavailable
@@ -172,3 +173,37 @@ def mac_patch(name: str, mac: str) -> dict[str, Any]:
     body = vm_body(name, "unused", [("nic", "net-a", mac)])
     interfaces = body["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"]
     return {"spec": {"template": {"spec": {"domain": {"devices": {"interfaces": interfaces}}}}}}
+
+
+def test_a_mac_listed_twice_in_a_vmnetcfg_keeps_its_first_address(world: World) -> None:
+    """A hand-edited vmnetcfg listing one MAC twice: kvip restores and serves the
+    first entry, rewrites the record with one, and the second address is free."""
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    mac = "52:54:00:00:24:01"
+    entries = [
+        {"networkname": w.net("net-a"), "macaddress": mac, "ipaddress": ip}
+        for ip in ("198.18.0.15", "198.18.0.16")
+    ]
+    cfg = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VirtualMachineNetworkConfig",
+        "metadata": {"name": "twice", "namespace": w.namespace},
+        "spec": {"vmname": "twice", "networkconfig": entries},
+    }
+    w.custom.create_namespaced_custom_object(GROUP, VERSION, w.namespace, CFGS, cfg)
+    w.create_vm("twice", [("nic", "net-a", mac)])  # already there when kvip starts
+    with w.kvip():
+        wait_for(
+            lambda: len((w.cfg("twice") or {})["spec"]["networkconfig"]) == 1,
+            what="the record rewritten with one entry",
+        )
+        assert w.ips("twice") == {mac: "198.18.0.15"}
+        wait_for(lambda: pool_ipv4(w, pool).get("used") == 1, what="one address held")
+        w.create_vm(
+            "next",
+            [("nic", "net-a", "52:54:00:00:24:02")],
+            annotations={f"{GROUP}/static-ip": json.dumps({"nic": "198.18.0.16"})},
+        )
+        assert w.ips("next") == {"52:54:00:00:24:02": "198.18.0.16"}
+        assert lease_ip(w.lab.add_client(mac)) == "198.18.0.15"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 from pool_harness import FakeSocketFactory, pool_config
 
-from kvip.actors import ClaimAddress, PoolActor, ServeReservation
+from kvip.actors import ClaimAddress, PoolActor, RestoreReservation, ServeReservation
 from kvip.ipam import AddressTaken, Owner
 from kvip.serving import mac_bytes
 from protocol import Message, MessageType, Op, OptionCode, Options, decode, encode
@@ -49,3 +50,19 @@ def test_a_failed_claim_keeps_the_address_and_the_service_it_had() -> None:
     reply = actor.responder.handle(discover(MACS[0]))
     assert reply is not None and reply.message_type == MessageType.OFFER
     assert decode(reply.payload).yiaddr == ip
+
+
+def test_a_nic_restored_with_two_addresses_keeps_one_once_claimed() -> None:
+    """A hand-edited vmnetcfg (or a write race) can restore two addresses for one
+    NIC; the controller's claim then keeps the one it asks for and frees the other."""
+    actor = PoolActor(pool_config(), socket_factory=FakeSocketFactory())
+    owner = Owner(f"ns/vm0 [{MACS[0]}]")
+    first, second = IPv4Address("198.18.0.20"), IPv4Address("198.18.0.30")
+    actor.handle_now(RestoreReservation(owner, MACS[0], first, "vm0"))
+    actor.handle_now(RestoreReservation(owner, MACS[0], second, "vm0"))
+    assert actor.allocator.addresses_of(owner) == (first, second)
+    assert actor.handle_now(ClaimAddress(owner, MACS[0], requested=first)) == first
+    assert actor.allocator.addresses_of(owner) == (first,)
+    assert actor.allocator.owner_of(second) is None
+    other = Owner(f"ns/vm1 [{MACS[1]}]")
+    assert actor.handle_now(ClaimAddress(other, MACS[1], requested=second)) == second

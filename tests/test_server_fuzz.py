@@ -163,6 +163,7 @@ class PoolUnderFire(RuleBasedStateMachine):
         assert previous is None or previous[0] == owner
         if keeps:
             assert ip == (requested or min(held))
+            self.held[owner] = {ip}  # one NIC, one address: restored extras released
         else:
             assert not must_fail
             assert requested is None or ip == requested

@@ -11,6 +11,7 @@ the vmnetcfgs before its socket opens.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
@@ -219,7 +220,7 @@ class Controller:
         for key, cfg in self.cfgs.items():
             if key not in self.vms:
                 continue
-            for record in vmnetcfg_records(cfg):
+            for record in first_per_mac(key, vmnetcfg_records(cfg)):
                 if record.network != config.network or not record.ip:
                     continue
                 try:
@@ -293,7 +294,8 @@ class Controller:
 
     async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
         _namespace, _, name = key.partition("/")
-        old = {record.mac: record for record in vmnetcfg_records(cfg)} if cfg else {}
+        listed = first_per_mac(key, vmnetcfg_records(cfg)) if cfg is not None else []
+        old = {record.mac: record for record in listed}
         if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
             await self._reset(key, list(old.values()))
         records: list[NicRecord] = []
@@ -555,6 +557,24 @@ class Controller:
             self.nic_status[key] = statuses
             assert self._cfg_status is not None
             self._cfg_status.mark(key)
+
+
+def first_per_mac(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
+    """A NIC's record is the first one listing its MAC. A hand-edited vmnetcfg
+    may list a MAC twice; the later entries are dropped (and the address in
+    them not held), so one NIC never holds two addresses."""
+    first: dict[str, NicRecord] = {}
+    for record in records:
+        kept = first.setdefault(record.mac, record)
+        if kept is not record:
+            log.warning(
+                "vmnetcfg %s lists %s twice (%s, then %s): keeping the first",
+                key,
+                record.mac,
+                kept.ip or "no address",
+                record.ip or "no address",
+            )
+    return list(first.values())
 
 
 def _store(cache: dict[str, Body], key: str, body: Body) -> None:

@@ -342,6 +342,13 @@ class PoolActor:
         held = self.allocator.addresses_of(message.owner)
         if held and (message.requested is None or message.requested in held):
             ip = message.requested or held[0]
+            for extra in held:
+                if extra != ip:  # one NIC, one address
+                    log.warning(
+                        "pool %s: %s held %s besides %s; released", self.name, message.owner,
+                        extra, ip,
+                    )  # fmt: skip
+                    self.allocator.release(extra)
         else:
             # The new address first: a claim that fails (taken, excluded,
             # exhausted) must leave the NIC's current address, and its DHCP
