@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import pytest
 from dhcpclients import NoLeaseError, run_udhcpc
 from e2e_world import CFGS, FINALIZER, VMS, World, lease_ip
-from kvip_rig import GROUP, VERSION, vm_body, wait_for
+from kvip_rig import GROUP, VERSION, RunningKvip, vm_body, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 
@@ -269,3 +270,57 @@ def test_deleting_a_pool_stops_serving_and_recreating_restores(world: World) -> 
         assert w.ips("vm") == {mac: "198.18.0.10"}
         w.create_pool(w.net("net-a"))
         assert lease_ip(c, timeout=15) == "198.18.0.10"
+
+
+def remembered(kvip: RunningKvip, key: str) -> list[str]:
+    """Which of the controller's per-VM tables still mention `key` (read in
+    kvip's own thread, so no table changes while it is read)."""
+
+    async def read() -> list[str]:
+        return _tables_with(kvip, key)
+
+    found: list[str] = kvip.call(read)
+    return found
+
+
+def _tables_with(kvip: RunningKvip, key: str) -> list[str]:
+    controller = kvip.controller
+    assert controller is not None
+    writer = controller._cfg_status
+    assert writer is not None
+    tables: dict[str, Any] = {
+        "vms": controller.vms,
+        "cfgs": controller.cfgs,
+        "nic_status": controller.nic_status,
+        "unsure": controller.unsure,
+        "cfg status writes": writer._written,
+        "declined": {k for k, _ in controller.declined},
+        "restore_errors": {k for k, _ in controller.restore_errors},
+    }
+    return [name for name, table in tables.items() if key in table]
+
+
+def test_a_deleted_vm_leaves_nothing_behind_in_kvip(world: World) -> None:
+    """A long life of VMs coming and going must not grow kvip's memory: once a VM
+    and its vmnetcfg are gone, no table of the controller remembers them."""
+    w = world
+    w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:0d:01"
+    key = f"{w.namespace}/vm"
+    with w.kvip() as kvip:
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        ip = w.ips("vm")[mac]
+        # A DECLINE puts the NIC in the declined table too.
+        intruder = w.lab.add_client("52:54:00:00:0d:99")
+        w.lab.add_address(intruder.netns, intruder.ifname, f"{ip}/16")
+        with pytest.raises(NoLeaseError):
+            run_udhcpc(w.lab.add_client(mac), timeout=8, arp_check=True)
+        wait_for(
+            lambda: {"cfg status writes", "declined"} <= set(remembered(kvip, key)),
+            what="kvip to write the vmnetcfg status and note the decline",
+        )
+        w.delete_vm("vm")
+        wait_for(lambda: w.cfg("vm") is None, what="vmnetcfg removed")
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not remembered(kvip, key), timeout=10)
+        assert remembered(kvip, key) == []

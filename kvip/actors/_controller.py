@@ -178,6 +178,9 @@ class Controller:
             fresh = {object_key(body): body for body in message.objects}
             for key in cache.keys() | fresh.keys():
                 self.queue.add(key)
+            if cache is self.cfgs:
+                for key in cache.keys() - fresh.keys():
+                    self._forget_cfg(key)
             cache.clear()
             cache.update(fresh)
         elif isinstance(message, Changed):
@@ -187,7 +190,13 @@ class Controller:
         else:
             key = object_key(message.object)
             cache.pop(key, None)
+            if cache is self.cfgs:
+                self._forget_cfg(key)
             self.queue.add(key)
+
+    def _forget_cfg(self, key: str) -> None:
+        if self._cfg_status is not None:
+            self._cfg_status.forget(key)
 
     async def _apply_pool(self, message: WatchMessage) -> None:
         supervisor = self.supervisor
@@ -449,6 +458,10 @@ class Controller:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
         Every pool is asked, so that an address claimed but never written is freed too."""
         self.unsure.pop(key, None)
+        for vm, mac in self.declined.keys() | self.restore_errors.keys():
+            if vm == key:
+                self.declined.pop((vm, mac), None)
+                self.restore_errors.pop((vm, mac), None)
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)

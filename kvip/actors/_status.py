@@ -109,6 +109,11 @@ class StatusWriter:
         # Out of attempts: keep it dirty so the next round tries again.
         self._dirty.add(key)
 
+    def forget(self, key: str) -> None:
+        """The object is gone: drop what this writer remembers of it, so that a
+        long life of created and deleted objects does not grow its memory."""
+        self._written.pop(key, None)
+
     def _fresh_copy(self, key: str) -> dict[str, Any] | None:
         """The cached copy of `key`, unless it predates this writer's own last
         write of it (the watch has not caught up: its status is not ours)."""
