@@ -21,7 +21,7 @@ the hot path is hand-tuned and the tests hold both to the same results.
 
 from ._codec import decode, encode
 from ._codes import MessageType, Op, OptionCode
-from ._errors import CodecError, DecodeError, EncodeError
+from ._errors import CodecError, DecodeError, EncodeError, MessageTooBig
 from ._message import Message
 from ._options import Options
 from ._structured import ClasslessRoute, RelayAgentInformation
@@ -33,6 +33,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Message",
+    "MessageTooBig",
     "MessageType",
     "Op",
     "OptionCode",

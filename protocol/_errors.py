@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CodecError", "DecodeError", "EncodeError"]
+__all__ = ["CodecError", "DecodeError", "EncodeError", "MessageTooBig"]
 
 
 class CodecError(ValueError):
@@ -19,3 +19,10 @@ class DecodeError(CodecError):
 
 class EncodeError(CodecError):
     """A value or a message cannot be put on the wire (bad type, out of range, too big)."""
+
+
+class MessageTooBig(EncodeError):
+    """The options do not fit the size limit, not even continued in file and sname.
+
+    Every value is encodable: a sender can leave options out and try again.
+    """

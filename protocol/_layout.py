@@ -5,7 +5,7 @@ RFC 2132 9.3) when the options do not fit the client's maximum message size."""
 from __future__ import annotations
 
 from ._codes import OptionCode
-from ._errors import EncodeError
+from ._errors import MessageTooBig
 from ._options import Options
 
 __all__ = ["Items", "Layout", "plan_layout"]
@@ -55,7 +55,7 @@ def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_fr
     """Fit the options into `room` bytes of options field (END included), then
     into `file` and `sname` if they are free (empty in the message).
 
-    Raises EncodeError when they do not fit even so.
+    Raises MessageTooBig when they do not fit even so.
     """
     raw = options._raw
     needed = sum(map(len, raw.values())) + _TLV * len(raw) + _END
@@ -99,7 +99,7 @@ def plan_layout(options: Options, *, room: int | None, file_free: bool, sname_fr
         index = last_field.get(code, 0)
         while True:
             if index == len(fields):
-                raise EncodeError(
+                raise MessageTooBig(
                     f"options need {needed} bytes, more than the {room} bytes of the options"
                     " field with overload into the free file/sname fields"
                 )

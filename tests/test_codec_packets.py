@@ -12,6 +12,7 @@ from protocol import (
     DecodeError,
     EncodeError,
     Message,
+    MessageTooBig,
     MessageType,
     Op,
     Options,
@@ -207,9 +208,12 @@ def test_overload_does_not_touch_a_used_file_field() -> None:
     assert decode(packet) == message
 
 
-def test_options_that_do_not_fit_raise_encode_error() -> None:
-    with pytest.raises(EncodeError, match="options need"):
+def test_options_that_do_not_fit_raise_message_too_big() -> None:
+    with pytest.raises(MessageTooBig, match="options need") as raised:
         encode(reply({53: 2, 43: bytes(1000)}), max_size=576)
+    assert isinstance(raised.value, EncodeError)  # a caller catching EncodeError sees it
+    # Without the limit the same message encodes: only its size was the problem.
+    assert len(encode(reply({53: 2, 43: bytes(1000)}))) > 1000
 
 
 def test_max_size_below_576_counts_as_576() -> None:

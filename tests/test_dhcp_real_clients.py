@@ -29,6 +29,7 @@ from netlab import Lab, run_in
 from poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
 from realclients import (
     DNS,
+    MASK,
     ROUTER,
     SERVER,
     SILENT,
@@ -125,6 +126,30 @@ def test_option_change_applies_to_the_very_next_reply(
         assert lease.mtu == 1400
         assert lease.lease_time == 600
         assert Route(IPv4Network("0.0.0.0/0"), ROUTER) in lease.routes
+
+
+def test_options_too_big_for_576_bytes_are_left_out_and_clients_still_get_their_address(
+    lab: Lab, dhclient: Callable[..., Lease]
+) -> None:
+    """A search list longer than a 576-byte reply can carry: the clients, which
+    take no bigger replies, get their address, mask, router and DNS without it."""
+    need("udhcpc", "dhclient")
+    nics = [Reserved(mac(1), "198.18.0.40", "vm-x"), Reserved(mac(2), "198.18.0.41", "vm-y")]
+    long_search = [f"zone{n:02d}.cluster-{n:02d}.datacenter.example" for n in range(24)]
+    pool = full_pool("wide", domainsearch=long_search)
+    with serve_pools(lab, PoolSetup(pool, tuple(nics))) as rig:
+        by_udhcpc = run_udhcpc(plug(lab, nics[0].mac), timeout=10)
+        by_dhclient = dhclient(plug(lab, nics[1].mac), timeout=10)
+        counters = rig.counters("wide")
+    for lease, nic in ((by_udhcpc, nics[0]), (by_dhclient, nics[1])):
+        assert (lease.ip, lease.mask, lease.router, lease.dns) == (
+            IPv4Address(nic.ip),
+            MASK,
+            (ROUTER,),
+            DNS,
+        ), lease
+        assert lease.search == (), lease
+    assert counters["send_errors"] == 0
 
 
 # --- renew, rebind, init-reboot ----------------------------------------------------------

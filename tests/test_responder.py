@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
@@ -317,3 +318,46 @@ def test_replies_from_other_servers_are_ignored() -> None:
     assert offer is not None
     assert r.handle(offer.payload) is None
     assert r.counters.ignored == 1
+
+
+# A search list far longer than a 576-byte reply can carry, even with overload.
+LONG_SEARCH = tuple(f"zone{n:02d}.cluster-{n:02d}.datacenter.example.test" for n in range(24))
+
+
+def test_options_too_big_for_the_client_are_left_out_least_wanted_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r = responder(replace(OPTIONS, domain_search=LONG_SEARCH))
+    prl = (1, 3, 6, 15, 119, 42)
+    for xid in (1, 2):  # the second reply comes from the cache: one warning
+        reply, offer = answer(r, request(MessageType.DISCOVER, xid=xid, parameter_request_list=prl))
+        assert offer.message_type is MessageType.OFFER and offer.yiaddr == IP
+        assert len(reply.payload) <= 576 - 28  # RFC 2132 9.10: IP and UDP headers count
+        # NTP (42) went first, then the search list; the rest still fits.
+        assert OptionCode.NTP_SERVERS not in offer.options
+        assert OptionCode.DOMAIN_SEARCH not in offer.options
+        assert offer.options[OptionCode.ROUTER] == (ROUTER,)
+        assert offer.options[OptionCode.DNS] == OPTIONS.dns
+        assert offer.options[OptionCode.DOMAIN_NAME] == "example.test"
+        assert offer.options[OptionCode.SUBNET_MASK] == IPv4Address("255.255.0.0")
+        assert offer.options[OptionCode.LEASE_TIME] == 600
+    warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "left out option(s) 42, 119" in warnings[0] and "198.18.0.0/16" in warnings[0]
+    assert r.counters.send_errors == 0
+
+    # A client that takes bigger messages (option 57) gets the whole list.
+    _, offer = answer(
+        r, request(MessageType.DISCOVER, parameter_request_list=prl, max_message_size=1500)
+    )
+    assert offer.options[OptionCode.DOMAIN_SEARCH] == LONG_SEARCH
+
+
+def test_a_reply_whose_essential_options_do_not_fit_is_not_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r = responder()
+    huge_client_id = b"\x00" + bytes(range(255)) * 2  # echoed back (RFC 6842); too big
+    assert r.handle(request(MessageType.DISCOVER, client_id=huge_client_id)) is None
+    assert r.counters.send_errors == 1
+    assert any("cannot build a OFFER" in rec.getMessage() for rec in caplog.records)

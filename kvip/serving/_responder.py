@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
 
@@ -29,6 +29,7 @@ from protocol import (
     DecodeError,
     EncodeError,
     Message,
+    MessageTooBig,
     MessageType,
     Op,
     OptionCode,
@@ -48,6 +49,21 @@ MAX_HOPS = 16
 MIN_MESSAGE_SIZE = 576
 MAX_CACHED_REPLIES = 8192
 BROADCAST_FLAG = 0x8000  # RFC 2131 2, the B bit of 'flags'
+
+#: Options a reply is not sent without: when the pool's options do not fit the
+#: client's size limit, the others are left out, the least wanted first.
+_ESSENTIAL = frozenset(
+    (
+        OptionCode.MESSAGE_TYPE,
+        OptionCode.SERVER_ID,
+        OptionCode.RAPID_COMMIT,
+        OptionCode.LEASE_TIME,
+        OptionCode.SUBNET_MASK,
+        OptionCode.MESSAGE,
+        OptionCode.CLIENT_ID,
+        OptionCode.RELAY_AGENT_INFO,
+    )
+)
 
 _XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
 
@@ -114,11 +130,14 @@ class Responder:
     replay: bool = True
     _cache: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     _replays: dict[bytes, _Replay] = field(default_factory=dict)
+    #: Options left out to fit a size limit, already logged for these options.
+    _left_out: set[tuple[int, tuple[int, ...]]] = field(default_factory=set)
 
     # -- state changes, from the pool actor ------------------------------------
 
     def set_options(self, options: PoolOptions) -> None:
         self.options = options
+        self._left_out.clear()
         self._forget()
 
     def set_reservation(self, mac: str, reservation: Reservation) -> None:
@@ -314,7 +333,7 @@ class Responder:
                 renewing=renewing,
             )
             try:
-                template = encode(message, max_size=max_size)
+                template = self._fit(message, max_size)
             except EncodeError as exc:
                 self.counters.send_errors += 1
                 log.error("cannot build a %s for %s: %s", kind.name, request.mac, exc)
@@ -331,6 +350,40 @@ class Responder:
         _XID_FLAGS.pack_into(payload, 4, request.xid, flags)
         self.counters.sent[kind.name] += 1
         return Reply(bytes(payload), _destination(request, kind), kind)
+
+    def _fit(self, message: Message, max_size: int) -> bytes:
+        """The reply's bytes within the client's size limit (RFC 2132 9.10). When
+        the pool's options do not fit even with overload, the least wanted are
+        left out until they do: those the client did not ask for, then the end
+        of its parameter request list; never those in `_ESSENTIAL`."""
+        try:
+            return encode(message, max_size=max_size)
+        except MessageTooBig as exc:
+            too_big = exc
+        kept = dict(message.options.items())
+        left_out: list[int] = []
+        for code in reversed(list(kept)):
+            if code in _ESSENTIAL:
+                continue
+            del kept[code]
+            left_out.append(code)
+            try:
+                payload = encode(replace(message, options=Options(kept)), max_size=max_size)
+            except MessageTooBig:
+                continue
+            seen = (max_size, tuple(left_out))
+            if seen not in self._left_out:
+                self._left_out.add(seen)
+                log.warning(
+                    "the options of the pool on %s do not fit a %d-byte reply (the limit of %s):"
+                    " left out option(s) %s; shorten the DNS, search or route lists",
+                    self.options.subnet,
+                    max_size,
+                    message.mac,
+                    ", ".join(map(str, sorted(left_out))),
+                )
+            return payload
+        raise too_big
 
     def _build(
         self,
