@@ -341,10 +341,16 @@ def test_options_too_big_for_the_client_are_left_out_least_wanted_first(
         assert offer.options[OptionCode.DOMAIN_NAME] == "example.test"
         assert offer.options[OptionCode.SUBNET_MASK] == IPv4Address("255.255.0.0")
         assert offer.options[OptionCode.LEASE_TIME] == 600
+        assert (offer.options[OptionCode.RENEWAL_TIME], offer.options[59]) == (300, 525)
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
     assert len(warnings) == 1, warnings
     assert "left out option(s) 42, 119" in warnings[0] and "198.18.0.0/16" in warnings[0]
     assert r.counters.send_errors == 0
+
+    # What DHCP.md says is always in an OFFER stays, asked for or not.
+    _, offer = answer(r, request(MessageType.DISCOVER, parameter_request_list=(119,)))
+    assert offer.options[OptionCode.ROUTER] == (ROUTER,)
+    assert OptionCode.DOMAIN_SEARCH not in offer.options
 
     # A client that takes bigger messages (option 57) gets the whole list.
     _, offer = answer(

@@ -50,15 +50,19 @@ MIN_MESSAGE_SIZE = 576
 MAX_CACHED_REPLIES = 8192
 BROADCAST_FLAG = 0x8000  # RFC 2131 2, the B bit of 'flags'
 
-#: Options a reply is not sent without: when the pool's options do not fit the
-#: client's size limit, the others are left out, the least wanted first.
+#: Options a reply is not sent without (those DHCP.md says are always in an OFFER
+#: or ACK, and what the client sent that must come back): when the pool's options
+#: do not fit the client's size limit, the others are left out, least wanted first.
 _ESSENTIAL = frozenset(
     (
         OptionCode.MESSAGE_TYPE,
         OptionCode.SERVER_ID,
         OptionCode.RAPID_COMMIT,
         OptionCode.LEASE_TIME,
+        OptionCode.RENEWAL_TIME,
+        OptionCode.REBINDING_TIME,
         OptionCode.SUBNET_MASK,
+        OptionCode.ROUTER,
         OptionCode.MESSAGE,
         OptionCode.CLIENT_ID,
         OptionCode.RELAY_AGENT_INFO,
