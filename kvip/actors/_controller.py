@@ -11,7 +11,7 @@ the vmnetcfgs before its socket opens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
@@ -76,6 +76,8 @@ class Controller:
     socket_factory: SocketFactory = open_dhcp_socket
     pool_selector: str | None = None
     workers: int = 8
+    #: Makes the watchers: Watcher, or a stand-in with the same stream (tests/sim).
+    watcher_factory: Callable[..., Watcher] = Watcher
     vms: dict[str, Body] = field(default_factory=dict)
     cfgs: dict[str, Body] = field(default_factory=dict)
     nic_status: dict[str, list[NicStatus]] = field(default_factory=dict)
@@ -131,7 +133,9 @@ class Controller:
                     (IPPOOLS, self.pool_selector),
                 )
                 for resource, selector in watched:
-                    watcher = Watcher(self.kube, resource, send.clone(), label_selector=selector)
+                    watcher = self.watcher_factory(
+                        self.kube, resource, send.clone(), label_selector=selector
+                    )
                     nursery.start_soon(watcher.run)
             await self._initial_sync(receive)
             for _ in range(self.workers):

@@ -1,0 +1,510 @@
+"""An in-memory Kubernetes API server for the simulation tier (tests/sim).
+
+`ApiDouble` is a `Kube` whose calls never leave the process: `run` calls the
+function inline (after a simulated latency, under the same limiter), so a
+whole controller runs under trio's MockClock without threads or HTTP. It
+keeps the semantics kvip relies on, pinned against the real kube-apiserver by
+tests/sim/test_conformance.py:
+
+- one global resourceVersion counter (like etcd's revision); a write that
+  changes nothing is not a write (same resourceVersion, no watch event);
+- create: 409 AlreadyExists; status is dropped (the status subresource);
+- replace: metadata.resourceVersion is required (422) and must be current
+  (409); a plain replace keeps the old status, a status replace changes
+  only the status; metadata.generation moves with the spec;
+- merge patch (RFC 7386), with metadata.resourceVersion as a precondition;
+- delete: an object with finalizers gets deletionTimestamp and goes when its
+  last finalizer does; a deleting object takes no new finalizer (422);
+- list answers the current resourceVersion; a watch from a resourceVersion
+  delivers ADDED / MODIFIED / DELETED in order, and 410 Gone when that
+  version is older than the last `compact()`;
+- faults: `inject(Fault(...))` makes the next matching call fail the way the
+  real facade fails (the client's exceptions through `translate`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import types
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import trio
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from kvip.k8s import Body, Changed, Deleted, Kube, KubeError, Resource, Watcher, translate_error
+
+T = TypeVar("T")
+
+#: What a fault does to the call it strikes.
+ERRORS = ("conflict", "unavailable", "timeout", "timeout-applied", "gone", "forbidden")
+OPS = ("list", "get", "create", "replace", "replace_status", "patch", "delete", "watch", "event")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """The next call of `op` (on `plural`, if given) fails with `error`.
+
+    "timeout" fails after the request timeout without applying the call;
+    "timeout-applied" applies it and then fails the same way (the answer was
+    lost: the caller cannot know that it landed)."""
+
+    op: str
+    error: str
+    plural: str | None = None
+
+    def __post_init__(self) -> None:
+        assert self.op in OPS and self.error in ERRORS, self
+
+
+class _TimedOut(Exception):
+    """Raised by a call that must look like a request timeout; `run` waits the
+    request timeout out and raises what the facade raises then."""
+
+
+def api_error(status: int, reason: str, message: str) -> KubeError:
+    """What the facade raises for an HTTP error status."""
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": status,
+        }
+    )
+    exc = ApiException(status=status, reason=reason)
+    exc.body = body
+    return translate_error(exc)
+
+
+def _fault_error(error: str, what: str) -> BaseException:
+    if error == "conflict":
+        return api_error(409, "Conflict", f"Operation cannot be fulfilled on {what}: injected")
+    if error == "unavailable":
+        return api_error(500, "InternalError", f"injected server error on {what}")
+    if error == "gone":
+        return api_error(410, "Expired", "too old resource version: injected")
+    if error == "forbidden":
+        return api_error(403, "Forbidden", f"injected: forbidden {what}")
+    return _TimedOut(what)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One write, as a watch sees it."""
+
+    revision: int
+    plural: str
+    kind: str  # ADDED, MODIFIED, DELETED
+    obj: Body
+    old: Body | None
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def selector_matches(selector: str | None, body: Body) -> bool:
+    if not selector:
+        return True
+    labels = body.get("metadata", {}).get("labels") or {}
+    for term in selector.split(","):
+        key, sep, value = term.partition("=")
+        if not sep or value.startswith("=") or key.endswith("!"):
+            raise NotImplementedError(f"the double knows only k=v selectors, not {term!r}")
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+def _copy(body: Body) -> Body:
+    return cast(Body, json.loads(json.dumps(body)))
+
+
+class ApiDouble(Kube):
+    """The Kubernetes API of kvip (custom objects and Events), in memory."""
+
+    def __init__(
+        self, *, latency: Callable[[], float] = lambda: 0.005, request_timeout: float = 30.0
+    ) -> None:
+        # No super().__init__(): there is no HTTP client behind this Kube.
+        self.request_timeout = request_timeout
+        self.call_limiter = trio.CapacityLimiter(8)
+        self.latency = latency
+        self.revision = 0
+        #: Watches from an older resourceVersion than this get 410 Gone.
+        self.compacted = 0
+        self.objects: dict[tuple[str, str | None, str], Body] = {}
+        self.log: list[_Entry] = []
+        self.faults: list[Fault] = []
+        #: Kubernetes Events written (best effort, like the real ones).
+        self.events: list[Body] = []
+        self.calls = 0
+        self._uids = 0
+        self._epoch = 0
+        self._changed = trio.Event()
+
+    # -- what the tests use ---------------------------------------------------------
+
+    def inject(self, fault: Fault) -> None:
+        self.faults.append(fault)
+
+    def compact(self) -> int:
+        """Forget the history up to now: older watches get 410 Gone."""
+        self.compacted = self.revision
+        self.log = [entry for entry in self.log if entry.revision > self.compacted]
+        return self.compacted
+
+    def drop_watches(self) -> None:
+        """Every open watch loses its connection (an API server restart)."""
+        self._epoch += 1
+        self._wake()
+
+    def stored(self, resource: Resource) -> list[Body]:
+        return [
+            _copy(body)
+            for (plural, _, _), body in sorted(self.objects.items())
+            if plural == resource.plural
+        ]
+
+    def close(self) -> None:
+        pass
+
+    # -- the Kube interface ---------------------------------------------------------
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self.call_limiter:
+            await trio.sleep(self.latency())
+            try:
+                return fn(*args)
+            except _TimedOut as exc:
+                await trio.sleep(self.request_timeout)
+                raise translate_error(
+                    ReadTimeoutError(cast(Any, None), "", f"{exc}: read timed out")
+                ) from None
+
+    @functools.cached_property
+    def core(self) -> client.CoreV1Api:
+        """The two Event calls EventRecorder makes."""
+        return cast(
+            client.CoreV1Api,
+            types.SimpleNamespace(
+                create_namespaced_event=self._create_event,
+                patch_namespaced_event=self._patch_event,
+            ),
+        )
+
+    def list(
+        self, resource: Resource, *, label_selector: str | None = None
+    ) -> tuple[list[Body], str]:
+        self._strike("list", resource, "list")
+        items = [body for body in self.stored(resource) if selector_matches(label_selector, body)]
+        return items, str(self.revision)
+
+    def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Body:
+        self._strike("get", resource, name)
+        return _copy(self._current(resource, namespace, name))
+
+    def create(self, resource: Resource, body: Body) -> Body:
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name"))
+        namespace = meta.get("namespace") if resource.namespaced else None
+        applied = self._strike("create", resource, name)
+        key = (resource.plural, namespace, name)
+        if key in self.objects:
+            raise api_error(409, "AlreadyExists", f'{resource} "{name}" already exists')
+        new = _copy(body)
+        new.pop("status", None)
+        new_meta = new["metadata"]
+        for server_side in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            new_meta.pop(server_side, None)
+        self._uids += 1
+        new_meta.update(
+            uid=f"uid-{self._uids:06d}", generation=1, creationTimestamp="2026-01-01T00:00:00Z"
+        )
+        if namespace is None:
+            new_meta.pop("namespace", None)
+        return self._write(resource, key, None, new, applied)
+
+    def replace(self, resource: Resource, body: Body, *, status: bool = False) -> Body:
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name"))
+        namespace = meta.get("namespace") if resource.namespaced else None
+        applied = self._strike("replace_status" if status else "replace", resource, name)
+        current = self._current(resource, namespace, name)
+        if not meta.get("resourceVersion"):
+            raise api_error(
+                422, "Invalid", "metadata.resourceVersion: must be specified for an update"
+            )
+        self._precondition(resource, current, str(meta["resourceVersion"]))
+        return self._update(resource, current, _copy(body), status=status, applied=applied)
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Body,
+        *,
+        namespace: str | None = None,
+        status: bool = False,
+    ) -> Body:
+        applied = self._strike("replace_status" if status else "patch", resource, name)
+        current = self._current(resource, namespace if resource.namespaced else None, name)
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None:
+            self._precondition(resource, current, str(wanted))
+        merged = merge_patch(_copy(current), patch)
+        merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._update(resource, current, merged, status=status, applied=applied)
+
+    def delete(self, resource: Resource, name: str, *, namespace: str | None = None) -> bool:
+        applied = self._strike("delete", resource, name)
+        key = (resource.plural, namespace if resource.namespaced else None, name)
+        current = self.objects.get(key)
+        if current is None:
+            return False
+        meta = current["metadata"]
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                new = _copy(current)
+                new["metadata"].update(
+                    deletionTimestamp="2026-01-01T00:00:01Z",
+                    deletionGracePeriodSeconds=0,
+                    generation=int(meta.get("generation", 1)) + 1,
+                )
+                self._write(resource, key, current, new, applied)
+            elif not applied:
+                raise _TimedOut(name)
+            return True
+        self._remove(resource, key, current, applied)
+        return True
+
+    # -- watching ------------------------------------------------------------------
+
+    async def watch(
+        self, resource: Resource, resource_version: str, label_selector: str | None = None
+    ) -> AsyncIterator[tuple[str, Body]]:
+        """The events after `resource_version`, forever; raises Gone (too old)
+        and Unavailable (the connection dropped: `drop_watches`)."""
+        await trio.sleep(self.latency())
+        try:
+            self._strike("watch", resource, "watch")
+        except _TimedOut:
+            await trio.sleep(self.request_timeout)
+            raise translate_error(
+                ReadTimeoutError(cast(Any, None), "", "watch: read timed out")
+            ) from None
+        position = int(resource_version)
+        if position < self.compacted:
+            raise api_error(
+                410, "Expired", f"too old resource version: {position} ({self.compacted})"
+            )
+        epoch = self._epoch
+        while True:
+            changed = self._changed
+            start = bisect_right([entry.revision for entry in self.log], position)
+            for entry in self.log[start:]:
+                position = entry.revision
+                if entry.plural != resource.plural:
+                    continue
+                event = _as_seen(entry, label_selector)
+                if event is not None:
+                    yield event
+                if self._epoch != epoch:
+                    break
+            if self._epoch != epoch:
+                raise translate_error(ProtocolError("Connection broken: the API server went away"))
+            await changed.wait()
+
+    # -- the store ------------------------------------------------------------------
+
+    def _strike(self, op: str, resource: Resource, what: str) -> bool:
+        """Count the call and apply the first matching fault. Returns whether the
+        call is to be applied and answered (False: applied, then timed out)."""
+        self.calls += 1
+        for fault in self.faults:
+            if fault.op == op and fault.plural in (None, resource.plural):
+                self.faults.remove(fault)
+                if fault.error == "timeout-applied":
+                    return False
+                raise _fault_error(fault.error, f"{resource} {what}")
+        return True
+
+    def _current(self, resource: Resource, namespace: str | None, name: str) -> Body:
+        body = self.objects.get((resource.plural, namespace if resource.namespaced else None, name))
+        if body is None:
+            raise api_error(404, "NotFound", f'{resource} "{name}" not found')
+        return body
+
+    def _precondition(self, resource: Resource, current: Body, version: str) -> None:
+        if version != current["metadata"]["resourceVersion"]:
+            name = current["metadata"]["name"]
+            raise api_error(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {resource} "{name}": '
+                "the object has been modified; please apply your changes to the "
+                "latest version and try again",
+            )
+
+    def _update(
+        self, resource: Resource, current: Body, new: Body, *, status: bool, applied: bool
+    ) -> Body:
+        old_meta = current["metadata"]
+        if status:
+            # The status subresource: everything but the status is the old object's.
+            wanted = new.get("status")
+            new = _copy(current)
+            new.pop("status", None)
+            if wanted is not None:
+                new["status"] = wanted
+        else:
+            new.pop("status", None)
+            if "status" in current:
+                new["status"] = _copy(current["status"])
+            meta = new.setdefault("metadata", {})
+            for kept in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+                "name",
+            ):
+                meta.pop(kept, None)
+                if kept in old_meta:
+                    meta[kept] = old_meta[kept]
+            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            if old_meta.get("deletionTimestamp") and added:
+                raise api_error(
+                    422,
+                    "Invalid",
+                    "metadata.finalizers: Forbidden: no new "
+                    "finalizers can be added if the object is being deleted",
+                )
+            if _without_meta(new) != _without_meta(current):
+                meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        key = (resource.plural, old_meta.get("namespace"), str(old_meta["name"]))
+        if new == current:
+            if not applied:
+                raise _TimedOut(key[2])
+            return _copy(current)
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            self._remove(resource, key, current, applied)
+            return _copy(new)
+        return self._write(resource, key, current, new, applied)
+
+    def _write(
+        self,
+        resource: Resource,
+        key: tuple[str, str | None, str],
+        old: Body | None,
+        new: Body,
+        applied: bool,
+    ) -> Body:
+        self.revision += 1
+        new["metadata"]["resourceVersion"] = str(self.revision)
+        self.objects[key] = new
+        self.log.append(
+            _Entry(self.revision, resource.plural, "MODIFIED" if old else "ADDED", new, old)
+        )
+        self._wake()
+        if not applied:
+            raise _TimedOut(key[2])
+        return _copy(new)
+
+    def _remove(
+        self, resource: Resource, key: tuple[str, str | None, str], current: Body, applied: bool
+    ) -> None:
+        self.revision += 1
+        del self.objects[key]
+        gone = _copy(current)
+        gone["metadata"]["resourceVersion"] = str(self.revision)
+        self.log.append(_Entry(self.revision, resource.plural, "DELETED", gone, current))
+        self._wake()
+        if not applied:
+            raise _TimedOut(key[2])
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # -- Events ----------------------------------------------------------------------
+
+    def _create_event(self, namespace: str, body: Any, **_: Any) -> Any:
+        self._strike("event", _EVENTS, "event")
+        event = _copy(cast(Body, body))
+        name = f"{event['metadata'].pop('generateName', 'event.')}{len(self.events):05d}"
+        event["metadata"].update(name=name, namespace=namespace)
+        self.events.append(event)
+        return types.SimpleNamespace(metadata=types.SimpleNamespace(name=name))
+
+    def _patch_event(self, name: str, namespace: str, patch: Body, **_: Any) -> Any:
+        self._strike("event", _EVENTS, name)
+        for event in self.events:
+            if event["metadata"]["name"] == name and event["metadata"]["namespace"] == namespace:
+                event.update(merge_patch(event, patch))
+                return event
+        raise api_error(404, "NotFound", f'events "{name}" not found')
+
+
+_EVENTS = Resource("", "v1", "events", "Event", namespaced=True)
+
+
+def _without_meta(body: Body) -> Body:
+    return {k: v for k, v in body.items() if k not in ("metadata", "status")}
+
+
+def _as_seen(entry: _Entry, selector: str | None) -> tuple[str, Body] | None:
+    """The event a watch with `selector` sees for one write: an object that
+    starts or stops matching is ADDED or DELETED for it."""
+    was = entry.old is not None and selector_matches(selector, entry.old)
+    if entry.kind == "DELETED":
+        return ("DELETED", _copy(entry.obj)) if was else None
+    now = selector_matches(selector, entry.obj)
+    if now:
+        return ("MODIFIED" if was else "ADDED", _copy(entry.obj))
+    if was:
+        return "DELETED", _copy(entry.obj)
+    return None
+
+
+@dataclass(slots=True)
+class DoubleWatcher(Watcher):
+    """kvip's Watcher with the double's watch in place of the HTTP stream.
+
+    Everything else is the real Watcher: the list, the Snapshot, resuming
+    from the last event seen, relisting on 410 Gone, the retry delays."""
+
+    async def _watch_once(self, resource_version: str) -> str:
+        double = self.kube
+        assert isinstance(double, ApiDouble), "DoubleWatcher watches an ApiDouble"
+        self._seen = None
+        with trio.move_on_after(self.timeout_seconds):  # the server ends each watch
+            async for kind, obj in double.watch(
+                self.resource, resource_version, self.label_selector
+            ):
+                if kind == "DELETED":
+                    await self.send.send(Deleted(self.resource, obj))
+                else:
+                    await self.send.send(Changed(self.resource, obj))
+                resource_version = str(obj["metadata"]["resourceVersion"])
+                self._seen = resource_version
+        return resource_version
