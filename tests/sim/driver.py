@@ -1,0 +1,452 @@
+"""One simulation: kvip's Controller, Supervisor and PoolActors against the API
+double, under trio's MockClock, driven by a list of steps (steps.py).
+
+The driver plays the user (VMs, IPPools), the cluster (faults, compaction,
+API server restarts, the Lease) and the VMs' DHCP clients. It checks the
+chaos invariants (tests/chaos/invariants.py) on what the double stores: after
+every step, those that hold while kvip catches up; once kvip has settled, all
+of them, and that every pool answers DHCP exactly as the vmnetcfgs record.
+
+Pools are paused (no socket, no packet thread: threads and MockClock do not
+mix); a DHCP packet goes to the pool's Responder the way the packet thread
+hands it over (`deliver`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+import trio
+import trio.testing
+from chaos.invariants import CfgView, Observation, PoolView, Tracker, check_settled, dhcp_candidates
+from chaos.model import Nic, Pool, Vm, World
+from kvip_rig import vm_body
+
+from kvip.actors import Controller, PoolActor
+from kvip.k8s import IPPOOLS, RESET_ANNOTATION, STATIC_IP_ANNOTATION, VIRTUAL_MACHINES, VMNETCFGS
+from kvip.serving import Reply
+from protocol import Message, MessageType, Op, OptionCode, Options, decode, encode
+from sim import steps as s
+from sim.apidouble import ApiDouble, DoubleWatcher
+from sim.apidouble import Fault as DoubleFault
+
+NAMESPACE = "sim"
+SELECTOR = "kvip-sim=yes"
+NETWORKS = ("net-a", "net-b")
+WORKERS = 4
+#: Settled: no write and nothing queued for this long (longer than any backoff).
+QUIET = 70.0
+#: Not settled after this long (mock time): a hang or an endless retry.
+SETTLE_LIMIT = 900.0
+
+
+class Stop(Exception):
+    """The simulation cannot go on (kvip's controller died)."""
+
+
+def no_socket(interface: str) -> Any:
+    raise OSError(f"simulated pools are paused: no socket for {interface}")
+
+
+def deliver(actor: PoolActor, packet: bytes) -> Reply | None:
+    """What the packet thread does with one packet (PoolActor._packet_thread)."""
+    with actor._lock:
+        reply = actor.responder.handle(packet)
+        notices = bool(actor.responder.notices)
+    if notices:
+        trio.lowlevel.current_trio_token().run_sync_soon(actor._notices)
+    return reply
+
+
+@dataclass(slots=True)
+class Sim:
+    seed: int
+    double: ApiDouble = field(init=False)
+    world: World = field(init=False)
+    tracker: Tracker = field(default_factory=Tracker)
+    violations: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    absent: set[str] = field(default_factory=set)
+    declined: set[str] = field(default_factory=set)
+    controller: Controller | None = None
+    terms: int = 0
+    dhcp_checks: int = 0
+    _rng: random.Random = field(init=False)
+    _names: int = 0
+    _macs: int = 0
+    _nursery: trio.Nursery | None = None
+    _term: trio.CancelScope | None = None
+    _term_done: trio.Event = field(default_factory=trio.Event)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        latencies = (0.001, 0.005, 0.02, 0.1)
+        self.double = ApiDouble(latency=lambda: self._rng.choice(latencies))
+        pools = {
+            net: Pool(f"pool-{net}", net, "eth1", IPv4Network(f"198.18.{i + 1}.0/24"), 10, 20)
+            for i, net in enumerate(NETWORKS)
+        }
+        self.world = World(NAMESPACE, pools)
+
+    # -- running ------------------------------------------------------------------
+
+    async def run(self, steps: list[s.Step]) -> list[str]:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for network in NETWORKS:
+                    self._create_pool(network)
+                self._start_term()
+                for step in steps:
+                    self.log.append(repr(step))
+                    await self.apply(step)
+                    self._midway()
+                await self.finish()
+                nursery.cancel_scope.cancel()
+        except* Stop:
+            pass
+        return self.violations
+
+    def _start_term(self) -> None:
+        self.terms += 1
+        self.controller = Controller(
+            self.double,
+            socket_factory=no_socket,
+            pool_selector=SELECTOR,
+            workers=WORKERS,
+            watcher_factory=DoubleWatcher,
+        )
+        self._term_done = trio.Event()
+        self._term = trio.CancelScope()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._lead, self.controller, self._term)
+
+    async def _lead(self, controller: Controller, term: trio.CancelScope) -> None:
+        try:
+            with term:
+                await controller.run()
+        except Exception as exc:
+            self.violations.append(f"crash: the controller died: {exc!r}")
+            raise Stop from exc
+        finally:
+            self._term_done.set()
+
+    # -- the steps ------------------------------------------------------------------
+
+    async def apply(self, step: s.Step) -> None:
+        world = self.world
+        vm: Vm | None
+        if isinstance(step, s.Wait):
+            await trio.sleep(step.seconds)
+        elif isinstance(step, s.CreateVm):
+            self._names += 1
+            vm = Vm(f"vm-{self._names}", "", [])
+            for net, has_mac in step.nics:
+                network = self._network(net, extra=vm)
+                if network is not None:
+                    vm.nics.append(
+                        Nic(f"nic{len(vm.nics)}", network, self._mac() if has_mac else None)
+                    )
+            created = self.double.create(
+                VIRTUAL_MACHINES, vm_body(vm.name, NAMESPACE, vm.body_nics())
+            )
+            vm.uid = created["metadata"]["uid"]
+            world.vms[vm.name] = vm
+        elif isinstance(step, s.DeleteVm):
+            if (vm := self._vm(step.vm)) is not None:
+                self.double.delete(VIRTUAL_MACHINES, vm.name, namespace=NAMESPACE)
+                del world.vms[vm.name]
+                world.deleted[vm.name] = vm.uid
+        elif isinstance(step, s.AddNic):
+            vm = self._vm(step.vm)
+            network = self._network(step.net)
+            if vm is not None and network is not None and len(vm.nics) < 3:
+                names = {nic.iface for nic in vm.nics}
+                iface = next(f"nic{i}" for i in range(4) if f"nic{i}" not in names)
+                vm.nics.append(Nic(iface, network, self._mac()))
+                self._patch_vm(vm)
+        elif isinstance(step, s.RemoveNic):
+            if (vm := self._vm(step.vm)) is not None and vm.nics:
+                nic = vm.nics.pop(step.nic % len(vm.nics))
+                self.tracker.forget(vm.uid, nic.mac)
+                self._patch_vm(vm)
+        elif isinstance(step, s.ChangeMac):
+            if (vm := self._vm(step.vm)) is not None and vm.nics:
+                nic = vm.nics[step.nic % len(vm.nics)]
+                self.tracker.forget(vm.uid, nic.mac)
+                nic.mac = self._mac()
+                self._patch_vm(vm)
+        elif isinstance(step, s.PoolRange | s.PoolOptions):
+            self._change_pool(step)
+        elif isinstance(step, s.DeletePool):
+            network = NETWORKS[step.net % len(NETWORKS)]
+            if network not in self.absent:
+                self.double.delete(IPPOOLS, world.pools[network].name)
+                self.absent.add(network)
+        elif isinstance(step, s.CreatePool):
+            network = NETWORKS[step.net % len(NETWORKS)]
+            if network in self.absent:
+                self._create_pool(network)
+        elif isinstance(step, s.Crash):
+            self._crash(NETWORKS[step.net % len(NETWORKS)])
+            if not step.with_next:
+                await trio.testing.wait_all_tasks_blocked()
+        elif isinstance(step, s.Fault):
+            self.double.inject(DoubleFault(step.op, step.error, step.plural))
+        elif isinstance(step, s.Compact):
+            self.double.compact()
+            self.double.drop_watches()
+        elif isinstance(step, s.DropWatches):
+            self.double.drop_watches()
+        elif isinstance(step, s.LeaderLoss):
+            assert self._term is not None
+            self._term.cancel()
+            await self._term_done.wait()
+            await trio.sleep(step.gap)
+            self._start_term()
+        elif isinstance(step, s.Dhcp):
+            self._dhcp(step)
+        elif isinstance(step, s.DeleteVmnetcfg):
+            if (vm := self._vm(step.vm)) is not None:
+                self.double.delete(VMNETCFGS, vm.name, namespace=NAMESPACE)
+        elif isinstance(step, s.StaticIp):
+            self._static_ip(step)
+        else:
+            raise AssertionError(f"unknown step {step!r}")
+
+    def _vm(self, index: int) -> Vm | None:
+        names = sorted(self.world.vms)
+        return self.world.vms[names[index % len(names)]] if names else None
+
+    def _network(self, index: int, *, extra: Vm | None = None) -> str | None:
+        """The index-th network with room for one more NIC (never more NICs than
+        addresses: the invariants promise every NIC an address)."""
+        planned = extra.nics if extra is not None else []
+        room = [
+            net
+            for net in NETWORKS
+            if self.world.nics_on(net) + sum(n.network == net for n in planned)
+            < self.world.pools[net].capacity() - 1
+        ]
+        return room[index % len(room)] if room else None
+
+    def _mac(self) -> str:
+        self._macs += 1
+        return f"52:54:00:5e:{self._macs >> 8:02x}:{self._macs % 256:02x}"
+
+    def _patch_vm(self, vm: Vm) -> None:
+        self.double.patch(VIRTUAL_MACHINES, vm.name, vm.template_patch(), namespace=NAMESPACE)
+
+    def _pool_body(self, network: str) -> dict[str, Any]:
+        body = self.world.pools[network].body(namespace=NAMESPACE, selector=SELECTOR)
+        body["spec"]["paused"] = True
+        return body
+
+    def _create_pool(self, network: str) -> None:
+        self.double.create(IPPOOLS, self._pool_body(network))
+        self.absent.discard(network)
+
+    def _change_pool(self, step: s.PoolRange | s.PoolOptions) -> None:
+        network = NETWORKS[step.net % len(NETWORKS)]
+        pool, nics = self.world.pools[network], self.world.nics_on(network)
+        if isinstance(step, s.PoolOptions):
+            pool.dns = [str(pool.address(step.dns))]
+        elif step.kind == "end":
+            # Never below what the NICs need: shrinking past a held address is the point.
+            lowest = pool.start + nics + 1 + len(pool.exclude)
+            pool.end = max(lowest, min(pool.start + step.value, pool.start + 40))
+        elif step.kind == "exclude" and pool.capacity() - 1 > nics + 1:
+            free = [o for o in range(pool.start, pool.end + 1) if o not in pool.exclude]
+            pool.exclude.append(free[step.value % len(free)])
+        elif step.kind == "include" and pool.exclude:
+            pool.exclude.pop(step.value % len(pool.exclude))
+        if network not in self.absent:
+            self.double.patch(IPPOOLS, pool.name, {"spec": {"ipv4config": pool.ipv4config()}})
+
+    def _static_ip(self, step: s.StaticIp) -> None:
+        vm = self._vm(step.vm)
+        if vm is None or not vm.nics:
+            return
+        nic = vm.nics[step.nic % len(vm.nics)]
+        pool = self.world.pools[nic.network]
+        ip = str(pool.address(pool.start + step.offset % (pool.end - pool.start + 1)))
+        annotations = {STATIC_IP_ANNOTATION: json.dumps({nic.iface: ip})}
+        self.double.patch(
+            VIRTUAL_MACHINES,
+            vm.name,
+            {"metadata": {"annotations": annotations}},
+            namespace=NAMESPACE,
+        )
+
+    def _actor(self, network: str) -> PoolActor | None:
+        if self.controller is None or not self.controller.ready.is_set():
+            return None
+        return self.controller.supervisor.by_network(self.world.network_key(network))
+
+    def _crash(self, network: str) -> None:
+        actor = self._actor(network)
+        nursery = actor._nursery if actor is not None else None
+        if nursery is None:
+            return
+
+        async def crash() -> None:
+            raise RuntimeError("simulated crash of the pool actor")
+
+        with contextlib.suppress(RuntimeError):  # the actor has stopped already
+            nursery.start_soon(crash)
+
+    # -- DHCP -----------------------------------------------------------------------
+
+    def _recorded(self, network: str) -> dict[str, set[str]]:
+        """MAC -> the addresses recorded for it on `network`, in every vmnetcfg."""
+        key = self.world.network_key(network)
+        found: dict[str, set[str]] = {}
+        for view in self._observation(pools=False).cfgs.values():
+            for record in view.records:
+                if record.network == key and record.ip:
+                    found.setdefault(record.mac, set()).add(record.ip)
+        return found
+
+    def _dhcp(self, step: s.Dhcp) -> None:
+        vm = self._vm(step.vm)
+        if vm is None or not vm.nics:
+            return
+        nic = vm.nics[step.nic % len(vm.nics)]
+        actor = self._actor(nic.network)
+        if nic.mac is None or actor is None:
+            return
+        recorded = self._recorded(nic.network).get(nic.mac, set())
+        pool = self.world.pools[nic.network]
+        ip = IPv4Address(min(recorded)) if recorded else pool.address(pool.start)
+        reply = self.send(actor, nic.mac, MessageType[step.kind], ip, pool.server)
+        if step.kind == "DECLINE" and ip and str(ip) in recorded:
+            self.declined.add(vm.name)
+        self._check_answer(nic.network, nic.mac, reply, settled=False)
+
+    def send(
+        self, actor: PoolActor, mac: str, kind: MessageType, ip: IPv4Address, server: IPv4Address
+    ) -> Reply | None:
+        values: dict[int, Any] = {OptionCode.MESSAGE_TYPE: kind}
+        ciaddr = IPv4Address(0)
+        if kind in (MessageType.REQUEST, MessageType.DECLINE):
+            values[OptionCode.REQUESTED_IP] = ip
+        if kind in (MessageType.DECLINE, MessageType.RELEASE):
+            values[OptionCode.SERVER_ID] = server
+        if kind == MessageType.RELEASE:
+            ciaddr = ip
+        self.dhcp_checks += 1
+        chaddr = bytes.fromhex(mac.replace(":", ""))
+        message = Message(
+            op=Op.BOOTREQUEST,
+            xid=self.dhcp_checks,
+            chaddr=chaddr,
+            ciaddr=ciaddr,
+            options=Options(values),
+        )
+        return deliver(actor, encode(message))
+
+    def _check_answer(self, network: str, mac: str, reply: Reply | None, *, settled: bool) -> None:
+        if reply is None or reply.message_type not in (MessageType.OFFER, MessageType.ACK):
+            return
+        offered = str(decode(reply.payload).yiaddr)
+        recorded = self._recorded(network)
+        if offered in recorded.get(mac, set()):
+            return
+        others = sorted(m for m, ips in recorded.items() if offered in ips)
+        if others or settled:
+            self.violations.append(
+                f"dhcp: {network} answered {mac} with {offered}, recorded for {others or 'nobody'}"
+            )
+
+    # -- checking -----------------------------------------------------------------------
+
+    def _observation(self, *, pools: bool = True) -> Observation:
+        cfgs = {
+            str(body["metadata"]["name"]): CfgView.parse(body)
+            for body in self.double.stored(VMNETCFGS)
+            if body["metadata"].get("namespace") == NAMESPACE
+        }
+        views = {}
+        if pools:
+            stored = {str(b["metadata"]["name"]): b for b in self.double.stored(IPPOOLS)}
+            views = {
+                net: PoolView.parse(stored[pool.name])
+                for net, pool in self.world.pools.items()
+                if pool.name in stored
+            }
+        return Observation(cfgs, views)
+
+    def _midway(self) -> None:
+        for violation in self.tracker.observe(self.world, self._observation(pools=False)):
+            self.violations.append(f"{violation} (after step {len(self.log)})")
+
+    async def settle(self) -> bool:
+        """Let mock time run until nothing is written or queued for QUIET seconds."""
+        start = last_change = trio.current_time()
+        revision = -1
+        while True:
+            await trio.sleep(1.0)
+            now, c = trio.current_time(), self.controller
+            busy = c is None or not c.ready.is_set() or not c.queue.idle
+            if busy or self.double.revision != revision:
+                revision, last_change = self.double.revision, now
+            elif now - last_change >= QUIET:
+                return True
+            if now - start > SETTLE_LIMIT:
+                queued = len(c.queue) if c is not None else "no controller"
+                self.violations.append(
+                    f"settle: not settled after {SETTLE_LIMIT:.0f} s (queue: {queued}, "
+                    f"ready: {c is not None and c.ready.is_set()})"
+                )
+                return False
+
+    async def finish(self) -> None:
+        """Undo what a user or operator would undo, settle, check everything."""
+        self.log.append("-- finish: faults cleared, pools back, declines reset")
+        self.double.faults.clear()
+        for network in sorted(self.absent):
+            self._create_pool(network)
+        if not await self.settle():
+            return
+        for name in sorted(self.declined & self.world.vms.keys()):
+            annotations = {RESET_ANNOTATION: "sim"}
+            self.double.patch(
+                VMNETCFGS, name, {"metadata": {"annotations": annotations}}, namespace=NAMESPACE
+            )
+        if self.declined and not await self.settle():
+            return
+        obs = self._observation()
+        for violation in self.tracker.observe(self.world, obs) + check_settled(self.world, obs):
+            self.violations.append(f"{violation} (settled)")
+        self._final_dhcp(obs)
+
+    def _final_dhcp(self, obs: Observation) -> None:
+        """Every NIC with an address in range gets exactly it; nobody else gets one."""
+        served = set()
+        for _, network, mac, ip in dhcp_candidates(self.world, obs):
+            served.add(mac)
+            actor = self._actor(network)
+            if actor is None:
+                self.violations.append(f"dhcp: no running pool for {network} (settled)")
+                continue
+            pool = self.world.pools[network]
+            reply = self.send(actor, mac, MessageType.DISCOVER, IPv4Address(ip), pool.server)
+            if reply is None or str(decode(reply.payload).yiaddr) != ip:
+                got = decode(reply.payload).yiaddr if reply else "no answer"
+                self.violations.append(f"dhcp: {mac} on {network} got {got}, not {ip} (settled)")
+        for mac_number in range(1, self._macs + 1):
+            mac = f"52:54:00:5e:{mac_number >> 8:02x}:{mac_number % 256:02x}"
+            if mac in served:
+                continue
+            for network, pool in self.world.pools.items():
+                actor = self._actor(network)
+                if actor is not None:
+                    reply = self.send(
+                        actor, mac, MessageType.DISCOVER, pool.address(pool.start), pool.server
+                    )
+                    self._check_answer(network, mac, reply, settled=True)
