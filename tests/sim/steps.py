@@ -205,9 +205,8 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
     "compact": st.just(Compact()),
     "drop-watches": st.just(DropWatches()),
     "leader-loss": st.builds(LeaderLoss, st.sampled_from((0.0, 2.0, 15.0))),
-    "dhcp": st.builds(
-        Dhcp, small, small, st.sampled_from(("DISCOVER", "REQUEST", "DECLINE", "RELEASE"))
-    ),
+    "dhcp": st.builds(Dhcp, small, small, st.sampled_from(("DISCOVER", "REQUEST", "RELEASE"))),
+    "dhcp-decline": st.builds(Dhcp, small, small, st.just("DECLINE")),
     "wait": st.builds(Wait, st.sampled_from((0.0, 0.01, 0.1, 0.5, 2.0, 10.0, 40.0))),
 }
 WEIGHTS = {
