@@ -165,7 +165,7 @@ faults = st.one_of(
     st.builds(
         Fault,
         st.sampled_from(WRITES),
-        st.sampled_from(("conflict", "unavailable", "timeout", "timeout-applied", "forbidden")),
+        st.sampled_from(("conflict", "unavailable", "timeout", "forbidden")),
         st.sampled_from(PLURALS),
     ),
     st.builds(
@@ -202,6 +202,10 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
     "create-pool": st.builds(CreatePool, small),
     "crash": st.builds(Crash, small),
     "fault": faults,
+    #: A write that lands, but its answer is lost (the request timed out).
+    "fault-landed": st.builds(
+        Fault, st.sampled_from(WRITES), st.just("timeout-applied"), st.sampled_from(PLURALS)
+    ),
     "compact": st.just(Compact()),
     "drop-watches": st.just(DropWatches()),
     "leader-loss": st.builds(LeaderLoss, st.sampled_from((0.0, 2.0, 15.0))),
