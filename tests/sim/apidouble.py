@@ -160,6 +160,8 @@ class ApiDouble(Kube):
         #: Kubernetes Events written (best effort, like the real ones).
         self.events: list[Body] = []
         self.calls = 0
+        #: Faults that struck a call.
+        self.struck = 0
         self._uids = 0
         self._epoch = 0
         self._in_run = False
@@ -352,6 +354,7 @@ class ApiDouble(Kube):
         for fault in self.faults:
             if fault.op == op and fault.plural in (None, resource.plural):
                 self.faults.remove(fault)
+                self.struck += 1
                 if fault.error == "timeout-applied":
                     return False
                 raise _fault_error(fault.error, f"{resource} {what}")

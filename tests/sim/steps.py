@@ -211,6 +211,8 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
     "leader-loss": st.builds(LeaderLoss, st.sampled_from((0.0, 2.0, 15.0))),
     "dhcp": st.builds(Dhcp, small, small, st.sampled_from(("DISCOVER", "REQUEST", "RELEASE"))),
     "dhcp-decline": st.builds(Dhcp, small, small, st.just("DECLINE")),
+    "delete-vmnetcfg": st.builds(DeleteVmnetcfg, small),
+    "static-ip": st.builds(StaticIp, small, small, st.integers(0, 10)),
     "wait": st.builds(Wait, st.sampled_from((0.0, 0.01, 0.1, 0.5, 2.0, 10.0, 40.0))),
 }
 WEIGHTS = {

@@ -2,8 +2,8 @@
 MockClock against the API double (apidouble.py, pinned to the real API
 server by test_conformance.py), with hypothesis choosing the steps.
 
-SIM_EXAMPLES sets the number of runs (default 100, of 20-40 steps each: at
-least 2,000 steps). A failure prints the falsifying `seed` and `steps`; run
+SIM_EXAMPLES sets the number of runs (default 200, of 20-40 steps each: at
+least 4,000 steps). A failure prints the falsifying `seed` and `steps`; run
 them again with `run_steps(steps, seed)` (the list is valid Python with
 `from sim.steps import *`), as the pinned cases below do.
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import trio
@@ -27,6 +29,7 @@ from sim.steps import (
     CreateVm,
     DeletePool,
     DeleteVm,
+    DeleteVmnetcfg,
     Dhcp,
     Fault,
     LeaderLoss,
@@ -36,13 +39,20 @@ from sim.steps import (
     steps,
 )
 
-EXAMPLES = int(os.environ.get("SIM_EXAMPLES", "100"))
-#: Steps whose known defects (issue 11) are being fixed elsewhere; they have
-#: their own pinned replays below and join the main run once fixed.
-KNOWN_DEFECTS = {"crash", "delete-pool", "create-pool", "dhcp-decline", "fault-landed"}
-MAIN = tuple(kind for kind in STEPS if kind not in KNOWN_DEFECTS)
-
-total_steps = 0
+EXAMPLES = int(os.environ.get("SIM_EXAMPLES", "200"))
+#: Steps left out of the main run: each meets a defect pinned below (or in issue 11)
+#: and joins the main run once that is fixed; "static-ip" may ask for an address
+#: another NIC holds, where ERROR is right but the chaos invariants allow none.
+LEFT_OUT = {
+    "crash": "issue 11 defect 2; a crash at a cancellation escapes the Supervisor",
+    "delete-pool": "a NIC removed while its pool is away keeps its status entry",
+    "create-pool": "(only undoes delete-pool)",
+    "dhcp-decline": "a declined address given to another NIC is never served",
+    "fault-landed": "a removed NIC's address leaks when the write's answer is lost",
+    "delete-vmnetcfg": "issue 11 defect 6: deleting a live VM's vmnetcfg moves its IP",
+    "static-ip": "(by design: conflicting static requests end in ERROR)",
+}
+MAIN = tuple(kind for kind in STEPS if kind not in LEFT_OUT)
 
 
 def run_steps(steps: list[Step], seed: int = 0) -> Sim:
@@ -70,16 +80,42 @@ def quiet_logs() -> Iterator[None]:
     logger.setLevel(level)
 
 
+@dataclass(slots=True)
+class Totals:
+    runs: int = 0
+    steps: int = 0
+    terms: int = 0
+    dhcp_packets: int = 0
+    faults_struck: int = 0
+    api_calls: int = 0
+
+
+def test_simulation() -> None:
+    totals = Totals()
+    started = time.perf_counter()
+    simulate(totals)
+    print(f"simulation: {totals} in {time.perf_counter() - started:.1f} s")
+    # The run must have exercised what it claims to.
+    assert totals.steps >= 20 * totals.runs
+    assert totals.terms > totals.runs  # leader losses
+    assert totals.dhcp_packets > totals.runs
+    assert totals.faults_struck > totals.runs // 2
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(seed=st.integers(0, 2**32 - 1), steps=st.lists(steps(MAIN), min_size=20, max_size=40))
-def test_simulation(seed: int, steps: list[Step]) -> None:
-    global total_steps
-    total_steps += len(steps)
+def simulate(totals: Totals, seed: int, steps: list[Step]) -> None:
     sim = run_steps(steps, seed)
+    totals.runs += 1
+    totals.steps += len(steps)
+    totals.terms += sim.terms
+    totals.dhcp_packets += sim.dhcp_checks
+    totals.faults_struck += sim.double.struck
+    totals.api_calls += sim.double.calls
     assert not sim.violations, explain(sim)
 
 
@@ -158,4 +194,16 @@ def test_a_nic_removed_by_a_write_whose_answer_was_lost_gives_its_address_back()
         [CreateVm(((0, True), (1, True))), Wait(2.0),
          Fault("replace", "timeout-applied", "virtualmachinenetworkconfigs"), RemoveNic(0, 1),
          Wait(2.0)]
+    )  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 defect 6 (being fixed elsewhere): deleting a live VM's vmnetcfg "
+    "releases its address and reserves the lowest free one again",
+)
+def test_deleting_a_live_vms_vmnetcfg_keeps_its_address() -> None:
+    assert_holds(
+        [CreateVm(((0, True),)), Wait(2.0), CreateVm(((0, True),)), Wait(2.0), DeleteVm(0),
+         Wait(2.0), DeleteVmnetcfg(0), Wait(5.0)]
     )  # fmt: skip
