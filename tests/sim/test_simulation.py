@@ -3,9 +3,9 @@ MockClock against the API double (apidouble.py, pinned to the real API
 server by test_conformance.py), with hypothesis choosing the steps.
 
 SIM_EXAMPLES sets the number of runs (default 200, of 20-40 steps each: at
-least 4,000 steps). A failure prints the falsifying `seed` and `steps`; run
-them again with `run_steps(steps, seed)` (the list is valid Python with
-`from sim.steps import *`), as the pinned cases below do.
+least 4,000 steps). A failure prints its violations and its replay, the
+shrunk `assert_holds([steps...], seed)` (valid Python with `from sim.steps
+import *`), as the pinned cases below use it; SIM_LOG=INFO shows kvip's logs.
 """
 
 from __future__ import annotations
@@ -66,7 +66,14 @@ def run_steps(steps: list[Step], seed: int = 0) -> Sim:
 
 
 def explain(sim: Sim) -> str:
-    return "\n".join([*sim.violations, "", f"seed={sim.seed}; the steps it took:", *sim.log])
+    steps = ", ".join(entry for entry in sim.log if not entry.startswith("--"))
+    return "\n".join(
+        [
+            *sim.violations,
+            "",
+            f"replay (from sim.steps import *): assert_holds([{steps}], {sim.seed})",
+        ]
+    )
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -116,7 +123,8 @@ def simulate(totals: Totals, seed: int, steps: list[Step]) -> None:
     totals.dhcp_packets += sim.dhcp_checks
     totals.faults_struck += sim.double.struck
     totals.api_calls += sim.double.calls
-    assert not sim.violations, explain(sim)
+    if sim.violations:
+        raise AssertionError(explain(sim))
 
 
 # -- defects the simulation found, pinned by their shrunk replays -------------------------
@@ -124,7 +132,8 @@ def simulate(totals: Totals, seed: int, steps: list[Step]) -> None:
 
 def assert_holds(steps: list[Step], seed: int = 0) -> None:
     sim = run_steps(steps, seed)
-    assert not sim.violations, explain(sim)
+    if sim.violations:
+        raise AssertionError(explain(sim))
 
 
 @pytest.mark.xfail(
