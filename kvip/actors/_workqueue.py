@@ -4,6 +4,10 @@ A key that is marked dirty while it waits is queued once; a key that is
 marked dirty while a worker handles it is queued again after that worker
 is done, so two workers never reconcile the same VM at once and the last
 change is never lost. Retries wait with exponential backoff per key.
+
+Idle workers park in one ParkingLot: each key made ready unparks one of
+them, so every worker takes part (a shared Event replaced by each idle worker
+left all but the last one waiting for a wakeup nobody sent).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class WorkQueue:
     _dirty: set[str] = field(default_factory=set)
     _processing: set[str] = field(default_factory=set)
     _failures: dict[str, int] = field(default_factory=dict)
-    _wakeup: trio.Event = field(default_factory=trio.Event)
+    _idle: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
 
     def add(self, key: str) -> None:
         if key in self._dirty:
@@ -30,13 +34,12 @@ class WorkQueue:
         self._dirty.add(key)
         if key not in self._processing:
             self._queue.append(key)
-            self._wakeup.set()
+            self._idle.unpark()
 
     async def get(self) -> str:
         """The next key to handle; waits while there is none. Call `done` after."""
         while not self._queue:
-            self._wakeup = trio.Event()
-            await self._wakeup.wait()
+            await self._idle.park()
         key = self._queue.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
@@ -55,7 +58,7 @@ class WorkQueue:
             self._failures.pop(key, None)
         if key in self._dirty:
             self._queue.append(key)
-            self._wakeup.set()
+            self._idle.unpark()
         return delay
 
     async def retry_later(self, key: str, delay: float) -> None:
