@@ -15,7 +15,7 @@ from kvip.actors._messages import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._pool import MacConflict, PoolActor
+from kvip.actors._pool import MacConflict, PoolActor, PoolStopped
 
 __all__ = [
     "ClaimAddress",
@@ -27,6 +27,7 @@ __all__ = [
     "PoolActor",
     "PoolMessage",
     "PoolState",
+    "PoolStopped",
     "Reconfigure",
     "ReleaseOwner",
     "ReleaseVm",

@@ -28,7 +28,7 @@ from kvip.actors._messages import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._pool import SocketFactory
+from kvip.actors._pool import PoolStopped, SocketFactory
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import NicStatus, render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import PoolHandle, Supervisor
@@ -280,7 +280,7 @@ class Controller:
             failed = False
             try:
                 await self.reconcile(key)
-            except (KubeError, IpamError) as exc:
+            except (KubeError, IpamError, PoolStopped) as exc:
                 failed = True
                 log.warning("reconciling %s failed: %s; will retry", key, exc)
             except Exception:
