@@ -1,9 +1,10 @@
 """Driving a PoolActor without a network: a fake DHCP socket and packet strategies.
 
-`FakeDhcpSocket` is what the actor's packet loop needs of a socket (a file
-descriptor to wait on, `recv`, `sendto`, `close`): packets go in through one
-end of a Unix datagram socketpair, so trio wakes the loop exactly as for a real
-socket, and replies are recorded instead of sent. `dhcp_requests` draws
+`FakeDhcpSocket` is what the pool's packet thread needs of a socket (a
+blocking `recv` with a kernel receive timeout, `shutdown` to wake it, `sendto`,
+`close`): packets go in through one end of a Unix datagram socketpair, so the
+thread blocks and wakes exactly as on a real socket, and replies are recorded
+instead of sent. `dhcp_requests` draws
 well-formed requests of every type from known and unknown MACs; `garbage`
 draws mutated and random bytes.
 """
