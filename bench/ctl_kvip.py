@@ -96,6 +96,7 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--selector", required=True)
     parser.add_argument("--netns", required=True)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--workers", type=int, default=8)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("KVIP_BENCH_LOG", "WARNING"),
@@ -105,6 +106,7 @@ def child_main(argv: list[str]) -> int:
         "selector": args.selector,
         "netns": args.netns,
         "ready_timeout": START_TIMEOUT,
+        "workers": args.workers,
     }
     kvip = (
         _ProfiledKvip(args.kubeconfig, profile=args.profile, **kwargs)
@@ -130,10 +132,16 @@ class KvipProcess:
     """The bench's handle on a kvip child: `with KvipProcess(...) as kvip:`."""
 
     def __init__(
-        self, kubeconfig: Path, *, selector: str, netns: str, profile: Path | None = None
+        self,
+        kubeconfig: Path,
+        *,
+        selector: str,
+        netns: str,
+        profile: Path | None = None,
+        workers: int = 8,
     ) -> None:
         argv = [sys.executable, __file__, str(kubeconfig), "--selector", selector]
-        argv += ["--netns", netns]
+        argv += ["--netns", netns, "--workers", str(workers)]
         if profile is not None:
             argv += ["--profile", str(profile)]
         self.spawned = time.monotonic()

@@ -32,9 +32,16 @@ class RunningKvip:
     """`with RunningKvip(kubeconfig, selector=..., netns=...) as kvip:` serves until exit."""
 
     def __init__(
-        self, kubeconfig: Path, *, selector: str, netns: str | None, ready_timeout: float = 30
+        self,
+        kubeconfig: Path,
+        *,
+        selector: str,
+        netns: str | None,
+        ready_timeout: float = 30,
+        workers: int = 8,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.workers = workers
         self.selector = selector
         self.netns = netns
         self.ready_timeout = ready_timeout
@@ -79,7 +86,10 @@ class RunningKvip:
         self._token = trio.lowlevel.current_trio_token()
         kube = Kube.connect(kubeconfig=str(self.kubeconfig))
         self.controller = Controller(
-            kube, pool_selector=self.selector, socket_factory=socket_factory_in(self.netns)
+            kube,
+            pool_selector=self.selector,
+            socket_factory=socket_factory_in(self.netns),
+            workers=self.workers,
         )
         try:
             with trio.CancelScope() as scope:
