@@ -13,12 +13,17 @@ xid, secs and flags, equal those of one answered before gets the same answer
 without being decoded at all (clients repeat themselves byte for byte:
 retransmissions, renewals, a relay's steady stream). Any change of options,
 reservations or declines clears both.
+
+Both levels keep what the slow path decided (an `_Answer`: the reply with xid
+and flags zeroed, its destination, and the flag bits it sets), and every
+reply, cached or not, is finished by the same `_stamp` from the request's own
+bytes: a cached answer cannot differ from a computed one. `cache=False` turns
+both levels off, for the tests and fuzzers that hold them equal.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
@@ -69,8 +74,6 @@ _ESSENTIAL = frozenset(
     )
 )
 
-_XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
-
 
 class Reply(NamedTuple):
     """One answer and where it goes. A NamedTuple, not a frozen dataclass: one is
@@ -81,13 +84,33 @@ class Reply(NamedTuple):
     message_type: MessageType
 
 
+class _Answer(NamedTuple):
+    """What the slow path decided for a request: everything of the reply but the
+    request's own xid and flags, which `_stamp` adds."""
+
+    #: The encoded reply with xid and flags zero.
+    template: bytes
+    address: tuple[str, int]
+    kind: MessageType
+    #: Bits the reply sets in the request's flags (RFC 2131 4.3.2: a relayed NAK's B bit).
+    flags: int
+
+
+def _stamp(answer: _Answer, data: bytes) -> Reply:
+    """The reply to the request `data`: its xid and flags (RFC 2131 4.1) stamped
+    into the answer's template. The one way a reply is finished, cached or not."""
+    t = answer.template
+    flags = data[10:12]
+    if answer.flags:
+        flags = (int.from_bytes(flags, "big") | answer.flags).to_bytes(2, "big")
+    return Reply(t[:4] + data[4:8] + t[8:10] + flags + t[12:], answer.address, answer.kind)
+
+
 @dataclass(frozen=True, slots=True)
 class _Replay:
     """What answering one exact request did, to do it again without decoding it."""
 
-    payload: bytes
-    address: tuple[str, int]
-    kind: MessageType
+    answer: _Answer
     # Counter keys as plain strings: an enum's .name is a descriptor call.
     received: str
     sent: str
@@ -130,9 +153,9 @@ class Responder:
     counters: Counters = field(default_factory=Counters)
     #: What happened that the actor must act on (DECLINE, RELEASE); it drains this.
     notices: list[Notice] = field(default_factory=list)
-    #: Answer repeated requests from `_replays` (False only to test the slow path).
-    replay: bool = True
-    _cache: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
+    #: Answer from the two caches (False only to test and fuzz the slow path).
+    cache: bool = True
+    _cache: dict[tuple[Any, ...], _Answer] = field(default_factory=dict)
     _replays: dict[bytes, _Replay] = field(default_factory=dict)
     #: Options left out to fit a size limit, already logged for these options.
     _left_out: set[tuple[int, tuple[int, ...]]] = field(default_factory=set)
@@ -167,7 +190,7 @@ class Responder:
 
     def handle(self, data: bytes) -> Reply | None:
         """The reply to one received packet, or None when the pool stays silent."""
-        if self.replay:
+        if self.cache:
             known = self._replays.get(_replay_key(data))
             if known is not None:
                 counters = self.counters
@@ -175,34 +198,33 @@ class Responder:
                 counters.sent[known.sent] += 1
                 if known.nak:
                     counters.naks += 1
-                t = known.payload
-                payload = t[:4] + data[4:8] + t[8:10] + data[10:12] + t[12:]
-                return Reply(payload, known.address, known.kind)
+                return _stamp(known.answer, data)
         try:
             request = decode(data)
         except DecodeError as exc:
             self.counters.malformed += 1
             log.debug("dropped a malformed packet (%d bytes): %s", len(data), exc)
             return None
-        reply = self._handle(request)
-        if reply is not None and self.replay:
+        answer = self._handle(request)
+        if answer is None:
+            return None
+        kind = answer.kind
+        self.counters.sent[kind.name] += 1
+        if self.cache:
             # Only answers are replayed: silence has counters of many kinds, and
             # DECLINE and RELEASE (never answered) have effects beyond counting.
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
             assert request.message_type is not None  # answered, so it had one
-            kind = reply.message_type
             self._replays[_replay_key(data)] = _Replay(
-                reply.payload,
-                reply.address,
-                kind,
+                answer,
                 received=request.message_type.name,
                 sent=kind.name,
                 nak=kind == MessageType.NAK,
             )
-        return reply
+        return _stamp(answer, data)
 
-    def _handle(self, request: Message) -> Reply | None:
+    def _handle(self, request: Message) -> _Answer | None:
         kind = request.message_type
         if request.op != Op.BOOTREQUEST or kind is None:
             self.counters.ignored += 1
@@ -229,7 +251,7 @@ class Responder:
             self.counters.ignored += 1
         return None
 
-    def _discover(self, request: Message, reservation: Reservation) -> Reply | None:
+    def _discover(self, request: Message, reservation: Reservation) -> _Answer | None:
         if reservation.ip in self.declined:
             # Counted, and logged only at debug: the DECLINE was warned about
             # (and shown in status) once; a client retrying, or anyone sending
@@ -247,7 +269,7 @@ class Responder:
             return self._reply(request, reservation, MessageType.ACK, rapid=True)
         return self._reply(request, reservation, MessageType.OFFER)
 
-    def _request(self, request: Message, reservation: Reservation) -> Reply | None:
+    def _request(self, request: Message, reservation: Reservation) -> _Answer | None:
         server_id = request.server_id
         requested = request.requested_ip
         if server_id is not None:
@@ -293,7 +315,7 @@ class Responder:
 
     # -- building replies ----------------------------------------------------------
 
-    def _nak(self, request: Message, reason: str) -> Reply | None:
+    def _nak(self, request: Message, reason: str) -> _Answer | None:
         self.counters.naks += 1
         return self._reply(request, None, MessageType.NAK, reason=reason)
 
@@ -306,11 +328,13 @@ class Responder:
         inform: bool = False,
         rapid: bool = False,
         reason: str = "",
-    ) -> Reply | None:
+    ) -> _Answer | None:
         opts = request.options
         # RFC 2132 9.10: the client's limit counts IP and UDP headers; never below 576.
         max_size = max(request.max_message_size or 0, MIN_MESSAGE_SIZE)
         renewing = kind == MessageType.ACK and request.ciaddr != ZERO
+        # Everything `_build`, `_fit`, `_destination` and the flags below read of
+        # the request (the reservation and declines are cleared with the cache).
         key = (
             kind,
             inform,
@@ -318,15 +342,15 @@ class Responder:
             reason,
             request.chaddr,
             request.htype,
-            request.ciaddr if (inform or renewing) else ZERO,
+            request.ciaddr,
             request.giaddr,
             opts.raw(OptionCode.PARAMETER_REQUEST_LIST),
             opts.raw(OptionCode.CLIENT_ID),
             opts.raw(OptionCode.RELAY_AGENT_INFO),
             max_size,
         )
-        template = self._cache.get(key)
-        if template is None:
+        answer = self._cache.get(key) if self.cache else None
+        if answer is None:
             message = self._build(
                 request,
                 reservation,
@@ -342,18 +366,17 @@ class Responder:
                 self.counters.send_errors += 1
                 log.error("cannot build a %s for %s: %s", kind.name, request.mac, exc)
                 return None
-            if len(self._cache) >= MAX_CACHED_REPLIES:
-                self._cache.clear()
-            self._cache[key] = template
-        flags = request.flags
-        if kind == MessageType.NAK and request.giaddr != ZERO:
-            # RFC 2131 4.3.2: the client may have no usable address or mask and may not
-            # answer ARP; the broadcast bit makes the relay broadcast the NAK to it.
-            flags |= BROADCAST_FLAG
-        payload = bytearray(template)
-        _XID_FLAGS.pack_into(payload, 4, request.xid, flags)
-        self.counters.sent[kind.name] += 1
-        return Reply(bytes(payload), _destination(request, kind), kind)
+            flags = 0
+            if kind == MessageType.NAK and request.giaddr != ZERO:
+                # RFC 2131 4.3.2: the client may have no usable address or mask and may
+                # not answer ARP; the broadcast bit makes the relay broadcast the NAK.
+                flags = BROADCAST_FLAG
+            answer = _Answer(template, _destination(request, kind), kind, flags)
+            if self.cache:
+                if len(self._cache) >= MAX_CACHED_REPLIES:
+                    self._cache.clear()
+                self._cache[key] = answer
+        return answer
 
     def _fit(self, message: Message, max_size: int) -> bytes:
         """The reply's bytes within the client's size limit (RFC 2132 9.10). When
