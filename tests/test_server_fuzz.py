@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
+from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings
@@ -326,8 +328,7 @@ TestPoolUnderFire = PoolUnderFire.TestCase
 # -- the atheris target's property, bounded ------------------------------------------
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
+fuzz_inputs = (
     st.binary(max_size=700)
     | st.tuples(st.integers(0, 255), dhcp_requests(macs=MAC_BYTES, addresses=[])).map(
         lambda pair: bytes((pair[0],)) + pair[1]
@@ -336,8 +337,34 @@ TestPoolUnderFire = PoolUnderFire.TestCase
         lambda pair: bytes((pair[0],)) + pair[1]
     )
 )
-def test_server_target_property(data: bytes) -> None:
-    fuzz_server.check_server(data)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(fuzz_inputs, min_size=1, max_size=6))
+def test_server_target_property(inputs: list[bytes]) -> None:
+    """A few inputs into one responder pair, as the fuzzer runs them (the pair
+    is fresh per example here, so that a failure shrinks and replays)."""
+    twins = fuzz_server.Twins()
+    for data in inputs:
+        fuzz_server.check_server(data, twins)
+
+
+def test_the_server_target_answers_repeats_from_the_cache() -> None:
+    """The target reuses its responder: a known client's second input is
+    answered from the replay cache, and a cache that answered differently
+    from the slow path fails the target."""
+    twins = fuzz_server.Twins()
+    discover = b"\x01" + sorted((FUZZ / "corpus" / "udhcpc").glob("*discover*"))[0].read_bytes()
+    fuzz_server.check_server(discover, twins)
+    assert twins.cached._replays and not twins.uncached._replays
+    offers = twins.cached.counters.sent["OFFER"]
+    fuzz_server.check_server(discover, twins)
+    assert twins.cached.counters.sent["OFFER"] == offers + 2
+    # A cache gone wrong (the B bit set where the slow path sets none) is caught.
+    for key, replay in twins.cached._replays.items():
+        twins.cached._replays[key] = replace(replay, answer=replay.answer._replace(flags=0x8000))
+    with pytest.raises(AssertionError, match="the cache changed the answer"):
+        fuzz_server.check_server(discover, twins)
 
 
 def test_a_relayed_nak_carries_the_broadcast_bit() -> None:
