@@ -24,55 +24,22 @@ both levels off, for the tests and fuzzers that hold them equal.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
 
+from kvip.serving._build import ZERO, Warned, build, destination, fit
 from kvip.serving._config import PoolOptions, Reservation
 from kvip.serving._counters import Counters
-from protocol import (
-    DecodeError,
-    EncodeError,
-    Message,
-    MessageTooBig,
-    MessageType,
-    Op,
-    OptionCode,
-    Options,
-    decode,
-    encode,
-)
+from protocol import DecodeError, EncodeError, Message, MessageType, Op, OptionCode, decode
 
 log = logging.getLogger(__name__)
 
-SERVER_PORT = 67
-CLIENT_PORT = 68
-BROADCAST = IPv4Address("255.255.255.255")
-ZERO = IPv4Address(0)
 #: RFC 1542 4.1.1: relays discard requests that went through more hops.
 MAX_HOPS = 16
 MIN_MESSAGE_SIZE = 576
 MAX_CACHED_REPLIES = 8192
 BROADCAST_FLAG = 0x8000  # RFC 2131 2, the B bit of 'flags'
-
-#: Options a reply is not sent without (those DHCP.md says are always in an OFFER
-#: or ACK, and what the client sent that must come back): when the pool's options
-#: do not fit the client's size limit, the others are left out, least wanted first.
-_ESSENTIAL = frozenset(
-    (
-        OptionCode.MESSAGE_TYPE,
-        OptionCode.SERVER_ID,
-        OptionCode.RAPID_COMMIT,
-        OptionCode.LEASE_TIME,
-        OptionCode.RENEWAL_TIME,
-        OptionCode.REBINDING_TIME,
-        OptionCode.SUBNET_MASK,
-        OptionCode.ROUTER,
-        OptionCode.MESSAGE,
-        OptionCode.CLIENT_ID,
-        OptionCode.RELAY_AGENT_INFO,
-    )
-)
 
 
 class Reply(NamedTuple):
@@ -158,7 +125,7 @@ class Responder:
     _cache: dict[tuple[Any, ...], _Answer] = field(default_factory=dict)
     _replays: dict[bytes, _Replay] = field(default_factory=dict)
     #: Options left out to fit a size limit, already logged for these options.
-    _left_out: set[tuple[int, tuple[int, ...]]] = field(default_factory=set)
+    _left_out: set[Warned] = field(default_factory=set)
 
     # -- state changes, from the pool actor ------------------------------------
 
@@ -351,7 +318,8 @@ class Responder:
         )
         answer = self._cache.get(key) if self.cache else None
         if answer is None:
-            message = self._build(
+            message = build(
+                self.options,
                 request,
                 reservation,
                 kind,
@@ -361,7 +329,7 @@ class Responder:
                 renewing=renewing,
             )
             try:
-                template = self._fit(message, max_size)
+                template = fit(message, max_size, subnet=self.options.subnet, warned=self._left_out)
             except EncodeError as exc:
                 self.counters.send_errors += 1
                 log.error("cannot build a %s for %s: %s", kind.name, request.mac, exc)
@@ -371,133 +339,12 @@ class Responder:
                 # RFC 2131 4.3.2: the client may have no usable address or mask and may
                 # not answer ARP; the broadcast bit makes the relay broadcast the NAK.
                 flags = BROADCAST_FLAG
-            answer = _Answer(template, _destination(request, kind), kind, flags)
+            answer = _Answer(template, destination(request, kind), kind, flags)
             if self.cache:
                 if len(self._cache) >= MAX_CACHED_REPLIES:
                     self._cache.clear()
                 self._cache[key] = answer
         return answer
-
-    def _fit(self, message: Message, max_size: int) -> bytes:
-        """The reply's bytes within the client's size limit (RFC 2132 9.10). When
-        the pool's options do not fit even with overload, the least wanted are
-        left out until they do: those the client did not ask for, then the end
-        of its parameter request list; never those in `_ESSENTIAL`."""
-        try:
-            return encode(message, max_size=max_size)
-        except MessageTooBig as exc:
-            too_big = exc
-        kept = dict(message.options.items())
-        left_out: list[int] = []
-        for code in reversed(list(kept)):
-            if code in _ESSENTIAL:
-                continue
-            del kept[code]
-            left_out.append(code)
-            try:
-                payload = encode(replace(message, options=Options(kept)), max_size=max_size)
-            except MessageTooBig:
-                continue
-            seen = (max_size, tuple(left_out))
-            if seen not in self._left_out:
-                self._left_out.add(seen)
-                log.warning(
-                    "the options of the pool on %s do not fit a %d-byte reply (the limit of %s):"
-                    " left out option(s) %s; shorten the DNS, search or route lists",
-                    self.options.subnet,
-                    max_size,
-                    message.mac,
-                    ", ".join(map(str, sorted(left_out))),
-                )
-            return payload
-        raise too_big
-
-    def _build(
-        self,
-        request: Message,
-        reservation: Reservation | None,
-        kind: MessageType,
-        *,
-        inform: bool,
-        rapid: bool,
-        reason: str,
-        renewing: bool,
-    ) -> Message:
-        pool = self.options
-        options: dict[int, Any] = {
-            OptionCode.MESSAGE_TYPE: kind,
-            OptionCode.SERVER_ID: pool.server_ip,
-        }
-        client_id = request.options.get(OptionCode.CLIENT_ID)
-        if kind == MessageType.NAK or reservation is None:
-            # RFC 2131 table 3: a NAK carries only the server id and a message.
-            options[OptionCode.MESSAGE] = reason
-        else:
-            if rapid:
-                options[OptionCode.RAPID_COMMIT] = b""
-            if not inform:
-                options[OptionCode.LEASE_TIME] = pool.lease_time
-                options[OptionCode.RENEWAL_TIME] = pool.renewal_time
-                options[OptionCode.REBINDING_TIME] = pool.rebinding_time
-            options.update(self._configuration(request, reservation))
-        if client_id is not None:
-            options[OptionCode.CLIENT_ID] = client_id  # RFC 6842
-        relay_info = request.options.get(OptionCode.RELAY_AGENT_INFO)
-        if relay_info is not None and request.giaddr != ZERO:
-            options[OptionCode.RELAY_AGENT_INFO] = relay_info  # RFC 3046 2.2
-        acked = kind != MessageType.NAK and not inform
-        return Message(
-            op=Op.BOOTREPLY,
-            xid=0,
-            flags=0,
-            htype=request.htype,
-            chaddr=request.chaddr,
-            giaddr=request.giaddr,
-            ciaddr=request.ciaddr if (inform or renewing) else ZERO,
-            yiaddr=reservation.ip if (acked and reservation is not None) else ZERO,
-            options=Options(options),
-        )
-
-    def _configuration(self, request: Message, reservation: Reservation) -> dict[int, Any]:
-        """Subnet mask, router and every option the pool sets, in the order of the
-        client's parameter request list (RFC 2132 9.8) where it gives one."""
-        pool = self.options
-        asked = request.parameter_request_list
-        offered: dict[int, Any] = {OptionCode.SUBNET_MASK: pool.subnet.netmask}
-        if pool.router is not None:
-            offered[OptionCode.ROUTER] = (pool.router,)
-        if pool.dns:
-            offered[OptionCode.DNS] = pool.dns
-        if pool.domain_name:
-            offered[OptionCode.DOMAIN_NAME] = pool.domain_name
-        if pool.domain_search:
-            offered[OptionCode.DOMAIN_SEARCH] = pool.domain_search
-        if pool.ntp:
-            offered[OptionCode.NTP_SERVERS] = pool.ntp
-        if pool.mtu is not None:
-            offered[OptionCode.INTERFACE_MTU] = pool.mtu
-        if pool.routes:
-            offered[OptionCode.CLASSLESS_ROUTES] = pool.classless_routes
-        if OptionCode.BROADCAST_ADDRESS in asked:
-            offered[OptionCode.BROADCAST_ADDRESS] = pool.subnet.broadcast_address
-        if OptionCode.HOST_NAME in asked and reservation.hostname:
-            offered[OptionCode.HOST_NAME] = reservation.hostname
-        ordered = {code: offered[code] for code in asked if code in offered}
-        ordered.update((code, value) for code, value in offered.items() if code not in ordered)
-        return ordered
-
-
-def _destination(request: Message, kind: MessageType) -> tuple[str, int]:
-    """RFC 2131 4.1: where a reply goes."""
-    if request.giaddr != ZERO:
-        return str(request.giaddr), SERVER_PORT
-    if kind == MessageType.NAK:
-        return str(BROADCAST), CLIENT_PORT
-    if request.ciaddr != ZERO:
-        return str(request.ciaddr), CLIENT_PORT
-    # Broadcast bit set, or a client without an address we could only reach
-    # through an ARP entry we cannot add: broadcasting is allowed and works.
-    return str(BROADCAST), CLIENT_PORT
 
 
 def mac_bytes(mac: str) -> bytes:
