@@ -300,7 +300,7 @@ class Responder:
         # RFC 2132 9.10: the client's limit counts IP and UDP headers; never below 576.
         max_size = max(request.max_message_size or 0, MIN_MESSAGE_SIZE)
         renewing = kind == MessageType.ACK and request.ciaddr != ZERO
-        # Everything `_build`, `_fit`, `_destination` and the flags below read of
+        # Everything `build`, `fit`, `destination` and the flags below read of
         # the request (the reservation and declines are cleared with the cache).
         key = (
             kind,
