@@ -12,6 +12,7 @@ draws mutated and random bytes.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
@@ -31,22 +32,45 @@ ROUTER = IPv4Address("198.18.0.254")
 
 
 class FakeDhcpSocket:
-    """A stand-in for a pool's UDP socket; `inject` a packet, read `sent`."""
+    """A stand-in for a pool's UDP socket; `inject` a packet, `wait_handled`
+    for the packet thread to be done with it, read `sent`."""
 
     def __init__(self) -> None:
         self._inside, self._outside = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._inside.setblocking(False)
         self.sent: list[tuple[bytes, tuple[str, int]]] = []
         self.closed = False
+        self._turn = threading.Condition()
+        self._injected = 0
+        self._taken = 0
+        self._reading = False
 
     def inject(self, packet: bytes) -> None:
+        with self._turn:
+            self._injected += 1
         self._outside.send(packet)
+
+    def wait_handled(self, timeout: float) -> bool:
+        """Block until the reader took every injected packet and came back to
+        `recv` for more: the packet thread has then answered (sent) each one.
+        False if that did not happen within `timeout` seconds."""
+        with self._turn:
+            return self._turn.wait_for(
+                lambda: self._reading and self._taken == self._injected, timeout
+            )
 
     def fileno(self) -> int:
         return self._inside.fileno()
 
     def recv(self, size: int) -> bytes:
-        return self._inside.recv(size)
+        with self._turn:
+            self._reading = True
+            self._turn.notify_all()
+        data = self._inside.recv(size)
+        with self._turn:
+            self._reading = False
+            self._taken += 1
+        return data
 
     # What the pool's packet thread does with a real socket: block with a
     # kernel receive timeout, and get woken by a shutdown when it must stop.

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -40,7 +40,7 @@ from kvip.actors._messages import (
 )
 from kvip.actors._packet_thread import PacketThread
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import Declined, Notice, PoolConfig, Released, Reservation, Responder
+from kvip.serving import Counters, Declined, Notice, PoolConfig, Released, Reservation, Responder
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,14 @@ class _Nic:
     ip: IPv4Address
     hostname: str | None
     serving: bool
+
+
+class PoolFigures(NamedTuple):
+    """A pool's counters and address figures as of one moment."""
+
+    counters: Counters
+    used: int
+    available: int
 
 
 @dataclass(slots=True)
@@ -129,6 +137,15 @@ class PoolActor:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def figures(self) -> PoolFigures:
+        """The counters and address figures as of one moment, for metrics: copied
+        under the lock the packet thread counts under (a histogram's count and
+        sum, or received and sent, from different packets would disagree)."""
+        with self._lock:
+            return PoolFigures(
+                self.responder.counters.snapshot(), self.allocator.used, self.allocator.available
+            )
 
     # -- talking to the actor -----------------------------------------------------
 
