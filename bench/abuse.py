@@ -8,18 +8,16 @@ Prints both served rates, the flood's accounting and the server's memory and
 CPU. Needs root, perfdhcp (kea-admin) and tcpdump. The same rig is asserted
 on by tests/test_dhcp_abuse.py.
 
-    .venv/bin/python bench/abuse.py --reservations 1000 --rate 100 --seconds 10
+    .venv/bin/python -m bench.abuse --reservations 1000 --rate 100 --seconds 10
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from abuse_rig import (
+from protocol import decode
+from tests.lab.abuse_rig import (
     Capture,
     Flood,
     PerfdhcpResult,
@@ -30,9 +28,7 @@ from abuse_rig import (
     reserved_mac,
     run_perfdhcp,
 )
-from netlab import netlab
-
-from protocol import decode
+from tests.lab.netlab import netlab
 
 
 def line(name: str, result: PerfdhcpResult) -> str:

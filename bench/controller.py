@@ -2,9 +2,9 @@
 
 Run (root: the pools' sockets open inside a lab network namespace):
 
-    .venv/bin/python bench/controller.py                  # 1,000 burst, 10,000 restore
-    .venv/bin/python bench/controller.py --vms 200 --restore 2000
-    .venv/bin/python bench/controller.py --workers 1 --restore 0   # one worker's burst
+    .venv/bin/python -m bench.controller                  # 1,000 burst, 10,000 restore
+    .venv/bin/python -m bench.controller --vms 200 --restore 2000
+    .venv/bin/python -m bench.controller --workers 1 --restore 0   # one worker's burst
 
 1. Burst: with kvip running, `--vms` VMs (one Multus NIC each, on one /16
    pool) are created by 16 threads as fast as the API server takes them. Per
@@ -18,7 +18,7 @@ Run (root: the pools' sockets open inside a lab network namespace):
    Controller's start (the process's imports before it are shown apart). No
    address may change.
 
-A dedicated local API server (tests/apiserver.py); kvip runs in a child
+A dedicated local API server (tests/lab/apiserver.py); kvip runs in a child
 process (bench/ctl_kvip.py). Everything is bounded by --timeout.
 """
 
@@ -35,12 +35,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(_REPO), str(_REPO / "tests")]
-
-from netlab import Lab, netlab  # noqa: E402
-
-from bench.ctl_cluster import (  # noqa: E402
+from bench.ctl_cluster import (
     REPO,
     AddressWatch,
     BenchPool,
@@ -49,7 +44,8 @@ from bench.ctl_cluster import (  # noqa: E402
     mac_of,
     parallel,
 )
-from bench.ctl_kvip import KvipProcess  # noqa: E402
+from bench.ctl_kvip import KvipProcess
+from tests.lab.netlab import Lab, netlab
 
 BURST_TARGET_P99 = 30.0
 RECOVERY_TARGET = 10.0

@@ -9,7 +9,6 @@ sockets are kvip's business (ctl_kvip.py opens them in a lab namespace).
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,14 +18,14 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
 
-from apiserver import ApiServer  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import client, config, watch  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
-from kvip_rig import pool_body, vm_body  # noqa: E402
+from tests.lab.apiserver import ApiServer
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.lab.kvip_rig import pool_body, vm_body
+
+REPO = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
 R = TypeVar("R")

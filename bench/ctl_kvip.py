@@ -2,7 +2,7 @@
 
 A process of its own, as kvip runs in a cluster: the bench's client threads
 (creating objects, watching) must not compete with the controller for one
-interpreter lock. The child runs the Controller through tests/kvip_rig.py
+interpreter lock. The child runs the Controller through tests/lab/kvip_rig.py
 (its own trio thread, pool sockets opened inside the lab namespace) and
 answers one JSON line per command on stdin:
 
@@ -30,12 +30,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from kvip.actors import Controller, Inspect
+from tests.lab.kvip_rig import RunningKvip
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from kvip_rig import RunningKvip  # noqa: E402
-
-from kvip.actors import Controller, Inspect  # noqa: E402
 
 #: The longest a start (10,000 reservations) or a state query may take.
 START_TIMEOUT = 300.0
@@ -140,13 +138,13 @@ class KvipProcess:
         profile: Path | None = None,
         workers: int = 8,
     ) -> None:
-        argv = [sys.executable, __file__, str(kubeconfig), "--selector", selector]
+        argv = [sys.executable, "-m", "bench.ctl_kvip", str(kubeconfig), "--selector", selector]
         argv += ["--netns", netns, "--workers", str(workers)]
         if profile is not None:
             argv += ["--profile", str(profile)]
         self.spawned = time.monotonic()
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=REPO
         )
         self.started = float(self._read()["started"])
         self.ready = 0.0

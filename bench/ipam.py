@@ -1,6 +1,6 @@
 """Allocator costs: memory of empty pools, allocate/release and restore speed.
 
-Run: .venv/bin/python bench/ipam.py   (or `make bench`)
+Run: .venv/bin/python -m bench.ipam   (or `make bench`)
 
 Times are reported as wall clock and as this process's CPU time: the machine
 is shared, and CPU time is what the allocator itself costs.

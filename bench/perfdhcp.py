@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from netlab import Lab, stop_process
+from tests.lab.netlab import Lab, stop_process
 
 _STATS = re.compile(r"\*\*\*Statistics for: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*")
 _TIMES = re.compile(r"\*\*\*Timestamps for packets: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*")

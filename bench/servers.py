@@ -2,7 +2,7 @@
 
 kvip runs as its own process (``python -m bench.kvip_server``). Kea and
 dnsmasq get the same configuration builders as the lab's reference servers
-(tests/dhcpservers.py), with per-packet logging turned down: a benchmark of
+(tests/lab/dhcpservers.py), with per-packet logging turned down: a benchmark of
 how fast a server writes its log would say nothing about DHCP. Each process
 is started through ``taskset -c CPU`` (``ip netns exec`` and ``taskset`` both
 exec, so the pid we hold is the server's own) and its threads inherit the pin.
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dhcpservers import PoolOptions, dnsmasq_config, kea_config
-from netlab import Lab, LabError, Port, run_in, stop_process
+from tests.lab.dhcpservers import PoolOptions, dnsmasq_config, kea_config
+from tests.lab.netlab import Lab, LabError, Port, run_in, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0

@@ -1,6 +1,6 @@
 """Soak: `kvip run` under steady churn for N minutes, watching for leaks.
 
-A local etcd + kube-apiserver (tests/apiserver.py) with kvip's CRDs, one
+A local etcd + kube-apiserver (tests/lab/apiserver.py) with kvip's CRDs, one
 IPPool, and `kvip run --socket-netns` serving it in a lab namespace. Each
 cycle creates a few VirtualMachines, waits for their reservations, runs a
 DHCP exchange (DISCOVER/OFFER, REQUEST/ACK) for each from a client namespace,
@@ -9,7 +9,7 @@ vmnetcfgs. The kvip process's RSS, open file descriptors and threads are
 sampled at the start, after a warm-up cycle, every --sample seconds and at the
 end; growth past the limits is flagged (exit status 1).
 
-    make soak MINUTES=10      # or: .venv/bin/python bench/soak.py --minutes 10
+    make soak MINUTES=10      # or: .venv/bin/python -m bench.soak --minutes 10
 
 Needs root (network namespaces). Everything is bounded and torn down at the
 end, also on Ctrl-C or an error: kvip, the API server, every namespace.
@@ -29,17 +29,14 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
-from apiserver import ApiServer, missing_binaries  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import client, config  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
-from kvip_process import KvipProcess  # noqa: E402
-from netlab import Client, call_in, netlab  # noqa: E402
-
-from protocol import DecodeError, Message, MessageType, Op, Options, decode, encode  # noqa: E402
+from protocol import DecodeError, Message, MessageType, Op, Options, decode, encode
+from tests.lab.apiserver import ApiServer, missing_binaries
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.lab.kvip_process import KvipProcess
+from tests.lab.netlab import Client, call_in, netlab
 
 GROUP, VERSION = "kubevirtiphelper.k8s.binbash.org", "v1"
 NAMESPACE = "soak"

@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+import yaml
+from kubernetes import client, config
 
-import yaml  # noqa: E402
-from apiserver import ApiServer, missing_binaries  # noqa: E402
-from dhcpclients import run_udhcpc  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import client, config  # noqa: E402
-from netlab import netlab  # noqa: E402
+from tests.lab.apiserver import ApiServer, missing_binaries
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.lab.netlab import netlab
+
+REPO = Path(__file__).resolve().parent.parent
 
 GROUP, VERSION = "kubevirtiphelper.k8s.binbash.org", "v1"
 NAMESPACE = "demo"

@@ -7,9 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from dhcpclients import NoLeaseError, run_udhcpc
-from e2e_world import CFGS, FINALIZER, VMS, World, lease_ip
-from kvip_rig import GROUP, VERSION, RunningKvip, vm_body, wait_for
+
+from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
+from tests.lab.e2e_world import CFGS, FINALIZER, VMS, World, lease_ip
+from tests.lab.kvip_rig import GROUP, VERSION, RunningKvip, vm_body, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
-from crd_objects import ippool, ready_condition, vmnetcfg, with_value
-from crs import GROUP, IPPOOLS, VMNETCFGS, Resource, crd_resource, rejection
-from k8s_crds import condition
 from kubernetes import client
+
+from tests.lab.crd_objects import ippool, ready_condition, vmnetcfg, with_value
+from tests.lab.crs import GROUP, IPPOOLS, VMNETCFGS, Resource, crd_resource, rejection
+from tests.lab.k8s_crds import condition
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 

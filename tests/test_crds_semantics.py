@@ -8,9 +8,10 @@ import contextlib
 from typing import Any
 
 import pytest
-from crd_objects import ippool, ready_condition, vmnetcfg, with_value
-from crs import Resource, rejection
 from kubernetes.client.exceptions import ApiException
+
+from tests.lab.crd_objects import ippool, ready_condition, vmnetcfg, with_value
+from tests.lab.crs import Resource, rejection
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 

@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
-from apiserver_pki import write_kubeconfig
-from deploy_manifests import BASE, NAMESPACE, KubectlMissing, kubectl, kubectl_path
-from dhcpclients import run_udhcpc
-from fixtures_apiserver import create_namespace, delete_namespace
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
-from netlab import netlab
+
+from tests.lab.apiserver import ApiServer
+from tests.lab.apiserver_pki import write_kubeconfig
+from tests.lab.deploy_manifests import BASE, NAMESPACE, KubectlMissing, kubectl, kubectl_path
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.fixtures_apiserver import create_namespace, delete_namespace
+from tests.lab.kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
+from tests.lab.netlab import netlab
 
 pytestmark = [pytest.mark.apiserver]
 

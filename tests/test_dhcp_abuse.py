@@ -11,7 +11,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from abuse_rig import (
+
+from protocol import MessageType, decode
+from tests.lab.abuse_rig import (
     Capture,
     Flood,
     ServerProcess,
@@ -21,9 +23,7 @@ from abuse_rig import (
     reserved_mac,
     run_perfdhcp,
 )
-from netlab import is_root, netlab
-
-from protocol import MessageType, decode
+from tests.lab.netlab import is_root, netlab
 
 RESERVATIONS = 500
 RATE = 50  # DORA exchanges per second: modest, so that the flood is what counts

@@ -12,20 +12,6 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address
 
 import pytest
-from dhcpclients import run_udhcpc
-from dhcptools import broadcast_raw, relay_exchange, run_perfdhcp
-from netlab import Lab
-from poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
-from realclients import (
-    SERVER,
-    counts,
-    full_pool,
-    mac,
-    need,
-    no_lease,
-    open_lab,
-    plug,
-)
 
 from kvip.actors import Reconfigure
 from kvip.serving import mac_bytes, parse_ippool
@@ -40,6 +26,20 @@ from protocol import (
     RelayAgentInformation,
     decode,
     encode,
+)
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.dhcptools import broadcast_raw, relay_exchange, run_perfdhcp
+from tests.lab.netlab import Lab
+from tests.lab.poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
+from tests.lab.realclients import (
+    SERVER,
+    counts,
+    full_pool,
+    mac,
+    need,
+    no_lease,
+    open_lab,
+    plug,
 )
 
 pytestmark = pytest.mark.netns

@@ -14,7 +14,11 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from dhcpclients import (
+
+from kvip.actors import ClearDecline, Reconfigure
+from kvip.serving import parse_ippool
+from protocol import MessageType, OptionCode
+from tests.lab.dhcpclients import (
     NETWORKD,
     Lease,
     NoLeaseError,
@@ -24,10 +28,10 @@ from dhcpclients import (
     run_networkd,
     run_udhcpc,
 )
-from dhcptools import dhclient_session, udhcpc_session
-from netlab import Lab, run_in
-from poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
-from realclients import (
+from tests.lab.dhcptools import dhclient_session, udhcpc_session
+from tests.lab.netlab import Lab, run_in
+from tests.lab.poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
+from tests.lab.realclients import (
     DNS,
     MASK,
     ROUTER,
@@ -44,10 +48,6 @@ from realclients import (
     plug,
     requests_with_ciaddr,
 )
-
-from kvip.actors import ClearDecline, Reconfigure
-from kvip.serving import parse_ippool
-from protocol import MessageType, OptionCode
 
 pytestmark = pytest.mark.netns
 

@@ -15,13 +15,13 @@ from types import SimpleNamespace
 from typing import cast
 
 import pytest
-from pool_harness import FakeSocketFactory, pool_config
 from prometheus_client.core import Metric
 
 from kvip.actors import Controller, PoolActor
 from kvip.actors._supervisor import PoolHandle
 from kvip.app._metrics import KvipCollector, LogCounter
 from kvip.serving import Counters
+from tests.lab.pool_harness import FakeSocketFactory, pool_config
 
 #: Every simulated reply takes exactly this long, so that sum = count * this.
 LATENCY = 0.5

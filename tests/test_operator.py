@@ -8,10 +8,11 @@ import sys
 from typing import Any
 
 import pytest
-from dhcpclients import NoLeaseError, run_udhcpc
-from e2e_world import World, lease_ip
 from kubernetes import client
-from kvip_rig import RunningKvip, pool_body, unique, wait_for
+
+from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
+from tests.lab.e2e_world import World, lease_ip
+from tests.lab.kvip_rig import RunningKvip, pool_body, unique, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 

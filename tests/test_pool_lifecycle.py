@@ -14,8 +14,6 @@ from typing import cast
 import pytest
 import trio
 import trio.testing
-from kvip_rig import pool_body
-from pool_harness import SERVER_IP, FakeDhcpSocket, pool_config
 
 from kvip.actors import Inspect, PoolActor, PoolStopped, Reconfigure, RestoreReservation
 from kvip.actors._pool import resolve_ipv4
@@ -23,6 +21,8 @@ from kvip.actors._supervisor import Supervisor
 from kvip.ipam import Owner
 from kvip.serving import Declined, Notice, PoolConfig
 from protocol import Message, MessageType, Op, OptionCode, Options, encode
+from tests.lab.kvip_rig import pool_body
+from tests.lab.pool_harness import SERVER_IP, FakeDhcpSocket, pool_config
 
 
 def mock_run(main: object) -> None:

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
-import netlab
 import pytest
 import trio
 
@@ -29,6 +28,7 @@ from kvip.actors import (
 from kvip.ipam import Owner
 from kvip.serving import parse_ippool
 from protocol import DecodeError, Message, MessageType, Op, OptionCode, Options, decode, encode
+from tests.lab import netlab
 
 pytestmark = pytest.mark.netns
 

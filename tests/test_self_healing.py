@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import pytest
-from e2e_world import CFGS, World, lease_ip
-from kvip_rig import GROUP, VERSION, vm_body, wait_for
 
 from kvip.k8s import VMNETCFGS, Conflict, KubeError, Unavailable
+from tests.lab.e2e_world import CFGS, World, lease_ip
+from tests.lab.kvip_rig import GROUP, VERSION, vm_body, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 

@@ -29,14 +29,6 @@ import trio.testing
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from pool_harness import (
-    FakeSocketFactory,
-    dhcp_requests,
-    garbage,
-    in_subnet,
-    pool_config,
-    pool_configs,
-)
 
 from kvip.actors import (
     ClaimAddress,
@@ -54,6 +46,14 @@ from kvip.actors import (
 from kvip.ipam import Allocator, IpamError, Owner
 from kvip.serving import Declined, Released, Reply, mac_bytes
 from protocol import Message, MessageType, Op, OptionCode, Options, encode
+from tests.lab.pool_harness import (
+    FakeSocketFactory,
+    dhcp_requests,
+    garbage,
+    in_subnet,
+    pool_config,
+    pool_configs,
+)
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 

@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 import trio
-from kvip_rig import pool_body
 
 from kvip.actors._supervisor import Supervisor
+from tests.lab.kvip_rig import pool_body
 
 
 def paused_pool(name: str, **ipv4: Any) -> dict[str, Any]:

@@ -19,11 +19,9 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from dhcpclients import NoLeaseError, run_udhcpc
 from kubernetes.client.exceptions import ApiException
-from kvip_rig import GROUP, VERSION, vm_body
 
-from chaos.invariants import (
+from tests.chaos.invariants import (
     CfgView,
     Observation,
     PoolView,
@@ -31,8 +29,10 @@ from chaos.invariants import (
     check_settled,
     dhcp_candidates,
 )
-from chaos.model import Nic, Pool, Vm, World
-from chaos.rig import CFGS, VMS, Rig, new_custom, patiently
+from tests.chaos.model import Nic, Pool, Vm, World
+from tests.chaos.rig import CFGS, VMS, Rig, new_custom, patiently
+from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
+from tests.lab.kvip_rig import GROUP, VERSION, vm_body
 
 MERGE = "application/merge-patch+json"
 #: Fault kinds and their weights. "compact" compacts etcd, then restarts the API

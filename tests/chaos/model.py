@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from kvip_rig import pool_body, vm_body
+from tests.lab.kvip_rig import pool_body, vm_body
 
 
 @dataclass(slots=True)

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import urllib3
-from apiserver import ApiServer
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kvip_process import KvipProcess
-from kvip_rig import GROUP, VERSION
-from netlab import Client, Lab, netlab
+
+from tests.lab.apiserver import ApiServer
+from tests.lab.kvip_process import KvipProcess
+from tests.lab.kvip_rig import GROUP, VERSION
+from tests.lab.netlab import Client, Lab, netlab
 
 T = TypeVar("T")
 

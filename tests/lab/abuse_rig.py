@@ -32,10 +32,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import IO, Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from tests.lab.netlab import Client, Lab, run_in
 
-from netlab import Client, Lab, run_in  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 SERVER_IP = "198.18.0.1"
 PERFDHCP_ADDRESS = "198.18.1.2/16"
@@ -116,9 +115,9 @@ class ServerProcess:
     """The `serve` command in the lab's server namespace, stopped by the lab."""
 
     def __init__(self, lab: Lab, *, reservations: int, interface: str = "eth1") -> None:
-        argv = [sys.executable, __file__, "serve", str(reservations), interface]
+        argv = [sys.executable, "-m", "tests.lab.abuse_rig", "serve", str(reservations), interface]
         self.proc = lab.popen(
-            lab.server, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None
+            lab.server, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, cwd=REPO
         )
         self._out: IO[bytes] = self._pipe(self.proc.stdout)
         self._in: IO[bytes] = self._pipe(self.proc.stdin)
@@ -232,8 +231,9 @@ class Flood:
     """The `flood` command in `client`'s namespace; `result()` waits for it."""
 
     def __init__(self, lab: Lab, client: Client, *, rate: int, seconds: float, seed: int) -> None:
-        argv = [sys.executable, __file__, "flood", SERVER_IP, str(rate), str(seconds), str(seed)]
-        self.proc = lab.popen(client.netns, argv, stdout=subprocess.PIPE)
+        argv = [sys.executable, "-m", "tests.lab.abuse_rig", "flood"]
+        argv += [SERVER_IP, str(rate), str(seconds), str(seed)]
+        self.proc = lab.popen(client.netns, argv, stdout=subprocess.PIPE, cwd=REPO)
         self.seconds = seconds
 
     def result(self) -> FloodReport:
@@ -325,7 +325,7 @@ class Capture:
             raise RuntimeError(f"tcpdump did not start: {line!r}")
 
     def replies(self) -> list[bytes]:
-        from pcapfile import read_udp
+        from tests.lab.pcapfile import read_udp
 
         self.proc.terminate()
         self.proc.wait(10)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from leases import (
+from tests.lab.leases import (
     CLIENT_ENV,
     IPv4,
     Lease,
@@ -40,7 +40,7 @@ from leases import (
     workdir_for,
     write_hook,
 )
-from netlab import Client, ns_argv, stop_process
+from tests.lab.netlab import Client, ns_argv, stop_process
 
 __all__ = ["Lease", "NoLeaseError", "Route", "private_mounts"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab import Client, LabError, ns_argv
+from tests.lab.netlab import Client, LabError, ns_argv
 
 # Clients get a clean environment so the dumped env holds only what they set.
 CLIENT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}

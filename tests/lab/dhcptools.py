@@ -24,17 +24,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dhcpclients import (
+from protocol import DecodeError, Message, decode, encode
+from tests.lab.dhcpclients import (
     DHCLIENT_CONF,
     Lease,
     NoLeaseError,
     dhclient_lease,
     udhcpc_lease,
 )
-from leases import CLIENT_ENV, read_env_dumps
-from netlab import Client, Lab, LabError, inside, run_in, stop_process
-
-from protocol import DecodeError, Message, decode, encode
+from tests.lab.leases import CLIENT_ENV, read_env_dumps
+from tests.lab.netlab import Client, Lab, LabError, inside, run_in, stop_process
 
 SERVER_PORT = 67
 CLIENT_PORT = 68

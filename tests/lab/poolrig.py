@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import trio
-from netlab import Lab, inside
 
 from kvip.actors import (
     Inspect,
@@ -42,6 +41,7 @@ from kvip.actors import (
 from kvip.ipam import Owner
 from kvip.serving import parse_ippool
 from protocol import DecodeError, Message, decode
+from tests.lab.netlab import Lab, inside
 
 T = TypeVar("T")
 

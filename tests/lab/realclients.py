@@ -14,15 +14,15 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-import netlab
 import pytest
-from dhcpclients import Lease, NoLeaseError, Route, run_dhclient
-from dhcptools import wait_for_wire
-from netlab import Client, Lab
-from poolrig import PoolRig, ippool
 
 from kvip.actors import PoolState
 from protocol import MessageType
+from tests.lab import netlab
+from tests.lab.dhcpclients import Lease, NoLeaseError, Route, run_dhclient
+from tests.lab.dhcptools import wait_for_wire
+from tests.lab.netlab import Client, Lab
+from tests.lab.poolrig import PoolRig, ippool
 
 PREFIX = "kvd"
 SERVER = IPv4Address("198.18.0.1")

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
-from dhcpclients import run_udhcpc
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
-from netlab import Client, Lab, netlab
+
+from tests.lab.apiserver import ApiServer
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
+from tests.lab.netlab import Client, Lab, netlab
 
 VMS = ("kubevirt.io", "v1", "virtualmachines")
 CFGS = "virtualmachinenetworkconfigs"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from crs import GROUP, VERSION
+from tests.lab.crs import GROUP, VERSION
 
 
 def ippool(name: str) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, cast
 
 from hypothesis import strategies as st
-from strategies import options as random_options
 
 from kvip.ipam import PoolSpec
 from kvip.serving import PoolConfig, PoolOptions
 from protocol import EncodeError, Message, MessageType, Op, OptionCode, Options, encode
+from tests.lab.strategies import options as random_options
 
 ZERO = IPv4Address(0)
 SUBNET = IPv4Network("198.18.0.0/24")
