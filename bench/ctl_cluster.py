@@ -21,19 +21,16 @@ from typing import Any, TypeVar
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from tests.lab import objects
 from tests.lab.apiserver import ApiServer
 from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
-from tests.lab.kvip_rig import pool_body, vm_body
+from tests.lab.objects import CFGS, GROUP, VERSION, VMS
 
 REPO = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-GROUP, VERSION = "kubevirtiphelper.k8s.binbash.org", "v1"
-VMS = ("kubevirt.io", "v1", "virtualmachines")
-CFGS = "virtualmachinenetworkconfigs"
-FINALIZER = f"{GROUP}/vmnetcfg-cleanup"
 MERGE = "application/merge-patch+json"
 #: Parallel API callers: about what a busy cluster's clients throw at it.
 CREATORS = 16
@@ -61,7 +58,7 @@ class BenchPool:
         return self.subnet.broadcast_address - 5
 
     def body(self, selector: str) -> dict[str, Any]:
-        return pool_body(
+        return objects.ippool(
             self.name,
             self.network,
             selector=selector,
@@ -161,7 +158,7 @@ class Cluster:
             )
 
     def create_vm(self, namespace: str, nic: Nic) -> dict[str, Any]:
-        body = vm_body(nic.vm, namespace, [("nic1", nic.network, nic.mac)])
+        body = objects.vm(nic.vm, namespace, [("nic1", nic.network, nic.mac)])
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
             *VMS[:2], namespace, VMS[2], body
         )
@@ -172,26 +169,13 @@ class Cluster:
         ownerReference to the VM, the address in spec, an OK status."""
         assert nic.ip is not None
         vm = self.create_vm(namespace, nic)
-        entry = {"networkname": nic.network, "macaddress": nic.mac, "ipaddress": nic.ip}
-        cfg = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VirtualMachineNetworkConfig",
-            "metadata": {
-                "name": nic.vm,
-                "namespace": namespace,
-                "finalizers": [FINALIZER],
-                "labels": {"app.kubernetes.io/managed-by": "kvip"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "kubevirt.io/v1",
-                        "kind": "VirtualMachine",
-                        "name": nic.vm,
-                        "uid": vm["metadata"]["uid"],
-                    }
-                ],
-            },
-            "spec": {"vmname": nic.vm, "networkconfig": [entry]},
-        }
+        cfg = objects.vmnetcfg(
+            nic.vm,
+            [(nic.network, nic.mac, nic.ip)],
+            namespace=namespace,
+            owner_uid=vm["metadata"]["uid"],
+            managed=True,
+        )
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, CFGS, cfg)
         status = {
             "networkname": nic.network,

@@ -21,7 +21,7 @@ from kvip.actors._supervisor import Supervisor
 from kvip.ipam import Owner
 from kvip.serving import Declined, Notice, PoolConfig
 from protocol import Message, MessageType, Op, OptionCode, Options, encode
-from tests.lab.kvip_rig import pool_body
+from tests.lab import objects
 from tests.lab.pool_harness import SERVER_IP, FakeDhcpSocket, pool_config
 
 
@@ -218,7 +218,7 @@ def test_a_slow_ntp_name_holds_up_neither_the_pool_nor_its_supervisor() -> None:
         return answers[name]
 
     def body(ntp: list[str]) -> dict[str, object]:
-        pool = pool_body("p", "ns/net", selector="a=b")
+        pool = objects.ippool("p", "ns/net", selector="a=b")
         pool["spec"]["paused"] = True
         pool["spec"]["ipv4config"]["ntp"] = ntp
         return pool

@@ -1,4 +1,4 @@
-"""Shared pieces of the real-client DHCP tests: labs, plugging clients in, pools, assertions.
+"""Shared pieces of the real-client DHCP tests: labs, plugging clients in, assertions.
 
 Test modules wrap ``open_lab`` and ``dhclient_runner`` in their own fixtures.
 """
@@ -22,13 +22,15 @@ from tests.lab import netlab
 from tests.lab.dhcpclients import Lease, NoLeaseError, Route, run_dhclient
 from tests.lab.dhcptools import wait_for_wire
 from tests.lab.netlab import Client, Lab
-from tests.lab.poolrig import PoolRig, ippool
+from tests.lab.objects import FULL_DNS, FULL_ROUTER
+from tests.lab.poolrig import PoolRig
 
 PREFIX = "kvd"
 SERVER = IPv4Address("198.18.0.1")
 MASK = IPv4Address("255.255.0.0")
-ROUTER = IPv4Address("198.18.0.254")
-DNS = (IPv4Address("198.18.0.53"), IPv4Address("198.18.0.54"))
+#: What a pool with `options="full"` (tests.lab.objects.ippool) sends.
+ROUTER = IPv4Address(FULL_ROUTER)
+DNS = tuple(IPv4Address(a) for a in FULL_DNS)
 #: Short client timeouts: a client that gets no answer gives up fast.
 SILENT = 5
 
@@ -67,21 +69,6 @@ def plug(lab: Lab, hwaddr: str, *, port: str | None = None) -> Client:
     client = lab.add_client(hwaddr, port=port)
     wait_for_wire(lab, client)
     return client
-
-
-def full_pool(name: str = "full", **overrides: Any) -> dict[str, Any]:
-    """A pool that sets every option kvip can send."""
-    config: dict[str, Any] = {
-        "router": str(ROUTER),
-        "dns": [str(a) for a in DNS],
-        "domainname": "lab.example",
-        "domainsearch": ["lab.example", "example"],
-        "leasetime": 600,
-        "mtu": 1450,
-        "routes": [{"destination": "10.0.0.0/8", "gateway": "198.18.0.253"}],
-    }
-    config.update(overrides)
-    return ippool(name, **config)
 
 
 def counts(state: PoolState) -> dict[str, Any]:
