@@ -18,25 +18,25 @@ import sys
 
 from protocol import decode
 from tests.lab.abuse_rig import (
+    SERVER_IP,
     Capture,
     Flood,
-    PerfdhcpResult,
     ServerProcess,
     flood_client,
     mac_file,
     perfdhcp_client,
     reserved_mac,
-    run_perfdhcp,
 )
 from tests.lab.netlab import netlab
+from tests.lab.perfdhcp import Report, run_perfdhcp
 
 
-def line(name: str, result: PerfdhcpResult) -> str:
+def line(name: str, result: Report) -> str:
     return (
-        f"{name:<12} offered {result.discovers / result.seconds:7.1f}/s  "
+        f"{name:<12} offered {result.discover.sent / result.seconds:7.1f}/s  "
         f"served {result.served_rate:7.1f}/s  answered {100 * result.answered:5.1f}%  "
-        f"(DISCOVER {result.discovers}, OFFER {result.offers}, REQUEST {result.requests}, "
-        f"ACK {result.acks})"
+        f"(DISCOVER {result.discover.sent}, OFFER {result.discover.received}, "
+        f"REQUEST {result.request.sent}, ACK {result.request.received})"
     )
 
 
@@ -55,10 +55,14 @@ def main() -> int:
         capture = Capture(lab)
         try:
             start = server.stats()
-            quiet = run_perfdhcp(valid, macs, rate=args.rate, seconds=args.seconds)
+            quiet = run_perfdhcp(
+                valid, server=SERVER_IP, macs=macs, rate=args.rate, seconds=args.seconds
+            )
             before = server.stats()
             flood = Flood(lab, attacker, rate=flood_rate, seconds=args.seconds + 1, seed=1)
-            loud = run_perfdhcp(valid, macs, rate=args.rate, seconds=args.seconds)
+            loud = run_perfdhcp(
+                valid, server=SERVER_IP, macs=macs, rate=args.rate, seconds=args.seconds
+            )
             flooded = flood.result()
             after = server.stats()
         finally:

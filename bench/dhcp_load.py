@@ -24,9 +24,9 @@ from pathlib import Path
 from types import FrameType
 
 from bench import servers
-from bench.perfdhcp import PerfdhcpError, Report, perfdhcp_argv, run_step
 from tests.lab.dhcpservers import PoolOptions
 from tests.lab.netlab import Lab, cleanup_stale, is_root, netlab
+from tests.lab.perfdhcp import PerfdhcpError, Report, perfdhcp_argv, run_step
 
 PREFIX = "kvbench"
 SERVER_ADDRESS = "198.18.0.1/16"

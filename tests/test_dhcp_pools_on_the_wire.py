@@ -28,9 +28,10 @@ from protocol import (
     encode,
 )
 from tests.lab.dhcpclients import run_udhcpc
-from tests.lab.dhcptools import broadcast_raw, relay_exchange, run_perfdhcp
+from tests.lab.dhcptools import broadcast_raw, relay_exchange
 from tests.lab.netlab import Lab
 from tests.lab.objects import ippool
+from tests.lab.perfdhcp import run_perfdhcp
 from tests.lab.poolrig import PoolSetup, Reserved, run_parallel, serve_pools
 from tests.lab.realclients import (
     SERVER,
@@ -62,13 +63,16 @@ def test_perfdhcp_as_a_relay_gets_every_reply_at_giaddr(lab: Lab) -> None:
     pool = ippool("relay", options="full", end="198.18.1.250")
     with serve_pools(lab, PoolSetup(pool, nics)) as rig:
         report = run_perfdhcp(
-            relay, local="198.18.200.1", server=str(SERVER), macs=[n.mac for n in nics]
+            relay,
+            local="198.18.200.1",
+            server=str(SERVER),
+            macs=[n.mac for n in nics],
+            exchanges=20,
         )
         sent = rig.taps["relay"].sent_messages()
     assert report.returncode == 0, report.output
-    for exchange in ("DISCOVER-OFFER", "REQUEST-ACK"):
-        counts = report.exchanges[exchange]
-        assert (counts.sent, counts.received, counts.drops) == (20, 20, 0), report.output
+    for exchange in (report.discover, report.request):
+        assert (exchange.sent, exchange.received, exchange.drops) == (20, 20, 0), report.output
     reserved = {mac_bytes(n.mac): IPv4Address(n.ip) for n in nics}
     assert len(sent) == 40
     for datagram, reply in sent:

@@ -2,8 +2,6 @@
 
 - ``udhcpc_session``, ``dhclient_session``: a client kept running in the
   foreground, so that it renews and rebinds like a real VM's client;
-- ``run_perfdhcp``: Kea's perfdhcp, which acts as a relay agent (giaddr set,
-  replies expected at giaddr:67), with its per-exchange counts parsed;
 - ``relay_exchange``: one hand-built relayed request from a socket at giaddr:67;
 - ``broadcast_raw``: arbitrary bytes broadcast to port 67 from a client's wire.
 
@@ -14,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import DecodeError, Message, decode, encode
@@ -169,67 +165,6 @@ def dhclient_session(lab: Lab, client: Client) -> Iterator[ClientSession]:
 
     with _running(lab, client, argv, event='"$reason"', configure=_DHCLIENT_CONFIGURE) as running:
         yield ClientSession(client, *running, dhclient_lease)
-
-
-# --- perfdhcp --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """perfdhcp's count for one half of the exchange (DISCOVER-OFFER or REQUEST-ACK)."""
-
-    sent: int
-    received: int
-    drops: int
-
-
-@dataclass(frozen=True, slots=True)
-class PerfdhcpReport:
-    returncode: int
-    exchanges: dict[str, Exchange]
-    output: str
-
-
-_SECTION = re.compile(r"\*\*\*Statistics for: (\S+)\*\*\*")
-_COUNT = re.compile(r"^(sent packets|received packets|drops): (\d+)", re.M)
-
-
-def parse_perfdhcp(output: str, *, returncode: int = 0) -> PerfdhcpReport:
-    exchanges = {}
-    parts = _SECTION.split(output)
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        counts = {key: int(value) for key, value in _COUNT.findall(body)}
-        exchanges[name] = Exchange(
-            sent=counts.get("sent packets", 0),
-            received=counts.get("received packets", 0),
-            drops=counts.get("drops", 0),
-        )
-    return PerfdhcpReport(returncode, exchanges, output)
-
-
-def run_perfdhcp(
-    client: Client,
-    *,
-    local: str,
-    server: str,
-    macs: Sequence[str],
-    rate: int = 20,
-    exchanges: int = 20,
-    timeout: float = 30,
-) -> PerfdhcpReport:
-    """perfdhcp from ``local`` (an address on ``client``: it becomes giaddr) to
-    ``server``, one DORA per request, MACs drawn from ``macs``. It waits a second
-    after the last request so that late replies are counted, not dropped."""
-    with tempfile.NamedTemporaryFile("w", prefix="kvip-perfdhcp-macs-", suffix=".txt") as f:
-        f.write("".join(f"{mac}\n" for mac in macs))
-        f.flush()
-        argv = ["perfdhcp", "-4", "-g", "single", "-l", local, "-M", f.name]
-        argv += ["-r", str(rate), "-n", str(exchanges), "-R", str(len(macs))]
-        argv += ["-W", "1000000", server]
-        result = run_in(client.netns, argv, timeout=timeout, check=False)
-    if result.returncode not in (0, 3):  # 3: some exchanges were not completed
-        raise LabError(f"perfdhcp exited {result.returncode}: {result.stderr[-2000:]}")
-    return parse_perfdhcp(result.stdout, returncode=result.returncode)
 
 
 # --- hand-made packets -------------------------------------------------------------
