@@ -27,13 +27,7 @@ from protocol import (
     decode,
     encode,
 )
-from tests.lab.dhcpclients import run_udhcpc
-from tests.lab.dhcptools import broadcast_raw, relay_exchange
-from tests.lab.netlab import Lab
-from tests.lab.objects import ippool
-from tests.lab.perfdhcp import run_perfdhcp
-from tests.lab.poolrig import PoolSetup, Reserved, run_parallel, serve_pools
-from tests.lab.realclients import (
+from tests.lab.dhcpchecks import (
     SERVER,
     counts,
     mac,
@@ -42,6 +36,12 @@ from tests.lab.realclients import (
     open_lab,
     plug,
 )
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.dhcpsend import broadcast_raw, relay_exchange
+from tests.lab.netlab import Lab
+from tests.lab.objects import ippool
+from tests.lab.perfdhcp import run_perfdhcp
+from tests.lab.poolrig import PoolSetup, Reserved, run_parallel, serve_pools
 
 pytestmark = pytest.mark.netns
 

@@ -18,21 +18,7 @@ import pytest
 from kvip.actors import ClearDecline, Reconfigure
 from kvip.serving import parse_ippool
 from protocol import MessageType, OptionCode
-from tests.lab.dhcpclients import (
-    NETWORKD,
-    Lease,
-    NoLeaseError,
-    Route,
-    dhclient_lease_file,
-    run_dhcpcd,
-    run_networkd,
-    run_udhcpc,
-)
-from tests.lab.dhcptools import dhclient_session, udhcpc_session
-from tests.lab.netlab import Lab, run_in
-from tests.lab.objects import ippool
-from tests.lab.poolrig import PoolSetup, Reserved, run_parallel, serve_pools
-from tests.lab.realclients import (
+from tests.lab.dhcpchecks import (
     DNS,
     MASK,
     ROUTER,
@@ -48,6 +34,20 @@ from tests.lab.realclients import (
     plug,
     requests_with_ciaddr,
 )
+from tests.lab.dhcpclients import (
+    NETWORKD,
+    Lease,
+    NoLeaseError,
+    Route,
+    dhclient_lease_file,
+    run_dhcpcd,
+    run_networkd,
+    run_udhcpc,
+)
+from tests.lab.dhcpsessions import dhclient_session, udhcpc_session
+from tests.lab.netlab import Lab, run_in
+from tests.lab.objects import ippool
+from tests.lab.poolrig import PoolSetup, Reserved, run_parallel, serve_pools
 
 pytestmark = pytest.mark.netns
 

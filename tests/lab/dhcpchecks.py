@@ -1,4 +1,5 @@
-"""Shared pieces of the real-client DHCP tests: labs, plugging clients in, assertions.
+"""What the real-client DHCP tests (test_dhcp_real_clients, test_dhcp_pools_on_the_wire)
+share: labs, plugging clients in, assertions on the leases they get.
 
 Test modules wrap ``open_lab`` and ``dhclient_runner`` in their own fixtures.
 """
@@ -20,7 +21,7 @@ from kvip.actors import PoolState
 from protocol import MessageType
 from tests.lab import netlab
 from tests.lab.dhcpclients import Lease, NoLeaseError, Route, run_dhclient
-from tests.lab.dhcptools import wait_for_wire
+from tests.lab.dhcpsend import wait_for_wire
 from tests.lab.netlab import Client, Lab
 from tests.lab.objects import FULL_DNS, FULL_ROUTER
 from tests.lab.poolrig import PoolRig
