@@ -153,8 +153,11 @@ def run_perfdhcp(
     """perfdhcp in ``client``'s namespace as a relay (giaddr: ``local``, an address
     on ``client``, or the address of its interface) to ``server``, one DORA per
     request at ``rate``, MACs from ``macs`` (a list, or a file of one a line):
-    ``exchanges`` of them or for ``seconds``. It waits a second after the last
-    request so that late replies are counted, not dropped."""
+    ``exchanges`` of them (20 unless ``seconds`` is given) or for ``seconds``.
+    It waits a second after the last request so that late replies are counted,
+    not dropped."""
+    if exchanges is None and seconds is None:
+        exchanges = 20
     with tempfile.NamedTemporaryFile("w", prefix="kvip-perfdhcp-", suffix=".macs") as f:
         if isinstance(macs, Path):
             mac_file = macs
