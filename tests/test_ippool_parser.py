@@ -140,10 +140,21 @@ def test_bad_fields_are_refused_with_the_field_and_the_text(
     assert expected in invalid_message(with_value(ippool("pool1"), path, value))
 
 
-def test_a_null_is_a_value_of_the_wrong_type() -> None:
+def test_a_null_is_absent_as_the_api_server_prunes_it() -> None:
     body = ippool("pool1")
     body["spec"]["ipv4config"]["router"] = None
-    assert f"{V4}.router must be an IPv4 address as text, not null" in invalid_message(body)
+    body["spec"]["paused"] = None
+    config = parse_ippool(body)
+    assert (config.spec.router, config.paused) == (None, False)
+    body["spec"]["ipv4config"]["serverip"] = None
+    assert f"{V4}.serverip is missing" in invalid_message(body)
+
+
+def test_a_whole_number_may_be_written_as_a_float_as_json_allows() -> None:
+    body = with_value(ippool("pool1"), f"{V4}.leasetime", 300.0)
+    assert parse_ippool(body).options.lease_time == 300
+    body = with_value(body, f"{V4}.leasetime", 300.5)
+    assert f"{V4}.leasetime must be a whole number, not 300.5" in invalid_message(body)
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ class Fields:
 
     Each reader returns the value, or None when the field is absent or wrong
     (the problem is then in `problems`, except for an absent optional field).
-    A null is a value of the wrong type, as the API server sees it.
+    A null counts as absent: the API server prunes it (no field is nullable).
     """
 
     def __init__(self) -> None:
@@ -56,11 +56,10 @@ class Fields:
         self.problems.append(f"{path} {text}")
 
     def _get(self, parent: Mapping[str, Any], key: str, path: str, *, required: bool) -> Any:
-        if key not in parent:
-            if required:
-                self.problem(path, "is missing")
-            return None
-        return parent[key]
+        value = parent.get(key)
+        if value is None and required:
+            self.problem(path, "is missing")
+        return value
 
     def _typed(self, value: Any, kind: type | tuple[type, ...], path: str, what: str) -> bool:
         # bool is an int to Python, not to JSON.
@@ -73,14 +72,14 @@ class Fields:
         self, parent: Mapping[str, Any], key: str, path: str, *, required: bool = False
     ) -> Mapping[str, Any] | None:
         value = self._get(parent, key, path, required=required)
-        if key not in parent or not self._typed(value, Mapping, path, "an object"):
+        if value is None or not self._typed(value, Mapping, path, "an object"):
             return None
         return value  # type: ignore[no-any-return]
 
     def items(self, parent: Mapping[str, Any], key: str, path: str) -> list[tuple[str, Any]]:
         """An optional list's (path, item) pairs; none when absent or not a list."""
         value = self._get(parent, key, path, required=False)
-        if key not in parent or not self._typed(value, list, path, "a list"):
+        if value is None or not self._typed(value, list, path, "a list"):
             return []
         return [(f"{path}[{index}]", item) for index, item in enumerate(value)]
 
@@ -115,7 +114,7 @@ class Fields:
         max_length: int | None = None,
     ) -> str | None:
         value = self._get(parent, key, path, required=required)
-        if key not in parent:
+        if value is None:
             return None
         return self.text(value, path, pattern=pattern, what=what, max_length=max_length)
 
@@ -131,7 +130,7 @@ class Fields:
         self, parent: Mapping[str, Any], key: str, path: str, *, required: bool = False
     ) -> IPv4Address | None:
         value = self._get(parent, key, path, required=required)
-        return None if key not in parent else self.address(value, path)
+        return None if value is None else self.address(value, path)
 
     def network(self, value: Any, path: str) -> IPv4Network | None:
         """A network in CIDR form; host bits are allowed and dropped.
@@ -151,13 +150,16 @@ class Fields:
         self, parent: Mapping[str, Any], key: str, path: str, *, required: bool = False
     ) -> IPv4Network | None:
         value = self._get(parent, key, path, required=required)
-        return None if key not in parent else self.network(value, path)
+        return None if value is None else self.network(value, path)
 
     def integer(
         self, parent: Mapping[str, Any], key: str, path: str, *, low: int, high: int
     ) -> int | None:
         value = self._get(parent, key, path, required=False)
-        if key not in parent or not self._typed(value, int, path, "a whole number"):
+        # JSON has one kind of number: the API server takes 300.0 as 300.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if value is None or not self._typed(value, int, path, "a whole number"):
             return None
         if not low <= value <= high:
             self.problem(path, f"{value} is outside {low}..{high}")
@@ -166,6 +168,6 @@ class Fields:
 
     def boolean(self, parent: Mapping[str, Any], key: str, path: str) -> bool | None:
         value = self._get(parent, key, path, required=False)
-        if key not in parent or not self._typed(value, bool, path, "true or false"):
+        if value is None or not self._typed(value, bool, path, "true or false"):
             return None
         return value  # type: ignore[no-any-return]
