@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from crd_objects import ippool, with_value
+from crd_objects import ippool, seed_readme_ippool, with_value
 
 from kvip.ipam import InvalidPool, PoolSpec
 from kvip.serving import _ippool_fields as rules
@@ -22,18 +22,6 @@ from kvip.serving._pool_config import LEASE_TIME_RANGE, MTU_RANGE
 ip = IPv4Address
 V4 = "spec.ipv4config"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def seed_readme_ippool() -> dict[str, Any]:
-    text = (REPO / "tests" / "fixtures" / "seed-readme-ippool.yaml").read_text()
-    for placeholder, value in {
-        "<POOL_NAME>": "pool1",
-        "<NAMESPACE>": "default",
-        "<NETWORKATTACHMENTDEFINITION_NAME>": "net1",
-    }.items():
-        text = text.replace(placeholder, value)
-    body: dict[str, Any] = yaml.safe_load(text)
-    return body
 
 
 def parse(path: str | None = None, value: Any = None) -> PoolSpec:
@@ -49,7 +37,7 @@ def invalid_message(body: dict[str, Any]) -> str:
 
 
 def test_parse_reads_an_ippool_as_kubevirt_ip_helper_users_write_it() -> None:
-    config = parse_ippool(seed_readme_ippool())
+    config = parse_ippool(seed_readme_ippool("pool1"))
     assert config.spec == PoolSpec(
         subnet=IPv4Network("172.16.0.0/16"),
         start=ip("172.16.0.10"),

@@ -163,7 +163,7 @@ def _options(
 def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
     """The PoolConfig of an IPPool object; InvalidPool lists what is wrong."""
     fields = Fields()
-    name = str(body.get("metadata", {}).get("name", "?"))
+    name = str((body.get("metadata") or {}).get("name", "?"))
     spec = fields.mapping(body, "spec", "spec", required=True)
     if spec is None:
         raise InvalidPool("; ".join(fields.problems))
