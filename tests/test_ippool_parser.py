@@ -226,5 +226,6 @@ def test_the_parser_checks_the_crds_patterns_lengths_and_ranges() -> None:
     assert (v4["leasetime"]["minimum"], v4["leasetime"]["maximum"]) == LEASE_TIME_RANGE
     assert (v4["mtu"]["minimum"], v4["mtu"]["maximum"]) == MTU_RANGE
     assert v4["routes"]["items"]["required"] == ["destination", "gateway"]
+    assert crd_schema()["required"] == ["networkname", "ipv4config"]
     assert spec["ipv4config"]["required"] == ["serverip", "subnet", "pool"]
     assert v4["pool"]["required"] == ["start", "end"]
