@@ -4,8 +4,10 @@ time with `with_value`."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
+import yaml
 from crs import GROUP, VERSION
 
 
@@ -24,6 +26,19 @@ def ippool(name: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def seed_readme_ippool(name: str) -> dict[str, Any]:
+    """The IPPool of kubevirt-ip-helper's README, placeholders filled in as a user would."""
+    text = (Path(__file__).parent / "fixtures" / "seed-readme-ippool.yaml").read_text()
+    for placeholder, value in {
+        "<POOL_NAME>": name,
+        "<NAMESPACE>": "default",
+        "<NETWORKATTACHMENTDEFINITION_NAME>": "net1",
+    }.items():
+        text = text.replace(placeholder, value)
+    body: dict[str, Any] = yaml.safe_load(text)
+    return body
 
 
 def vmnetcfg(name: str) -> dict[str, Any]:
