@@ -43,6 +43,8 @@ class LeaderElector:
     #: True while the election loop runs and reaches the API server.
     healthy: bool = False
     transitions: int = 0
+    #: The Lease API; by default `Leases(kube)`. Tests pass a stand-in.
+    lease_api: Leases | None = None
     _observed: tuple[str, str] | None = None
     _observed_at: float = 0.0
     _leases: Leases | None = field(default=None, init=False)
@@ -50,7 +52,7 @@ class LeaderElector:
     def __post_init__(self) -> None:
         if not self.retry_period < self.renew_deadline < self.lease_duration:
             raise ValueError("need retry period < renew deadline < lease duration")
-        self._leases = Leases(self.kube)
+        self._leases = self.lease_api or Leases(self.kube)
 
     @property
     def leases(self) -> Leases:
