@@ -13,15 +13,19 @@ from kvip.k8s._errors import translate
 
 
 class Leases:
-    """get/create/replace of Lease objects, with resourceVersion preconditions."""
+    """get/create/replace of Lease objects, with resourceVersion preconditions.
 
-    def __init__(self, kube: Kube) -> None:
+    Each request times out after `request_timeout` seconds (default: the
+    Kube's), raising `Unavailable`."""
+
+    def __init__(self, kube: Kube, *, request_timeout: float | None = None) -> None:
         self.kube = kube
         self.api = client.CoordinationV1Api(kube.api_client)
+        self.request_timeout = kube.request_timeout if request_timeout is None else request_timeout
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Body:
         try:
-            response = fn(*args, _preload_content=False, _request_timeout=self.kube.request_timeout)
+            response = fn(*args, _preload_content=False, _request_timeout=self.request_timeout)
         except Exception as exc:
             raise translate(exc) from exc
         body: Body = json.loads(response.data)
