@@ -22,7 +22,7 @@ from apiserver_pki import write_kubeconfig
 from kubernetes import client, config
 
 from kvip.actors import LeaderElector
-from kvip.k8s import Kube, Leases
+from kvip.k8s import Kube, Leases, Unavailable
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.slow]
 
@@ -39,6 +39,8 @@ class PausableProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
+        #: Connections accepted so far.
+        self.connections = 0
         self._paused: trio.Event | None = None
 
     def pause(self) -> None:
@@ -57,6 +59,7 @@ class PausableProxy:
         await trio.serve_listeners(self._forward, listeners)
 
     async def _forward(self, client_stream: trio.SocketStream) -> None:
+        self.connections += 1
         async with client_stream:
             try:
                 server_stream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
@@ -180,7 +183,11 @@ def test_a_partitioned_leader_steps_down_before_its_standby_takes_the_lease(
                 await until(lambda: first.healthy, what="the first to reach the API", timeout=30)
                 await trio.sleep(4 * RETRY_PERIOD)
                 assert second.is_leader and not first.is_leader
-                lease = await trio.to_thread.run_sync(Leases(second_kube).get, namespace, "kvip")
+                leases = Leases(second_kube)
+                try:
+                    lease = await trio.to_thread.run_sync(leases.get, namespace, "kvip")
+                finally:
+                    leases.close()
                 assert lease["spec"]["holderIdentity"] == "second"
                 assert terms.overlaps() == []
             finally:
@@ -192,3 +199,31 @@ def test_a_partitioned_leader_steps_down_before_its_standby_takes_the_lease(
     finally:
         for kube in kubes:
             kube.close()
+
+
+def test_a_lease_request_to_a_hung_api_server_is_tried_once(
+    apiserver: ApiServer, namespace: str, tmp_path: Path
+) -> None:
+    """A timed-out Lease request fails at once, without urllib3's retries on new
+    connections (each with a whole timeout of its own): the elector retries on
+    its own schedule, and must hear back within its renew deadline."""
+    proxy = PausableProxy(int(apiserver.url.rsplit(":", 1)[1]))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(proxy.run)
+            proxy.pause()
+            url = f"https://127.0.0.1:{proxy.port}"
+            kube = Kube(client_for(apiserver, url, tmp_path / "kubeconfig"))
+            leases = Leases(kube, request_timeout=0.5)
+            try:
+                with pytest.raises(Unavailable):
+                    await trio.to_thread.run_sync(leases.get, namespace, "kvip")
+                assert proxy.connections == 1
+            finally:
+                leases.close()
+                kube.close()
+                proxy.resume()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)

@@ -51,7 +51,8 @@ class LeaderElector:
     #: True while the election loop runs and reaches the API server.
     healthy: bool = False
     transitions: int = 0
-    #: The Lease API; by default `Leases(kube)`. Tests pass a stand-in.
+    #: The Lease API; by default `Leases(kube)`, closed when `run` ends. Tests pass
+    #: a stand-in.
     lease_api: Leases | None = None
     _observed: tuple[str, str] | None = None
     _observed_at: float = 0.0
@@ -100,6 +101,8 @@ class LeaderElector:
                 self.is_leader = False
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self._release()
+            if self.lease_api is None:
+                self.leases.close()
 
     async def _lead_then_stop(
         self, lead: Callable[[], Awaitable[None]], scope: trio.CancelScope
