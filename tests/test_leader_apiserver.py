@@ -22,7 +22,7 @@ from apiserver_pki import write_kubeconfig
 from kubernetes import client, config
 
 from kvip.actors import LeaderElector
-from kvip.k8s import Kube, Leases, Unavailable
+from kvip.k8s import VMNETCFGS, Kube, Leases, Unavailable
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.slow]
 
@@ -222,6 +222,40 @@ def test_a_lease_request_to_a_hung_api_server_is_tried_once(
                 assert proxy.connections == 1
             finally:
                 leases.close()
+                kube.close()
+                proxy.resume()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_call_to_a_hung_api_server_ends_within_its_own_timeout(
+    apiserver: ApiServer, namespace: str, tmp_path: Path
+) -> None:
+    """Found while fixing the Lease requests: Kube.run promised that a request
+    ends within its own timeout, but urllib3 retried a timed-out one three more
+    times on new connections (4 timeouts per call). The controller and the
+    status writers retry on their own schedule; a call is tried once."""
+    proxy = PausableProxy(int(apiserver.url.rsplit(":", 1)[1]))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(proxy.run)
+            proxy.pause()
+            kubeconfig = tmp_path / "kubeconfig"
+            write_kubeconfig(
+                kubeconfig,
+                url=f"https://127.0.0.1:{proxy.port}",
+                ca_file=apiserver.ca_file,
+                token=apiserver.token,
+            )
+            kube = Kube.connect(kubeconfig=str(kubeconfig))
+            kube.request_timeout = 0.5
+            try:
+                with pytest.raises(Unavailable):
+                    await kube.run(lambda: kube.get(VMNETCFGS, "absent", namespace=namespace))
+                assert proxy.connections == 1
+            finally:
                 kube.close()
                 proxy.resume()
                 nursery.cancel_scope.cancel()
