@@ -114,7 +114,7 @@ def test_vmnetcfg_as_kubevirt_ip_helper_writes_it(vmnetcfgs: Resource) -> None:
     [
         ("spec.ipv4config.mtu", 68),
         ("spec.ipv4config.mtu", 65535),
-        ("spec.ipv4config.leasetime", 0),
+        ("spec.ipv4config.leasetime", 1),
         ("spec.ipv4config.leasetime", 4294967295),
         ("spec.ipv4config.subnet", "10.0.0.0/8"),
         ("spec.ipv4config.subnet", "0.0.0.0/0"),
@@ -163,7 +163,8 @@ def test_unknown_fields_are_pruned(ippools: Resource, pool_name: str) -> None:
         ("spec.ipv4config.domainsearch", ["exa mple.com"], "should match"),
         ("spec.ipv4config.mtu", 67, "should be greater than or equal to 68"),
         ("spec.ipv4config.mtu", 65536, "should be less than or equal to 65535"),
-        ("spec.ipv4config.leasetime", -1, "should be greater than or equal to 0"),
+        ("spec.ipv4config.leasetime", 0, "should be greater than or equal to 1"),
+        ("spec.ipv4config.leasetime", -1, "should be greater than or equal to 1"),
         ("spec.ipv4config.leasetime", "300", "must be of type integer"),
         ("spec.ipv4config.routes", [{"destination": "10.0.0.0/8"}], "Required value"),
         (

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 GROUP = "kubevirtiphelper.k8s.binbash.org"
 VERSION = "v1"
@@ -196,6 +199,20 @@ CRD_EXAMPLE_POOL: dict[str, Any] = {
     "router": "172.16.0.1",
 }
 CRD_EXAMPLE_ENTRY: CfgEntry = ("default/net1", "52:54:00:aa:bb:cc", "172.16.0.10")
+SEED_README_IPPOOL = Path(__file__).resolve().parents[1] / "fixtures" / "seed-readme-ippool.yaml"
+
+
+def seed_readme_ippool(name: str) -> dict[str, Any]:
+    """The IPPool of kubevirt-ip-helper's README, placeholders filled in as a user would."""
+    text = SEED_README_IPPOOL.read_text()
+    for placeholder, value in {
+        "<POOL_NAME>": name,
+        "<NAMESPACE>": "default",
+        "<NETWORKATTACHMENTDEFINITION_NAME>": "net1",
+    }.items():
+        text = text.replace(placeholder, value)
+    body: dict[str, Any] = yaml.safe_load(text)
+    return body
 
 
 def ready_condition(status: str = "True") -> dict[str, Any]:
