@@ -485,9 +485,20 @@ class Controller:
         self.nic_status.pop(key, None)
 
     async def _finalize(self, key: str, cfg: Body) -> None:
-        """Someone deleted the vmnetcfg: its addresses go, then the finalizer."""
+        """Someone deleted the vmnetcfg, then the finalizer goes. Without its VM, its
+        addresses go too. A live VM's NICs keep theirs: the pools go on holding and
+        serving them, and the next reconcile writes a new vmnetcfg with the very same
+        addresses (a NIC's claim answers with what it holds). Until then the address
+        has no durable record: a restart in that moment may give the VM a new one."""
+        vm = self.vms.get(key)
+        nics = {(nic.network, nic.mac) for nic in vm_nics(vm)} if vm is not None else set()
         for record in vmnetcfg_records(cfg):
-            await self._release(key, record)
+            if (record.network, record.mac) in nics:
+                # Swept after the new vmnetcfg is written: a MAC change meanwhile
+                # leaves a claim that no record names.
+                self.unsure.setdefault(key, set()).add(record.network)
+            else:
+                await self._release(key, record)
         await self._drop_finalizer(cfg)
         self.nic_status.pop(key, None)
 

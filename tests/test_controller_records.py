@@ -1,0 +1,60 @@
+"""A NIC keeps its address through whatever happens to its record: the vmnetcfg
+deleted under a live VM, one MAC on two networks, a MAC change with a static
+request. A real API server and kvip in-process (no DHCP clients needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from e2e_world import World
+from kvip_rig import GROUP, wait_for
+
+pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
+
+
+def entries(w: World, name: str, part: str = "spec") -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = ((w.cfg(name) or {}).get(part) or {}).get("networkconfig") or []
+    return found
+
+
+def held(w: World, pool: str) -> dict[str, str]:
+    """ip -> owner of what the pool's status shows held."""
+    allocated = w.pool(pool).get("status", {}).get("ipv4", {}).get("allocated") or {}
+    return {ip: who for ip, who in allocated.items() if who != "EXCLUDED"}
+
+
+def test_a_deleted_vmnetcfg_of_a_live_vm_comes_back_with_the_same_address(world: World) -> None:
+    """Before the fix the finalizer released the address and the recreated
+    vmnetcfg got the lowest free one: the VM's IP changed."""
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    mac_a, mac_b = "52:54:00:00:30:01", "52:54:00:00:30:02"
+    with w.kvip():
+        w.create_vm("first", [("nic", "net-a", mac_a)])
+        assert w.ips("first") == {mac_a: "198.18.0.10"}
+        w.create_vm("vm", [("nic", "net-a", mac_b)])
+        assert w.ips("vm") == {mac_b: "198.18.0.11"}
+        w.delete_vm("first")  # the lowest address is free again
+        wait_for(lambda: held(w, pool) == {"198.18.0.11": f"{w.namespace}/vm [{mac_b}]"},
+                 what="only vm's address held")  # fmt: skip
+        before = w.cfg("vm")
+        assert before is not None
+        w.custom.delete_namespaced_custom_object(
+            GROUP, "v1", w.namespace, "virtualmachinenetworkconfigs", "vm"
+        )
+        again = wait_for(
+            lambda: (
+                (cfg := w.cfg("vm")) is not None
+                and cfg["metadata"]["uid"] != before["metadata"]["uid"]
+                and entries(w, "vm")
+                and cfg
+            ),
+            what="the vmnetcfg recreated",
+        )
+        assert again["spec"]["networkconfig"] == before["spec"]["networkconfig"]
+        assert w.ips("vm") == {mac_b: "198.18.0.11"}
+        wait_for(
+            lambda: held(w, pool) == {"198.18.0.11": f"{w.namespace}/vm [{mac_b}]"},
+            what="the pool to hold vm's address, and only it",
+        )
