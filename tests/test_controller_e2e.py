@@ -294,8 +294,8 @@ def _tables_with(kvip: RunningKvip, key: str) -> list[str]:
         "nic_status": controller.nic_status,
         "unsure": controller.unsure,
         "cfg status writes": writer._written,
-        "declined": {k for k, _ in controller.declined},
-        "restore_errors": {k for k, _ in controller.restore_errors},
+        "declined": {nic[0] for nic in controller.declined},
+        "restore_errors": {nic[0] for nic in controller.restore_errors},
     }
     return [name for name, table in tables.items() if key in table]
 

@@ -58,3 +58,45 @@ def test_a_deleted_vmnetcfg_of_a_live_vm_comes_back_with_the_same_address(world:
             lambda: held(w, pool) == {"198.18.0.11": f"{w.namespace}/vm [{mac_b}]"},
             what="the pool to hold vm's address, and only it",
         )
+
+
+def test_one_mac_on_two_networks_gets_an_address_on_each(world: World) -> None:
+    """Before the fix NIC records were keyed by MAC alone: the second network's
+    record was dropped as a duplicate, its NIC ended in ERROR (asking its pool
+    for the first network's address) and the address it had claimed leaked."""
+    w = world
+    pool_a = w.create_pool(w.net("net-a"))
+    pool_b = w.create_pool(
+        w.net("net-b"), interface="eth2", server="198.19.0.1", subnet="198.19.0.0/16",
+        start="198.19.0.10", end="198.19.0.20",
+    )  # fmt: skip
+    mac = "52:54:00:00:31:01"
+    owner = f"{w.namespace}/vm [{mac}]"
+    with w.kvip():
+        w.create_vm("vm", [("nic-a", "net-a", mac), ("nic-b", "net-b", mac)])
+
+        def recorded() -> dict[str, str] | None:
+            found = {e["networkname"]: str(e.get("ipaddress") or "") for e in entries(w, "vm")}
+            return found if all(found.values()) and len(found) == 2 else None
+
+        assert wait_for(recorded, what="both NICs recorded") == {
+            w.net("net-a"): "198.18.0.10",
+            w.net("net-b"): "198.19.0.10",
+        }
+
+        def both_status() -> list[dict[str, Any]] | None:
+            found = entries(w, "vm", "status")
+            return found if len(found) == 2 else None
+
+        status = wait_for(both_status, what="both NICs' status")
+        assert [(e["networkname"], e["status"]) for e in status] == [
+            (w.net("net-a"), "OK"),
+            (w.net("net-b"), "OK"),
+        ]
+        wait_for(lambda: held(w, pool_a) == {"198.18.0.10": owner}, what="pool a holds one")
+        wait_for(lambda: held(w, pool_b) == {"198.19.0.10": owner}, what="pool b holds one")
+        # A reconcile later (any change to the VM) keeps both.
+        w.patch_vm("vm", {"metadata": {"labels": {"touched": "yes"}}})
+        wait_for(recorded, what="both still recorded")
+        assert recorded() == {w.net("net-a"): "198.18.0.10", w.net("net-b"): "198.19.0.10"}
+        assert held(w, pool_b) == {"198.19.0.10": owner}

@@ -79,7 +79,8 @@ class Controller:
     vms: dict[str, Body] = field(default_factory=dict)
     cfgs: dict[str, Body] = field(default_factory=dict)
     nic_status: dict[str, list[NicStatus]] = field(default_factory=dict)
-    restore_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Records a pool could not restore, by (vm key, network, mac).
+    restore_errors: dict[tuple[str, str, str], str] = field(default_factory=dict)
     queue: WorkQueue = field(default_factory=WorkQueue)
     #: Set once every pool has been rebuilt from the vmnetcfgs and started.
     ready: trio.Event = field(default_factory=trio.Event)
@@ -87,8 +88,8 @@ class Controller:
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
     _events: EventRecorder | None = None
-    #: Addresses a client declined, by (vm key, mac): shown in the vmnetcfg status.
-    declined: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Addresses a client declined, by (vm key, network, mac): shown in the vmnetcfg status.
+    declined: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: Networks where a VM holds claims whose vmnetcfg write failed without a clear
     #: answer (the write may have landed): swept after its next successful write.
     unsure: dict[str, set[str]] = field(default_factory=dict)
@@ -229,13 +230,14 @@ class Controller:
         for key, cfg in self.cfgs.items():
             if key not in self.vms:
                 continue
-            for record in first_per_mac(key, vmnetcfg_records(cfg)):
+            for record in first_per_nic(key, vmnetcfg_records(cfg)):
                 if record.network != config.network or not record.ip:
                     continue
                 try:
                     ip = IPv4Address(record.ip)
                 except AddressValueError:
-                    self.restore_errors[(key, record.mac)] = f"{record.ip!r} is not an address"
+                    problem = f"{record.ip!r} is not an address"
+                    self.restore_errors[(key, record.network, record.mac)] = problem
                     continue
                 hostname = key.rpartition("/")[2]
                 restore.append(
@@ -244,9 +246,11 @@ class Controller:
         return restore
 
     def _pool_started(self, name: str, errors: list[tuple[RestoreReservation, IpamError]]) -> None:
+        handle = self.supervisor.pools.get(name)
+        network = handle.config.network if handle is not None and handle.config else name
         for reservation, error in errors:
             key = reservation.owner.rpartition(" [")[0]
-            self.restore_errors[(key, reservation.mac)] = str(error)
+            self.restore_errors[(key, network, reservation.mac)] = str(error)
             log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
         self._requeue_pool_vms(name)
 
@@ -303,17 +307,24 @@ class Controller:
 
     async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
         _namespace, _, name = key.partition("/")
-        listed = first_per_mac(key, vmnetcfg_records(cfg)) if cfg is not None else []
-        old = {record.mac: record for record in listed}
+        listed = first_per_nic(key, vmnetcfg_records(cfg)) if cfg is not None else []
+        # A NIC is its (network, MAC): one VM may use one MAC on two networks.
+        old = {(record.network, record.mac): record for record in listed}
         if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
             await self._reset(key, list(old.values()))
         records: list[NicRecord] = []
         statuses: list[NicStatus] = []
         to_serve: list[tuple[str, str, IPv4Address]] = []
+        seen: set[tuple[str, str]] = set()
         for nic in vm_nics(vm):
             if nic.mac is None:
                 continue  # picked up when kubemacpool (or the user) sets one
-            previous = old.get(nic.mac)
+            if (nic.network, nic.mac) in seen:
+                log.warning("VM %s lists %s on %s twice: one NIC, one address", key, nic.mac,
+                            nic.network)  # fmt: skip
+                continue
+            seen.add((nic.network, nic.mac))
+            previous = old.get((nic.network, nic.mac))
             pool = self.supervisor.by_network(nic.network)
             if pool is None:
                 # Not ours to judge: a network without a pool here may be another
@@ -341,16 +352,16 @@ class Controller:
                     ClaimAddress(owner, nic.mac, requested=requested, hostname=name)
                 )
             except IpamError as exc:
-                message = self.restore_errors.get((key, nic.mac)) or str(exc)
+                message = self.restore_errors.get((key, nic.network, nic.mac)) or str(exc)
                 log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
                 self._event(vm, "ReservationFailed", f"{nic.mac}: {message}", warning=True)
                 if previous is not None:
                     records.append(previous)
                 statuses.append(NicStatus(nic.network, nic.mac, False, message))
                 continue
-            self.restore_errors.pop((key, nic.mac), None)
+            self.restore_errors.pop((key, nic.network, nic.mac), None)
             records.append(NicRecord(nic.network, nic.mac, str(ip)))
-            declined = self.declined.get((key, nic.mac))
+            declined = self.declined.get((key, nic.network, nic.mac))
             if declined is not None:
                 statuses.append(NicStatus(nic.network, nic.mac, False, declined, str(ip)))
             else:
@@ -368,7 +379,7 @@ class Controller:
             # then. (Unavailable: the write may have landed; the claim must stay.)
             refused = exc.status is not None and 400 <= exc.status < 500
             for network, mac, _ in to_serve:
-                if mac not in old or not old[mac].ip:
+                if (network, mac) not in old or not old[(network, mac)].ip:
                     if refused:
                         await self._release(key, NicRecord(network, mac, None))
                     else:
@@ -387,13 +398,13 @@ class Controller:
         for network, mac, ip in to_serve:
             pool = self.supervisor.by_network(network)
             if pool is not None:
-                if mac not in old or old[mac].ip != str(ip):
+                if (network, mac) not in old or old[(network, mac)].ip != str(ip):
                     log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
                     self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
                 await pool.ask(ServeReservation(mac, ip))
-        kept = {record.mac for record in records}
-        for mac, record in old.items():
-            if mac not in kept:
+        kept = {(record.network, record.mac) for record in records}
+        for nic_key, record in old.items():
+            if nic_key not in kept:
                 await self._release(key, record)
         self._set_status(key, statuses, self.cfgs.get(key))
 
@@ -437,8 +448,8 @@ class Controller:
         """An operator asked to retry this VM: forget its declines and errors."""
         log.info("VM %s: reset requested; clearing its declines and errors", key)
         for record in records:
-            self.declined.pop((key, record.mac), None)
-            self.restore_errors.pop((key, record.mac), None)
+            self.declined.pop((key, record.network, record.mac), None)
+            self.restore_errors.pop((key, record.network, record.mac), None)
             pool = self.supervisor.by_network(record.network)
             if pool is not None and record.ip:
                 await pool.ask(ClearDecline(IPv4Address(record.ip)))
@@ -458,10 +469,10 @@ class Controller:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
         Every pool is asked, so that an address claimed but never written is freed too."""
         self.unsure.pop(key, None)
-        for vm, mac in self.declined.keys() | self.restore_errors.keys():
-            if vm == key:
-                self.declined.pop((vm, mac), None)
-                self.restore_errors.pop((vm, mac), None)
+        for nic_key in self.declined.keys() | self.restore_errors.keys():
+            if nic_key[0] == key:
+                self.declined.pop(nic_key, None)
+                self.restore_errors.pop(nic_key, None)
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
@@ -556,8 +567,8 @@ class Controller:
                 "host, then run `kvip vmnetcfg reset` for this VM"
             )
             self._record(Event(self._supervisor_ref(pool), "Declined", message, warning=True))
-            if key is not None:
-                self.declined[(key, notice.mac)] = message
+            if key is not None and handle is not None and handle.config is not None:
+                self.declined[(key, handle.config.network, notice.mac)] = message
                 vm = self.vms.get(key)
                 if vm is not None:
                     self._event(vm, "Declined", message, warning=True)
@@ -567,14 +578,14 @@ class Controller:
         """Remember the NICs' status and have it written when it differs from what
         the object shows (someone else may have changed or cleared it)."""
         desired = [nic.as_status() for nic in statuses]
-        macs = {nic.mac for nic in statuses}
+        nics = {(nic.network, nic.mac) for nic in statuses}
         shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
         # Ours: our NICs' entries and any entry on a network we serve (another writer's
         # entry there is repaired); the rest belongs to another shard (_render_cfg).
         ours = [
             entry
             for entry in shown
-            if entry.get("macaddress") in macs
+            if (entry.get("networkname"), entry.get("macaddress")) in nics
             or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
         ]
         if self.nic_status.get(key) != statuses or ours != desired:
@@ -583,18 +594,20 @@ class Controller:
             self._cfg_status.mark(key)
 
 
-def first_per_mac(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
-    """A NIC's record is the first one listing its MAC. A hand-edited vmnetcfg
-    may list a MAC twice; the later entries are dropped (and the address in
-    them not held), so one NIC never holds two addresses."""
-    first: dict[str, NicRecord] = {}
+def first_per_nic(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
+    """A NIC's record is the first one listing its network and MAC. A hand-edited
+    vmnetcfg may list a NIC twice; the later entries are dropped (and the address
+    in them not held), so one NIC never holds two addresses. (One MAC on two
+    networks is two NICs.)"""
+    first: dict[tuple[str, str], NicRecord] = {}
     for record in records:
-        kept = first.setdefault(record.mac, record)
+        kept = first.setdefault((record.network, record.mac), record)
         if kept is not record:
             log.warning(
-                "vmnetcfg %s lists %s twice (%s, then %s): keeping the first",
+                "vmnetcfg %s lists %s on %s twice (%s, then %s): keeping the first",
                 key,
                 record.mac,
+                record.network,
                 kept.ip or "no address",
                 record.ip or "no address",
             )
