@@ -4,10 +4,12 @@ request. A real API server and kvip in-process (no DHCP clients needed)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from e2e_world import World
+from kubernetes import client
 from kvip_rig import GROUP, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
@@ -22,6 +24,14 @@ def held(w: World, pool: str) -> dict[str, str]:
     """ip -> owner of what the pool's status shows held."""
     allocated = w.pool(pool).get("status", {}).get("ipv4", {}).get("allocated") or {}
     return {ip: who for ip, who in allocated.items() if who != "EXCLUDED"}
+
+
+def events(w: World, name: str) -> list[Any]:
+    core = client.CoreV1Api(w.custom.api_client)
+    found: list[Any] = core.list_namespaced_event(
+        w.namespace, field_selector=f"involvedObject.name={name}"
+    ).items
+    return found
 
 
 def test_a_deleted_vmnetcfg_of_a_live_vm_comes_back_with_the_same_address(world: World) -> None:
@@ -100,3 +110,38 @@ def test_one_mac_on_two_networks_gets_an_address_on_each(world: World) -> None:
         wait_for(recorded, what="both still recorded")
         assert recorded() == {w.net("net-a"): "198.18.0.10", w.net("net-b"): "198.19.0.10"}
         assert held(w, pool_b) == {"198.19.0.10": owner}
+
+
+def test_a_mac_change_moves_the_static_address_with_the_nic(world: World) -> None:
+    """Before the fix the new MAC's claim failed ("already held by" the old MAC),
+    the old claim was released after, and every such change logged an ERROR and
+    a ReservationFailed Event (and a waiting NIC could take the address)."""
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    old_mac, new_mac = "52:54:00:00:32:01", "52:54:00:00:32:02"
+    static = {f"{GROUP}/static-ip": json.dumps({"nic": "198.18.0.15"})}
+    with w.kvip():
+        w.create_vm("vm", [("nic", "net-a", old_mac)], annotations=static)
+        assert w.ips("vm") == {old_mac: "198.18.0.15"}
+        vm = w.custom.get_namespaced_custom_object("kubevirt.io", "v1", w.namespace,
+                                                   "virtualmachines", "vm")  # fmt: skip
+        interfaces = vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"]
+        interfaces[1]["macAddress"] = new_mac
+        w.patch_vm("vm", {"spec": vm["spec"]})
+        wait_for(lambda: w.ips("vm") == {new_mac: "198.18.0.15"}, what="the new MAC recorded")
+        wait_for(
+            lambda: held(w, pool) == {"198.18.0.15": f"{w.namespace}/vm [{new_mac}]"},
+            what="the address held by the new MAC",
+        )
+        status = wait_for(
+            lambda: [e for e in entries(w, "vm", "status") if e["macaddress"] == new_mac],
+            what="the new MAC's status",
+        )
+        assert status[0]["status"] == "OK"
+        # Events are written in order: once the new MAC's Allocated is there, a
+        # ReservationFailed of the change would be there too.
+        wait_for(
+            lambda: any(e.reason == "Allocated" and new_mac in e.message for e in events(w, "vm")),
+            what="the new MAC's Allocated event",
+        )
+        assert [e.message for e in events(w, "vm") if e.reason == "ReservationFailed"] == []

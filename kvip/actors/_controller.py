@@ -316,7 +316,9 @@ class Controller:
         statuses: list[NicStatus] = []
         to_serve: list[tuple[str, str, IPv4Address]] = []
         seen: set[tuple[str, str]] = set()
-        for nic in vm_nics(vm):
+        nics = vm_nics(vm)
+        current = {(nic.network, nic.mac) for nic in nics}
+        for nic in nics:
             if nic.mac is None:
                 continue  # picked up when kubemacpool (or the user) sets one
             if (nic.network, nic.mac) in seen:
@@ -347,10 +349,16 @@ class Controller:
                 )
                 continue
             owner = owner_of(key, nic.mac)
+            replaces = None
+            if previous is None and requested is not None:
+                # A MAC change: the NIC's old MAC holds what it asks for.
+                gone = _recorded_for_gone_nic(listed, current, nic.network, requested)
+                replaces = owner_of(key, gone.mac) if gone is not None else None
+            claim = ClaimAddress(
+                owner, nic.mac, requested=requested, hostname=name, replaces=replaces
+            )
             try:
-                ip = await pool.ask(
-                    ClaimAddress(owner, nic.mac, requested=requested, hostname=name)
-                )
+                ip = await pool.ask(claim)
             except IpamError as exc:
                 message = self.restore_errors.get((key, nic.network, nic.mac)) or str(exc)
                 log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
@@ -612,6 +620,23 @@ def first_per_nic(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
                 record.ip or "no address",
             )
     return list(first.values())
+
+
+def _recorded_for_gone_nic(
+    records: Iterable[NicRecord],
+    current: set[tuple[str, str | None]],
+    network: str,
+    ip: IPv4Address,
+) -> NicRecord | None:
+    """The record of `ip` on `network` whose NIC the VM no longer has, if any."""
+    for record in records:
+        if record.network == network and (record.network, record.mac) not in current:
+            try:
+                if record.ip and IPv4Address(record.ip) == ip:
+                    return record
+            except AddressValueError:
+                continue
+    return None
 
 
 def _store(cache: dict[str, Body], key: str, body: Body) -> None:

@@ -16,12 +16,17 @@ class ClaimAddress:
     Answer: the IPv4Address. The pool does not answer DHCP for it until
     ServeReservation: the caller first writes it to the vmnetcfg (the durable
     record). Raises PoolExhausted, AddressTaken, AddressExcluded, ... or
-    MacConflict when another owner holds the MAC."""
+    MacConflict when another owner holds the MAC.
+
+    `replaces` names the same NIC under its previous MAC: if it holds the
+    requested address, the address moves to `owner` in this one step (and the
+    old MAC is no longer served), so no other claim can take it in between."""
 
     owner: Owner
     mac: str
     requested: IPv4Address | None = None
     hostname: str | None = None
+    replaces: Owner | None = None
 
 
 @dataclass(frozen=True, slots=True)
