@@ -293,6 +293,7 @@ def _tables_with(kvip: RunningKvip, key: str) -> list[str]:
         "cfgs": controller.cfgs,
         "nic_status": controller.nic_status,
         "unsure": controller.unsure,
+        "refusals": controller.refusals,
         "cfg status writes": writer._written,
         "declined": {nic[0] for nic in controller.declined},
         "restore_errors": {nic[0] for nic in controller.restore_errors},

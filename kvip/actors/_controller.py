@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
@@ -43,6 +43,7 @@ from kvip.k8s import (
     Body,
     Changed,
     Conflict,
+    Gone,
     Kube,
     KubeError,
     NotFound,
@@ -90,6 +91,9 @@ class Controller:
     _events: EventRecorder | None = None
     #: Addresses a client declined, by (vm key, network, mac): shown in the vmnetcfg status.
     declined: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: The API server's last permanent refusal of a VM's writes (403, 422, ...), by
+    #: VM key: reported once, not once per retry.
+    refusals: dict[str, str] = field(default_factory=dict)
     #: Networks where a VM holds claims whose vmnetcfg write failed without a clear
     #: answer (the write may have landed): swept after its next successful write.
     unsure: dict[str, set[str]] = field(default_factory=dict)
@@ -281,18 +285,41 @@ class Controller:
     async def _worker(self, nursery: trio.Nursery) -> None:
         while True:
             key = await self.queue.get()
-            failed = False
+            failed = permanent = False
             try:
                 await self.reconcile(key)
-            except (KubeError, IpamError) as exc:
+            except KubeError as exc:
+                failed, permanent = True, is_permanent(exc)
+                if permanent:
+                    self._refused(key, exc)
+                else:
+                    log.warning("reconciling %s failed: %s; will retry", key, exc)
+            except IpamError as exc:
                 failed = True
                 log.warning("reconciling %s failed: %s; will retry", key, exc)
             except Exception:
                 failed = True
                 log.exception("reconciling %s failed unexpectedly; will retry", key)
-            delay = self.queue.done(key, failed=failed)
+            if not permanent:
+                self.refusals.pop(key, None)
+            delay = self.queue.done(key, failed=failed, permanent=permanent)
             if delay is not None:
                 nursery.start_soon(self.queue.retry_later, key, delay)
+
+    def _refused(self, key: str, exc: KubeError) -> None:
+        """The API server refused a write, and will again until someone changes
+        something (RBAC, an admission policy, a quota): an Event and a log line
+        the first time, and a capped backoff (the vmnetcfg status says it, see
+        _sync_vm); every retry logs only at debug level."""
+        message = f"the API server refused to write the vmnetcfg: {exc}"
+        if self.refusals.get(key) == message:
+            log.debug("reconciling %s: still refused: %s", key, exc)
+            return
+        self.refusals[key] = message
+        log.error("reconciling %s: %s; retrying with a longer backoff", key, message)
+        vm = self.vms.get(key)
+        if vm is not None:
+            self._event(vm, "RecordRefused", message, warning=True)
 
     async def reconcile(self, key: str) -> None:
         vm = self.vms.get(key)
@@ -392,6 +419,18 @@ class Controller:
                         await self._release(key, NicRecord(network, mac, None))
                     else:
                         self.unsure.setdefault(key, set()).add(network)
+            if is_permanent(exc) and cfg is not None:
+                # Say so where the operator looks: the NICs whose address is not
+                # recorded have none (the pools serve only what the vmnetcfg records).
+                problem = f"not recorded: the API server refused the vmnetcfg write: {exc}"
+                recorded = {(r.network, r.mac, r.ip) for r in listed}
+                failed = [
+                    nic
+                    if nic.ip is None or (nic.network, nic.mac, nic.ip) in recorded
+                    else replace(nic, ok=False, message=problem, ip=None)
+                    for nic in statuses
+                ]
+                self._set_status(key, failed, cfg)
             raise
         if key in self.unsure:
             # The records are durable now: whatever else the VM holds there is stale
@@ -477,6 +516,7 @@ class Controller:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
         Every pool is asked, so that an address claimed but never written is freed too."""
         self.unsure.pop(key, None)
+        self.refusals.pop(key, None)
         for nic_key in self.declined.keys() | self.restore_errors.keys():
             if nic_key[0] == key:
                 self.declined.pop(nic_key, None)
@@ -620,6 +660,13 @@ def first_per_nic(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
                 record.ip or "no address",
             )
     return list(first.values())
+
+
+def is_permanent(exc: KubeError) -> bool:
+    """Whether the API server refused a write for a reason that a retry alone does
+    not change (403, 422, ...). A 409, 404 or 410 is a race with another writer or
+    the watch: the retry reads again and goes through."""
+    return not exc.temporary and not isinstance(exc, Conflict | NotFound | Gone)
 
 
 def _recorded_for_gone_nic(
