@@ -291,12 +291,9 @@ def _tables_with(kvip: RunningKvip, key: str) -> list[str]:
     tables: dict[str, Any] = {
         "vms": controller.vms,
         "cfgs": controller.cfgs,
-        "nic_status": controller.nic_status,
-        "unsure": controller.unsure,
-        "refusals": controller.refusals,
+        "states": controller.states,
+        "declined": {vm for vm, state in controller.states.items() if state.declined},
         "cfg status writes": writer._written,
-        "declined": {nic[0] for nic in controller.declined},
-        "restore_errors": {nic[0] for nic in controller.restore_errors},
     }
     return [name for name, table in tables.items() if key in table]
 

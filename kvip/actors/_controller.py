@@ -32,6 +32,7 @@ from kvip.actors._pool import SocketFactory
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import NicStatus, render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import PoolHandle, Supervisor
+from kvip.actors._vm_state import VmState
 from kvip.actors._workqueue import WorkQueue
 from kvip.ipam import IpamError, Owner
 from kvip.k8s import (
@@ -79,9 +80,8 @@ class Controller:
     workers: int = 8
     vms: dict[str, Body] = field(default_factory=dict)
     cfgs: dict[str, Body] = field(default_factory=dict)
-    nic_status: dict[str, list[NicStatus]] = field(default_factory=dict)
-    #: Records a pool could not restore, by (vm key, network, mac).
-    restore_errors: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: What the controller remembers about each VM, by VM key.
+    states: dict[str, VmState] = field(default_factory=dict)
     queue: WorkQueue = field(default_factory=WorkQueue)
     #: Set once every pool has been rebuilt from the vmnetcfgs and started.
     ready: trio.Event = field(default_factory=trio.Event)
@@ -89,19 +89,24 @@ class Controller:
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
     _events: EventRecorder | None = None
-    #: Addresses a client declined, by (vm key, network, mac): shown in the vmnetcfg status.
-    declined: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    #: The API server's last permanent refusal of a VM's writes (403, 422, ...), by
-    #: VM key: reported once, not once per retry.
-    refusals: dict[str, str] = field(default_factory=dict)
-    #: Networks where a VM holds claims whose vmnetcfg write failed without a clear
-    #: answer (the write may have landed): swept after its next successful write.
-    unsure: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def pools(self) -> dict[str, PoolHandle]:
         """Every IPPool this kvip knows, by name (empty until it runs)."""
         return self._supervisor.pools if self._supervisor is not None else {}
+
+    def _state(self, key: str) -> VmState:
+        """The VM's state, created on first use."""
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = VmState()
+        return state
+
+    def _tidy(self, key: str) -> None:
+        """Drop the VM's state when it holds nothing any more."""
+        state = self.states.get(key)
+        if state is not None and state.empty:
+            del self.states[key]
 
     @property
     def supervisor(self) -> Supervisor:
@@ -241,7 +246,7 @@ class Controller:
                     ip = IPv4Address(record.ip)
                 except AddressValueError:
                     problem = f"{record.ip!r} is not an address"
-                    self.restore_errors[(key, record.network, record.mac)] = problem
+                    self._state(key).restore_errors[(record.network, record.mac)] = problem
                     continue
                 hostname = key.rpartition("/")[2]
                 restore.append(
@@ -254,7 +259,7 @@ class Controller:
         network = handle.config.network if handle is not None and handle.config else name
         for reservation, error in errors:
             key = reservation.owner.rpartition(" [")[0]
-            self.restore_errors[(key, network, reservation.mac)] = str(error)
+            self._state(key).restore_errors[(network, reservation.mac)] = str(error)
             log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
         self._requeue_pool_vms(name)
 
@@ -273,7 +278,8 @@ class Controller:
         return None if handle is None else await render_pool_status(handle, current)
 
     async def _render_cfg(self, key: str, current: dict[str, Any]) -> dict[str, Any] | None:
-        nics = self.nic_status.get(key)
+        state = self.states.get(key)
+        nics = state.nics if state is not None else None
         if nics is None or key not in self.cfgs:
             return None
         return render_vmnetcfg_status(
@@ -300,8 +306,9 @@ class Controller:
             except Exception:
                 failed = True
                 log.exception("reconciling %s failed unexpectedly; will retry", key)
-            if not permanent:
-                self.refusals.pop(key, None)
+            if not permanent and (state := self.states.get(key)) is not None:
+                state.refusal = None
+                self._tidy(key)
             delay = self.queue.done(key, failed=failed, permanent=permanent)
             if delay is not None:
                 nursery.start_soon(self.queue.retry_later, key, delay)
@@ -312,10 +319,11 @@ class Controller:
         the first time, and a capped backoff (the vmnetcfg status says it, see
         _sync_vm); every retry logs only at debug level."""
         message = f"the API server refused to write the vmnetcfg: {exc}"
-        if self.refusals.get(key) == message:
+        state = self._state(key)
+        if state.refusal == message:
             log.debug("reconciling %s: still refused: %s", key, exc)
             return
-        self.refusals[key] = message
+        state.refusal = message
         log.error("reconciling %s: %s; retrying with a longer backoff", key, message)
         vm = self.vms.get(key)
         if vm is not None:
@@ -334,6 +342,7 @@ class Controller:
 
     async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
         _namespace, _, name = key.partition("/")
+        state = self._state(key)
         listed = first_per_nic(key, vmnetcfg_records(cfg)) if cfg is not None else []
         # A NIC is its (network, MAC): one VM may use one MAC on two networks.
         old = {(record.network, record.mac): record for record in listed}
@@ -387,16 +396,16 @@ class Controller:
             try:
                 ip = await pool.ask(claim)
             except IpamError as exc:
-                message = self.restore_errors.get((key, nic.network, nic.mac)) or str(exc)
+                message = state.restore_errors.get((nic.network, nic.mac)) or str(exc)
                 log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
                 self._event(vm, "ReservationFailed", f"{nic.mac}: {message}", warning=True)
                 if previous is not None:
                     records.append(previous)
                 statuses.append(NicStatus(nic.network, nic.mac, False, message))
                 continue
-            self.restore_errors.pop((key, nic.network, nic.mac), None)
+            state.restore_errors.pop((nic.network, nic.mac), None)
             records.append(NicRecord(nic.network, nic.mac, str(ip)))
-            declined = self.declined.get((key, nic.network, nic.mac))
+            declined = state.declined.get((nic.network, nic.mac))
             if declined is not None:
                 statuses.append(NicStatus(nic.network, nic.mac, False, declined, str(ip)))
             else:
@@ -404,7 +413,8 @@ class Controller:
             to_serve.append((nic.network, nic.mac, ip))
 
         if cfg is None and not records and not statuses:
-            self.nic_status.pop(key, None)
+            state.nics = None
+            self._tidy(key)
             return
         try:
             await self._write_records(key, vm, cfg, records)
@@ -418,7 +428,7 @@ class Controller:
                     if refused:
                         await self._release(key, NicRecord(network, mac, None))
                     else:
-                        self.unsure.setdefault(key, set()).add(network)
+                        state.unsure.add(network)
             if is_permanent(exc) and cfg is not None:
                 # Say so where the operator looks: the NICs whose address is not
                 # recorded have none (the pools serve only what the vmnetcfg records).
@@ -432,11 +442,12 @@ class Controller:
                 ]
                 self._set_status(key, failed, cfg)
             raise
-        if key in self.unsure:
+        if state.unsure:
             # The records are durable now: whatever else the VM holds there is stale
             # (e.g. the claim of a MAC it no longer has).
             keep = frozenset(owner_of(key, record.mac) for record in records)
-            for network in self.unsure.pop(key):
+            unsure, state.unsure = state.unsure, set()
+            for network in unsure:
                 pool = self.supervisor.by_network(network)
                 if pool is not None:
                     for ip in await pool.ask(ReleaseVm(key, keep=keep)):
@@ -494,9 +505,10 @@ class Controller:
     async def _reset(self, key: str, records: list[NicRecord]) -> None:
         """An operator asked to retry this VM: forget its declines and errors."""
         log.info("VM %s: reset requested; clearing its declines and errors", key)
+        state = self._state(key)
         for record in records:
-            self.declined.pop((key, record.network, record.mac), None)
-            self.restore_errors.pop((key, record.network, record.mac), None)
+            state.declined.pop((record.network, record.mac), None)
+            state.restore_errors.pop((record.network, record.mac), None)
             pool = self.supervisor.by_network(record.network)
             if pool is not None and record.ip:
                 await pool.ask(ClearDecline(IPv4Address(record.ip)))
@@ -515,12 +527,7 @@ class Controller:
     async def _vm_gone(self, key: str, cfg: Body | None) -> None:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
         Every pool is asked, so that an address claimed but never written is freed too."""
-        self.unsure.pop(key, None)
-        self.refusals.pop(key, None)
-        for nic_key in self.declined.keys() | self.restore_errors.keys():
-            if nic_key[0] == key:
-                self.declined.pop(nic_key, None)
-                self.restore_errors.pop(nic_key, None)
+        self.states.pop(key, None)
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
@@ -541,7 +548,6 @@ class Controller:
         log.info("VM %s deleted: removing its vmnetcfg", key)
         await self._drop_finalizer(cfg)
         await self.kube.run(lambda: self.kube.delete(VMNETCFGS, name, namespace=namespace))
-        self.nic_status.pop(key, None)
 
     async def _finalize(self, key: str, cfg: Body) -> None:
         """Someone deleted the vmnetcfg, then the finalizer goes. Without its VM, its
@@ -555,11 +561,13 @@ class Controller:
             if (record.network, record.mac) in nics:
                 # Swept after the new vmnetcfg is written: a MAC change meanwhile
                 # leaves a claim that no record names.
-                self.unsure.setdefault(key, set()).add(record.network)
+                self._state(key).unsure.add(record.network)
             else:
                 await self._release(key, record)
         await self._drop_finalizer(cfg)
-        self.nic_status.pop(key, None)
+        if (state := self.states.get(key)) is not None:
+            state.nics = None
+            self._tidy(key)
 
     async def _drop_finalizer(self, cfg: Body) -> None:
         meta = cfg["metadata"]
@@ -616,7 +624,7 @@ class Controller:
             )
             self._record(Event(self._supervisor_ref(pool), "Declined", message, warning=True))
             if key is not None and handle is not None and handle.config is not None:
-                self.declined[(key, handle.config.network, notice.mac)] = message
+                self._state(key).declined[(handle.config.network, notice.mac)] = message
                 vm = self.vms.get(key)
                 if vm is not None:
                     self._event(vm, "Declined", message, warning=True)
@@ -636,8 +644,9 @@ class Controller:
             if (entry.get("networkname"), entry.get("macaddress")) in nics
             or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
         ]
-        if self.nic_status.get(key) != statuses or ours != desired:
-            self.nic_status[key] = statuses
+        state = self._state(key)
+        if state.nics != statuses or ours != desired:
+            state.nics = statuses
             assert self._cfg_status is not None
             self._cfg_status.mark(key)
 
