@@ -13,7 +13,7 @@ import pytest
 import yaml
 from apiserver_pki import write_kubeconfig
 from deploy_manifests import BASE
-from e2e_world import CFGS, World
+from e2e_world import CFGS, FINALIZER, World
 from kubernetes import client
 from kvip_rig import GROUP, RunningKvip, unique, wait_for
 
@@ -124,9 +124,57 @@ def test_a_refused_vmnetcfg_create_is_one_warning_event_and_no_held_address(
         # Refused: the claim is given back, nothing is held for an unrecorded NIC.
         assert kvip.pool_state(pool).used == 0
         # Allowed: the next change goes through at once (no waiting out the backoff).
+        # The later VM goes first, so that it cannot take the lowest address.
+        w.delete_vm("later")
+        controller = kvip.controller
+        wait_for(lambda: f"{w.namespace}/later" not in controller.vms, what="later gone")
         allow_vmnetcfg_writes(w)
         w.patch_vm("vm", {"metadata": {"labels": {"retry": "now"}}})
         assert w.ips("vm") == {"52:54:00:00:50:01": "198.18.0.10"}
+
+
+@pytest.mark.netns
+@pytest.mark.apiserver
+def test_a_refused_removal_of_a_deleted_vms_vmnetcfg_is_told_on_the_vmnetcfg(
+    world: World, tmp_path: Path
+) -> None:
+    """The VM is gone, so the Event goes on the vmnetcfg kvip may not remove; the
+    VM's address is free at once all the same."""
+    w = world
+    pool = w.create_pool(w.net("net-a"))
+    mac = "52:54:00:00:52:01"
+    cfg = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "VirtualMachineNetworkConfig",
+        "metadata": {"name": "gone", "namespace": w.namespace, "finalizers": [FINALIZER]},
+        "spec": {"vmname": "gone", "networkconfig": [
+            {"networkname": w.net("net-a"), "macaddress": mac, "ipaddress": "198.18.0.20"}]},
+    }  # fmt: skip
+    w.custom.create_namespaced_custom_object(GROUP, "v1", w.namespace, CFGS, cfg)
+    w.create_vm("gone", [("nic", "net-a", mac)])
+    with kvip_that_may_not_write_vmnetcfgs(w, tmp_path) as kvip:
+        assert kvip.controller is not None
+        kube = kvip.controller.kube
+        patch = kube.patch
+        patches: list[str] = []
+
+        def counting(resource: Any, name: str, body: Any, **kw: Any) -> Any:
+            patches.append(name)
+            return patch(resource, name, body, **kw)
+
+        kube.patch = counting  # type: ignore[method-assign,assignment]
+        wait_for(lambda: kvip.pool_state(pool).used == 1, what="the recorded address restored")
+        w.delete_vm("gone")
+        wait_for(lambda: kvip.pool_state(pool).used == 0, what="the address released")
+        wait_for(lambda: patches.count("gone") >= 4, what="four refused finalizer removals")
+        # Events are written in order: once the later VM's is there, all of gone's are.
+        w.create_vm("later", [("nic", "net-a", "52:54:00:00:52:02")])
+        wait_for(lambda: events(w, "later", "RecordRefused"), what="the later VM's event")
+        found = events(w, "gone", "RecordRefused")
+        [event] = [e for e in found if e.involved_object.kind == "VirtualMachineNetworkConfig"
+                   and "cannot patch" in e.message]  # fmt: skip
+        assert "403" in event.message and event.type == "Warning" and event.count == 1
+        assert FINALIZER in (w.cfg("gone") or {})["metadata"]["finalizers"]
 
 
 @pytest.mark.netns

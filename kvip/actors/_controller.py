@@ -48,6 +48,7 @@ from kvip.k8s import (
     Kube,
     KubeError,
     NotFound,
+    Resource,
     Snapshot,
     Watcher,
     WatchMessage,
@@ -325,9 +326,12 @@ class Controller:
             return
         state.refusal = message
         log.error("reconciling %s: %s; retrying with a longer backoff", key, message)
-        vm = self.vms.get(key)
+        # On the VM; on the vmnetcfg when the VM is gone (its vmnetcfg's removal refused).
+        vm, cfg = self.vms.get(key), self.cfgs.get(key)
         if vm is not None:
             self._event(vm, "RecordRefused", message, warning=True)
+        elif cfg is not None:
+            self._record(Event(_ref(VMNETCFGS, cfg), "RecordRefused", message, warning=True))
 
     async def reconcile(self, key: str) -> None:
         vm = self.vms.get(key)
@@ -526,8 +530,12 @@ class Controller:
 
     async def _vm_gone(self, key: str, cfg: Body | None) -> None:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
-        Every pool is asked, so that an address claimed but never written is freed too."""
-        self.states.pop(key, None)
+        Every pool is asked, so that an address claimed but never written is freed too.
+        The VM's state goes with it, but for a refusal to remove the vmnetcfg: that is
+        told once, however often the removal is retried."""
+        state = self.states.pop(key, None)
+        if state is not None and state.refusal is not None:
+            self.states[key] = VmState(refusal=state.refusal)
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
@@ -597,15 +605,7 @@ class Controller:
             self._events.record(event)
 
     def _event(self, vm: Body, reason: str, message: str, *, warning: bool = False) -> None:
-        meta = vm["metadata"]
-        ref = ObjectRef(
-            VIRTUAL_MACHINES.api_version,
-            VIRTUAL_MACHINES.kind,
-            meta["name"],
-            namespace=meta.get("namespace"),
-            uid=meta.get("uid"),
-        )
-        self._record(Event(ref, reason, message, warning=warning))
+        self._record(Event(_ref(VIRTUAL_MACHINES, vm), reason, message, warning=warning))
 
     def _supervisor_ref(self, pool: str) -> ObjectRef:
         handle = self.pools.get(pool)
@@ -693,6 +693,17 @@ def _recorded_for_gone_nic(
             except AddressValueError:
                 continue
     return None
+
+
+def _ref(resource: Resource, body: Body) -> ObjectRef:
+    meta = body["metadata"]
+    return ObjectRef(
+        resource.api_version,
+        resource.kind,
+        meta["name"],
+        namespace=meta.get("namespace"),
+        uid=meta.get("uid"),
+    )
 
 
 def _store(cache: dict[str, Body], key: str, body: Body) -> None:
