@@ -12,6 +12,8 @@ from e2e_world import World
 from kubernetes import client
 from kvip_rig import GROUP, wait_for
 
+from kvip.k8s import VMNETCFGS, Conflict
+
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 
 
@@ -145,3 +147,45 @@ def test_a_mac_change_moves_the_static_address_with_the_nic(world: World) -> Non
             what="the new MAC's Allocated event",
         )
         assert [e.message for e in events(w, "vm") if e.reason == "ReservationFailed"] == []
+
+
+def test_a_moved_static_address_goes_back_when_the_write_is_refused(world: World) -> None:
+    """The vmnetcfg write after a MAC change fails with a 409 (common: kvip's own
+    status writes move the resourceVersion). The address moved to the new MAC is
+    still recorded for the old one: it goes back to it, not back to the pool,
+    where a waiting NIC could take it before the retry."""
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    old_mac, new_mac = "52:54:00:00:33:01", "52:54:00:00:33:02"
+    static = {f"{GROUP}/static-ip": json.dumps({"nic": "198.18.0.15"})}
+    with w.kvip() as kvip:
+        w.create_vm("vm", [("nic", "net-a", old_mac)], annotations=static)
+        assert w.ips("vm") == {old_mac: "198.18.0.15"}
+        assert kvip.controller is not None
+        kube = kvip.controller.kube
+        replace = kube.replace
+        fired: list[bool] = []
+
+        def conflict_once(resource: Any, body: Any, *, status: bool = False) -> Any:
+            if resource == VMNETCFGS and not status and not fired:
+                fired.append(True)
+                raise Conflict("409: injected by the test")
+            return replace(resource, body, status=status)
+
+        kube.replace = conflict_once  # type: ignore[method-assign]
+        vm = w.custom.get_namespaced_custom_object("kubevirt.io", "v1", w.namespace,
+                                                   "virtualmachines", "vm")  # fmt: skip
+        vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][1]["macAddress"] = new_mac
+        w.patch_vm("vm", {"spec": vm["spec"]})
+        wait_for(lambda: w.ips("vm") == {new_mac: "198.18.0.15"}, what="the new MAC recorded")
+        assert fired
+        wait_for(
+            lambda: held(w, pool) == {"198.18.0.15": f"{w.namespace}/vm [{new_mac}]"},
+            what="the address held by the new MAC",
+        )
+        # Events are written in order: the new MAC's Allocated comes after any Released.
+        wait_for(
+            lambda: any(e.reason == "Allocated" and new_mac in e.message for e in events(w, "vm")),
+            what="the new MAC's Allocated event",
+        )
+        assert [e.message for e in events(w, "vm") if e.reason == "Released"] == []

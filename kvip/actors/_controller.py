@@ -356,6 +356,8 @@ class Controller:
         statuses: list[NicStatus] = []
         to_serve: list[tuple[str, str, IPv4Address]] = []
         seen: set[tuple[str, str]] = set()
+        #: New NICs whose claim took the address of a record of the NIC's old MAC.
+        moved: dict[tuple[str, str], NicRecord] = {}
         nics = vm_nics(vm)
         current = {(nic.network, nic.mac) for nic in nics}
         for nic in nics:
@@ -389,7 +391,7 @@ class Controller:
                 )
                 continue
             owner = owner_of(key, nic.mac)
-            replaces = None
+            replaces = gone = None
             if previous is None and requested is not None:
                 # A MAC change: the NIC's old MAC holds what it asks for.
                 gone = _recorded_for_gone_nic(listed, current, nic.network, requested)
@@ -408,6 +410,8 @@ class Controller:
                 statuses.append(NicStatus(nic.network, nic.mac, False, message))
                 continue
             state.restore_errors.pop((nic.network, nic.mac), None)
+            if gone is not None and ip == requested:
+                moved[(nic.network, nic.mac)] = gone
             records.append(NicRecord(nic.network, nic.mac, str(ip)))
             declined = state.declined.get((nic.network, nic.mac))
             if declined is not None:
@@ -427,10 +431,12 @@ class Controller:
             # claim; it goes back and the retry claims for the NICs the VM has by
             # then. (Unavailable: the write may have landed; the claim must stay.)
             refused = exc.status is not None and 400 <= exc.status < 500
-            for network, mac, _ in to_serve:
+            for network, mac, ip in to_serve:
                 if (network, mac) not in old or not old[(network, mac)].ip:
                     if refused:
-                        await self._release(key, NicRecord(network, mac, None))
+                        back = moved.get((network, mac))
+                        if back is None or not await self._move_back(key, mac, ip, back):
+                            await self._release(key, NicRecord(network, mac, None))
                     else:
                         state.unsure.add(network)
             if is_permanent(exc) and cfg is not None:
@@ -516,6 +522,24 @@ class Controller:
             pool = self.supervisor.by_network(record.network)
             if pool is not None and record.ip:
                 await pool.ask(ClearDecline(IPv4Address(record.ip)))
+
+    async def _move_back(self, key: str, mac: str, ip: IPv4Address, record: NicRecord) -> bool:
+        """A claim moved from `record`'s MAC to `mac` was not written: the address is
+        still recorded for the old MAC, so it goes back there (and is served), never
+        through the free pool where another NIC could take it. Whether it did."""
+        pool = self.supervisor.by_network(record.network)
+        if pool is None:
+            return False
+        hostname = key.rpartition("/")[2]
+        back = ClaimAddress(owner_of(key, record.mac), record.mac, requested=ip,
+                            hostname=hostname, replaces=owner_of(key, mac))  # fmt: skip
+        try:
+            await pool.ask(back)
+        except IpamError as exc:
+            log.warning("VM %s: %s cannot go back to %s: %s", key, ip, record.mac, exc)
+            return False
+        await pool.ask(ServeReservation(record.mac, ip))
+        return True
 
     async def _release(self, key: str, record: NicRecord) -> None:
         pool = self.supervisor.by_network(record.network)
