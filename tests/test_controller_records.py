@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from e2e_world import World
+from e2e_world import CFGS, World
 from kubernetes import client
 from kvip_rig import GROUP, wait_for
 
@@ -189,3 +189,41 @@ def test_a_moved_static_address_goes_back_when_the_write_is_refused(world: World
             what="the new MAC's Allocated event",
         )
         assert [e.message for e in events(w, "vm") if e.reason == "Released"] == []
+
+
+def test_two_records_of_one_address_leave_the_second_vm_with_the_restore_error(
+    world: World,
+) -> None:
+    """Hand-written vmnetcfgs of two VMs record one address: the pool restores it
+    for one of them, and the other's NIC shows why it has none."""
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    macs = {"vm-a": "52:54:00:00:34:01", "vm-b": "52:54:00:00:34:02"}
+    for name, mac in macs.items():
+        cfg = {
+            "apiVersion": f"{GROUP}/v1",
+            "kind": "VirtualMachineNetworkConfig",
+            "metadata": {"name": name, "namespace": w.namespace},
+            "spec": {"vmname": name, "networkconfig": [
+                {"networkname": w.net("net-a"), "macaddress": mac, "ipaddress": "198.18.0.15"}]},
+        }  # fmt: skip
+        w.custom.create_namespaced_custom_object(GROUP, "v1", w.namespace, CFGS, cfg)
+        w.create_vm(name, [("nic", "net-a", mac)])
+    with w.kvip() as kvip:
+        wait_for(lambda: len(held(w, pool)) == 1, what="one of the two restored")
+        [(ip, holder)] = held(w, pool).items()
+        assert ip == "198.18.0.15"
+        winner = next(name for name in macs if holder == f"{w.namespace}/{name} [{macs[name]}]")
+        loser = next(name for name in macs if name != winner)
+        controller = kvip.controller
+        assert controller is not None
+
+        async def restore_errors() -> dict[Any, str]:
+            state = controller.states.get(f"{w.namespace}/{loser}")
+            return dict(state.restore_errors) if state is not None else {}
+
+        errors = kvip.call(restore_errors)
+        assert list(errors) == [(w.net("net-a"), macs[loser])]
+        assert f"already held by {holder}" in errors[(w.net("net-a"), macs[loser])]
+        status = wait_for(lambda: entries(w, loser, "status"), what="the loser's status")
+        assert status[0]["status"] == "ERROR" and holder in status[0]["message"]

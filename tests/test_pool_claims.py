@@ -9,7 +9,8 @@ import trio
 import trio.testing
 from pool_harness import FakeSocketFactory, pool_config
 
-from kvip.actors import ClaimAddress, PoolActor, ReleaseOwner, ServeReservation
+from kvip.actors import ClaimAddress, PoolActor, Reconfigure, ReleaseOwner, ServeReservation
+from kvip.actors._messages import NicOwner, vm_of
 from kvip.ipam import AddressTaken, Owner, PoolExhausted
 from kvip.serving import mac_bytes
 from protocol import Message, MessageType, Op, OptionCode, Options, decode, encode
@@ -90,3 +91,33 @@ def test_replaces_moves_only_what_the_old_mac_holds() -> None:
     assert actor.allocator.owner_of(taken) == OTHER
     assert actor.allocator.owner_of(STATIC) == OLD
     assert offered(actor, OLD_MAC) == STATIC
+
+
+def test_a_nic_owner_is_kubevirt_ip_helpers_text_and_knows_its_parts() -> None:
+    owner = NicOwner("ns/vm", OLD_MAC)
+    assert owner == f"ns/vm [{OLD_MAC}]" == OLD
+    assert (owner.vm, owner.mac) == ("ns/vm", OLD_MAC)
+    held: dict[str, int] = {owner: 1}
+    assert held[OLD] == 1  # the same owner as its text, in the allocator's dicts
+    assert vm_of(owner.owner) == "ns/vm"
+    assert vm_of(OLD) is None  # plain text is not parsed
+    assert vm_of(None) is None
+
+
+def test_the_pool_hands_back_the_owner_the_controller_gave_it() -> None:
+    """The controller reads the VM of a DECLINE's or a failed restore's owner from
+    what the pool returns: that must be its own NicOwner, across a reconfigure."""
+    actor = PoolActor(pool_config(paused=True), socket_factory=FakeSocketFactory())
+    owner = NicOwner("ns/vm", NEW_MAC).owner
+    ip = actor.handle_now(ClaimAddress(owner, NEW_MAC))
+    assert vm_of(actor.owner_of_mac(NEW_MAC)) == "ns/vm"
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(actor.run)
+            await actor.ask(Reconfigure(pool_config(start=5, end=40, paused=True)))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert vm_of(actor.allocator.owner_of(ip)) == "ns/vm"
+    assert vm_of(actor.owner_of_mac(NEW_MAC)) == "ns/vm"

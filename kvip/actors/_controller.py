@@ -23,10 +23,12 @@ from kvip.actors._events import Event, EventRecorder, ObjectRef
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
+    NicOwner,
     ReleaseOwner,
     ReleaseVm,
     RestoreReservation,
     ServeReservation,
+    vm_of,
 )
 from kvip.actors._pool import SocketFactory
 from kvip.actors._status import StatusWriter
@@ -70,7 +72,7 @@ EVENTS_BUFFER = 1024
 
 def owner_of(key: str, mac: str) -> Owner:
     """How a NIC is named in the allocator and in IPPool.status (kubevirt-ip-helper's form)."""
-    return Owner(f"{key} [{mac}]")
+    return NicOwner(key, mac).owner
 
 
 @dataclass(slots=True)
@@ -259,9 +261,10 @@ class Controller:
         handle = self.supervisor.pools.get(name)
         network = handle.config.network if handle is not None and handle.config else name
         for reservation, error in errors:
-            key = reservation.owner.rpartition(" [")[0]
-            self._state(key).restore_errors[(network, reservation.mac)] = str(error)
             log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
+            key = vm_of(reservation.owner)
+            if key is not None:
+                self._state(key).restore_errors[(network, reservation.mac)] = str(error)
         self._requeue_pool_vms(name)
 
     def _requeue_pool_vms(self, name: str) -> None:
@@ -638,8 +641,7 @@ class Controller:
     def _pool_notice(self, pool: str, notice: Notice) -> None:
         """A client DECLINEd its address (in use on the wire) or RELEASEd it."""
         handle = self.pools.get(pool)
-        owner = handle.actor.owner_of_mac(notice.mac) if handle and handle.actor else None
-        key = owner.rpartition(" [")[0] if owner else None
+        key = vm_of(handle.actor.owner_of_mac(notice.mac)) if handle and handle.actor else None
         if isinstance(notice, Declined):
             message = (
                 f"{notice.ip} was declined by {notice.mac}: another host uses it. With a "
