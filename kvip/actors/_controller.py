@@ -11,8 +11,7 @@ the vmnetcfgs before its socket opens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
@@ -30,11 +29,22 @@ from kvip.actors._messages import (
     ServeReservation,
     vm_of,
 )
+from kvip.actors._plan import (
+    Claim,
+    Outcome,
+    Settled,
+    first_per_nic,
+    newly_claimed,
+    no_pool,
+    plan_nics,
+    refused_statuses,
+    released_records,
+)
 from kvip.actors._pool import SocketFactory
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import NicStatus, render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import PoolHandle, Supervisor
-from kvip.actors._vm_state import VmState
+from kvip.actors._vm_state import NicKey, VmState
 from kvip.actors._workqueue import WorkQueue
 from kvip.ipam import IpamError, Owner
 from kvip.k8s import (
@@ -348,117 +358,110 @@ class Controller:
         await self._sync_vm(key, vm, cfg)
 
     async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
-        _namespace, _, name = key.partition("/")
+        """Plan each NIC's claim, ask the pools, write the records, and only then
+        serve the new reservations and release what the records no longer hold."""
         state = self._state(key)
         listed = first_per_nic(key, vmnetcfg_records(cfg)) if cfg is not None else []
         # A NIC is its (network, MAC): one VM may use one MAC on two networks.
         old = {(record.network, record.mac): record for record in listed}
         if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
             await self._reset(key, list(old.values()))
-        records: list[NicRecord] = []
-        statuses: list[NicStatus] = []
-        to_serve: list[tuple[str, str, IPv4Address]] = []
-        seen: set[tuple[str, str]] = set()
-        #: New NICs whose claim took the address of a record of the NIC's old MAC.
-        moved: dict[tuple[str, str], NicRecord] = {}
-        nics = vm_nics(vm)
-        current = {(nic.network, nic.mac) for nic in nics}
-        for nic in nics:
-            if nic.mac is None:
-                continue  # picked up when kubemacpool (or the user) sets one
-            if (nic.network, nic.mac) in seen:
-                log.warning("VM %s lists %s on %s twice: one NIC, one address", key, nic.mac,
-                            nic.network)  # fmt: skip
-                continue
-            seen.add((nic.network, nic.mac))
-            previous = old.get((nic.network, nic.mac))
-            pool = self.supervisor.by_network(nic.network)
-            if pool is None:
-                # Not ours to judge: a network without a pool here may be another
-                # kvip shard's, or not managed by kvip at all. Keep what is recorded.
-                if previous is not None:
-                    records.append(previous)
-                if self.supervisor.config_for_network(nic.network) is not None:
-                    statuses.append(
-                        NicStatus(nic.network, nic.mac, False, "its IPPool is not ready")
-                    )
-                continue
-            requested_text = (
-                previous.ip if previous is not None and previous.ip else nic.requested_ip
-            )
-            try:
-                requested = IPv4Address(requested_text) if requested_text else None
-            except AddressValueError:
-                statuses.append(
-                    NicStatus(nic.network, nic.mac, False, f"{requested_text!r} is not an address")
-                )
-                continue
-            owner = owner_of(key, nic.mac)
-            replaces = gone = None
-            if previous is None and requested is not None:
-                # A MAC change: the NIC's old MAC holds what it asks for.
-                gone = _recorded_for_gone_nic(listed, current, nic.network, requested)
-                replaces = owner_of(key, gone.mac) if gone is not None else None
-            claim = ClaimAddress(
-                owner, nic.mac, requested=requested, hostname=name, replaces=replaces
-            )
-            try:
-                ip = await pool.ask(claim)
-            except IpamError as exc:
-                message = state.restore_errors.get((nic.network, nic.mac)) or str(exc)
-                log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
-                self._event(vm, "ReservationFailed", f"{nic.mac}: {message}", warning=True)
-                if previous is not None:
-                    records.append(previous)
-                statuses.append(NicStatus(nic.network, nic.mac, False, message))
-                continue
-            state.restore_errors.pop((nic.network, nic.mac), None)
-            if gone is not None and ip == requested:
-                moved[(nic.network, nic.mac)] = gone
-            records.append(NicRecord(nic.network, nic.mac, str(ip)))
-            declined = state.declined.get((nic.network, nic.mac))
-            if declined is not None:
-                statuses.append(NicStatus(nic.network, nic.mac, False, declined, str(ip)))
-            else:
-                statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved", str(ip)))
-            to_serve.append((nic.network, nic.mac, ip))
-
-        if cfg is None and not records and not statuses:
+        supervisor = self.supervisor
+        steps = plan_nics(
+            key,
+            vm_nics(vm),
+            listed,
+            has_pool=lambda network: supervisor.by_network(network) is not None,
+            configured=lambda network: supervisor.config_for_network(network) is not None,
+        )
+        outcome = await self._claim(key, vm, steps)
+        if cfg is None and not outcome.records and not outcome.statuses:
             state.nics = None
             self._tidy(key)
             return
         try:
-            await self._write_records(key, vm, cfg, records)
+            await self._write_records(key, vm, cfg, outcome.records)
         except KubeError as exc:
-            # Refused (409, 4xx): not recorded, so nothing would ever release a new
-            # claim; it goes back and the retry claims for the NICs the VM has by
-            # then. (Unavailable: the write may have landed; the claim must stay.)
-            refused = exc.status is not None and 400 <= exc.status < 500
-            for network, mac, ip in to_serve:
-                if (network, mac) not in old or not old[(network, mac)].ip:
-                    if refused:
-                        back = moved.get((network, mac))
-                        if back is None or not await self._move_back(key, mac, ip, back):
-                            await self._release(key, NicRecord(network, mac, None))
-                    else:
-                        state.unsure.add(network)
-            if is_permanent(exc) and cfg is not None:
-                # Say so where the operator looks: the NICs whose address is not
-                # recorded have none (the pools serve only what the vmnetcfg records).
-                problem = f"not recorded: the API server refused the vmnetcfg write: {exc}"
-                recorded = {(r.network, r.mac, r.ip) for r in listed}
-                failed = [
-                    nic
-                    if nic.ip is None or (nic.network, nic.mac, nic.ip) in recorded
-                    else replace(nic, ok=False, message=problem, ip=None)
-                    for nic in statuses
-                ]
-                self._set_status(key, failed, cfg)
+            await self._not_written(key, cfg, old, outcome, exc)
             raise
+        await self._written(key, vm, old, outcome)
+
+    async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
+        """Ask the pools for the planned claims; nothing is served yet."""
+        name = key.rpartition("/")[2]
+        state = self._state(key)
+        supervisor = self.supervisor
+        outcome = Outcome()
+        for step in steps:
+            if isinstance(step, Settled):
+                outcome.add(step)
+                continue
+            network = step.nic.network
+            pool = supervisor.by_network(network)
+            if pool is None:  # gone while an earlier NIC's claim was answered
+                configured = supervisor.config_for_network(network) is not None
+                outcome.add(no_pool(network, step.mac, step.previous, configured=configured))
+                continue
+            replaces = step.replaces
+            claim = ClaimAddress(
+                owner_of(key, step.mac),
+                step.mac,
+                requested=step.requested,
+                hostname=name,
+                replaces=owner_of(key, replaces.mac) if replaces is not None else None,
+            )
+            try:
+                answer: IPv4Address | IpamError = await pool.ask(claim)
+            except IpamError as exc:
+                answer = exc
+            outcome.settle(
+                step,
+                answer,
+                restore_error=state.restore_errors.get(step.key),
+                declined=state.declined.get(step.key),
+            )
+        for failed, message in outcome.failed:
+            log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
+            self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
+        for network, mac, _ in outcome.to_serve:
+            state.restore_errors.pop((network, mac), None)
+        return outcome
+
+    async def _not_written(
+        self,
+        key: str,
+        cfg: Body | None,
+        old: dict[NicKey, NicRecord],
+        outcome: Outcome,
+        exc: KubeError,
+    ) -> None:
+        """Refused (409, 4xx): not recorded, so nothing would ever release a new
+        claim; it goes back and the retry claims for the NICs the VM has by then.
+        (Unavailable: the write may have landed; the claim must stay.)"""
+        state = self._state(key)
+        refused = exc.status is not None and 400 <= exc.status < 500
+        for network, mac, ip in newly_claimed(old, outcome.to_serve):
+            if not refused:
+                state.unsure.add(network)
+                continue
+            back = outcome.moved.get((network, mac))
+            if back is None or not await self._move_back(key, mac, ip, back):
+                await self._release(key, NicRecord(network, mac, None))
+        if is_permanent(exc) and cfg is not None:
+            # Say so where the operator looks.
+            problem = f"not recorded: the API server refused the vmnetcfg write: {exc}"
+            statuses = refused_statuses(outcome.statuses, old.values(), problem)
+            self._set_status(key, statuses, cfg)
+
+    async def _written(
+        self, key: str, vm: Body, old: dict[NicKey, NicRecord], outcome: Outcome
+    ) -> None:
+        """The records are durable: serve them, and let go of what they dropped."""
+        state = self._state(key)
         if state.unsure:
-            # The records are durable now: whatever else the VM holds there is stale
-            # (e.g. the claim of a MAC it no longer has).
-            keep = frozenset(owner_of(key, record.mac) for record in records)
+            # Whatever else the VM holds there is stale (e.g. the claim of a MAC it
+            # no longer has).
+            keep = frozenset(owner_of(key, record.mac) for record in outcome.records)
             unsure, state.unsure = state.unsure, set()
             for network in unsure:
                 pool = self.supervisor.by_network(network)
@@ -466,18 +469,16 @@ class Controller:
                     for ip in await pool.ask(ReleaseVm(key, keep=keep)):
                         log.info("VM %s: released %s, claimed but never recorded", key, ip)
         # The durable record is written: only now may the pools answer for it.
-        for network, mac, ip in to_serve:
+        for network, mac, ip in outcome.to_serve:
             pool = self.supervisor.by_network(network)
             if pool is not None:
                 if (network, mac) not in old or old[(network, mac)].ip != str(ip):
                     log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
                     self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
                 await pool.ask(ServeReservation(mac, ip))
-        kept = {(record.network, record.mac) for record in records}
-        for nic_key, record in old.items():
-            if nic_key not in kept:
-                await self._release(key, record)
-        self._set_status(key, statuses, self.cfgs.get(key))
+        for record in released_records(old, outcome.records):
+            await self._release(key, record)
+        self._set_status(key, outcome.statuses, self.cfgs.get(key))
 
     async def _write_records(
         self, key: str, vm: Body, cfg: Body | None, records: list[NicRecord]
@@ -677,48 +678,11 @@ class Controller:
             self._cfg_status.mark(key)
 
 
-def first_per_nic(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
-    """A NIC's record is the first one listing its network and MAC. A hand-edited
-    vmnetcfg may list a NIC twice; the later entries are dropped (and the address
-    in them not held), so one NIC never holds two addresses. (One MAC on two
-    networks is two NICs.)"""
-    first: dict[tuple[str, str], NicRecord] = {}
-    for record in records:
-        kept = first.setdefault((record.network, record.mac), record)
-        if kept is not record:
-            log.warning(
-                "vmnetcfg %s lists %s on %s twice (%s, then %s): keeping the first",
-                key,
-                record.mac,
-                record.network,
-                kept.ip or "no address",
-                record.ip or "no address",
-            )
-    return list(first.values())
-
-
 def is_permanent(exc: KubeError) -> bool:
     """Whether the API server refused a write for a reason that a retry alone does
     not change (403, 422, ...). A 409, 404 or 410 is a race with another writer or
     the watch: the retry reads again and goes through."""
     return not exc.temporary and not isinstance(exc, Conflict | NotFound | Gone)
-
-
-def _recorded_for_gone_nic(
-    records: Iterable[NicRecord],
-    current: set[tuple[str, str | None]],
-    network: str,
-    ip: IPv4Address,
-) -> NicRecord | None:
-    """The record of `ip` on `network` whose NIC the VM no longer has, if any."""
-    for record in records:
-        if record.network == network and (record.network, record.mac) not in current:
-            try:
-                if record.ip and IPv4Address(record.ip) == ip:
-                    return record
-            except AddressValueError:
-                continue
-    return None
 
 
 def _ref(resource: Resource, body: Body) -> ObjectRef:
