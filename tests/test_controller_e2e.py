@@ -142,8 +142,11 @@ def test_nic_removed_and_mac_changed_are_followed(world: World) -> None:
             lambda: list(w.ips("vm")) == ["52:54:00:00:04:09"],
             what="the vmnetcfg to follow the NIC changes",
         )
-        state = kvip.pool_state(pool)
-        assert state.used == 1  # both old NICs' addresses were released
+        # Both old NICs' addresses are released, right after the record is written.
+        state = wait_for(
+            lambda: (state := kvip.pool_state(pool)).used == 1 and state,
+            what="the old NICs' addresses released",
+        )
         [(ip, owner)] = state.allocations
         assert owner == f"{w.namespace}/vm [52:54:00:00:04:09]"
         assert w.ips("vm") == {"52:54:00:00:04:09": str(ip)}
@@ -287,11 +290,9 @@ def _tables_with(kvip: RunningKvip, key: str) -> list[str]:
     tables: dict[str, Any] = {
         "vms": controller.vms,
         "cfgs": controller.cfgs,
-        "nic_status": controller.nic_status,
-        "unsure": controller.unsure,
+        "states": controller.states,
+        "declined": {vm for vm, state in controller.states.items() if state.declined},
         "cfg status writes": writer._written,
-        "declined": {k for k, _ in controller.declined},
-        "restore_errors": {k for k, _ in controller.restore_errors},
     }
     return [name for name, table in tables.items() if key in table]
 

@@ -11,7 +11,6 @@ the vmnetcfgs before its socket opens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
@@ -23,15 +22,29 @@ from kvip.actors._events import Event, EventRecorder, ObjectRef
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
+    NicOwner,
     ReleaseOwner,
     ReleaseVm,
     RestoreReservation,
     ServeReservation,
+    vm_of,
+)
+from kvip.actors._plan import (
+    Claim,
+    Outcome,
+    Settled,
+    first_per_nic,
+    newly_claimed,
+    no_pool,
+    plan_nics,
+    refused_statuses,
+    released_records,
 )
 from kvip.actors._pool import PoolStopped, SocketFactory
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import NicStatus, render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import PoolHandle, Supervisor
+from kvip.actors._vm_state import NicKey, VmState
 from kvip.actors._workqueue import WorkQueue
 from kvip.ipam import IpamError, Owner
 from kvip.k8s import (
@@ -43,9 +56,11 @@ from kvip.k8s import (
     Body,
     Changed,
     Conflict,
+    Gone,
     Kube,
     KubeError,
     NotFound,
+    Resource,
     Snapshot,
     Watcher,
     WatchMessage,
@@ -67,7 +82,7 @@ EVENTS_BUFFER = 1024
 
 def owner_of(key: str, mac: str) -> Owner:
     """How a NIC is named in the allocator and in IPPool.status (kubevirt-ip-helper's form)."""
-    return Owner(f"{key} [{mac}]")
+    return NicOwner(key, mac).owner
 
 
 @dataclass(slots=True)
@@ -78,8 +93,8 @@ class Controller:
     workers: int = 8
     vms: dict[str, Body] = field(default_factory=dict)
     cfgs: dict[str, Body] = field(default_factory=dict)
-    nic_status: dict[str, list[NicStatus]] = field(default_factory=dict)
-    restore_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: What the controller remembers about each VM, by VM key.
+    states: dict[str, VmState] = field(default_factory=dict)
     queue: WorkQueue = field(default_factory=WorkQueue)
     #: Set once every pool has been rebuilt from the vmnetcfgs and started.
     ready: trio.Event = field(default_factory=trio.Event)
@@ -87,16 +102,24 @@ class Controller:
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
     _events: EventRecorder | None = None
-    #: Addresses a client declined, by (vm key, mac): shown in the vmnetcfg status.
-    declined: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: Networks where a VM holds claims whose vmnetcfg write failed without a clear
-    #: answer (the write may have landed): swept after its next successful write.
-    unsure: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def pools(self) -> dict[str, PoolHandle]:
         """Every IPPool this kvip knows, by name (empty until it runs)."""
         return self._supervisor.pools if self._supervisor is not None else {}
+
+    def _state(self, key: str) -> VmState:
+        """The VM's state, created on first use."""
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = VmState()
+        return state
+
+    def _tidy(self, key: str) -> None:
+        """Drop the VM's state when it holds nothing any more."""
+        state = self.states.get(key)
+        if state is not None and state.empty:
+            del self.states[key]
 
     @property
     def supervisor(self) -> Supervisor:
@@ -229,13 +252,14 @@ class Controller:
         for key, cfg in self.cfgs.items():
             if key not in self.vms:
                 continue
-            for record in first_per_mac(key, vmnetcfg_records(cfg)):
+            for record in first_per_nic(key, vmnetcfg_records(cfg)):
                 if record.network != config.network or not record.ip:
                     continue
                 try:
                     ip = IPv4Address(record.ip)
                 except AddressValueError:
-                    self.restore_errors[(key, record.mac)] = f"{record.ip!r} is not an address"
+                    problem = f"{record.ip!r} is not an address"
+                    self._state(key).restore_errors[(record.network, record.mac)] = problem
                     continue
                 hostname = key.rpartition("/")[2]
                 restore.append(
@@ -244,10 +268,13 @@ class Controller:
         return restore
 
     def _pool_started(self, name: str, errors: list[tuple[RestoreReservation, IpamError]]) -> None:
+        handle = self.supervisor.pools.get(name)
+        network = handle.config.network if handle is not None and handle.config else name
         for reservation, error in errors:
-            key = reservation.owner.rpartition(" [")[0]
-            self.restore_errors[(key, reservation.mac)] = str(error)
             log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
+            key = vm_of(reservation.owner)
+            if key is not None:
+                self._state(key).restore_errors[(network, reservation.mac)] = str(error)
         self._requeue_pool_vms(name)
 
     def _requeue_pool_vms(self, name: str) -> None:
@@ -265,7 +292,8 @@ class Controller:
         return None if handle is None else await render_pool_status(handle, current)
 
     async def _render_cfg(self, key: str, current: dict[str, Any]) -> dict[str, Any] | None:
-        nics = self.nic_status.get(key)
+        state = self.states.get(key)
+        nics = state.nics if state is not None else None
         if nics is None or key not in self.cfgs:
             return None
         return render_vmnetcfg_status(
@@ -277,18 +305,46 @@ class Controller:
     async def _worker(self, nursery: trio.Nursery) -> None:
         while True:
             key = await self.queue.get()
-            failed = False
+            failed = permanent = False
             try:
                 await self.reconcile(key)
-            except (KubeError, IpamError, PoolStopped) as exc:
+            except KubeError as exc:
+                failed, permanent = True, is_permanent(exc)
+                if permanent:
+                    self._refused(key, exc)
+                else:
+                    log.warning("reconciling %s failed: %s; will retry", key, exc)
+            except (IpamError, PoolStopped) as exc:
                 failed = True
                 log.warning("reconciling %s failed: %s; will retry", key, exc)
             except Exception:
                 failed = True
                 log.exception("reconciling %s failed unexpectedly; will retry", key)
-            delay = self.queue.done(key, failed=failed)
+            if not permanent and (state := self.states.get(key)) is not None:
+                state.refusal = None
+                self._tidy(key)
+            delay = self.queue.done(key, failed=failed, permanent=permanent)
             if delay is not None:
                 nursery.start_soon(self.queue.retry_later, key, delay)
+
+    def _refused(self, key: str, exc: KubeError) -> None:
+        """The API server refused a write, and will again until someone changes
+        something (RBAC, an admission policy, a quota): an Event and a log line
+        the first time, and a capped backoff (the vmnetcfg status says it, see
+        _sync_vm); every retry logs only at debug level."""
+        message = f"the API server refused to write the vmnetcfg: {exc}"
+        state = self._state(key)
+        if state.refusal == message:
+            log.debug("reconciling %s: still refused: %s", key, exc)
+            return
+        state.refusal = message
+        log.error("reconciling %s: %s; retrying with a longer backoff", key, message)
+        # On the VM; on the vmnetcfg when the VM is gone (its vmnetcfg's removal refused).
+        vm, cfg = self.vms.get(key), self.cfgs.get(key)
+        if vm is not None:
+            self._event(vm, "RecordRefused", message, warning=True)
+        elif cfg is not None:
+            self._record(Event(_ref(VMNETCFGS, cfg), "RecordRefused", message, warning=True))
 
     async def reconcile(self, key: str) -> None:
         vm = self.vms.get(key)
@@ -302,100 +358,127 @@ class Controller:
         await self._sync_vm(key, vm, cfg)
 
     async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
-        _namespace, _, name = key.partition("/")
-        listed = first_per_mac(key, vmnetcfg_records(cfg)) if cfg is not None else []
-        old = {record.mac: record for record in listed}
+        """Plan each NIC's claim, ask the pools, write the records, and only then
+        serve the new reservations and release what the records no longer hold."""
+        state = self._state(key)
+        listed = first_per_nic(key, vmnetcfg_records(cfg)) if cfg is not None else []
+        # A NIC is its (network, MAC): one VM may use one MAC on two networks.
+        old = {(record.network, record.mac): record for record in listed}
         if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
             await self._reset(key, list(old.values()))
-        records: list[NicRecord] = []
-        statuses: list[NicStatus] = []
-        to_serve: list[tuple[str, str, IPv4Address]] = []
-        for nic in vm_nics(vm):
-            if nic.mac is None:
-                continue  # picked up when kubemacpool (or the user) sets one
-            previous = old.get(nic.mac)
-            pool = self.supervisor.by_network(nic.network)
-            if pool is None:
-                # Not ours to judge: a network without a pool here may be another
-                # kvip shard's, or not managed by kvip at all. Keep what is recorded.
-                if previous is not None:
-                    records.append(previous)
-                if self.supervisor.config_for_network(nic.network) is not None:
-                    statuses.append(
-                        NicStatus(nic.network, nic.mac, False, "its IPPool is not ready")
-                    )
-                continue
-            requested_text = (
-                previous.ip if previous is not None and previous.ip else nic.requested_ip
-            )
-            try:
-                requested = IPv4Address(requested_text) if requested_text else None
-            except AddressValueError:
-                statuses.append(
-                    NicStatus(nic.network, nic.mac, False, f"{requested_text!r} is not an address")
-                )
-                continue
-            owner = owner_of(key, nic.mac)
-            try:
-                ip = await pool.ask(
-                    ClaimAddress(owner, nic.mac, requested=requested, hostname=name)
-                )
-            except IpamError as exc:
-                message = self.restore_errors.get((key, nic.mac)) or str(exc)
-                log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
-                self._event(vm, "ReservationFailed", f"{nic.mac}: {message}", warning=True)
-                if previous is not None:
-                    records.append(previous)
-                statuses.append(NicStatus(nic.network, nic.mac, False, message))
-                continue
-            self.restore_errors.pop((key, nic.mac), None)
-            records.append(NicRecord(nic.network, nic.mac, str(ip)))
-            declined = self.declined.get((key, nic.mac))
-            if declined is not None:
-                statuses.append(NicStatus(nic.network, nic.mac, False, declined, str(ip)))
-            else:
-                statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved", str(ip)))
-            to_serve.append((nic.network, nic.mac, ip))
-
-        if cfg is None and not records and not statuses:
-            self.nic_status.pop(key, None)
+        supervisor = self.supervisor
+        steps = plan_nics(
+            key,
+            vm_nics(vm),
+            listed,
+            has_pool=lambda network: supervisor.by_network(network) is not None,
+            configured=lambda network: supervisor.config_for_network(network) is not None,
+        )
+        outcome = await self._claim(key, vm, steps)
+        if cfg is None and not outcome.records and not outcome.statuses:
+            state.nics = None
+            self._tidy(key)
             return
         try:
-            await self._write_records(key, vm, cfg, records)
+            await self._write_records(key, vm, cfg, outcome.records)
         except KubeError as exc:
-            # Refused (409, 4xx): not recorded, so nothing would ever release a new
-            # claim; it goes back and the retry claims for the NICs the VM has by
-            # then. (Unavailable: the write may have landed; the claim must stay.)
-            refused = exc.status is not None and 400 <= exc.status < 500
-            for network, mac, _ in to_serve:
-                if mac not in old or not old[mac].ip:
-                    if refused:
-                        await self._release(key, NicRecord(network, mac, None))
-                    else:
-                        self.unsure.setdefault(key, set()).add(network)
+            await self._not_written(key, cfg, old, outcome, exc)
             raise
-        if key in self.unsure:
-            # The records are durable now: whatever else the VM holds there is stale
-            # (e.g. the claim of a MAC it no longer has).
-            keep = frozenset(owner_of(key, record.mac) for record in records)
-            for network in self.unsure.pop(key):
+        await self._written(key, vm, old, outcome)
+
+    async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
+        """Ask the pools for the planned claims; nothing is served yet."""
+        name = key.rpartition("/")[2]
+        state = self._state(key)
+        supervisor = self.supervisor
+        outcome = Outcome()
+        for step in steps:
+            if isinstance(step, Settled):
+                outcome.add(step)
+                continue
+            network = step.nic.network
+            pool = supervisor.by_network(network)
+            if pool is None:  # gone while an earlier NIC's claim was answered
+                configured = supervisor.config_for_network(network) is not None
+                outcome.add(no_pool(network, step.mac, step.previous, configured=configured))
+                continue
+            replaces = step.replaces
+            claim = ClaimAddress(
+                owner_of(key, step.mac),
+                step.mac,
+                requested=step.requested,
+                hostname=name,
+                replaces=owner_of(key, replaces.mac) if replaces is not None else None,
+            )
+            try:
+                answer: IPv4Address | IpamError = await pool.ask(claim)
+            except IpamError as exc:
+                answer = exc
+            outcome.settle(
+                step,
+                answer,
+                restore_error=state.restore_errors.get(step.key),
+                declined=state.declined.get(step.key),
+            )
+        for failed, message in outcome.failed:
+            log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
+            self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
+        for network, mac, _ in outcome.to_serve:
+            state.restore_errors.pop((network, mac), None)
+        return outcome
+
+    async def _not_written(
+        self,
+        key: str,
+        cfg: Body | None,
+        old: dict[NicKey, NicRecord],
+        outcome: Outcome,
+        exc: KubeError,
+    ) -> None:
+        """Refused (409, 4xx): not recorded, so nothing would ever release a new
+        claim; it goes back and the retry claims for the NICs the VM has by then.
+        (Unavailable: the write may have landed; the claim must stay.)"""
+        state = self._state(key)
+        refused = exc.status is not None and 400 <= exc.status < 500
+        for network, mac, ip in newly_claimed(old, outcome.to_serve):
+            if not refused:
+                state.unsure.add(network)
+                continue
+            back = outcome.moved.get((network, mac))
+            if back is None or not await self._move_back(key, mac, ip, back):
+                await self._release(key, NicRecord(network, mac, None))
+        if is_permanent(exc) and cfg is not None:
+            # Say so where the operator looks.
+            problem = f"not recorded: the API server refused the vmnetcfg write: {exc}"
+            statuses = refused_statuses(outcome.statuses, old.values(), problem)
+            self._set_status(key, statuses, cfg)
+
+    async def _written(
+        self, key: str, vm: Body, old: dict[NicKey, NicRecord], outcome: Outcome
+    ) -> None:
+        """The records are durable: serve them, and let go of what they dropped."""
+        state = self._state(key)
+        if state.unsure:
+            # Whatever else the VM holds there is stale (e.g. the claim of a MAC it
+            # no longer has).
+            keep = frozenset(owner_of(key, record.mac) for record in outcome.records)
+            unsure, state.unsure = state.unsure, set()
+            for network in unsure:
                 pool = self.supervisor.by_network(network)
                 if pool is not None:
                     for ip in await pool.ask(ReleaseVm(key, keep=keep)):
                         log.info("VM %s: released %s, claimed but never recorded", key, ip)
         # The durable record is written: only now may the pools answer for it.
-        for network, mac, ip in to_serve:
+        for network, mac, ip in outcome.to_serve:
             pool = self.supervisor.by_network(network)
             if pool is not None:
-                if mac not in old or old[mac].ip != str(ip):
+                if (network, mac) not in old or old[(network, mac)].ip != str(ip):
                     log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
                     self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
                 await pool.ask(ServeReservation(mac, ip))
-        kept = {record.mac for record in records}
-        for mac, record in old.items():
-            if mac not in kept:
-                await self._release(key, record)
-        self._set_status(key, statuses, self.cfgs.get(key))
+        for record in released_records(old, outcome.records):
+            await self._release(key, record)
+        self._set_status(key, outcome.statuses, self.cfgs.get(key))
 
     async def _write_records(
         self, key: str, vm: Body, cfg: Body | None, records: list[NicRecord]
@@ -436,12 +519,31 @@ class Controller:
     async def _reset(self, key: str, records: list[NicRecord]) -> None:
         """An operator asked to retry this VM: forget its declines and errors."""
         log.info("VM %s: reset requested; clearing its declines and errors", key)
+        state = self._state(key)
         for record in records:
-            self.declined.pop((key, record.mac), None)
-            self.restore_errors.pop((key, record.mac), None)
+            state.declined.pop((record.network, record.mac), None)
+            state.restore_errors.pop((record.network, record.mac), None)
             pool = self.supervisor.by_network(record.network)
             if pool is not None and record.ip:
                 await pool.ask(ClearDecline(IPv4Address(record.ip)))
+
+    async def _move_back(self, key: str, mac: str, ip: IPv4Address, record: NicRecord) -> bool:
+        """A claim moved from `record`'s MAC to `mac` was not written: the address is
+        still recorded for the old MAC, so it goes back there (and is served), never
+        through the free pool where another NIC could take it. Whether it did."""
+        pool = self.supervisor.by_network(record.network)
+        if pool is None:
+            return False
+        hostname = key.rpartition("/")[2]
+        back = ClaimAddress(owner_of(key, record.mac), record.mac, requested=ip,
+                            hostname=hostname, replaces=owner_of(key, mac))  # fmt: skip
+        try:
+            await pool.ask(back)
+        except IpamError as exc:
+            log.warning("VM %s: %s cannot go back to %s: %s", key, ip, record.mac, exc)
+            return False
+        await pool.ask(ServeReservation(record.mac, ip))
+        return True
 
     async def _release(self, key: str, record: NicRecord) -> None:
         pool = self.supervisor.by_network(record.network)
@@ -456,12 +558,12 @@ class Controller:
 
     async def _vm_gone(self, key: str, cfg: Body | None) -> None:
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
-        Every pool is asked, so that an address claimed but never written is freed too."""
-        self.unsure.pop(key, None)
-        for vm, mac in self.declined.keys() | self.restore_errors.keys():
-            if vm == key:
-                self.declined.pop((vm, mac), None)
-                self.restore_errors.pop((vm, mac), None)
+        Every pool is asked, so that an address claimed but never written is freed too.
+        The VM's state goes with it, but for a refusal to remove the vmnetcfg: that is
+        told once, however often the removal is retried."""
+        state = self.states.pop(key, None)
+        if state is not None and state.refusal is not None:
+            self.states[key] = VmState(refusal=state.refusal)
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
                 log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
@@ -482,14 +584,26 @@ class Controller:
         log.info("VM %s deleted: removing its vmnetcfg", key)
         await self._drop_finalizer(cfg)
         await self.kube.run(lambda: self.kube.delete(VMNETCFGS, name, namespace=namespace))
-        self.nic_status.pop(key, None)
 
     async def _finalize(self, key: str, cfg: Body) -> None:
-        """Someone deleted the vmnetcfg: its addresses go, then the finalizer."""
+        """Someone deleted the vmnetcfg, then the finalizer goes. Without its VM, its
+        addresses go too. A live VM's NICs keep theirs: the pools go on holding and
+        serving them, and the next reconcile writes a new vmnetcfg with the very same
+        addresses (a NIC's claim answers with what it holds). Until then the address
+        has no durable record: a restart in that moment may give the VM a new one."""
+        vm = self.vms.get(key)
+        nics = {(nic.network, nic.mac) for nic in vm_nics(vm)} if vm is not None else set()
         for record in vmnetcfg_records(cfg):
-            await self._release(key, record)
+            if (record.network, record.mac) in nics:
+                # Swept after the new vmnetcfg is written: a MAC change meanwhile
+                # leaves a claim that no record names.
+                self._state(key).unsure.add(record.network)
+            else:
+                await self._release(key, record)
         await self._drop_finalizer(cfg)
-        self.nic_status.pop(key, None)
+        if (state := self.states.get(key)) is not None:
+            state.nics = None
+            self._tidy(key)
 
     async def _drop_finalizer(self, cfg: Body) -> None:
         meta = cfg["metadata"]
@@ -519,15 +633,7 @@ class Controller:
             self._events.record(event)
 
     def _event(self, vm: Body, reason: str, message: str, *, warning: bool = False) -> None:
-        meta = vm["metadata"]
-        ref = ObjectRef(
-            VIRTUAL_MACHINES.api_version,
-            VIRTUAL_MACHINES.kind,
-            meta["name"],
-            namespace=meta.get("namespace"),
-            uid=meta.get("uid"),
-        )
-        self._record(Event(ref, reason, message, warning=warning))
+        self._record(Event(_ref(VIRTUAL_MACHINES, vm), reason, message, warning=warning))
 
     def _supervisor_ref(self, pool: str) -> ObjectRef:
         handle = self.pools.get(pool)
@@ -536,8 +642,7 @@ class Controller:
     def _pool_notice(self, pool: str, notice: Notice) -> None:
         """A client DECLINEd its address (in use on the wire) or RELEASEd it."""
         handle = self.pools.get(pool)
-        owner = handle.actor.owner_of_mac(notice.mac) if handle and handle.actor else None
-        key = owner.rpartition(" [")[0] if owner else None
+        key = vm_of(handle.actor.owner_of_mac(notice.mac)) if handle and handle.actor else None
         if isinstance(notice, Declined):
             message = (
                 f"{notice.ip} was declined by {notice.mac}: another host uses it. With a "
@@ -545,8 +650,8 @@ class Controller:
                 "host, then run `kvip vmnetcfg reset` for this VM"
             )
             self._record(Event(self._supervisor_ref(pool), "Declined", message, warning=True))
-            if key is not None:
-                self.declined[(key, notice.mac)] = message
+            if key is not None and handle is not None and handle.config is not None:
+                self._state(key).declined[(handle.config.network, notice.mac)] = message
                 vm = self.vms.get(key)
                 if vm is not None:
                     self._event(vm, "Declined", message, warning=True)
@@ -556,38 +661,39 @@ class Controller:
         """Remember the NICs' status and have it written when it differs from what
         the object shows (someone else may have changed or cleared it)."""
         desired = [nic.as_status() for nic in statuses]
-        macs = {nic.mac for nic in statuses}
+        nics = {(nic.network, nic.mac) for nic in statuses}
         shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
         # Ours: our NICs' entries and any entry on a network we serve (another writer's
         # entry there is repaired); the rest belongs to another shard (_render_cfg).
         ours = [
             entry
             for entry in shown
-            if entry.get("macaddress") in macs
+            if (entry.get("networkname"), entry.get("macaddress")) in nics
             or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
         ]
-        if self.nic_status.get(key) != statuses or ours != desired:
-            self.nic_status[key] = statuses
+        state = self._state(key)
+        if state.nics != statuses or ours != desired:
+            state.nics = statuses
             assert self._cfg_status is not None
             self._cfg_status.mark(key)
 
 
-def first_per_mac(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
-    """A NIC's record is the first one listing its MAC. A hand-edited vmnetcfg
-    may list a MAC twice; the later entries are dropped (and the address in
-    them not held), so one NIC never holds two addresses."""
-    first: dict[str, NicRecord] = {}
-    for record in records:
-        kept = first.setdefault(record.mac, record)
-        if kept is not record:
-            log.warning(
-                "vmnetcfg %s lists %s twice (%s, then %s): keeping the first",
-                key,
-                record.mac,
-                kept.ip or "no address",
-                record.ip or "no address",
-            )
-    return list(first.values())
+def is_permanent(exc: KubeError) -> bool:
+    """Whether the API server refused a write for a reason that a retry alone does
+    not change (403, 422, ...). A 409, 404 or 410 is a race with another writer or
+    the watch: the retry reads again and goes through."""
+    return not exc.temporary and not isinstance(exc, Conflict | NotFound | Gone)
+
+
+def _ref(resource: Resource, body: Body) -> ObjectRef:
+    meta = body["metadata"]
+    return ObjectRef(
+        resource.api_version,
+        resource.kind,
+        meta["name"],
+        namespace=meta.get("namespace"),
+        uid=meta.get("uid"),
+    )
 
 
 def _store(cache: dict[str, Body], key: str, body: Body) -> None:

@@ -414,6 +414,19 @@ class PoolActor:
     def _claim(self, message: ClaimAddress) -> IPv4Address:
         """An address for a NIC, held but not served until ServeReservation."""
         self._check_mac(message.owner, message.mac)
+        requested, replaces = message.requested, message.replaces
+        if (
+            requested is not None
+            and replaces is not None
+            and replaces != message.owner
+            and self.allocator.owner_of(requested) == replaces
+        ):
+            # The NIC's MAC changed: its address moves with it. Nothing below can
+            # fail for an address that was just held (so assignable).
+            log.info("pool %s: %s moves from %s to %s", self.name, requested, replaces,
+                     message.owner)  # fmt: skip
+            self.allocator.release(requested)
+            self._forget(replaces)
         held = self.allocator.addresses_of(message.owner)
         if held and (message.requested is None or message.requested in held):
             ip = message.requested or held[0]

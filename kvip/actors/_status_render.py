@@ -79,11 +79,12 @@ def render_vmnetcfg_status(
     """Our NICs' entries, plus the entries of networks this kvip does not serve
     (`served(network)` is falsy): those belong to another shard and are kept."""
     status = dict(current)
-    macs = {nic.mac for nic in nics}
+    ours = {(nic.network, nic.mac) for nic in nics}
     theirs = [
         entry
         for entry in current.get("networkconfig") or []
-        if entry.get("macaddress") not in macs and not served(str(entry.get("networkname")))
+        if (entry.get("networkname"), entry.get("macaddress")) not in ours
+        and not served(str(entry.get("networkname")))
     ]
     status["networkconfig"] = [nic.as_status() for nic in nics] + theirs
     return status

@@ -3,7 +3,10 @@
 A key that is marked dirty while it waits is queued once; a key that is
 marked dirty while a worker handles it is queued again after that worker
 is done, so two workers never reconcile the same VM at once and the last
-change is never lost. Retries wait with exponential backoff per key.
+change is never lost. Retries wait with exponential backoff per key; a failure
+that retrying cannot fix alone (the API server refused the write) backs off
+further, up to `permanent_max_delay`, but is still retried: an operator may
+lift what refused it.
 
 Idle workers park in one ParkingLot: each key made ready unparks one of
 them, so every worker takes part (a shared Event replaced by each idle worker
@@ -22,6 +25,7 @@ import trio
 class WorkQueue:
     base_delay: float = 0.2
     max_delay: float = 30.0
+    permanent_max_delay: float = 300.0
     _queue: deque[str] = field(default_factory=deque)
     _dirty: set[str] = field(default_factory=set)
     _processing: set[str] = field(default_factory=set)
@@ -45,15 +49,17 @@ class WorkQueue:
         self._processing.add(key)
         return key
 
-    def done(self, key: str, *, failed: bool = False) -> float | None:
+    def done(self, key: str, *, failed: bool = False, permanent: bool = False) -> float | None:
         """Mark `key` handled. With failed=True it is retried after the returned delay
-        (the caller schedules `retry_later`); a success resets its backoff."""
+        (the caller schedules `retry_later`), capped at `permanent_max_delay` for a
+        permanent failure and at `max_delay` otherwise; a success resets its backoff."""
         self._processing.discard(key)
         delay = None
         if failed:
             count = self._failures.get(key, 0)
             self._failures[key] = count + 1
-            delay = min(self.base_delay * 2**count, self.max_delay)
+            cap = self.permanent_max_delay if permanent else self.max_delay
+            delay = min(self.base_delay * 2 ** min(count, 64), cap)
         else:
             self._failures.pop(key, None)
         if key in self._dirty:

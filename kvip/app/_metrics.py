@@ -119,8 +119,8 @@ class KvipCollector(Collector):
             "One series per VM NIC that kvip manages: 1, labelled with its state",
             labels=["vm", "network", "mac", "ip", "status"],
         )
-        for key, nics in sorted(controller.nic_status.items()):
-            for nic in nics:
+        for key, vm in sorted(controller.states.items()):
+            for nic in vm.nics or ():
                 state = "OK" if nic.ok else "ERROR"
                 status.add_metric([key, nic.network, nic.mac, nic.ip or "", state], 1)
         yield status
