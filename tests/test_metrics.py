@@ -29,7 +29,7 @@ LATENCY = 0.5
 
 def collector_for(actor: PoolActor) -> KvipCollector:
     handle = PoolHandle(actor.name, config=actor.config, actor=actor)
-    controller = SimpleNamespace(pools={actor.name: handle}, nic_status={})
+    controller = SimpleNamespace(pools={actor.name: handle}, states={})
     return KvipCollector(
         controller=lambda: cast(Controller, controller), elector=None, logs=LogCounter()
     )

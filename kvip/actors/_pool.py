@@ -28,19 +28,15 @@ import trio
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
-    ClearDecline,
     Inspect,
     PoolMessage,
-    PoolState,
     Reconfigure,
-    ReleaseOwner,
-    ReleaseVm,
-    RestoreReservation,
     ServeReservation,
 )
 from kvip.actors._packet_thread import PacketThread
+from kvip.actors._pool_book import PoolBook, _Nic
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import Counters, Declined, Notice, PoolConfig, Released, Reservation, Responder
+from kvip.serving import Counters, Declined, Notice, PoolConfig, Released, Responder
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +66,6 @@ class _Envelope:
     error: BaseException | None = None
 
 
-@dataclass(slots=True)
-class _Nic:
-    owner: Owner
-    ip: IPv4Address
-    hostname: str | None
-    serving: bool
-
-
 class PoolFigures(NamedTuple):
     """A pool's counters and address figures as of one moment."""
 
@@ -105,9 +93,7 @@ class PoolActor:
     #: Called after a Reconfigure was applied (evicted NICs must show it).
     on_reconfigured: Callable[[], None] | None = None
     resolve: Resolver = resolve_ipv4
-    allocator: Allocator = field(init=False)
-    responder: Responder = field(init=False)
-    nics: dict[str, _Nic] = field(init=False, default_factory=dict)
+    book: PoolBook = field(init=False)
     serving: bool = field(init=False, default=False)
     _send: trio.MemorySendChannel[_Envelope] = field(init=False)
     _receive: trio.MemoryReceiveChannel[_Envelope] = field(init=False)
@@ -130,13 +116,24 @@ class PoolActor:
 
     def __post_init__(self) -> None:
         self._thread_limiter = trio.CapacityLimiter(1)
-        self.allocator = Allocator(self.config.spec)
-        self.responder = Responder(self.config.options)
+        self.book = PoolBook.new(self.config.name, self.config.spec, self.config.options)
         self._send, self._receive = trio.open_memory_channel[_Envelope](self.inbox_size)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def allocator(self) -> Allocator:
+        return self.book.allocator
+
+    @property
+    def responder(self) -> Responder:
+        return self.book.responder
+
+    @property
+    def nics(self) -> dict[str, _Nic]:
+        return self.book.nics
 
     def figures(self) -> PoolFigures:
         """The counters and address figures as of one moment, for metrics: copied
@@ -375,7 +372,7 @@ class PoolActor:
         held = self.allocator.addresses_of(claim.owner) if claim else ()
         try:
             with self._lock:
-                return self._dispatch(message)
+                return self.book.dispatch(message, serving=self.serving)
         finally:
             quiet = isinstance(message, Inspect | ServeReservation) or (
                 claim is not None and self.allocator.addresses_of(claim.owner) == held
@@ -383,122 +380,14 @@ class PoolActor:
             if self.on_change is not None and not quiet:
                 self.on_change()
 
-    def _dispatch(self, message: PoolMessage) -> Any:
-        if isinstance(message, ClaimAddress):
-            return self._claim(message)
-        if isinstance(message, RestoreReservation):
-            self._check_mac(message.owner, message.mac)
-            self.allocator.reserve(message.owner, message.ip)
-            self._record(message.owner, message.mac, message.ip, message.hostname, serve=True)
-            return message.ip
-        if isinstance(message, ServeReservation):
-            return self._serve(message)
-        if isinstance(message, ReleaseOwner):
-            return self._release(message.owner)
-        if isinstance(message, ReleaseVm):
-            prefix = f"{message.key} ["
-            owners = {
-                nic.owner
-                for nic in self.nics.values()
-                if nic.owner.startswith(prefix) and nic.owner not in message.keep
-            }
-            return tuple(ip for owner in sorted(owners) for ip in self._release(owner))
-        if isinstance(message, ClearDecline):
-            return self.responder.clear_declined(message.ip)
-        if isinstance(message, Inspect):
-            return self._state()
-        if isinstance(message, Reconfigure):
-            raise TypeError("Reconfigure needs the running actor")
-        raise TypeError(f"pool actor cannot handle {message!r}")
-
-    def _claim(self, message: ClaimAddress) -> IPv4Address:
-        """An address for a NIC, held but not served until ServeReservation."""
-        self._check_mac(message.owner, message.mac)
-        requested, replaces = message.requested, message.replaces
-        if (
-            requested is not None
-            and replaces is not None
-            and replaces != message.owner
-            and self.allocator.owner_of(requested) == replaces
-        ):
-            # The NIC's MAC changed: its address moves with it. Nothing below can
-            # fail for an address that was just held (so assignable).
-            log.info("pool %s: %s moves from %s to %s", self.name, requested, replaces,
-                     message.owner)  # fmt: skip
-            self.allocator.release(requested)
-            self._forget(replaces)
-        held = self.allocator.addresses_of(message.owner)
-        if held and (message.requested is None or message.requested in held):
-            ip = message.requested or held[0]
-            for extra in held:
-                if extra != ip:  # one NIC, one address
-                    log.warning(
-                        "pool %s: %s held %s besides %s; released", self.name, message.owner,
-                        extra, ip,
-                    )  # fmt: skip
-                    self.allocator.release(extra)
-        else:
-            # The new address first: a claim that fails (taken, excluded,
-            # exhausted) must leave the NIC's current address, and its DHCP
-            # service, as they were.
-            ip = self.allocator.allocate(message.owner, requested=message.requested)
-            for old in held:
-                self.allocator.release(old)
-            self._forget(message.owner)
-        self._record(message.owner, message.mac, ip, message.hostname, serve=False)
-        return ip
-
     def owner_of_mac(self, mac: str) -> Owner | None:
-        nic = self.nics.get(mac.lower())
-        return nic.owner if nic is not None else None
-
-    def _check_mac(self, owner: Owner, mac: str) -> None:
-        previous = self.nics.get(mac.lower())
-        if previous is not None and previous.owner != owner:
-            raise MacConflict(mac, previous.owner)
-
-    def _serve(self, message: ServeReservation) -> bool:
-        nic = self.nics.get(message.mac.lower())
-        if nic is None or nic.ip != message.ip:
-            log.warning(
-                "pool %s: not serving %s for %s: it holds no such claim",
-                self.name,
-                message.ip,
-                message.mac,
-            )
-            return False
-        nic.serving = True
-        self.responder.set_reservation(message.mac.lower(), Reservation(nic.ip, nic.hostname))
-        return True
-
-    def _record(
-        self, owner: Owner, mac: str, ip: IPv4Address, hostname: str | None, *, serve: bool
-    ) -> None:
-        mac = mac.lower()
-        self.nics[mac] = _Nic(owner, ip, hostname, serving=serve)
-        if serve:
-            self.responder.set_reservation(mac, Reservation(ip, hostname))
-
-    def _release(self, owner: Owner) -> tuple[IPv4Address, ...]:
-        released = self.allocator.release_owner(owner)
-        self._forget(owner)
-        return released
-
-    def _forget(self, owner: Owner) -> None:
-        """Drop the owner's NICs and stop serving them."""
-        for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
-            del self.nics[mac]
-            self.responder.remove_reservation(mac)
+        return self.book.owner_of_mac(mac)
 
     async def _reconfigure(self, message: Reconfigure) -> tuple[tuple[IPv4Address, Owner], ...]:
         old, new = self.config, message.config
         with self._lock:
-            evicted = self.allocator.reconfigure(new.spec)
-            for _, owner in evicted:
-                for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
-                    del self.nics[mac]
-                    self.responder.remove_reservation(mac)
-            self._restore_fitting(message.restore)
+            evicted = self.book.reconfigure(new.spec, message.restore)
+            self.book.name = new.name
             self.config = new
         self._resolve_ntp_later()
         for ip, owner in evicted:
@@ -519,47 +408,6 @@ class PoolActor:
         if self.on_reconfigured is not None:
             self.on_reconfigured()
         return evicted
-
-    def _restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
-        """Hold again the recorded addresses that fit the range again. A NIC the
-        pool knows, or an owner holding something, is newer than its record."""
-        allocator = self.allocator
-        for reservation in reservations:
-            if reservation.mac.lower() in self.nics or allocator.addresses_of(reservation.owner):
-                continue
-            if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
-                continue
-            log.info(
-                "pool %s: %s of %s fits the range again; serving it again",
-                self.name,
-                reservation.ip,
-                reservation.owner,
-            )
-            allocator.reserve(reservation.owner, reservation.ip)
-            self._record(
-                reservation.owner, reservation.mac, reservation.ip, reservation.hostname, serve=True
-            )
-
-    def _state(self) -> PoolState:
-        return PoolState(
-            name=self.name,
-            serving=self.serving,
-            allocations=tuple(self.allocator.allocations()),
-            excluded=tuple(self.allocator.excluded()),
-            used=self.allocator.used,
-            available=self.allocator.available,
-            declined=tuple(sorted(self.responder.declined)),
-            counters=self.responder.counters.as_dict(),
-        )
-
-
-class MacConflict(IpamError):
-    """A MAC is already claimed in this pool by another owner."""
-
-    def __init__(self, mac: str, holder: str) -> None:
-        super().__init__(f"MAC {mac} is already in use by {holder}")
-        self.mac = mac
-        self.holder = holder
 
 
 class PoolStopped(Exception):
