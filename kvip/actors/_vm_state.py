@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kvip.actors._status_render import NicStatus
+from kvip.k8s import Body
 
 #: A NIC of a VM: its network ('namespace/name') and its MAC.
 NicKey = tuple[str, str]
@@ -38,3 +39,16 @@ class VmState:
             and not self.unsure
             and self.refusal is None
         )
+
+
+def store_newest(cache: dict[str, Body], key: str, body: Body) -> None:
+    """Cache `body` unless the cache already holds a newer version of it (our own
+    write can be seen before the watch delivers the older event)."""
+    held = cache.get(key)
+    if held is not None:
+        try:
+            if int(held["metadata"]["resourceVersion"]) > int(body["metadata"]["resourceVersion"]):
+                return
+        except (KeyError, ValueError):
+            pass
+    cache[key] = body
