@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from ipaddress import IPv4Address
 
 import pytest
 import trio
 import trio.testing
 
-from kvip.actors import ClaimAddress, PoolActor, Reconfigure, ReleaseOwner, ServeReservation
+from kvip.actors import (
+    ClaimAddress,
+    PoolActor,
+    Reconfigure,
+    ReleaseOwner,
+    RestoreReservation,
+    ServeReservation,
+)
 from kvip.actors._messages import NicOwner, vm_of
 from kvip.ipam import AddressTaken, Owner, PoolExhausted
 from kvip.serving import mac_bytes
@@ -121,3 +129,47 @@ def test_the_pool_hands_back_the_owner_the_controller_gave_it() -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert vm_of(actor.allocator.owner_of(ip)) == "ns/vm"
     assert vm_of(actor.owner_of_mac(NEW_MAC)) == "ns/vm"
+
+
+def test_nothing_is_logged_while_the_packet_thread_is_shut_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ARCHITECTURE.md: the lock the packet thread answers under is held only for
+    CPU work; a log line written under it made every packet wait for the log's
+    I/O. Every path that logs inside the book is taken here."""
+    actor = PoolActor(
+        pool_config(start=10, end=12, paused=True), socket_factory=FakeSocketFactory()
+    )
+    held_while_logging: list[str] = []
+
+    class Witness(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if actor._lock.locked():
+                held_while_logging.append(record.getMessage())
+
+    witness = Witness()
+    logging.getLogger("kvip").addHandler(witness)
+    try:
+        with caplog.at_level(logging.INFO, logger="kvip"):
+            actor.handle_now(ClaimAddress(OLD, OLD_MAC, requested=IPv4Address("198.18.0.10")))
+            actor.handle_now(  # moves with the NIC
+                ClaimAddress(NEW, NEW_MAC, requested=IPv4Address("198.18.0.10"), replaces=OLD)
+            )
+            actor.handle_now(ServeReservation(OLD_MAC, IPv4Address("198.18.0.10")))  # no claim
+
+            async def shrink_and_grow() -> None:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(actor.run)
+                    restore = (RestoreReservation(NEW, NEW_MAC, IPv4Address("198.18.0.10")),)
+                    small = pool_config(start=11, end=12, paused=True)
+                    await actor.ask(Reconfigure(small, restore=restore))
+                    await actor.ask(Reconfigure(pool_config(start=10, end=12, paused=True),
+                                                restore=restore))  # fmt: skip
+                    nursery.cancel_scope.cancel()
+
+            trio.run(shrink_and_grow)
+    finally:
+        logging.getLogger("kvip").removeHandler(witness)
+    logged = caplog.text
+    assert "moves from" in logged and "no such claim" in logged and "fits the range again" in logged
+    assert held_while_logging == []

@@ -374,6 +374,7 @@ class PoolActor:
             with self._lock:
                 return self.book.dispatch(message, serving=self.serving)
         finally:
+            self.book.say()
             quiet = isinstance(message, Inspect | ServeReservation) or (
                 claim is not None and self.allocator.addresses_of(claim.owner) == held
             )
@@ -389,6 +390,7 @@ class PoolActor:
             evicted = self.book.reconfigure(new.spec, message.restore)
             self.book.name = new.name
             self.config = new
+        self.book.say()
         self._resolve_ntp_later()
         for ip, owner in evicted:
             log.warning(

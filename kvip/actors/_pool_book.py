@@ -1,7 +1,8 @@
 """What one pool holds: its allocator, its MAC table and the reservations its
 Responder answers for. The PoolActor's inbox task alone calls this, always
 with the actor's lock held (the packet thread reads the Responder under it);
-nothing here does I/O or waits.
+nothing here does I/O or waits: what it has to say waits in `notes` until the
+actor has let go of the lock (`say`), so a packet never waits for a log write.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ class PoolBook:
     allocator: Allocator
     responder: Responder
     nics: dict[str, _Nic] = field(default_factory=dict)
+    #: Log lines not yet written: (level, format, args).
+    notes: list[tuple[int, str, tuple[object, ...]]] = field(default_factory=list)
+
+    def note(self, level: int, message: str, *args: object) -> None:
+        self.notes.append((level, message, args))
+
+    def say(self) -> None:
+        """Write the noted log lines (call without the lock)."""
+        notes, self.notes = self.notes, []
+        for level, message, args in notes:
+            log.log(level, message, *args)
 
     @classmethod
     def new(cls, name: str, spec: PoolSpec, options: PoolOptions) -> PoolBook:
@@ -89,8 +101,8 @@ class PoolBook:
         ):
             # The NIC's MAC changed: its address moves with it. Nothing below can
             # fail for an address that was just held (so assignable).
-            log.info("pool %s: %s moves from %s to %s", self.name, requested, replaces,
-                     message.owner)  # fmt: skip
+            self.note(logging.INFO, "pool %s: %s moves from %s to %s", self.name, requested,
+                      replaces, message.owner)  # fmt: skip
             self.allocator.release(requested)
             self.forget(replaces)
         held = self.allocator.addresses_of(message.owner)
@@ -98,7 +110,8 @@ class PoolBook:
             ip = message.requested or held[0]
             for extra in held:
                 if extra != ip:  # one NIC, one address
-                    log.warning(
+                    self.note(
+                        logging.WARNING,
                         "pool %s: %s held %s besides %s; released", self.name, message.owner,
                         extra, ip,
                     )  # fmt: skip
@@ -126,7 +139,8 @@ class PoolBook:
     def serve(self, message: ServeReservation) -> bool:
         nic = self.nics.get(message.mac.lower())
         if nic is None or nic.ip != message.ip:
-            log.warning(
+            self.note(
+                logging.WARNING,
                 "pool %s: not serving %s for %s: it holds no such claim",
                 self.name,
                 message.ip,
@@ -165,7 +179,8 @@ class PoolBook:
                 continue
             if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
                 continue
-            log.info(
+            self.note(
+                logging.INFO,
                 "pool %s: %s of %s fits the range again; serving it again",
                 self.name,
                 reservation.ip,
