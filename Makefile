@@ -49,31 +49,31 @@ test: lint pytest fuzz
 
 # The README's first command: a local API server, a pool, a VM, a real DHCP client.
 demo: deps apiserver
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m scripts.demo
 
 # Randomized fault scenarios against kvip as a process (tests/chaos/README.md):
 # prints scenarios, operations, faults by kind and invariant violations.
 N ?= 100
 chaos: deps apiserver
-	$(BIN)/python tests/chaos/run.py --scenarios $(N) $(if $(SEED),--base-seed $(SEED))
+	$(BIN)/python -m tests.chaos.run --scenarios $(N) $(if $(SEED),--base-seed $(SEED))
 
 bench: deps
-	$(BIN)/python bench/codec.py
-	$(BIN)/python bench/ipam.py
+	$(BIN)/python -m bench.codec
+	$(BIN)/python -m bench.ipam
 
 # DHCP under abuse: perfdhcp's served rate with and without a flood (root, netns).
 abuse: deps
-	$(BIN)/python bench/abuse.py
+	$(BIN)/python -m bench.abuse
 
 # kvip as a process under VM and DHCP churn; reports RSS, fds and threads.
 MINUTES ?= 5
 soak: deps apiserver
-	$(BIN)/python bench/soak.py --minutes $(MINUTES)
+	$(BIN)/python -m bench.soak --minutes $(MINUTES)
 
 # The controller at scale (root, the local API server): a 1,000-VM burst and a
 # 10,000-VM restart, about 8 minutes on 2 cores (smaller: ARGS="--vms 200 --restore 2000").
 bench-controller: deps apiserver
-	$(BIN)/python bench/controller.py $(ARGS)
+	$(BIN)/python -m bench.controller $(ARGS)
 
 clean:
 	rm -rf $(VENV) .fuzz-work .mypy_cache .ruff_cache .pytest_cache .hypothesis

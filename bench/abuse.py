@@ -8,39 +8,35 @@ Prints both served rates, the flood's accounting and the server's memory and
 CPU. Needs root, perfdhcp (kea-admin) and tcpdump. The same rig is asserted
 on by tests/test_dhcp_abuse.py.
 
-    .venv/bin/python bench/abuse.py --reservations 1000 --rate 100 --seconds 10
+    .venv/bin/python -m bench.abuse --reservations 1000 --rate 100 --seconds 10
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from abuse_rig import (
+from protocol import decode
+from tests.lab.abuse_rig import (
+    SERVER_IP,
     Capture,
     Flood,
-    PerfdhcpResult,
     ServerProcess,
     flood_client,
     mac_file,
     perfdhcp_client,
     reserved_mac,
-    run_perfdhcp,
 )
-from netlab import netlab
+from tests.lab.netlab import netlab
+from tests.lab.perfdhcp import Report, run_perfdhcp
 
-from protocol import decode
 
-
-def line(name: str, result: PerfdhcpResult) -> str:
+def line(name: str, result: Report) -> str:
     return (
-        f"{name:<12} offered {result.discovers / result.seconds:7.1f}/s  "
+        f"{name:<12} offered {result.discover.sent / result.seconds:7.1f}/s  "
         f"served {result.served_rate:7.1f}/s  answered {100 * result.answered:5.1f}%  "
-        f"(DISCOVER {result.discovers}, OFFER {result.offers}, REQUEST {result.requests}, "
-        f"ACK {result.acks})"
+        f"(DISCOVER {result.discover.sent}, OFFER {result.discover.received}, "
+        f"REQUEST {result.request.sent}, ACK {result.request.received})"
     )
 
 
@@ -59,10 +55,14 @@ def main() -> int:
         capture = Capture(lab)
         try:
             start = server.stats()
-            quiet = run_perfdhcp(valid, macs, rate=args.rate, seconds=args.seconds)
+            quiet = run_perfdhcp(
+                valid, server=SERVER_IP, macs=macs, rate=args.rate, seconds=args.seconds
+            )
             before = server.stats()
             flood = Flood(lab, attacker, rate=flood_rate, seconds=args.seconds + 1, seed=1)
-            loud = run_perfdhcp(valid, macs, rate=args.rate, seconds=args.seconds)
+            loud = run_perfdhcp(
+                valid, server=SERVER_IP, macs=macs, rate=args.rate, seconds=args.seconds
+            )
             flooded = flood.result()
             after = server.stats()
         finally:

@@ -6,7 +6,7 @@ same run, and the ratio (codec decode+encode over baseline decode+encode).
 The target is a ratio of at most 2. Best of N repeats: on a shared machine
 the minimum is the figure least disturbed by other work.
 
-    .venv/bin/python bench/codec.py [--repeat 31] [--number 1000]
+    .venv/bin/python -m bench.codec [--repeat 31] [--number 1000]
 """
 
 from __future__ import annotations

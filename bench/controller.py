@@ -2,8 +2,9 @@
 
 Run (root: the pools' sockets open inside a lab network namespace):
 
-    .venv/bin/python bench/controller.py                  # 1,000 burst, 10,000 restore
-    .venv/bin/python bench/controller.py --vms 200 --restore 2000
+    .venv/bin/python -m bench.controller                  # 1,000 burst, 10,000 restore
+    .venv/bin/python -m bench.controller --vms 200 --restore 2000
+    .venv/bin/python -m bench.controller --workers 1 --restore 0   # one worker's burst
 
 1. Burst: with kvip running, `--vms` VMs (one Multus NIC each, on one /16
    pool) are created by 16 threads as fast as the API server takes them. Per
@@ -17,7 +18,7 @@ Run (root: the pools' sockets open inside a lab network namespace):
    Controller's start (the process's imports before it are shown apart). No
    address may change.
 
-A dedicated local API server (tests/apiserver.py); kvip runs in a child
+A dedicated local API server (tests/lab/apiserver.py); kvip runs in a child
 process (bench/ctl_kvip.py). Everything is bounded by --timeout.
 """
 
@@ -34,12 +35,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(_REPO), str(_REPO / "tests")]
-
-from netlab import Lab, netlab  # noqa: E402
-
-from bench.ctl_cluster import (  # noqa: E402
+from bench.ctl_cluster import (
     REPO,
     AddressWatch,
     BenchPool,
@@ -48,7 +44,8 @@ from bench.ctl_cluster import (  # noqa: E402
     mac_of,
     parallel,
 )
-from bench.ctl_kvip import KvipProcess  # noqa: E402
+from bench.ctl_kvip import KvipProcess
+from tests.lab.netlab import Lab, netlab
 
 BURST_TARGET_P99 = 30.0
 RECOVERY_TARGET = 10.0
@@ -116,6 +113,7 @@ def burst(cluster: Cluster, lab: Lab, args: argparse.Namespace, deadline: Deadli
             selector=selector,
             netns=lab.server,
             profile=Path(args.profile_burst) if args.profile_burst else None,
+            workers=args.workers,
         ) as kvip,
         AddressWatch(cluster.custom, namespace).running() as watch,
     ):
@@ -263,7 +261,9 @@ def _verdict(value: float | None, target: float) -> str:
     return "MET" if value is not None and value < target else "MISSED"
 
 
-def report(burst_result: BurstResult | None, recoveries: list[RecoveryResult]) -> None:
+def report(
+    burst_result: BurstResult | None, recoveries: list[RecoveryResult], *, workers: int
+) -> None:
     commit = subprocess.run(
         ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
         capture_output=True, text=True, check=False,
@@ -278,7 +278,7 @@ def report(burst_result: BurstResult | None, recoveries: list[RecoveryResult]) -
         b = burst_result
         rate = len(b.latencies) / b.total if b.total > 0 else float("nan")
         rows = [
-            (f"burst: {b.vms} VMs, p50", f"{b.quantile(0.5):.2f} s", ""),
+            (f"burst: {b.vms} VMs, {workers} workers, p50", f"{b.quantile(0.5):.2f} s", ""),
             ("burst: p99", f"{b.quantile(0.99):.2f} s",
              f"< {BURST_TARGET_P99:.0f} s  {_verdict(b.quantile(0.99), BURST_TARGET_P99)}"),
             ("burst: max", f"{max(b.latencies, default=float('nan')):.2f} s", ""),
@@ -314,6 +314,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="restarts measured (recovery)")
     parser.add_argument("--profile-burst", help="cProfile the controller during the burst")
     parser.add_argument("--profile", help="cProfile the controller's last restart into FILE")
+    parser.add_argument("--workers", type=int, default=8, help="kvip's --workers (burst)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root: the pools' sockets open in a lab network namespace", file=sys.stderr)
@@ -333,7 +334,7 @@ def main(argv: list[str]) -> int:
                 last = run == args.repeat - 1
                 profile = Path(args.profile) if args.profile and last else None
                 recoveries.append(world.restart(deadline, profile=profile))
-    report(burst_result, recoveries)
+    report(burst_result, recoveries, workers=args.workers)
     ok = (burst_result is None or (burst_result.missing == 0)) and all(
         r.changed == 0 and r.status_mismatches == 0 for r in recoveries
     )

@@ -9,7 +9,6 @@ sockets are kvip's business (ctl_kvip.py opens them in a lab namespace).
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,22 +18,19 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
 
-from apiserver import ApiServer  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import client, config, watch  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
-from kvip_rig import pool_body, vm_body  # noqa: E402
+from tests.lab import objects
+from tests.lab.apiserver import ApiServer
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.lab.objects import CFGS, GROUP, VERSION, VMS
+
+REPO = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-GROUP, VERSION = "kubevirtiphelper.k8s.binbash.org", "v1"
-VMS = ("kubevirt.io", "v1", "virtualmachines")
-CFGS = "virtualmachinenetworkconfigs"
-FINALIZER = f"{GROUP}/vmnetcfg-cleanup"
 MERGE = "application/merge-patch+json"
 #: Parallel API callers: about what a busy cluster's clients throw at it.
 CREATORS = 16
@@ -62,7 +58,7 @@ class BenchPool:
         return self.subnet.broadcast_address - 5
 
     def body(self, selector: str) -> dict[str, Any]:
-        return pool_body(
+        return objects.ippool(
             self.name,
             self.network,
             selector=selector,
@@ -162,7 +158,7 @@ class Cluster:
             )
 
     def create_vm(self, namespace: str, nic: Nic) -> dict[str, Any]:
-        body = vm_body(nic.vm, namespace, [("nic1", nic.network, nic.mac)])
+        body = objects.vm(nic.vm, namespace, [("nic1", nic.network, nic.mac)])
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
             *VMS[:2], namespace, VMS[2], body
         )
@@ -173,26 +169,13 @@ class Cluster:
         ownerReference to the VM, the address in spec, an OK status."""
         assert nic.ip is not None
         vm = self.create_vm(namespace, nic)
-        entry = {"networkname": nic.network, "macaddress": nic.mac, "ipaddress": nic.ip}
-        cfg = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VirtualMachineNetworkConfig",
-            "metadata": {
-                "name": nic.vm,
-                "namespace": namespace,
-                "finalizers": [FINALIZER],
-                "labels": {"app.kubernetes.io/managed-by": "kvip"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "kubevirt.io/v1",
-                        "kind": "VirtualMachine",
-                        "name": nic.vm,
-                        "uid": vm["metadata"]["uid"],
-                    }
-                ],
-            },
-            "spec": {"vmname": nic.vm, "networkconfig": [entry]},
-        }
+        cfg = objects.vmnetcfg(
+            nic.vm,
+            [(nic.network, nic.mac, nic.ip)],
+            namespace=namespace,
+            owner_uid=vm["metadata"]["uid"],
+            managed=True,
+        )
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, CFGS, cfg)
         status = {
             "networkname": nic.network,

@@ -2,7 +2,7 @@
 
 A process of its own, as kvip runs in a cluster: the bench's client threads
 (creating objects, watching) must not compete with the controller for one
-interpreter lock. The child runs the Controller through tests/kvip_rig.py
+interpreter lock. The child runs the Controller through tests/lab/kvip_rig.py
 (its own trio thread, pool sockets opened inside the lab namespace) and
 answers one JSON line per command on stdin:
 
@@ -30,12 +30,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from kvip.actors import Controller, Inspect
+from tests.lab.kvip_rig import RunningKvip
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from kvip_rig import RunningKvip  # noqa: E402
-
-from kvip.actors import Controller, Inspect  # noqa: E402
 
 #: The longest a start (10,000 reservations) or a state query may take.
 START_TIMEOUT = 300.0
@@ -96,6 +94,7 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--selector", required=True)
     parser.add_argument("--netns", required=True)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--workers", type=int, default=8)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("KVIP_BENCH_LOG", "WARNING"),
@@ -105,6 +104,7 @@ def child_main(argv: list[str]) -> int:
         "selector": args.selector,
         "netns": args.netns,
         "ready_timeout": START_TIMEOUT,
+        "workers": args.workers,
     }
     kvip = (
         _ProfiledKvip(args.kubeconfig, profile=args.profile, **kwargs)
@@ -130,15 +130,21 @@ class KvipProcess:
     """The bench's handle on a kvip child: `with KvipProcess(...) as kvip:`."""
 
     def __init__(
-        self, kubeconfig: Path, *, selector: str, netns: str, profile: Path | None = None
+        self,
+        kubeconfig: Path,
+        *,
+        selector: str,
+        netns: str,
+        profile: Path | None = None,
+        workers: int = 8,
     ) -> None:
-        argv = [sys.executable, __file__, str(kubeconfig), "--selector", selector]
-        argv += ["--netns", netns]
+        argv = [sys.executable, "-m", "bench.ctl_kvip", str(kubeconfig), "--selector", selector]
+        argv += ["--netns", netns, "--workers", str(workers)]
         if profile is not None:
             argv += ["--profile", str(profile)]
         self.spawned = time.monotonic()
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=REPO
         )
         self.started = float(self._read()["started"])
         self.ready = 0.0

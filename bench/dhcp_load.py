@@ -1,6 +1,6 @@
 """DHCP load benchmark: kvip against Kea (multi- and single-threaded) and dnsmasq.
 
-    sudo .venv/bin/python bench/dhcp_load.py [--quick] [--rates 500,1000,...] [--seconds 10]
+    sudo .venv/bin/python -m bench.dhcp_load [--quick] [--rates 500,1000,...] [--seconds 10]
 
 One lab (network namespaces, deleted at the end, also on Ctrl-C), one set of
 1,000 static reservations, the same pool options for every server. Each
@@ -23,14 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dhcpservers import PoolOptions
-from netlab import Lab, cleanup_stale, is_root, netlab
-
 from bench import servers
-from bench.perfdhcp import PerfdhcpError, Report, perfdhcp_argv, run_step
+from tests.lab.dhcpservers import PoolOptions
+from tests.lab.netlab import Lab, cleanup_stale, is_root, netlab
+from tests.lab.perfdhcp import PerfdhcpError, Report, perfdhcp_argv, run_step
 
 PREFIX = "kvbench"
 SERVER_ADDRESS = "198.18.0.1/16"

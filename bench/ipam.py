@@ -1,6 +1,6 @@
 """Allocator costs: memory of empty pools, allocate/release and restore speed.
 
-Run: .venv/bin/python bench/ipam.py   (or `make bench`)
+Run: .venv/bin/python -m bench.ipam   (or `make bench`)
 
 Times are reported as wall clock and as this process's CPU time: the machine
 is shared, and CPU time is what the allocator itself costs.
@@ -16,19 +16,27 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from kvip.ipam import Allocator, Owner, PoolSpec
+from kvip.serving import parse_ippool
 
 MB = 1_000_000
 ALLOCATIONS = 1_000_000
 RESERVATIONS = 65_000
 
-SLASH_8 = PoolSpec.parse(
-    subnet="10.0.0.0/8", start="10.0.0.10", end="10.255.255.250", server_ip="10.0.0.2",
-    router="10.0.0.1", exclude=["10.0.0.67"],
-)  # fmt: skip
-SLASH_16 = PoolSpec.parse(
-    subnet="172.16.0.0/16", start="172.16.0.10", end="172.16.255.250", server_ip="172.16.0.2",
-    router="172.16.0.1", exclude=["172.16.0.67"],
-)  # fmt: skip
+
+def ippool_range(ipv4config: dict[str, object]) -> PoolSpec:
+    """The range of an IPPool, read by kvip's IPPool parser."""
+    spec = {"networkname": "net1", "ipv4config": ipv4config}
+    return parse_ippool({"metadata": {"name": "bench"}, "spec": spec}).spec
+
+
+SLASH_8 = ippool_range({
+    "subnet": "10.0.0.0/8", "serverip": "10.0.0.2", "router": "10.0.0.1",
+    "pool": {"start": "10.0.0.10", "end": "10.255.255.250", "exclude": ["10.0.0.67"]},
+})  # fmt: skip
+SLASH_16 = ippool_range({
+    "subnet": "172.16.0.0/16", "serverip": "172.16.0.2", "router": "172.16.0.1",
+    "pool": {"start": "172.16.0.10", "end": "172.16.255.250", "exclude": ["172.16.0.67"]},
+})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

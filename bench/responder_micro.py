@@ -1,6 +1,6 @@
 """Per-packet cost of the socket-free responder, cold and warm, beside the codec's decode.
 
-    .venv/bin/python bench/responder_micro.py [--clients 1000] [--repeat 5]
+    .venv/bin/python -m bench.responder_micro [--clients 1000] [--repeat 5]
 
 The packets are shaped like perfdhcp's (relayed, hops 1, giaddr set, a
 parameter request list; REQUESTs in SELECTING state with options 50 and 54).

@@ -2,7 +2,7 @@
 
 kvip runs as its own process (``python -m bench.kvip_server``). Kea and
 dnsmasq get the same configuration builders as the lab's reference servers
-(tests/dhcpservers.py), with per-packet logging turned down: a benchmark of
+(tests/lab/dhcpservers.py), with per-packet logging turned down: a benchmark of
 how fast a server writes its log would say nothing about DHCP. Each process
 is started through ``taskset -c CPU`` (``ip netns exec`` and ``taskset`` both
 exec, so the pid we hold is the server's own) and its threads inherit the pin.
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dhcpservers import PoolOptions, dnsmasq_config, kea_config
-from netlab import Lab, LabError, Port, run_in, stop_process
+from tests.lab import objects
+from tests.lab.dhcpservers import PoolOptions, dnsmasq_config, kea_config
+from tests.lab.netlab import Lab, LabError, Port, run_in, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0
@@ -85,28 +86,23 @@ def _wait_bound(lab: Lab, server: Server, *, expect_comm: str) -> None:
 def ippool_body(port: Port, *, options: PoolOptions) -> dict[str, Any]:
     """The IPPool object that makes kvip hand out what the reference servers do."""
     net = port.address.network
-    v4: dict[str, Any] = {
-        "serverip": str(port.address.ip),
-        "subnet": str(net),
-        "pool": {"start": str(net.network_address + 1), "end": str(net.broadcast_address - 1)},
-        "leasetime": options.lease_time,
-    }
-    if options.router:
-        v4["router"] = options.router
-    if options.dns:
-        v4["dns"] = list(options.dns)
-    if options.domain:
-        v4["domainname"] = options.domain
-    if options.search:
-        v4["domainsearch"] = list(options.search)
-    if options.mtu:
-        v4["mtu"] = options.mtu
-    if options.routes:
-        v4["routes"] = [{"destination": d, "gateway": g} for d, g in options.routes]
-    return {
-        "metadata": {"name": "bench"},
-        "spec": {"networkname": "bench/net", "bindinterface": port.ifname, "ipv4config": v4},
-    }
+    return objects.ippool(
+        "bench",
+        "bench/net",
+        options="bare",
+        interface=port.ifname,
+        server=str(port.address.ip),
+        subnet=str(net),
+        start=str(net.network_address + 1),
+        end=str(net.broadcast_address - 1),
+        leasetime=options.lease_time,
+        router=options.router or None,
+        dns=list(options.dns) or None,
+        domainname=options.domain or None,
+        domainsearch=list(options.search) or None,
+        mtu=options.mtu or None,
+        routes=[{"destination": d, "gateway": g} for d, g in options.routes] or None,
+    )
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Soak: `kvip run` under steady churn for N minutes, watching for leaks.
 
-A local etcd + kube-apiserver (tests/apiserver.py) with kvip's CRDs, one
+A local etcd + kube-apiserver (tests/lab/apiserver.py) with kvip's CRDs, one
 IPPool, and `kvip run --socket-netns` serving it in a lab namespace. Each
 cycle creates a few VirtualMachines, waits for their reservations, runs a
 DHCP exchange (DISCOVER/OFFER, REQUEST/ACK) for each from a client namespace,
@@ -9,7 +9,7 @@ vmnetcfgs. The kvip process's RSS, open file descriptors and threads are
 sampled at the start, after a warm-up cycle, every --sample seconds and at the
 end; growth past the limits is flagged (exit status 1).
 
-    make soak MINUTES=10      # or: .venv/bin/python bench/soak.py --minutes 10
+    make soak MINUTES=10      # or: .venv/bin/python -m bench.soak --minutes 10
 
 Needs root (network namespaces). Everything is bounded and torn down at the
 end, also on Ctrl-C or an error: kvip, the API server, every namespace.
@@ -29,19 +29,17 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
-from apiserver import ApiServer, missing_binaries  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import client, config  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
-from kvip_process import KvipProcess  # noqa: E402
-from netlab import Client, call_in, netlab  # noqa: E402
+from protocol import DecodeError, Message, MessageType, Op, Options, decode, encode
+from tests.lab import objects
+from tests.lab.apiserver import ApiServer, missing_binaries
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.lab.kvip_process import KvipProcess
+from tests.lab.netlab import Client, call_in, netlab
+from tests.lab.objects import GROUP, VERSION, VMS
 
-from protocol import DecodeError, Message, MessageType, Op, Options, decode, encode  # noqa: E402
-
-GROUP, VERSION = "kubevirtiphelper.k8s.binbash.org", "v1"
 NAMESPACE = "soak"
 SERVER_IP = "198.18.0.2"
 CLIENT_ADDRESS = "198.18.200.2/16"
@@ -50,45 +48,17 @@ RSS_LIMIT_KB = 20 * 1024
 FD_LIMIT = 5
 THREAD_LIMIT = 4  # trio's worker threads come and go with the API calls
 
-POOL: dict[str, Any] = {
-    "apiVersion": f"{GROUP}/{VERSION}",
-    "kind": "IPPool",
-    "metadata": {"name": "soak-pool"},
-    "spec": {
-        "networkname": f"{NAMESPACE}/vlan100",
-        "bindinterface": "eth1",
-        "ipv4config": {
-            "serverip": SERVER_IP,
-            "subnet": "198.18.0.0/16",
-            "pool": {"start": "198.18.1.1", "end": "198.18.3.250"},
-            "router": "198.18.0.1",
-            "dns": ["198.18.0.53"],
-            "leasetime": 300,
-        },
-    },
-}
-
-
-def vm_body(name: str, mac: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubevirt.io/v1",
-        "kind": "VirtualMachine",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "running": True,
-            "template": {
-                "spec": {
-                    "domain": {
-                        "devices": {
-                            "interfaces": [{"name": "vlan100", "bridge": {}, "macAddress": mac}]
-                        },
-                        "resources": {"requests": {"memory": "64Mi"}},
-                    },
-                    "networks": [{"name": "vlan100", "multus": {"networkName": "vlan100"}}],
-                }
-            },
-        },
-    }
+POOL = objects.ippool(
+    "soak-pool",
+    f"{NAMESPACE}/vlan100",
+    options="bare",
+    server=SERVER_IP,
+    start="198.18.1.1",
+    end="198.18.3.250",
+    router="198.18.0.1",
+    dns=["198.18.0.53"],
+    leasetime=300,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +180,8 @@ class Churn:
             self.macs += 1
             name = f"soak-vm-{self.macs}"
             names[name] = f"52:54:00:5a:{self.macs >> 8 & 0xFF:02x}:{self.macs & 0xFF:02x}"
-            self.custom.create_namespaced_custom_object(
-                "kubevirt.io", "v1", NAMESPACE, "virtualmachines", vm_body(name, names[name])
-            )
+            body = objects.vm(name, NAMESPACE, [("vlan100", "vlan100", names[name])])
+            self.custom.create_namespaced_custom_object(*VMS[:2], NAMESPACE, VMS[2], body)
         self.vms += size
         self._wait(lambda: set(names) <= set(self._cfg_ips()), "reservations")
         ips = self._cfg_ips()

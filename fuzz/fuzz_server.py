@@ -9,6 +9,13 @@ the fuzzer's. Run under atheris (libFuzzer flags after the script name):
 
     .venv/bin/python fuzz/fuzz_server.py -max_total_time=60 .fuzz-work fuzz/corpus
 
+The responder lives across inputs, as a pool's does across packets, so its
+reply caches fill up; beside it runs a twin without caches, and the two must
+give the same bytes to the same address for every packet. Each input is asked
+twice, the second time with another xid, secs and the broadcast bit flipped:
+a cache that answers a repeat wrongly fails on that one input, reproducibly.
+A DECLINE that changes the reserved state starts a fresh pair.
+
 `check_server` is the property and `check_reply` the invariant of one answer;
 tests/test_server_fuzz.py runs them under hypothesis, so this module must stay
 importable without atheris.
@@ -65,8 +72,8 @@ _RELAY_PORT = 67
 _BROADCAST = 0x8000
 
 
-def new_responder() -> Responder:
-    responder = Responder(OPTIONS)
+def new_responder(*, cache: bool = True) -> Responder:
+    responder = Responder(OPTIONS, cache=cache)
     for mac, (ip, hostname) in RESERVED.items():
         responder.set_reservation(mac, Reservation(ip, hostname))
     responder.declined.add(DECLINED)
@@ -123,24 +130,73 @@ def check_reply(
     return answer
 
 
-def check_server(data: bytes) -> None:
-    """One packet into a fresh responder: never raises, answers only as allowed."""
-    responder = new_responder()
+class Twins:
+    """A responder with its caches and one without, fed the same packets."""
+
+    cached: Responder
+    uncached: Responder
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.cached = new_responder()
+        self.uncached = new_responder(cache=False)
+
+    def ask(self, request: bytes) -> Reply | None:
+        """Both answer `request` alike, and the answer is one kvip may give."""
+        cached, uncached = self.cached, self.uncached
+        before = dict(cached.reservations)
+        declined = set(cached.declined)
+        counted = _tally(cached)
+        reply = cached.handle(request)
+        assert reply == uncached.handle(request), "the cache changed the answer"
+        assert cached.counters.as_dict() == uncached.counters.as_dict()
+        assert (cached.declined, cached.notices) == (uncached.declined, uncached.notices)
+        if reply is not None:
+            check_reply(request, reply, reservations=before, declined=declined, server_ip=SERVER_IP)
+        tally = _tally(cached)
+        sent, malformed, accounted = (now - then for now, then in zip(tally, counted, strict=True))
+        assert sent == (reply is not None)
+        if reply is None and not malformed:
+            assert accounted, cached.counters.as_dict()  # silence is accounted for
+        return reply
+
+    def settle(self) -> None:
+        """Drop the notices; start a fresh pair when a DECLINE changed the state."""
+        for responder in (self.cached, self.uncached):
+            responder.notices.clear()
+        if self.cached.declined != {DECLINED}:
+            self.reset()
+
+
+def _tally(responder: Responder) -> tuple[int, int, int]:
+    """Replies sent, malformed packets, and silences with a reason."""
+    c = responder.counters
+    accounted = c.unknown_mac + c.ignored + c.declines + c.releases + c.send_errors
+    return sum(c.sent.values()), c.malformed, accounted
+
+
+def asked_again(request: bytes) -> bytes:
+    """`request` as a client repeats it: another xid and secs, the B bit flipped."""
+    if len(request) < 12:
+        return request
+    xid = (int.from_bytes(request[4:8], "big") ^ 0x5A5A5A5A).to_bytes(4, "big")
+    return request[:4] + xid + b"\x00\x03" + bytes((request[10] ^ 0x80,)) + request[11:]
+
+
+_TWINS = Twins()
+
+
+def check_server(data: bytes, twins: Twins | None = None) -> None:
+    """One input, asked twice, into a responder pair that outlives it (by
+    default the one of the whole run): never raises, answers only as allowed,
+    and the cached responder answers as the uncached one."""
+    twins = twins or _TWINS
     request = as_known_client(data)
-    before = dict(responder.reservations)
-    declined = set(responder.declined)
-    reply = responder.handle(request)
-    if reply is not None:
-        check_reply(
-            request, reply, reservations=before, declined=declined, server_ip=OPTIONS.server_ip
-        )
-    counters = responder.counters
-    assert sum(counters.sent.values()) == (reply is not None)
-    if reply is None and not counters.malformed:
-        # Silence for a well-formed packet is always accounted for.
-        accounted = counters.unknown_mac + counters.ignored + counters.declines
-        accounted += counters.releases + counters.send_errors
-        assert accounted, counters.as_dict()
+    twins.ask(request)
+    twins.ask(asked_again(request))
+    twins.settle()
 
 
 def TestOneInput(data: bytes) -> None:  # noqa: N802 - the name atheris expects

@@ -199,6 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if args.command == "run":
+        # A leader steps down at its renew deadline; a standby waits out the lease
+        # duration: only this order keeps them from leading at once.
+        if args.leader_elect and not (
+            0 < args.retry_period < args.renew_deadline < args.lease_duration
+        ):
+            parser.error(
+                "need 0 < --retry-period < --renew-deadline < --lease-duration, got "
+                f"{args.retry_period:g}, {args.renew_deadline:g}, {args.lease_duration:g}"
+            )
         options = app.RunOptions(
             kubeconfig=args.kubeconfig,
             context=args.context,

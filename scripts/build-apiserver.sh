@@ -28,7 +28,7 @@ done
 
 cache="${KVIP_CACHE:-/var/cache/kvip}"
 # Bump when the build changes: cached binaries of another recipe are rebuilt.
-# (tests/apiserver.py reads this line too.)
+# (tests/lab/apiserver.py reads this line too.)
 RECIPE=2
 bindir="$cache/bin"
 runtime_packages=(etcd-server openssl curl)

@@ -2,10 +2,10 @@
 
 Usage (root; Debian packages from scripts/install-system-deps.sh)::
 
-    python scripts/capture_corpus.py [--out fuzz/corpus] [--per-kind 4]
+    python -m scripts.capture_corpus [--out fuzz/corpus] [--per-kind 4]
 
 For each reference server (dnsmasq, kea-dhcp4) it builds a private lab
-(tests/netlab.py: namespaces, 198.18.0.0/15 only), runs tcpdump on the server
+(tests/lab/netlab.py: namespaces, 198.18.0.0/15 only), runs tcpdump on the server
 port, drives every client through the exchanges it can produce (DISCOVER,
 REQUEST in SELECTING/RENEWING/INIT-REBOOT, RELEASE, DECLINE, INFORM; the
 servers answer with OFFER, ACK and NAK), then cuts the DHCP payloads out of
@@ -31,14 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from tests.lab import dhcpclients as dc
+from tests.lab import dhcpservers, netlab, pcapfile
+from tests.lab.dhcpwire import message_kind, options, unsafe
 
-import dhcpclients as dc  # noqa: E402 - the lab lives in tests/, found via sys.path
-import dhcpservers  # noqa: E402
-import netlab  # noqa: E402
-import pcapfile  # noqa: E402
-from dhcpwire import message_kind, options, unsafe  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SERVER_IP = "198.18.0.1"
 OPTIONS = dhcpservers.PoolOptions(
@@ -384,7 +381,7 @@ def readme(out: Path, scenarios: list[Scenario]) -> str:
         "clients and servers talking over a private lab wire (network namespaces,",
         "198.18.0.0/15 addresses, 52:54:00 MACs). Regenerate, as root, with:",
         "",
-        "    python scripts/capture_corpus.py",
+        "    python -m scripts.capture_corpus",
         "",
         "It runs each client scenario against dnsmasq and then kea-dhcp4, captures",
         "with tcpdump on the server's bridge, files requests under the client owning",

@@ -18,65 +18,36 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+from kubernetes import client, config
+
+from tests.lab import objects
+from tests.lab.apiserver import ApiServer, missing_binaries
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.lab.netlab import netlab
+from tests.lab.objects import GROUP, VERSION
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
-import yaml  # noqa: E402
-from apiserver import ApiServer, missing_binaries  # noqa: E402
-from dhcpclients import run_udhcpc  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import client, config  # noqa: E402
-from netlab import netlab  # noqa: E402
-
-GROUP, VERSION = "kubevirtiphelper.k8s.binbash.org", "v1"
 NAMESPACE = "demo"
 VM_MAC = "52:54:00:de:30:01"
 
-POOL: dict[str, Any] = {
-    "apiVersion": f"{GROUP}/{VERSION}",
-    "kind": "IPPool",
-    "metadata": {"name": "demo-pool"},
-    "spec": {
-        "networkname": f"{NAMESPACE}/vlan100",
-        "bindinterface": "eth1",
-        "ipv4config": {
-            "serverip": "198.18.0.2",
-            "subnet": "198.18.0.0/16",
-            "pool": {"start": "198.18.0.10", "end": "198.18.0.250", "exclude": ["198.18.0.11"]},
-            "router": "198.18.0.1",
-            "dns": ["198.18.0.53"],
-            "domainname": "demo.example",
-            "domainsearch": ["demo.example"],
-            "leasetime": 300,
-        },
-    },
-}
-
-VM: dict[str, Any] = {
-    "apiVersion": "kubevirt.io/v1",
-    "kind": "VirtualMachine",
-    "metadata": {"name": "demo-vm", "namespace": NAMESPACE},
-    "spec": {
-        "running": True,
-        "template": {
-            "spec": {
-                "domain": {
-                    "devices": {
-                        "interfaces": [
-                            {"name": "default", "masquerade": {}},
-                            {"name": "vlan100", "bridge": {}, "macAddress": VM_MAC},
-                        ]
-                    },
-                    "resources": {"requests": {"memory": "128Mi"}},
-                },
-                "networks": [
-                    {"name": "default", "pod": {}},
-                    {"name": "vlan100", "multus": {"networkName": "vlan100"}},
-                ],
-            }
-        },
-    },
-}
+POOL = objects.ippool(
+    "demo-pool",
+    f"{NAMESPACE}/vlan100",
+    options="bare",
+    server="198.18.0.2",
+    start="198.18.0.10",
+    end="198.18.0.250",
+    exclude=["198.18.0.11"],
+    router="198.18.0.1",
+    dns=["198.18.0.53"],
+    domainname="demo.example",
+    domainsearch=["demo.example"],
+    leasetime=300,
+)
+VM = objects.vm("demo-vm", NAMESPACE, [("vlan100", "vlan100", VM_MAC)])
 
 
 def say(text: str) -> None:

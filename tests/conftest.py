@@ -12,7 +12,7 @@ from collections.abc import Generator
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["fixtures_apiserver", "e2e_world"]
+pytest_plugins = ["tests.lab.fixtures_apiserver", "tests.lab.e2e_world"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -1,4 +1,4 @@
-"""The local API server runner (tests/apiserver.py) itself: it listens on
+"""The local API server runner (tests/lab/apiserver.py) itself: it listens on
 127.0.0.1 only, survives restarts with its data, compaction produces 410 Gone,
 the controller manager collects garbage, and nothing is left behind."""
 
@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from apiserver import ApiServer, BinaryMissingError
-from fixtures_apiserver import create_namespace, new_client
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from tests.lab.apiserver import ApiServer, BinaryMissingError
+from tests.lab.fixtures_apiserver import create_namespace, new_client
 
 pytestmark = pytest.mark.apiserver
 

@@ -49,6 +49,25 @@ def test_a_bad_log_level_is_a_clear_error() -> None:
     assert "log level 'CHATTY' is not one of TRACE|DEBUG|INFO|WARNING|ERROR" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "timings",
+    [
+        ("--lease-duration", "10", "--renew-deadline", "10"),
+        ("--lease-duration", "15", "--renew-deadline", "20"),
+        ("--renew-deadline", "2", "--retry-period", "2"),
+        ("--retry-period", "0",),
+    ],
+)  # fmt: skip
+def test_election_timings_that_allow_two_leaders_are_a_clear_error(
+    timings: tuple[str, ...],
+) -> None:
+    """Checked before anything else (here, before the missing kubeconfig)."""
+    result = kvip("run", "--kubeconfig", "/nonexistent/kubeconfig", *timings)
+    assert result.returncode == 2
+    assert "need 0 < --retry-period < --renew-deadline < --lease-duration" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_no_command_prints_help() -> None:
     assert main([]) == 2
 

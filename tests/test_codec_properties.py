@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
-from strategies import domain_lists, messages, option_values, options, routes
 
 from protocol import DecodeError, EncodeError, Message, Op, Options, decode, encode
 from protocol._codec import decode_declared, encode_declared
 from protocol._values import CHECKS, DECODERS
+from tests.lab.strategies import domain_lists, messages, option_values, options, routes
 
 MAC = bytes.fromhex("525400aabbcc")
 # Codes whose values are plain bytes: free to fill with anything.

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dhcpwire import message_kind, options, unsafe
+
+from tests.lab.dhcpwire import message_kind, options, unsafe
 
 CORPUS = Path(__file__).resolve().parent.parent / "fuzz" / "corpus"
 FILES = sorted(CORPUS.glob("*/*.bin"))

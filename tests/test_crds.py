@@ -10,10 +10,19 @@ from typing import Any
 
 import pytest
 import yaml
-from crd_objects import ippool, ready_condition, vmnetcfg, with_value
-from crs import GROUP, IPPOOLS, VMNETCFGS, Resource, crd_resource, rejection
-from k8s_crds import condition
 from kubernetes import client
+
+from tests.lab.crs import IPPOOLS, VMNETCFGS, Resource, crd_resource, rejection
+from tests.lab.k8s_crds import condition
+from tests.lab.objects import (
+    CRD_EXAMPLE_ENTRY,
+    CRD_EXAMPLE_POOL,
+    GROUP,
+    ippool,
+    ready_condition,
+    vmnetcfg,
+    with_value,
+)
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 
@@ -60,7 +69,7 @@ def test_seed_readme_ippool_applies_unchanged(ippools: Resource, pool_name: str)
 
 
 def test_ippool_status_as_kubevirt_ip_helper_writes_it(ippools: Resource, pool_name: str) -> None:
-    created = ippools.create(ippool(pool_name))
+    created = ippools.create(ippool(pool_name, **CRD_EXAMPLE_POOL))
     status = {
         "lastupdate": "2024-01-02T03:04:05Z",
         # Go's metav1.Time serialises its zero value as null despite omitempty.
@@ -81,7 +90,7 @@ def test_ippool_status_as_kubevirt_ip_helper_writes_it(ippools: Resource, pool_n
 
 
 def test_vmnetcfg_as_kubevirt_ip_helper_writes_it(vmnetcfgs: Resource) -> None:
-    manifest = vmnetcfg("vm1")
+    manifest = vmnetcfg("vm1", [CRD_EXAMPLE_ENTRY])
     created = vmnetcfgs.create(manifest)
     assert created["spec"] == manifest["spec"]
     status = {
@@ -105,7 +114,7 @@ def test_vmnetcfg_as_kubevirt_ip_helper_writes_it(vmnetcfgs: Resource) -> None:
     [
         ("spec.ipv4config.mtu", 68),
         ("spec.ipv4config.mtu", 65535),
-        ("spec.ipv4config.leasetime", 0),
+        ("spec.ipv4config.leasetime", 1),
         ("spec.ipv4config.leasetime", 4294967295),
         ("spec.ipv4config.subnet", "10.0.0.0/8"),
         ("spec.ipv4config.subnet", "0.0.0.0/0"),
@@ -122,14 +131,14 @@ def test_vmnetcfg_as_kubevirt_ip_helper_writes_it(vmnetcfgs: Resource) -> None:
 def test_valid_ippool_variants_are_accepted(
     ippools: Resource, pool_name: str, path: str, value: Any
 ) -> None:
-    manifest = with_value(ippool(pool_name), path, value)
+    manifest = with_value(ippool(pool_name, **CRD_EXAMPLE_POOL), path, value)
     ippools.create(manifest)
     assert ippools.get(pool_name)["spec"] == manifest["spec"]
 
 
 def test_unknown_fields_are_pruned(ippools: Resource, pool_name: str) -> None:
     # mtu belongs in ipv4config: misplaced, it is dropped, not stored unvalidated.
-    created = ippools.create(with_value(ippool(pool_name), "spec.mtu", 1500))
+    created = ippools.create(with_value(ippool(pool_name, **CRD_EXAMPLE_POOL), "spec.mtu", 1500))
     assert "mtu" not in created["spec"]
 
 
@@ -154,7 +163,8 @@ def test_unknown_fields_are_pruned(ippools: Resource, pool_name: str) -> None:
         ("spec.ipv4config.domainsearch", ["exa mple.com"], "should match"),
         ("spec.ipv4config.mtu", 67, "should be greater than or equal to 68"),
         ("spec.ipv4config.mtu", 65536, "should be less than or equal to 65535"),
-        ("spec.ipv4config.leasetime", -1, "should be greater than or equal to 0"),
+        ("spec.ipv4config.leasetime", 0, "should be greater than or equal to 1"),
+        ("spec.ipv4config.leasetime", -1, "should be greater than or equal to 1"),
         ("spec.ipv4config.leasetime", "300", "must be of type integer"),
         ("spec.ipv4config.routes", [{"destination": "10.0.0.0/8"}], "Required value"),
         (
@@ -173,7 +183,7 @@ def test_unknown_fields_are_pruned(ippools: Resource, pool_name: str) -> None:
 def test_invalid_ippools_are_rejected_with_the_field_named(
     ippools: Resource, pool_name: str, path: str, value: Any, expected: str
 ) -> None:
-    manifest = with_value(ippool(pool_name), path, value)
+    manifest = with_value(ippool(pool_name, **CRD_EXAMPLE_POOL), path, value)
     status, body = rejection(lambda: ippools.create(manifest))
     assert status == 422
     # 1.20 names a list item's field without its index.
@@ -197,7 +207,7 @@ def test_invalid_ippools_are_rejected_with_the_field_named(
 def test_invalid_vmnetcfgs_are_rejected_with_the_field_named(
     vmnetcfgs: Resource, path: str, value: Any, expected: str
 ) -> None:
-    manifest = with_value(vmnetcfg("vm1"), path, value)
+    manifest = with_value(vmnetcfg("vm1", [CRD_EXAMPLE_ENTRY]), path, value)
     status, body = rejection(lambda: vmnetcfgs.create(manifest))
     assert status == 422
     assert path.replace(".0.", ".") in body
@@ -208,7 +218,9 @@ def test_invalid_vmnetcfgs_are_rejected_with_the_field_named(
 def test_mac_spellings_kubevirt_ip_helper_accepted_are_accepted(
     vmnetcfgs: Resource, mac: str
 ) -> None:
-    manifest = with_value(vmnetcfg("vm1"), "spec.networkconfig.0.macaddress", mac)
+    manifest = with_value(
+        vmnetcfg("vm1", [CRD_EXAMPLE_ENTRY]), "spec.networkconfig.0.macaddress", mac
+    )
     del manifest["spec"]["networkconfig"][0]["ipaddress"]  # not allocated yet
     created = vmnetcfgs.create(manifest)
     assert created["spec"]["networkconfig"] == [{"macaddress": mac, "networkname": "default/net1"}]
@@ -218,7 +230,7 @@ def test_condition_fields_are_validated(ippools: Resource, pool_name: str) -> No
     # (1.20 does not check the uniqueness of condition types on status writes:
     # x-kubernetes-list-type map is only enforced on the main resource there.
     # kvip keeps one condition per type itself.)
-    created = ippools.create(ippool(pool_name))
+    created = ippools.create(ippool(pool_name, **CRD_EXAMPLE_POOL))
     for field, value in [("status", "Maybe"), ("reason", "not a reason"), ("type", "")]:
         body_with = {
             **created,

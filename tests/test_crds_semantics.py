@@ -8,9 +8,17 @@ import contextlib
 from typing import Any
 
 import pytest
-from crd_objects import ippool, ready_condition, vmnetcfg, with_value
-from crs import Resource, rejection
 from kubernetes.client.exceptions import ApiException
+
+from tests.lab.crs import Resource, rejection
+from tests.lab.objects import (
+    CRD_EXAMPLE_ENTRY,
+    CRD_EXAMPLE_POOL,
+    ippool,
+    ready_condition,
+    vmnetcfg,
+    with_value,
+)
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
 
@@ -28,7 +36,7 @@ def pool_status(used: int = 1) -> dict[str, Any]:
 
 
 def test_status_is_ignored_on_create_and_spec_writes(ippools: Resource, pool_name: str) -> None:
-    created = ippools.create({**ippool(pool_name), "status": pool_status()})
+    created = ippools.create({**ippool(pool_name, **CRD_EXAMPLE_POOL), "status": pool_status()})
     assert "status" not in created
     with_status = ippools.replace_status(pool_name, {**created, "status": pool_status()})
     assert with_status["status"] == pool_status()
@@ -44,7 +52,7 @@ def test_status_is_ignored_on_create_and_spec_writes(ippools: Resource, pool_nam
 
 
 def test_status_writes_leave_the_spec_alone(ippools: Resource, pool_name: str) -> None:
-    created = ippools.create(ippool(pool_name))
+    created = ippools.create(ippool(pool_name, **CRD_EXAMPLE_POOL))
     patched = ippools.patch_status(
         pool_name, {"spec": {"networkname": "other/net"}, "status": pool_status()}
     )
@@ -53,7 +61,7 @@ def test_status_writes_leave_the_spec_alone(ippools: Resource, pool_name: str) -
 
 
 def test_ippool_printer_columns(ippools: Resource, pool_name: str) -> None:
-    created = ippools.create(ippool(pool_name))
+    created = ippools.create(ippool(pool_name, **CRD_EXAMPLE_POOL))
     ippools.replace_status(pool_name, {**created, "status": pool_status()})
     table = ippools.table(pool_name)
     columns = [c["name"] for c in table["columnDefinitions"]]
@@ -63,7 +71,7 @@ def test_ippool_printer_columns(ippools: Resource, pool_name: str) -> None:
 
 
 def test_vmnetcfg_printer_columns(vmnetcfgs: Resource) -> None:
-    created = vmnetcfgs.create(vmnetcfg("vm1"))
+    created = vmnetcfgs.create(vmnetcfg("vm1", [CRD_EXAMPLE_ENTRY]))
     status = {"networkconfig": [{"networkname": "default/net1", "status": "OK"}]}
     vmnetcfgs.replace_status("vm1", {**created, "status": status})
     table = vmnetcfgs.table("vm1")
@@ -76,7 +84,7 @@ def test_vmnetcfg_printer_columns(vmnetcfgs: Resource) -> None:
 
 
 def test_stale_resource_version_is_a_conflict(ippools: Resource, pool_name: str) -> None:
-    stale = ippools.create(ippool(pool_name))
+    stale = ippools.create(ippool(pool_name, **CRD_EXAMPLE_POOL))
     ippools.patch(pool_name, {"spec": {"ipv4config": {"leasetime": 60}}})
     status, body = rejection(lambda: ippools.replace(pool_name, stale))
     assert status == 409
@@ -97,7 +105,9 @@ def test_filtered_watch_gets_bookmarks_past_events_it_does_not_see(
     # the resource moved on past the last event the watcher got: exactly the
     # case of a label-filtered watch while other objects change.
     since = ippools.list()["metadata"]["resourceVersion"]
-    labelled = with_value(ippool(pool_name), "metadata.labels", {"kvip-test": pool_name})
+    labelled = with_value(
+        ippool(pool_name, **CRD_EXAMPLE_POOL), "metadata.labels", {"kvip-test": pool_name}
+    )
     created = ippools.create(labelled)
     other = f"{pool_name}-other"
     events: list[tuple[str, dict[str, Any]]] = []
@@ -110,7 +120,9 @@ def test_filtered_watch_gets_bookmarks_past_events_it_does_not_see(
         ):
             events.append((event["type"], event["raw_object"]["metadata"]))
             if len(events) == 1:  # the watch is registered: change something it filters out
-                other_rv = int(ippools.create(ippool(other))["metadata"]["resourceVersion"])
+                other_rv = int(
+                    ippools.create(ippool(other, **CRD_EXAMPLE_POOL))["metadata"]["resourceVersion"]
+                )
     finally:
         with contextlib.suppress(ApiException):
             ippools.delete(other)

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from apiserver import missing_binaries
+
+from tests.lab.apiserver import missing_binaries
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,7 +23,8 @@ def test_demo_serves_the_vm_its_reserved_address() -> None:
     if missing_binaries():
         pytest.skip("no kube-apiserver yet: run scripts/build-apiserver.sh (make apiserver)")
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "demo.py")],
+        [sys.executable, "-m", "scripts.demo"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=180,

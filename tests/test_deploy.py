@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from apiserver import ApiServer
-from deploy_manifests import (
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from kvip.actors import open_dhcp_socket
+from tests.lab.apiserver import ApiServer
+from tests.lab.deploy_manifests import (
     BASE,
     DEPLOY,
     EXAMPLES,
@@ -30,11 +34,7 @@ from deploy_manifests import (
     load,
     static_addresses,
 )
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from netlab import netlab, run_in
-
-from kvip.actors import open_dhcp_socket
+from tests.lab.netlab import netlab, run_in
 
 
 @pytest.fixture(scope="module")

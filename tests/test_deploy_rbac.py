@@ -12,20 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
-from apiserver_pki import write_kubeconfig
-from deploy_manifests import BASE, NAMESPACE, KubectlMissing, kubectl, kubectl_path
-from dhcpclients import run_udhcpc
-from fixtures_apiserver import create_namespace, delete_namespace
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
-from netlab import netlab
+
+from tests.lab import objects
+from tests.lab.apiserver import ApiServer
+from tests.lab.apiserver_pki import write_kubeconfig
+from tests.lab.deploy_manifests import BASE, NAMESPACE, KubectlMissing, kubectl, kubectl_path
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.fixtures_apiserver import create_namespace, delete_namespace
+from tests.lab.kvip_rig import RunningKvip, unique, wait_for
+from tests.lab.netlab import netlab
+from tests.lab.objects import CFGS, GROUP, VERSION, VMS
 
 pytestmark = [pytest.mark.apiserver]
-
-VMS = ("kubevirt.io", "v1", "virtualmachines")
-CFGS = "virtualmachinenetworkconfigs"
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_the_service_account_gets_nothing_more(
 ) -> None:
     admin: Any = client.CustomObjectsApi(kube_client)
     admin.create_namespaced_custom_object(
-        *VMS[:2], namespace, VMS[2], vm_body("vm", namespace, [("nic", "net", None)])
+        *VMS[:2], namespace, VMS[2], objects.vm("vm", namespace, [("nic", "net", None)])
     )
     core, custom = client.CoreV1Api(sa_client), client.CustomObjectsApi(sa_client)
     body = _forbidden(core.list_namespaced_secret, NAMESPACE)
@@ -93,7 +93,7 @@ def test_the_service_account_gets_nothing_more(
         custom.patch_namespaced_custom_object, *VMS[:2], namespace, VMS[2], "vm",
         {"metadata": {"labels": {"x": "y"}}}, _content_type="application/merge-patch+json",
     )  # fmt: skip
-    pool = pool_body(unique("pool"), f"{namespace}/net", selector="kvip-test=rbac")
+    pool = objects.ippool(unique("pool"), f"{namespace}/net", selector="kvip-test=rbac")
     _forbidden(custom.create_cluster_custom_object, GROUP, VERSION, "ippools", pool)
     # Pools are configuration: kvip writes their status only.
     admin.create_cluster_custom_object(GROUP, VERSION, "ippools", pool)
@@ -170,14 +170,14 @@ def test_kvip_serves_a_vm_with_only_the_service_accounts_rights(
     mac = "52:54:00:00:6b:01"
     try:
         admin.create_cluster_custom_object(
-            GROUP, VERSION, "ippools", pool_body(pool, f"{namespace}/net", selector=selector)
+            GROUP, VERSION, "ippools", objects.ippool(pool, f"{namespace}/net", selector=selector)
         )
         with (
             netlab("kvr", veth=True) as lab,
             RunningKvip(sa_kubeconfig, selector=selector, netns=lab.server),
         ):
             admin.create_namespaced_custom_object(
-                *VMS[:2], namespace, VMS[2], vm_body("vm", namespace, [("nic", "net", mac)])
+                *VMS[:2], namespace, VMS[2], objects.vm("vm", namespace, [("nic", "net", mac)])
             )
 
             def reserved() -> str | None:

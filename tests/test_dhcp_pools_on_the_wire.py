@@ -12,20 +12,6 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address
 
 import pytest
-from dhcpclients import run_udhcpc
-from dhcptools import broadcast_raw, relay_exchange, run_perfdhcp
-from netlab import Lab
-from poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
-from realclients import (
-    SERVER,
-    counts,
-    full_pool,
-    mac,
-    need,
-    no_lease,
-    open_lab,
-    plug,
-)
 
 from kvip.actors import Reconfigure
 from kvip.serving import mac_bytes, parse_ippool
@@ -41,6 +27,21 @@ from protocol import (
     decode,
     encode,
 )
+from tests.lab.dhcpchecks import (
+    SERVER,
+    counts,
+    mac,
+    need,
+    no_lease,
+    open_lab,
+    plug,
+)
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.dhcpsend import broadcast_raw, relay_exchange
+from tests.lab.netlab import Lab
+from tests.lab.objects import ippool
+from tests.lab.perfdhcp import run_perfdhcp
+from tests.lab.poolrig import PoolSetup, Reserved, run_parallel, serve_pools
 
 pytestmark = pytest.mark.netns
 
@@ -59,16 +60,15 @@ def test_perfdhcp_as_a_relay_gets_every_reply_at_giaddr(lab: Lab) -> None:
     nics = tuple(Reserved(mac(0x300 + i), f"198.18.1.{i + 1}", f"vm-p{i}") for i in range(20))
     relay = plug(lab, mac(0x3FF))
     lab.add_address(relay.netns, relay.ifname, "198.18.200.1/16")
-    pool = full_pool("relay", end="198.18.1.250")
+    pool = ippool("relay", options="full", end="198.18.1.250")
     with serve_pools(lab, PoolSetup(pool, nics)) as rig:
         report = run_perfdhcp(
             relay, local="198.18.200.1", server=str(SERVER), macs=[n.mac for n in nics]
         )
         sent = rig.taps["relay"].sent_messages()
     assert report.returncode == 0, report.output
-    for exchange in ("DISCOVER-OFFER", "REQUEST-ACK"):
-        counts = report.exchanges[exchange]
-        assert (counts.sent, counts.received, counts.drops) == (20, 20, 0), report.output
+    for exchange in (report.discover, report.request):
+        assert (exchange.sent, exchange.received, exchange.drops) == (20, 20, 0), report.output
     reserved = {mac_bytes(n.mac): IPv4Address(n.ip) for n in nics}
     assert len(sent) == 40
     for datagram, reply in sent:
@@ -102,7 +102,7 @@ def test_relayed_requests_are_answered_at_giaddr_with_option_82_echoed(lab: Lab)
     discover = relayed(0x0BADCAFE, MessageType.DISCOVER)
     # INIT-REBOOT for an address that is not this client's.
     reboot = relayed(0x0BADF00D, MessageType.REQUEST, IPv4Address("198.18.0.91"))
-    with serve_pools(lab, PoolSetup(full_pool("opt82"), (nic,))):
+    with serve_pools(lab, PoolSetup(ippool("opt82", options="full"), (nic,))):
         offer = relay_exchange(relay, discover, server=str(SERVER))
         nak = relay_exchange(relay, reboot, server=str(SERVER))
     assert offer is not None
@@ -130,9 +130,10 @@ def test_two_pools_on_two_wires_never_hear_each_other(lab: Lab) -> None:
     a_nic = Reserved(mac(1), "198.18.0.100", "vm-a")
     b_nic = Reserved(mac(2), "198.19.0.100", "vm-b")
     b_only = Reserved(mac(3), "198.19.0.101", "vm-x")
-    pool_a = full_pool("pool-a")
+    pool_a = ippool("pool-a", options="full")
     pool_b = ippool(
         "pool-b",
+        options="bare",
         interface="eth2",
         server="198.19.0.1",
         subnet="198.19.0.0/16",
@@ -177,7 +178,7 @@ def test_moving_or_pausing_a_pool_takes_effect_at_once(lab: Lab) -> None:
     # The same VM NIC on two wires: only the one the pool binds to may be answered.
     on_eth1 = plug(lab, nic.mac, port="eth1")
     on_eth2 = plug(lab, nic.mac, port="eth2")
-    body = full_pool("mover")
+    body = ippool("mover", options="full")
     moved = copy.deepcopy(body)
     moved["spec"]["bindinterface"] = "eth2"
     paused = copy.deepcopy(moved)
@@ -239,7 +240,7 @@ def test_malformed_packets_are_counted_and_serving_goes_on(lab: Lab) -> None:
     for payload in payloads:  # the test's premise: each one is malformed
         with pytest.raises(DecodeError):
             decode(payload)
-    with serve_pools(lab, PoolSetup(full_pool("noise"), (nic,))) as rig:
+    with serve_pools(lab, PoolSetup(ippool("noise", options="full"), (nic,))) as rig:
         assert broadcast_raw(noise, payloads) == len(payloads)
         state = rig.wait_until("noise", lambda s: s.counters["malformed"] == len(payloads))
         assert counts(state)["sent"] == {}

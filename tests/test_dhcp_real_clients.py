@@ -14,7 +14,27 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from dhcpclients import (
+
+from kvip.actors import ClearDecline, Reconfigure
+from kvip.serving import parse_ippool
+from protocol import MessageType, OptionCode
+from tests.lab.dhcpchecks import (
+    DNS,
+    MASK,
+    ROUTER,
+    SERVER,
+    SILENT,
+    assert_full_lease,
+    counts,
+    dhclient_runner,
+    mac,
+    need,
+    no_lease,
+    open_lab,
+    plug,
+    requests_with_ciaddr,
+)
+from tests.lab.dhcpclients import (
     NETWORKD,
     Lease,
     NoLeaseError,
@@ -24,30 +44,10 @@ from dhcpclients import (
     run_networkd,
     run_udhcpc,
 )
-from dhcptools import dhclient_session, udhcpc_session
-from netlab import Lab, run_in
-from poolrig import PoolSetup, Reserved, ippool, run_parallel, serve_pools
-from realclients import (
-    DNS,
-    MASK,
-    ROUTER,
-    SERVER,
-    SILENT,
-    assert_full_lease,
-    counts,
-    dhclient_runner,
-    full_pool,
-    mac,
-    need,
-    no_lease,
-    open_lab,
-    plug,
-    requests_with_ciaddr,
-)
-
-from kvip.actors import ClearDecline, Reconfigure
-from kvip.serving import parse_ippool
-from protocol import MessageType, OptionCode
+from tests.lab.dhcpsessions import dhclient_session, udhcpc_session
+from tests.lab.netlab import Lab, run_in
+from tests.lab.objects import ippool
+from tests.lab.poolrig import PoolSetup, Reserved, run_parallel, serve_pools
 
 pytestmark = pytest.mark.netns
 
@@ -81,7 +81,7 @@ def test_every_client_gets_exactly_its_reservation_and_every_pool_option(
         for i, name in enumerate(runners)
     }
     clients = {name: plug(lab, nic.mac) for name, nic in nics.items()}
-    with serve_pools(lab, PoolSetup(full_pool(), tuple(nics.values()))) as rig:
+    with serve_pools(lab, PoolSetup(ippool("full", options="full"), tuple(nics.values()))) as rig:
         leases = run_parallel(
             *(
                 lambda r=runner, c=clients[name]: r(c, timeout=20)
@@ -105,10 +105,10 @@ def test_option_change_applies_to_the_very_next_reply(
     need("udhcpc", "dhclient")
     nic = Reserved(mac(1), "198.18.0.20", "vm-a")
     client = plug(lab, nic.mac)
-    plain = ippool("plain", router=str(ROUTER), dns=["198.18.0.53"], leasetime=900)
+    plain = ippool("plain", options="bare", router=str(ROUTER), dns=["198.18.0.53"], leasetime=900)
     with serve_pools(lab, PoolSetup(plain, (nic,))) as rig:
         before = run_udhcpc(client, timeout=10)
-        changed = full_pool("plain", dns=["198.18.0.99"], mtu=1400)
+        changed = ippool("plain", options="full", dns=["198.18.0.99"], mtu=1400)
         assert rig.ask("plain", Reconfigure(parse_ippool(changed))) == ()
         after = run_udhcpc(client, timeout=10)
         after_dhclient = dhclient(client, timeout=10)
@@ -136,7 +136,7 @@ def test_options_too_big_for_576_bytes_are_left_out_and_clients_still_get_their_
     need("udhcpc", "dhclient")
     nics = [Reserved(mac(1), "198.18.0.40", "vm-x"), Reserved(mac(2), "198.18.0.41", "vm-y")]
     long_search = [f"zone{n:02d}.cluster-{n:02d}.datacenter.example" for n in range(24)]
-    pool = full_pool("wide", domainsearch=long_search)
+    pool = ippool("wide", options="full", domainsearch=long_search)
     with serve_pools(lab, PoolSetup(pool, tuple(nics))) as rig:
         by_udhcpc = run_udhcpc(plug(lab, nics[0].mac), timeout=10)
         by_dhclient = dhclient(plug(lab, nics[1].mac), timeout=10)
@@ -161,7 +161,7 @@ def test_renew_is_unicast_rebind_is_broadcast_and_both_keep_the_address(lab: Lab
     ip = IPv4Address(nic.ip)
     client = plug(lab, nic.mac)
     with (
-        serve_pools(lab, PoolSetup(full_pool("renew"), (nic,))) as rig,
+        serve_pools(lab, PoolSetup(ippool("renew", options="full"), (nic,))) as rig,
         udhcpc_session(lab, client) as session,
     ):
         bound, lease = session.wait_for(["bound"])
@@ -202,7 +202,7 @@ def test_dhclient_renews_by_itself_at_t1_and_keeps_the_address(lab: Lab) -> None
     client = plug(lab, nic.mac)
     # A 4 s lease: T1 (option 58) is 2 s, and dhclient, unlike udhcpc, honours it.
     with (
-        serve_pools(lab, PoolSetup(full_pool("t1", leasetime=4), (nic,))) as rig,
+        serve_pools(lab, PoolSetup(ippool("t1", options="full", leasetime=4), (nic,))) as rig,
         dhclient_session(lab, client) as session,
     ):
         bound, lease = session.wait_for(["BOUND"])
@@ -221,7 +221,7 @@ def test_init_reboot_for_a_wrong_address_is_naked_then_the_reservation_is_bound(
     nic = Reserved(mac(1), "198.18.0.40", "vm-n")
     client = plug(lab, nic.mac)
     seeded = dhclient_lease_file(client, ip="198.18.0.77", server_id=str(SERVER))
-    with serve_pools(lab, PoolSetup(full_pool("reboot"), (nic,))) as rig:
+    with serve_pools(lab, PoolSetup(ippool("reboot", options="full"), (nic,))) as rig:
         lease = dhclient(client, timeout=15, lease_file=seeded)
         counters = rig.counters("reboot")
         naks = [
@@ -248,7 +248,7 @@ def test_inform_gets_configuration_without_a_lease_time(lab: Lab) -> None:
     # INFORM is for an address configured by other means (RFC 2131 3.4); dhcpcd
     # sends it only for an address already on the interface.
     lab.add_address(client.netns, client.ifname, f"{nic.ip}/16")
-    with serve_pools(lab, PoolSetup(full_pool("inform"), (nic,))) as rig:
+    with serve_pools(lab, PoolSetup(ippool("inform", options="full"), (nic,))) as rig:
         lease = run_dhcpcd(client, timeout=15, inform=f"{nic.ip}/16")
         counters = rig.counters("inform")
         acks = [m for _, m in rig.taps["inform"].sent_messages()]
@@ -270,7 +270,7 @@ def test_release_gets_no_reply_and_the_reservation_stays(
     u_nic = Reserved(mac(1), "198.18.0.60", "vm-u")
     d_nic = Reserved(mac(2), "198.18.0.61", "vm-d")
     u_client, d_client = plug(lab, u_nic.mac), plug(lab, d_nic.mac)
-    with serve_pools(lab, PoolSetup(full_pool("release"), (u_nic, d_nic))) as rig:
+    with serve_pools(lab, PoolSetup(ippool("release", options="full"), (u_nic, d_nic))) as rig:
         with udhcpc_session(lab, u_client) as session:
             bound, first = session.wait_for(["bound"])
             session.release()
@@ -299,7 +299,7 @@ def test_unknown_mac_gets_no_answer(lab: Lab, dhclient: Callable[..., Lease]) ->
     need("udhcpc", "dhclient")
     known = Reserved(mac(1), "198.18.0.70", "vm-k")
     strangers = [plug(lab, mac(0x100 + i)) for i in range(2)]
-    with serve_pools(lab, PoolSetup(full_pool("known"), (known,))) as rig:
+    with serve_pools(lab, PoolSetup(ippool("known", options="full"), (known,))) as rig:
         outcomes = run_parallel(
             lambda: no_lease(run_udhcpc, strangers[0]),
             lambda: no_lease(dhclient, strangers[1]),
@@ -321,7 +321,7 @@ def test_declined_address_is_reported_and_not_offered_until_cleared(lab: Lab) ->
     # Someone else already uses the reserved address on the wire.
     lab.add_address(squatter.netns, squatter.ifname, f"{nic.ip}/16")
     ip = IPv4Address(nic.ip)
-    with serve_pools(lab, PoolSetup(full_pool("decline"), (nic,))) as rig:
+    with serve_pools(lab, PoolSetup(ippool("decline", options="full"), (nic,))) as rig:
         # udhcpc -a ARP-probes the ACKed address, sees the squatter answer, DECLINEs.
         with pytest.raises(NoLeaseError):
             run_udhcpc(victim, timeout=8, arp_check=True)

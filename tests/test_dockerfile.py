@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_manifests import BASE, find, load
-from dockerfile import Instruction, Stage, parse
+
+from tests.lab.deploy_manifests import BASE, find, load
+from tests.lab.dockerfile import Instruction, Stage, parse
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"

@@ -13,9 +13,9 @@ from types import ModuleType
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from strategies import messages
 
 from protocol import encode
+from tests.lab.strategies import messages
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 

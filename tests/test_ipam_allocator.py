@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 import pytest
 
@@ -26,6 +26,26 @@ def ip(text: str) -> IPv4Address:
     return IPv4Address(text)
 
 
+def spec(
+    subnet: str,
+    start: str,
+    end: str,
+    *,
+    server_ip: str | None = None,
+    router: str | None = None,
+    exclude: tuple[str, ...] = (),
+) -> PoolSpec:
+    """The allocator's input; an IPPool's text is read by kvip.serving.parse_ippool."""
+    return PoolSpec(
+        subnet=IPv4Network(subnet, strict=False),
+        start=ip(start),
+        end=ip(end),
+        server_ip=None if server_ip is None else ip(server_ip),
+        router=None if router is None else ip(router),
+        exclude=tuple(ip(text) for text in exclude),
+    )
+
+
 def pool(
     subnet: str,
     start: str,
@@ -35,16 +55,7 @@ def pool(
     router: str | None = None,
     exclude: tuple[str, ...] = (),
 ) -> Allocator:
-    return Allocator(
-        PoolSpec.parse(
-            subnet=subnet,
-            start=start,
-            end=end,
-            server_ip=server_ip,
-            router=router,
-            exclude=exclude,
-        )
-    )
+    return Allocator(spec(subnet, start, end, server_ip=server_ip, router=router, exclude=exclude))
 
 
 def drain(allocator: Allocator) -> list[IPv4Address]:
@@ -253,12 +264,12 @@ def test_reconfigure_keeps_what_fits_and_returns_what_does_not() -> None:
         allocator.allocate(Owner(owner))  # .10 .11 .12 .13
     allocator.reserve(Owner("e"), ip("198.18.0.20"))
     evicted = allocator.reconfigure(
-        PoolSpec.parse(
-            subnet="198.18.0.0/24",
-            start="198.18.0.11",
-            end="198.18.0.19",
+        spec(
+            "198.18.0.0/24",
+            "198.18.0.11",
+            "198.18.0.19",
             router="198.18.0.13",
-            exclude=["198.18.0.12"],
+            exclude=("198.18.0.12",),
         )
     )
     assert evicted == (
@@ -277,7 +288,7 @@ def test_reconfigure_keeps_what_fits_and_returns_what_does_not() -> None:
 def test_reconfigure_to_another_subnet_evicts_everything() -> None:
     allocator = pool("198.18.0.0/24", "198.18.0.10", "198.18.0.20")
     allocator.allocate(VM1)
-    moved = PoolSpec.parse(subnet="198.19.0.0/24", start="198.19.0.10", end="198.19.0.20")
+    moved = spec("198.19.0.0/24", "198.19.0.10", "198.19.0.20")
     evicted = allocator.reconfigure(moved)
     assert evicted == ((ip("198.18.0.10"), VM1),)
     assert allocator.allocate(VM1) == ip("198.19.0.10")
@@ -294,11 +305,11 @@ def test_an_ipv6_address_is_never_held() -> None:
 
 
 def test_an_empty_slash_8_pool_costs_far_less_than_one_entry_per_address() -> None:
-    spec = PoolSpec.parse(subnet="10.0.0.0/8", start="10.0.0.1", end="10.255.255.254")
+    slash_8 = spec("10.0.0.0/8", "10.0.0.1", "10.255.255.254")
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        allocator = Allocator(spec)
+        allocator = Allocator(slash_8)
         after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()

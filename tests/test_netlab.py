@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import dhcpclients
-import netlab
-import pcapfile
 import pytest
-from dhcpservers import PoolOptions, dnsmasq, kea
-from dhcpwire import message_kind
-from netlab import Lab, LabError, netns_exists, run_in
+
+from tests.lab import dhcpclients, netlab, pcapfile
+from tests.lab.dhcpservers import PoolOptions, dnsmasq, kea
+from tests.lab.dhcpwire import message_kind
+from tests.lab.netlab import Lab, LabError, netns_exists, run_in
 
 pytestmark = pytest.mark.netns
 

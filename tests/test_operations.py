@@ -7,9 +7,10 @@ import subprocess
 import time
 
 import pytest
-from e2e_world import World, lease_ip
-from kvip_process import KvipProcess
-from kvip_rig import unique, wait_for
+
+from tests.lab.e2e_world import World, lease_ip
+from tests.lab.kvip_process import KvipProcess
+from tests.lab.kvip_rig import unique, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver, pytest.mark.slow]
 

@@ -8,10 +8,12 @@ import sys
 from typing import Any
 
 import pytest
-from dhcpclients import NoLeaseError, run_udhcpc
-from e2e_world import World, lease_ip
 from kubernetes import client
-from kvip_rig import RunningKvip, pool_body, unique, wait_for
+
+from tests.lab import objects
+from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
+from tests.lab.e2e_world import World, lease_ip
+from tests.lab.kvip_rig import RunningKvip, unique, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 
@@ -135,7 +137,7 @@ def test_two_shards_split_the_pools_and_share_a_vm(world: World) -> None:
     shard_b = f"kvip-test={unique('shard')}"
     w.create_pool(w.net("net-a"))
     name_b = unique("pool")
-    body = pool_body(name_b, w.net("net-b"), selector=shard_b, interface="eth2",
+    body = objects.ippool(name_b, w.net("net-b"), selector=shard_b, interface="eth2",
                      server="198.19.0.1", subnet="198.19.0.0/16", start="198.19.0.10",
                      end="198.19.0.20")  # fmt: skip
     w.custom.create_cluster_custom_object("kubevirtiphelper.k8s.binbash.org", "v1", "ippools",

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
-import netlab
 import pytest
 import trio
 
@@ -29,6 +28,7 @@ from kvip.actors import (
 from kvip.ipam import Owner
 from kvip.serving import parse_ippool
 from protocol import DecodeError, Message, MessageType, Op, OptionCode, Options, decode, encode
+from tests.lab import netlab, objects
 
 pytestmark = pytest.mark.netns
 
@@ -37,18 +37,7 @@ IP = IPv4Address("198.18.0.10")
 OWNER = Owner("default/vm1 [52:54:00:12:34:56]")
 SERVER = ("127.0.0.1", 6767)
 RELAY = IPv4Address("127.0.0.2")
-POOL = {
-    "metadata": {"name": "p1"},
-    "spec": {
-        "networkname": "default/net1",
-        "ipv4config": {
-            "serverip": "198.18.0.1",
-            "subnet": "198.18.0.0/16",
-            "pool": {"start": "198.18.0.10", "end": "198.18.0.250"},
-            "router": "198.18.0.1",
-        },
-    },
-}
+POOL = objects.ippool("p1", "default/net1", options="bare", interface=None, router="198.18.0.1")
 
 
 @pytest.fixture
@@ -155,7 +144,7 @@ def test_pausing_stops_the_packet_thread_and_unpausing_starts_a_new_one(lab: net
         client.bind((str(RELAY), 67))
     client.settimeout(0.5)
     config = parse_ippool(POOL)
-    paused = parse_ippool({**POOL, "spec": {**POOL["spec"], "paused": True}})  # type: ignore[dict-item]
+    paused = parse_ippool({**POOL, "spec": {**POOL["spec"], "paused": True}})
     actor = PoolActor(config, socket_factory=factory)
     actor.handle_now(RestoreReservation(OWNER, MAC, IP, "vm1"))
 

@@ -9,10 +9,12 @@ import time
 from typing import Any
 
 import pytest
-from e2e_world import CFGS, World, lease_ip
-from kvip_rig import GROUP, VERSION, vm_body, wait_for
 
 from kvip.k8s import VMNETCFGS, Conflict, KubeError, Unavailable
+from tests.lab import objects
+from tests.lab.e2e_world import World, lease_ip
+from tests.lab.kvip_rig import wait_for
+from tests.lab.objects import CFGS, GROUP, VERSION
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
 
@@ -170,7 +172,7 @@ def test_a_claim_whose_write_failed_is_not_leaked_when_the_mac_moves_on(
 
 
 def mac_patch(name: str, mac: str) -> dict[str, Any]:
-    body = vm_body(name, "unused", [("nic", "net-a", mac)])
+    body = objects.vm(name, "unused", [("nic", "net-a", mac)])
     interfaces = body["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"]
     return {"spec": {"template": {"spec": {"domain": {"devices": {"interfaces": interfaces}}}}}}
 
@@ -181,16 +183,8 @@ def test_a_mac_listed_twice_in_a_vmnetcfg_keeps_its_first_address(world: World) 
     w = world
     pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
     mac = "52:54:00:00:24:01"
-    entries = [
-        {"networkname": w.net("net-a"), "macaddress": mac, "ipaddress": ip}
-        for ip in ("198.18.0.15", "198.18.0.16")
-    ]
-    cfg = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "VirtualMachineNetworkConfig",
-        "metadata": {"name": "twice", "namespace": w.namespace},
-        "spec": {"vmname": "twice", "networkconfig": entries},
-    }
+    entries = [(w.net("net-a"), mac, ip) for ip in ("198.18.0.15", "198.18.0.16")]
+    cfg = objects.vmnetcfg("twice", entries, namespace=w.namespace)
     w.custom.create_namespaced_custom_object(GROUP, VERSION, w.namespace, CFGS, cfg)
     w.create_vm("twice", [("nic", "net-a", mac)])  # already there when kvip starts
     with w.kvip():

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
-from pool_harness import FakeSocketFactory, pool_config
 
+from fuzz import fuzz_server
 from kvip.actors import ClaimAddress, PoolActor, RestoreReservation, ServeReservation
 from kvip.ipam import AddressTaken, Owner
 from kvip.serving import mac_bytes
 from protocol import Message, MessageType, Op, OptionCode, Options, decode, encode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
-import fuzz_server
+from tests.lab.pool_harness import FakeSocketFactory, pool_config
 
 MACS = ["52:54:00:00:00:01", "52:54:00:00:00:02"]
 

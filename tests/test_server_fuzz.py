@@ -1,7 +1,9 @@
 """The DHCP server path under random traffic and random control messages.
 
 A PoolActor is driven without a network: packets straight into its Responder
-(as the packet loop does) or through a fake socket under trio, interleaved with
+(as the packet loop does) or through a fake socket to its packet thread (the
+harness waits until the thread is back in recv, so it sees every reply, and
+checks the thread sent exactly what a copy of the responder answers), interleaved with
 the messages the controller sends (claim, serve, restore, release, reconfigure,
 clear a decline). Whatever arrives, the server never raises, never answers a
 MAC without a reservation, answers a reserved MAC with exactly its address (or
@@ -12,26 +14,21 @@ excluded or declined, and its allocator and MAC table agree with a plain model.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import sys
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from pool_harness import (
-    FakeSocketFactory,
-    dhcp_requests,
-    garbage,
-    in_subnet,
-    pool_config,
-    pool_configs,
-)
 
 from kvip.actors import (
     ClaimAddress,
@@ -49,6 +46,14 @@ from kvip.actors import (
 from kvip.ipam import Allocator, IpamError, Owner
 from kvip.serving import Declined, Released, Reply, mac_bytes
 from protocol import Message, MessageType, Op, OptionCode, Options, encode
+from tests.lab.pool_harness import (
+    FakeSocketFactory,
+    dhcp_requests,
+    garbage,
+    in_subnet,
+    pool_config,
+    pool_configs,
+)
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 
@@ -326,8 +331,7 @@ TestPoolUnderFire = PoolUnderFire.TestCase
 # -- the atheris target's property, bounded ------------------------------------------
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
+fuzz_inputs = (
     st.binary(max_size=700)
     | st.tuples(st.integers(0, 255), dhcp_requests(macs=MAC_BYTES, addresses=[])).map(
         lambda pair: bytes((pair[0],)) + pair[1]
@@ -336,8 +340,34 @@ TestPoolUnderFire = PoolUnderFire.TestCase
         lambda pair: bytes((pair[0],)) + pair[1]
     )
 )
-def test_server_target_property(data: bytes) -> None:
-    fuzz_server.check_server(data)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(fuzz_inputs, min_size=1, max_size=6))
+def test_server_target_property(inputs: list[bytes]) -> None:
+    """A few inputs into one responder pair, as the fuzzer runs them (the pair
+    is fresh per example here, so that a failure shrinks and replays)."""
+    twins = fuzz_server.Twins()
+    for data in inputs:
+        fuzz_server.check_server(data, twins)
+
+
+def test_the_server_target_answers_repeats_from_the_cache() -> None:
+    """The target reuses its responder: a known client's second input is
+    answered from the replay cache, and a cache that answered differently
+    from the slow path fails the target."""
+    twins = fuzz_server.Twins()
+    discover = b"\x01" + sorted((FUZZ / "corpus" / "udhcpc").glob("*discover*"))[0].read_bytes()
+    fuzz_server.check_server(discover, twins)
+    assert twins.cached._replays and not twins.uncached._replays
+    offers = twins.cached.counters.sent["OFFER"]
+    fuzz_server.check_server(discover, twins)
+    assert twins.cached.counters.sent["OFFER"] == offers + 2
+    # A cache gone wrong (the B bit set where the slow path sets none) is caught.
+    for key, replay in twins.cached._replays.items():
+        twins.cached._replays[key] = replace(replay, answer=replay.answer._replace(flags=0x8000))
+    with pytest.raises(AssertionError, match="the cache changed the answer"):
+        fuzz_server.check_server(discover, twins)
 
 
 def test_a_relayed_nak_carries_the_broadcast_bit() -> None:
@@ -382,23 +412,69 @@ def test_the_server_target_reaches_known_clients() -> None:
 # -- the actor's own loop, through a fake socket ---------------------------------------
 
 
+@dataclass(frozen=True)
+class ClaimAndServe:
+    """A step: claim an address for a NIC, serve what the claim returned (as
+    the controller does), then the NIC's client asks: DISCOVER, REQUEST for
+    its address, INFORM, directly or through a relay."""
+
+    claim: ClaimAddress
+    asks: tuple[MessageType, ...]
+    giaddr: IPv4Address
+
+
 def steps() -> st.SearchStrategy[list[Any]]:
-    messages = st.one_of(
-        st.builds(
+    def claims(
+        macs: list[str], requested: st.SearchStrategy[IPv4Address | None]
+    ) -> st.SearchStrategy[ClaimAddress]:
+        return st.builds(
             ClaimAddress,
             st.sampled_from(VMS).flatmap(
                 lambda vm: st.sampled_from([owner_of(vm, m) for m in MACS])
             ),
-            st.sampled_from(MACS),
-            st.none() | in_subnet(0, 70),
-        ),
+            st.sampled_from(macs),
+            requested,
+        )
+
+    # Plain clients and served NICs share two MACs, so that many packets get answers.
+    asks = st.lists(
+        st.sampled_from([MessageType.DISCOVER, MessageType.REQUEST, MessageType.INFORM]),
+        max_size=3,
+    ).map(tuple)
+    relays = st.sampled_from([IPv4Address(0), IPv4Address("198.18.9.1")])
+    messages = st.one_of(
+        claims(MACS, st.none() | in_subnet(0, 70)),
+        st.builds(ClaimAndServe, claims(MACS[:2], st.none()), asks, relays),
         st.builds(ServeReservation, st.sampled_from(MACS), in_subnet(0, 70)),
         st.builds(ReleaseVm, st.sampled_from(VMS)),
         st.builds(ClearDecline, in_subnet(0, 70)),
         st.builds(Reconfigure, pool_configs()),
     )
-    packets = dhcp_requests(macs=MAC_BYTES, addresses=[]) | garbage(macs=MAC_BYTES, addresses=[])
+    packets = (
+        dhcp_requests(macs=MAC_BYTES, addresses=[])
+        | garbage(macs=MAC_BYTES, addresses=[])
+        | st.builds(
+            client_request,
+            st.sampled_from([MessageType.DISCOVER, MessageType.REQUEST, MessageType.INFORM]),
+            st.sampled_from(MACS[:2]),
+            st.none() | in_subnet(0, 70),
+            st.sampled_from([IPv4Address(0), IPv4Address("198.18.9.1")]),
+        )
+    )
     return st.lists(messages | packets, min_size=1, max_size=30)
+
+
+def client_request(
+    kind: MessageType, mac: str, requested: IPv4Address | None, giaddr: IPv4Address
+) -> bytes:
+    """What a plain client sends (directly or through a relay): most get answers."""
+    options: dict[int, object] = {OptionCode.MESSAGE_TYPE: kind}
+    if requested is not None:
+        options[OptionCode.REQUESTED_IP] = requested
+    message = Message(
+        op=Op.BOOTREQUEST, xid=7, chaddr=mac_bytes(mac), giaddr=giaddr, options=Options(options)
+    )
+    return encode(message)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -409,6 +485,21 @@ def test_the_running_actor_answers_only_reserved_macs(config: Any, script: list[
     trio.run(run_script, actor, factory, script)
 
 
+#: Seconds the packet thread may take for one packet before the harness fails.
+HANDLED_WITHIN = 30.0
+
+
+async def deliver(factory: FakeSocketFactory, packet: bytes) -> list[tuple[bytes, tuple[str, int]]]:
+    """Send `packet` to the running actor's socket; what its packet thread sent back."""
+    sock = factory.current
+    sent_before = len(sock.sent)
+    sock.inject(packet)
+    # The thread is no trio task (wait_all_tasks_blocked cannot see it): wait
+    # until it is back in recv. The bound only turns a hang into a failure.
+    assert await trio.to_thread.run_sync(sock.wait_handled, HANDLED_WITHIN)
+    return sock.sent[sent_before:]
+
+
 async def run_script(actor: PoolActor, factory: FakeSocketFactory, script: list[Any]) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
@@ -416,25 +507,20 @@ async def run_script(actor: PoolActor, factory: FakeSocketFactory, script: list[
             if isinstance(step, bytes):
                 if not actor.serving:
                     continue  # paused: no socket to send to
-                sock = factory.current
-                sent_before = len(sock.sent)
-                before = dict(actor.responder.reservations)
-                declined = set(actor.responder.declined)
-                sock.inject(step)
-                await trio.testing.wait_all_tasks_blocked()
-                for payload, address in sock.sent[sent_before:]:
-                    kind = MessageType(payload[242]) if len(payload) > 242 else None
-                    reply = Reply(payload, address, kind or MessageType.ACK)
-                    fuzz_server.check_reply(
-                        step,
-                        reply,
-                        reservations=before,
-                        declined=declined,
-                        server_ip=actor.config.options.server_ip,
-                    )
-                assert len(sock.sent) - sent_before <= 1
+                await deliver_and_check(actor, factory, step)
+            elif isinstance(step, ClaimAndServe):
+                try:
+                    ip = await actor.ask(step.claim)
+                except IpamError:  # the state machine checks which
+                    continue
+                assert await actor.ask(ServeReservation(step.claim.mac, ip))
+                for kind in step.asks:
+                    requested = ip if kind == MessageType.REQUEST else None
+                    request = client_request(kind, step.claim.mac, requested, step.giaddr)
+                    if actor.serving:
+                        await deliver_and_check(actor, factory, request)
             else:
-                with contextlib.suppress(IpamError):  # the state machine checks which
+                with contextlib.suppress(IpamError):
                     await actor.ask(step)
             state = await actor.ask(Inspect())
             assert state.used + state.available == actor.allocator.capacity
@@ -443,3 +529,54 @@ async def run_script(actor: PoolActor, factory: FakeSocketFactory, script: list[
                 assert actor.allocator.owner_of(nic.ip) == nic.owner, mac
         nursery.cancel_scope.cancel()
     assert all(sock.closed for sock in factory.sockets)
+
+
+async def deliver_and_check(actor: PoolActor, factory: FakeSocketFactory, packet: bytes) -> None:
+    """The packet thread sends exactly what a copy of its responder, asked the
+    same packet here, answers; and that answer is one kvip may give."""
+    with actor._lock:
+        twin = copy.deepcopy(actor.responder)
+    reservations, declined = dict(twin.reservations), set(twin.declined)
+    expected = twin.handle(packet)
+    sent = await deliver(factory, packet)
+    assert sent == ([] if expected is None else [(expected.payload, expected.address)])
+    if expected is not None:
+        fuzz_server.check_reply(
+            packet,
+            expected,
+            reservations=reservations,
+            declined=declined,
+            server_ip=actor.config.options.server_ip,
+        )
+    # --hypothesis-show-statistics shows how many packets got a reply.
+    event(f"reply: {expected.message_type.name if expected else 'none'}")
+
+
+def test_the_harness_sees_what_the_packet_thread_sends() -> None:
+    """`deliver` returns the packet thread's replies: a served MAC's DISCOVER
+    gets its OFFER, a DECLINE none, and the thread takes each packet in turn."""
+    factory = FakeSocketFactory()
+    actor = PoolActor(pool_config(), socket_factory=factory)
+    owner, mac = owner_of(VMS[0], MACS[0]), MACS[0]
+
+    def request(kind: MessageType, xid: int) -> bytes:
+        options = Options({OptionCode.MESSAGE_TYPE: kind})
+        return encode(Message(op=Op.BOOTREQUEST, xid=xid, chaddr=mac_bytes(mac), options=options))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(actor.run)
+            ip = await actor.ask(ClaimAddress(owner, mac, None))
+            assert await actor.ask(ServeReservation(mac, ip))
+            for xid in range(1, 6):
+                sent = await deliver(factory, request(MessageType.DISCOVER, xid))
+                assert len(sent) == 1, f"saw {len(sent)} replies to DISCOVER {xid}"
+                offer = fuzz_server.protocol.decode(sent[0][0])
+                assert (offer.xid, offer.message_type, offer.yiaddr) == (
+                    xid, MessageType.OFFER, ip,
+                )  # fmt: skip
+            assert await deliver(factory, request(MessageType.DECLINE, 9)) == []
+            assert actor.responder.counters.received["DISCOVER"] == 5
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import trio
-from kvip_rig import pool_body
 
 from kvip.actors._supervisor import Supervisor
-
-
-def paused_pool(name: str, **ipv4: Any) -> dict[str, Any]:
-    body = pool_body(name, "ns/net", selector="a=b", **ipv4)
-    body["spec"]["paused"] = True
-    return body
+from tests.lab import objects
 
 
 def test_a_pool_changed_before_its_actor_started_gets_one_actor_with_the_new_config() -> None:
@@ -30,7 +23,7 @@ def test_a_pool_changed_before_its_actor_started_gets_one_actor_with_the_new_con
                 on_change=lambda name: None,
                 on_started=lambda name, errors: None,
             )
-            first = paused_pool("p")
+            first = objects.ippool("p", "ns/net", selector="a=b", paused=True)
             changed = copy.deepcopy(first)
             changed["spec"]["ipv4config"]["dns"] = ["198.18.0.54"]
             await supervisor.apply(first)

@@ -15,7 +15,8 @@ from kvip.actors._messages import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._pool import MacConflict, PoolActor
+from kvip.actors._pool import PoolActor, PoolStopped
+from kvip.actors._pool_book import MacConflict
 
 __all__ = [
     "ClaimAddress",
@@ -27,6 +28,7 @@ __all__ = [
     "PoolActor",
     "PoolMessage",
     "PoolState",
+    "PoolStopped",
     "Reconfigure",
     "ReleaseOwner",
     "ReleaseVm",

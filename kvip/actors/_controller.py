@@ -11,7 +11,7 @@ the vmnetcfgs before its socket opens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
 from typing import Any
@@ -19,43 +19,36 @@ from typing import Any
 import trio
 
 from kvip.actors._dhcp_socket import open_dhcp_socket
-from kvip.actors._events import Event, EventRecorder, ObjectRef
+from kvip.actors._events import Event, EventRecorder
 from kvip.actors._messages import (
-    ClaimAddress,
-    ClearDecline,
-    ReleaseOwner,
-    ReleaseVm,
     RestoreReservation,
-    ServeReservation,
+    vm_of,
+)
+from kvip.actors._plan import (
+    first_per_nic,
 )
 from kvip.actors._pool import SocketFactory
+from kvip.actors._reconcile import VmReconciler, owner_of
 from kvip.actors._status import StatusWriter
-from kvip.actors._status_render import NicStatus, render_pool_status, render_vmnetcfg_status
-from kvip.actors._supervisor import PoolHandle, Supervisor
+from kvip.actors._status_render import render_pool_status, render_vmnetcfg_status
+from kvip.actors._supervisor import Supervisor
+from kvip.actors._vm_state import VmState, store_newest
 from kvip.actors._workqueue import WorkQueue
-from kvip.ipam import IpamError, Owner
+from kvip.ipam import IpamError
 from kvip.k8s import (
-    FINALIZER,
     IPPOOLS,
-    RESET_ANNOTATION,
     VIRTUAL_MACHINES,
     VMNETCFGS,
     Body,
     Changed,
-    Conflict,
     Kube,
-    KubeError,
-    NotFound,
     Snapshot,
     Watcher,
     WatchMessage,
 )
 from kvip.k8s._bodies import (
-    NicRecord,
     object_key,
-    records_spec,
     vm_nics,
-    vmnetcfg_body,
     vmnetcfg_records,
 )
 from kvip.serving import Declined, Notice, PoolConfig
@@ -65,13 +58,8 @@ log = logging.getLogger(__name__)
 EVENTS_BUFFER = 1024
 
 
-def owner_of(key: str, mac: str) -> Owner:
-    """How a NIC is named in the allocator and in IPPool.status (kubevirt-ip-helper's form)."""
-    return Owner(f"{key} [{mac}]")
-
-
 @dataclass(slots=True)
-class Controller:
+class Controller(VmReconciler):
     kube: Kube
     socket_factory: SocketFactory = open_dhcp_socket
     pool_selector: str | None = None
@@ -80,8 +68,8 @@ class Controller:
     watcher_factory: Callable[..., Watcher] = Watcher
     vms: dict[str, Body] = field(default_factory=dict)
     cfgs: dict[str, Body] = field(default_factory=dict)
-    nic_status: dict[str, list[NicStatus]] = field(default_factory=dict)
-    restore_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: What the controller remembers about each VM, by VM key.
+    states: dict[str, VmState] = field(default_factory=dict)
     queue: WorkQueue = field(default_factory=WorkQueue)
     #: Set once every pool has been rebuilt from the vmnetcfgs and started.
     ready: trio.Event = field(default_factory=trio.Event)
@@ -89,21 +77,6 @@ class Controller:
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
     _events: EventRecorder | None = None
-    #: Addresses a client declined, by (vm key, mac): shown in the vmnetcfg status.
-    declined: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: Networks where a VM holds claims whose vmnetcfg write failed without a clear
-    #: answer (the write may have landed): swept after its next successful write.
-    unsure: dict[str, set[str]] = field(default_factory=dict)
-
-    @property
-    def pools(self) -> dict[str, PoolHandle]:
-        """Every IPPool this kvip knows, by name (empty until it runs)."""
-        return self._supervisor.pools if self._supervisor is not None else {}
-
-    @property
-    def supervisor(self) -> Supervisor:
-        assert self._supervisor is not None, "the controller is not running"
-        return self._supervisor
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send, receive = trio.open_memory_channel[WatchMessage](EVENTS_BUFFER)
@@ -189,7 +162,7 @@ class Controller:
             cache.update(fresh)
         elif isinstance(message, Changed):
             key = object_key(message.object)
-            _store(cache, key, message.object)
+            store_newest(cache, key, message.object)
             self.queue.add(key)
         else:
             key = object_key(message.object)
@@ -233,13 +206,14 @@ class Controller:
         for key, cfg in self.cfgs.items():
             if key not in self.vms:
                 continue
-            for record in first_per_mac(key, vmnetcfg_records(cfg)):
+            for record in first_per_nic(key, vmnetcfg_records(cfg)):
                 if record.network != config.network or not record.ip:
                     continue
                 try:
                     ip = IPv4Address(record.ip)
                 except AddressValueError:
-                    self.restore_errors[(key, record.mac)] = f"{record.ip!r} is not an address"
+                    problem = f"{record.ip!r} is not an address"
+                    self._state(key).restore_errors[(record.network, record.mac)] = problem
                     continue
                 hostname = key.rpartition("/")[2]
                 restore.append(
@@ -248,10 +222,13 @@ class Controller:
         return restore
 
     def _pool_started(self, name: str, errors: list[tuple[RestoreReservation, IpamError]]) -> None:
+        handle = self.supervisor.pools.get(name)
+        network = handle.config.network if handle is not None and handle.config else name
         for reservation, error in errors:
-            key = reservation.owner.rpartition(" [")[0]
-            self.restore_errors[(key, reservation.mac)] = str(error)
             log.error("IPPool %s: cannot restore %s: %s", name, reservation.owner, error)
+            key = vm_of(reservation.owner)
+            if key is not None:
+                self._state(key).restore_errors[(network, reservation.mac)] = str(error)
         self._requeue_pool_vms(name)
 
     def _requeue_pool_vms(self, name: str) -> None:
@@ -269,279 +246,20 @@ class Controller:
         return None if handle is None else await render_pool_status(handle, current)
 
     async def _render_cfg(self, key: str, current: dict[str, Any]) -> dict[str, Any] | None:
-        nics = self.nic_status.get(key)
+        state = self.states.get(key)
+        nics = state.nics if state is not None else None
         if nics is None or key not in self.cfgs:
             return None
         return render_vmnetcfg_status(
             nics, current, served=lambda network: self.supervisor.config_for_network(network)
         )
 
-    # -- reconciling one VM ---------------------------------------------------------------
-
-    async def _worker(self, nursery: trio.Nursery) -> None:
-        while True:
-            key = await self.queue.get()
-            failed = False
-            try:
-                await self.reconcile(key)
-            except (KubeError, IpamError) as exc:
-                failed = True
-                log.warning("reconciling %s failed: %s; will retry", key, exc)
-            except Exception:
-                failed = True
-                log.exception("reconciling %s failed unexpectedly; will retry", key)
-            delay = self.queue.done(key, failed=failed)
-            if delay is not None:
-                nursery.start_soon(self.queue.retry_later, key, delay)
-
-    async def reconcile(self, key: str) -> None:
-        vm = self.vms.get(key)
-        cfg = self.cfgs.get(key)
-        if cfg is not None and cfg["metadata"].get("deletionTimestamp"):
-            await self._finalize(key, cfg)
-            return
-        if vm is None:
-            await self._vm_gone(key, cfg)
-            return
-        await self._sync_vm(key, vm, cfg)
-
-    async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
-        _namespace, _, name = key.partition("/")
-        listed = first_per_mac(key, vmnetcfg_records(cfg)) if cfg is not None else []
-        old = {record.mac: record for record in listed}
-        if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
-            await self._reset(key, list(old.values()))
-        records: list[NicRecord] = []
-        statuses: list[NicStatus] = []
-        to_serve: list[tuple[str, str, IPv4Address]] = []
-        for nic in vm_nics(vm):
-            if nic.mac is None:
-                continue  # picked up when kubemacpool (or the user) sets one
-            previous = old.get(nic.mac)
-            pool = self.supervisor.by_network(nic.network)
-            if pool is None:
-                # Not ours to judge: a network without a pool here may be another
-                # kvip shard's, or not managed by kvip at all. Keep what is recorded.
-                if previous is not None:
-                    records.append(previous)
-                if self.supervisor.config_for_network(nic.network) is not None:
-                    statuses.append(
-                        NicStatus(nic.network, nic.mac, False, "its IPPool is not ready")
-                    )
-                continue
-            requested_text = (
-                previous.ip if previous is not None and previous.ip else nic.requested_ip
-            )
-            try:
-                requested = IPv4Address(requested_text) if requested_text else None
-            except AddressValueError:
-                statuses.append(
-                    NicStatus(nic.network, nic.mac, False, f"{requested_text!r} is not an address")
-                )
-                continue
-            owner = owner_of(key, nic.mac)
-            try:
-                ip = await pool.ask(
-                    ClaimAddress(owner, nic.mac, requested=requested, hostname=name)
-                )
-            except IpamError as exc:
-                message = self.restore_errors.get((key, nic.mac)) or str(exc)
-                log.error("VM %s NIC %s (%s): %s", key, nic.interface, nic.mac, message)
-                self._event(vm, "ReservationFailed", f"{nic.mac}: {message}", warning=True)
-                if previous is not None:
-                    records.append(previous)
-                statuses.append(NicStatus(nic.network, nic.mac, False, message))
-                continue
-            self.restore_errors.pop((key, nic.mac), None)
-            records.append(NicRecord(nic.network, nic.mac, str(ip)))
-            declined = self.declined.get((key, nic.mac))
-            if declined is not None:
-                statuses.append(NicStatus(nic.network, nic.mac, False, declined, str(ip)))
-            else:
-                statuses.append(NicStatus(nic.network, nic.mac, True, f"{ip} reserved", str(ip)))
-            to_serve.append((nic.network, nic.mac, ip))
-
-        if cfg is None and not records and not statuses:
-            self.nic_status.pop(key, None)
-            return
-        try:
-            await self._write_records(key, vm, cfg, records)
-        except KubeError as exc:
-            # Refused (409, 4xx): not recorded, so nothing would ever release a new
-            # claim; it goes back and the retry claims for the NICs the VM has by
-            # then. (Unavailable: the write may have landed; the claim must stay.)
-            refused = exc.status is not None and 400 <= exc.status < 500
-            for network, mac, _ in to_serve:
-                if mac not in old or not old[mac].ip:
-                    if refused:
-                        await self._release(key, NicRecord(network, mac, None))
-                    else:
-                        self.unsure.setdefault(key, set()).add(network)
-            raise
-        if key in self.unsure:
-            # The records are durable now: whatever else the VM holds there is stale
-            # (e.g. the claim of a MAC it no longer has).
-            keep = frozenset(owner_of(key, record.mac) for record in records)
-            for network in self.unsure.pop(key):
-                pool = self.supervisor.by_network(network)
-                if pool is not None:
-                    for ip in await pool.ask(ReleaseVm(key, keep=keep)):
-                        log.info("VM %s: released %s, claimed but never recorded", key, ip)
-        # The durable record is written: only now may the pools answer for it.
-        for network, mac, ip in to_serve:
-            pool = self.supervisor.by_network(network)
-            if pool is not None:
-                if mac not in old or old[mac].ip != str(ip):
-                    log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
-                    self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
-                await pool.ask(ServeReservation(mac, ip))
-        kept = {record.mac for record in records}
-        for mac, record in old.items():
-            if mac not in kept:
-                await self._release(key, record)
-        self._set_status(key, statuses, self.cfgs.get(key))
-
-    async def _write_records(
-        self, key: str, vm: Body, cfg: Body | None, records: list[NicRecord]
-    ) -> None:
-        namespace, _, name = key.partition("/")
-        vm_uid = vm["metadata"].get("uid")
-        if cfg is None:
-            body = vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=records)
-            created = await self.kube.run(lambda: self.kube.create(VMNETCFGS, body))
-            _store(self.cfgs, key, created)
-            return
-        # Shallow copies: the cached body is shared, never mutated (a deep copy of
-        # every vmnetcfg cost more than the rest of a reconcile together).
-        meta = cfg["metadata"]
-        spec = cfg.get("spec") or {}
-        wanted_spec = {**spec, "vmname": name, "networkconfig": records_spec(records)}
-        wanted_meta = dict(meta)
-        finalizers = meta.get("finalizers") or []
-        if FINALIZER not in finalizers:
-            wanted_meta["finalizers"] = [*finalizers, FINALIZER]
-        annotations = meta.get("annotations") or {}
-        if RESET_ANNOTATION in annotations:
-            wanted_meta["annotations"] = {
-                k: v for k, v in annotations.items() if k != RESET_ANNOTATION
-            }
-        owners = meta.get("ownerReferences") or []
-        if vm_uid and not any(ref.get("uid") == vm_uid for ref in owners):
-            wanted_meta["ownerReferences"] = [
-                ref for ref in owners if ref.get("kind") != "VirtualMachine"
-            ] + vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=[])[
-                "metadata"
-            ]["ownerReferences"]
-        if wanted_spec != spec or wanted_meta != meta or "spec" not in cfg:
-            updated = {**cfg, "metadata": wanted_meta, "spec": wanted_spec}
-            replaced = await self.kube.run(lambda: self.kube.replace(VMNETCFGS, updated))
-            _store(self.cfgs, key, replaced)
-
-    async def _reset(self, key: str, records: list[NicRecord]) -> None:
-        """An operator asked to retry this VM: forget its declines and errors."""
-        log.info("VM %s: reset requested; clearing its declines and errors", key)
-        for record in records:
-            self.declined.pop((key, record.mac), None)
-            self.restore_errors.pop((key, record.mac), None)
-            pool = self.supervisor.by_network(record.network)
-            if pool is not None and record.ip:
-                await pool.ask(ClearDecline(IPv4Address(record.ip)))
-
-    async def _release(self, key: str, record: NicRecord) -> None:
-        pool = self.supervisor.by_network(record.network)
-        if pool is None:
-            return
-        released = await pool.ask(ReleaseOwner(owner_of(key, record.mac)))
-        for ip in released:
-            log.info("VM %s: released %s of %s on %s", key, ip, record.mac, record.network)
-            vm = self.vms.get(key)
-            if vm is not None:
-                self._event(vm, "Released", f"{ip} of {record.mac} released")
-
-    async def _vm_gone(self, key: str, cfg: Body | None) -> None:
-        """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
-        Every pool is asked, so that an address claimed but never written is freed too."""
-        self.unsure.pop(key, None)
-        for vm, mac in self.declined.keys() | self.restore_errors.keys():
-            if vm == key:
-                self.declined.pop((vm, mac), None)
-                self.restore_errors.pop((vm, mac), None)
-        for pool in self.supervisor.running():
-            for ip in await pool.ask(ReleaseVm(key)):
-                log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
-                self._record(
-                    Event(
-                        self._supervisor_ref(pool.name),
-                        "Released",
-                        f"{ip} released: VM {key} was deleted",
-                    )
-                )
-        if cfg is None:
-            return
-        meta = cfg["metadata"]
-        if FINALIZER not in (meta.get("finalizers") or []) and not meta.get("ownerReferences"):
-            # Not adopted yet: written ahead by a user for a VM still to come.
-            return
-        namespace, _, name = key.partition("/")
-        log.info("VM %s deleted: removing its vmnetcfg", key)
-        await self._drop_finalizer(cfg)
-        await self.kube.run(lambda: self.kube.delete(VMNETCFGS, name, namespace=namespace))
-        self.nic_status.pop(key, None)
-
-    async def _finalize(self, key: str, cfg: Body) -> None:
-        """Someone deleted the vmnetcfg: its addresses go, then the finalizer."""
-        for record in vmnetcfg_records(cfg):
-            await self._release(key, record)
-        await self._drop_finalizer(cfg)
-        self.nic_status.pop(key, None)
-
-    async def _drop_finalizer(self, cfg: Body) -> None:
-        meta = cfg["metadata"]
-        finalizers = meta.get("finalizers") or []
-        if FINALIZER not in finalizers:
-            return
-        patch = {
-            "metadata": {
-                "finalizers": [f for f in finalizers if f != FINALIZER],
-                # Makes the patch conditional: a concurrent change gets a 409 and a retry.
-                "resourceVersion": meta["resourceVersion"],
-            }
-        }
-        try:
-            await self.kube.run(
-                lambda: self.kube.patch(VMNETCFGS, meta["name"], patch, namespace=meta["namespace"])
-            )
-        except NotFound:
-            pass
-        except Conflict:
-            raise
-
     # -- events and client notices -------------------------------------------------------
-
-    def _record(self, event: Event) -> None:
-        if self._events is not None:
-            self._events.record(event)
-
-    def _event(self, vm: Body, reason: str, message: str, *, warning: bool = False) -> None:
-        meta = vm["metadata"]
-        ref = ObjectRef(
-            VIRTUAL_MACHINES.api_version,
-            VIRTUAL_MACHINES.kind,
-            meta["name"],
-            namespace=meta.get("namespace"),
-            uid=meta.get("uid"),
-        )
-        self._record(Event(ref, reason, message, warning=warning))
-
-    def _supervisor_ref(self, pool: str) -> ObjectRef:
-        handle = self.pools.get(pool)
-        return handle.ref if handle is not None else ObjectRef(IPPOOLS.api_version, "IPPool", pool)
 
     def _pool_notice(self, pool: str, notice: Notice) -> None:
         """A client DECLINEd its address (in use on the wire) or RELEASEd it."""
         handle = self.pools.get(pool)
-        owner = handle.actor.owner_of_mac(notice.mac) if handle and handle.actor else None
-        key = owner.rpartition(" [")[0] if owner else None
+        key = vm_of(handle.actor.owner_of_mac(notice.mac)) if handle and handle.actor else None
         if isinstance(notice, Declined):
             message = (
                 f"{notice.ip} was declined by {notice.mac}: another host uses it. With a "
@@ -549,59 +267,9 @@ class Controller:
                 "host, then run `kvip vmnetcfg reset` for this VM"
             )
             self._record(Event(self._supervisor_ref(pool), "Declined", message, warning=True))
-            if key is not None:
-                self.declined[(key, notice.mac)] = message
+            if key is not None and handle is not None and handle.config is not None:
+                self._state(key).declined[(handle.config.network, notice.mac)] = message
                 vm = self.vms.get(key)
                 if vm is not None:
                     self._event(vm, "Declined", message, warning=True)
                 self.queue.add(key)
-
-    def _set_status(self, key: str, statuses: list[NicStatus], cfg: Body | None) -> None:
-        """Remember the NICs' status and have it written when it differs from what
-        the object shows (someone else may have changed or cleared it)."""
-        desired = [nic.as_status() for nic in statuses]
-        macs = {nic.mac for nic in statuses}
-        shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
-        # Ours: our NICs' entries and any entry on a network we serve (another writer's
-        # entry there is repaired); the rest belongs to another shard (_render_cfg).
-        ours = [
-            entry
-            for entry in shown
-            if entry.get("macaddress") in macs
-            or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
-        ]
-        if self.nic_status.get(key) != statuses or ours != desired:
-            self.nic_status[key] = statuses
-            assert self._cfg_status is not None
-            self._cfg_status.mark(key)
-
-
-def first_per_mac(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
-    """A NIC's record is the first one listing its MAC. A hand-edited vmnetcfg
-    may list a MAC twice; the later entries are dropped (and the address in
-    them not held), so one NIC never holds two addresses."""
-    first: dict[str, NicRecord] = {}
-    for record in records:
-        kept = first.setdefault(record.mac, record)
-        if kept is not record:
-            log.warning(
-                "vmnetcfg %s lists %s twice (%s, then %s): keeping the first",
-                key,
-                record.mac,
-                kept.ip or "no address",
-                record.ip or "no address",
-            )
-    return list(first.values())
-
-
-def _store(cache: dict[str, Body], key: str, body: Body) -> None:
-    """Cache `body` unless the cache already holds a newer version of it (our own
-    write can be seen before the watch delivers the older event)."""
-    held = cache.get(key)
-    if held is not None:
-        try:
-            if int(held["metadata"]["resourceVersion"]) > int(body["metadata"]["resourceVersion"]):
-                return
-        except (KeyError, ValueError):
-            pass
-    cache[key] = body

@@ -9,6 +9,42 @@ from kvip.ipam import Owner
 from kvip.serving import PoolConfig
 
 
+class NicOwner(str):
+    """Who holds an address: the NIC with MAC `mac` of the VM `vm` ('ns/name').
+
+    Its value is kubevirt-ip-helper's owner text, "ns/vm [mac]": the allocator,
+    the messages and IPPool.status all name owners by that text, so it is a str.
+    What the pool hands back is the very object the controller gave it, so the
+    controller reads the VM and the MAC from it instead of parsing the text."""
+
+    _vm: str
+    _mac: str
+
+    def __new__(cls, vm: str, mac: str) -> NicOwner:
+        owner = super().__new__(cls, f"{vm} [{mac}]")
+        owner._vm, owner._mac = vm, mac
+        return owner
+
+    @property
+    def vm(self) -> str:
+        return self._vm
+
+    @property
+    def mac(self) -> str:
+        return self._mac
+
+    @property
+    def owner(self) -> Owner:
+        """As the allocator and the messages take it."""
+        return Owner(self)
+
+
+def vm_of(owner: Owner | None) -> str | None:
+    """The VM ('ns/name') of a NIC's owner; None for an owner kvip's controller did
+    not name (the pool's own tests and benchmarks use plain text)."""
+    return owner.vm if isinstance(owner, NicOwner) else None
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimAddress:
     """Hold an address for one NIC (the requested one, or the lowest free).
@@ -16,12 +52,17 @@ class ClaimAddress:
     Answer: the IPv4Address. The pool does not answer DHCP for it until
     ServeReservation: the caller first writes it to the vmnetcfg (the durable
     record). Raises PoolExhausted, AddressTaken, AddressExcluded, ... or
-    MacConflict when another owner holds the MAC."""
+    MacConflict when another owner holds the MAC.
+
+    `replaces` names the same NIC under its previous MAC: if it holds the
+    requested address, the address moves to `owner` in this one step (and the
+    old MAC is no longer served), so no other claim can take it in between."""
 
     owner: Owner
     mac: str
     requested: IPv4Address | None = None
     hostname: str | None = None
+    replaces: Owner | None = None
 
 
 @dataclass(frozen=True, slots=True)

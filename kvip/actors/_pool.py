@@ -2,69 +2,76 @@
 
 Nobody else touches the allocator, the MAC table or the socket: watchers and
 the controller send messages to the actor's bounded inbox (`tell`, or `ask`
-for an answer). The inbox runs as a trio task. The socket is served by one
-OS thread of the actor's own (blocking recv, answer, send): a trio wakeup per
-packet cost about twice the CPU of a blocking receive (bench/README.md). That
-thread and the inbox share only the Responder, always under `_lock`; what the
-thread learns (DECLINE, RELEASE) goes back to the trio thread as a callback.
+for an answer). The inbox runs as a trio task; the socket is served by a
+packet thread of the actor's own (_packet_thread.py). What that thread learns
+(DECLINE, RELEASE) comes back as a message in this inbox, so the actor's
+error handling applies to it like to any other message.
+
+When the actor ends (cancelled, crashed, failed to start), every pending and
+later `ask` or `tell` fails with PoolStopped: no caller waits forever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
-import struct
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
-    ClearDecline,
     Inspect,
     PoolMessage,
-    PoolState,
     Reconfigure,
-    ReleaseOwner,
-    ReleaseVm,
-    RestoreReservation,
     ServeReservation,
 )
+from kvip.actors._packet_thread import PacketThread
+from kvip.actors._pool_book import PoolBook, _Nic
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import Declined, Notice, PoolConfig, Released, Reservation, Responder
+from kvip.serving import Counters, Declined, Notice, PoolConfig, Released, Responder
 
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 256
-#: How often the packet thread looks up from an idle socket to see whether it
-#: should stop (it is normally woken at once by shutting the socket down).
-IDLE_CHECK_SECONDS = 1
 NTP_RESOLVE_TIMEOUT = 5.0
 
 SocketFactory = Callable[[str], socket.socket]
+#: Resolves a host name to IPv4 addresses (the NTP servers given by name).
+Resolver = Callable[[str], Awaitable[list[IPv4Address]]]
+
+
+async def resolve_ipv4(name: str) -> list[IPv4Address]:
+    infos = await trio.socket.getaddrinfo(name, None, family=socket.AF_INET)
+    return [IPv4Address(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True, slots=True)
+class _TakeNotices:
+    """The packet thread has DECLINEs or RELEASEs for the actor."""
 
 
 @dataclass(slots=True)
 class _Envelope:
-    message: PoolMessage
+    message: PoolMessage | _TakeNotices
     done: trio.Event | None = None
     result: Any = None
     error: BaseException | None = None
 
 
-@dataclass(slots=True)
-class _Nic:
-    owner: Owner
-    ip: IPv4Address
-    hostname: str | None
-    serving: bool
+class PoolFigures(NamedTuple):
+    """A pool's counters and address figures as of one moment."""
+
+    counters: Counters
+    used: int
+    available: int
 
 
 @dataclass(slots=True)
@@ -83,45 +90,83 @@ class PoolActor:
     on_change: Callable[[], None] | None = None
     #: Called with each DECLINE and RELEASE a client sends.
     on_notice: Callable[[Notice], None] | None = None
-    allocator: Allocator = field(init=False)
-    responder: Responder = field(init=False)
-    nics: dict[str, _Nic] = field(init=False, default_factory=dict)
+    #: Called after a Reconfigure was applied (evicted NICs must show it).
+    on_reconfigured: Callable[[], None] | None = None
+    resolve: Resolver = resolve_ipv4
+    book: PoolBook = field(init=False)
     serving: bool = field(init=False, default=False)
     _send: trio.MemorySendChannel[_Envelope] = field(init=False)
     _receive: trio.MemoryReceiveChannel[_Envelope] = field(init=False)
+    _current: _Envelope | None = field(init=False, default=None)
+    #: The actor has run and ended: messages are refused (until it runs again).
+    _stopped: bool = field(init=False, default=False)
     _socket_scope: trio.CancelScope | None = field(init=False, default=None)
+    #: Set when the socket is closed and its packet thread has let go of it.
+    _socket_closed: trio.Event | None = field(init=False, default=None)
+    _packets: PacketThread | None = field(init=False, default=None)
     _nursery: trio.Nursery | None = field(init=False, default=None)
     #: Held by whoever touches the responder: the packet thread or the trio thread.
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     #: The packet thread's own: a pool's socket must never wait for a shared one.
     _thread_limiter: trio.CapacityLimiter = field(init=False)
+    #: NTP servers given by name, as last resolved: (names, addresses).
+    _ntp_resolved: tuple[tuple[str, ...], tuple[IPv4Address, ...]] = field(
+        init=False, default=((), ())
+    )
 
     def __post_init__(self) -> None:
         self._thread_limiter = trio.CapacityLimiter(1)
-        self.allocator = Allocator(self.config.spec)
-        self.responder = Responder(self.config.options)
+        self.book = PoolBook.new(self.config.name, self.config.spec, self.config.options)
         self._send, self._receive = trio.open_memory_channel[_Envelope](self.inbox_size)
 
     @property
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def allocator(self) -> Allocator:
+        return self.book.allocator
+
+    @property
+    def responder(self) -> Responder:
+        return self.book.responder
+
+    @property
+    def nics(self) -> dict[str, _Nic]:
+        return self.book.nics
+
+    def figures(self) -> PoolFigures:
+        """The counters and address figures as of one moment, for metrics: copied
+        under the lock the packet thread counts under (a histogram's count and
+        sum, or received and sent, from different packets would disagree)."""
+        with self._lock:
+            return PoolFigures(
+                self.responder.counters.snapshot(), self.allocator.used, self.allocator.available
+            )
+
     # -- talking to the actor -----------------------------------------------------
 
     async def tell(self, message: PoolMessage) -> None:
-        """Queue a message; waits while the inbox is full (back-pressure)."""
-        await self._send.send(_Envelope(message))
+        """Queue a message; waits while the inbox is full (back-pressure).
+        Raises PoolStopped if the actor has ended."""
+        await self._post(_Envelope(message))
 
     async def ask(self, message: PoolMessage) -> Any:
-        """Queue a message and wait for its answer; the actor's error is raised here.
-        Cancelling the caller abandons the answer, not the message."""
+        """Queue a message and wait for its answer; the actor's error is raised here,
+        PoolStopped if the actor ends before answering. Cancelling the caller
+        abandons the answer, not the message."""
         envelope = _Envelope(message, done=trio.Event())
-        await self._send.send(envelope)
+        await self._post(envelope)
         assert envelope.done is not None
         await envelope.done.wait()
         if envelope.error is not None:
             raise envelope.error
         return envelope.result
+
+    async def _post(self, envelope: _Envelope) -> None:
+        if self._stopped:
+            raise PoolStopped(self.name)
+        await self._send.send(envelope)
 
     def handle_now(self, message: PoolMessage) -> Any:
         """Apply a message synchronously: only for the actor's owner before `run`
@@ -131,112 +176,116 @@ class PoolActor:
     # -- lifetime -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled; cancellation closes the socket."""
-        await self._resolve_ntp()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            if not self.config.paused:
-                await nursery.start(self._serve_socket)
-            else:
-                log.info("pool %s is paused: keeping reservations, not serving", self.name)
-            task_status.started()
-            async for envelope in self._receive:
-                try:
-                    envelope.result = await self._apply_async(envelope.message)
-                except IpamError as exc:
-                    envelope.error = exc
-                except Exception as exc:
-                    log.exception("pool %s failed to handle %r", self.name, envelope.message)
-                    envelope.error = exc
-                if envelope.done is not None:
-                    envelope.done.set()
+        """Serve until cancelled; cancellation closes the socket. However it ends,
+        the messages it did not answer fail with PoolStopped."""
+        self._stopped = False
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._resolve_ntp_later()
+                if not self.config.paused:
+                    await nursery.start(self._serve_socket)
+                else:
+                    log.info("pool %s is paused: keeping reservations, not serving", self.name)
+                task_status.started()
+                async for envelope in self._receive:
+                    self._current = envelope
+                    try:
+                        envelope.result = await self._apply_async(envelope.message)
+                    except IpamError as exc:
+                        envelope.error = exc
+                    except Exception as exc:
+                        log.exception("pool %s failed to handle %r", self.name, envelope.message)
+                        envelope.error = exc
+                    self._current = None
+                    if envelope.done is not None:
+                        envelope.done.set()
+        finally:
+            self._refuse_the_rest()
+
+    def _refuse_the_rest(self) -> None:
+        """The actor has ended: fail whatever waits in the inbox (senders blocked on
+        a full inbox included: draining it lets them in, and fails them too)."""
+        self._stopped = True
+        unanswered = [self._current] if self._current is not None else []
+        self._current = None
+        while True:
+            try:
+                unanswered.append(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+        for envelope in unanswered:
+            if envelope.done is not None and not envelope.done.is_set():
+                envelope.error = PoolStopped(self.name)
+                envelope.done.set()
 
     async def _serve_socket(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        sock = self.socket_factory(self.config.interface)
-        with sock, trio.CancelScope() as scope:
-            self._socket_scope = scope
-            self.serving = True
-            log.info(
-                "pool %s serving DHCP on %s as %s",
-                self.name,
-                self.config.interface,
-                self.config.options.server_ip,
-            )
-            stopping = threading.Event()
-            token = trio.lowlevel.current_trio_token()
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._run_packet_thread, sock, stopping, token)
-                    task_status.started()
-                    try:
-                        await trio.sleep_forever()
-                    finally:
-                        _wake(sock, stopping)
-            finally:
-                self.serving = False
-                self._socket_scope = None
-
-    async def _run_packet_thread(
-        self, sock: socket.socket, stopping: threading.Event, token: trio.lowlevel.TrioToken
-    ) -> None:
-        # Not abandoned on cancel: the socket closes only after the thread let go of it.
-        await trio.to_thread.run_sync(
-            self._packet_thread, sock, stopping, token, limiter=self._thread_limiter
-        )
-
-    def _packet_thread(
-        self, sock: socket.socket, stopping: threading.Event, token: trio.lowlevel.TrioToken
-    ) -> None:
-        """Receive, answer, send, until `stopping` is set (runs in its own thread)."""
-        sock.setblocking(True)
-        # A kernel receive timeout, not settimeout(): that would poll() before every recv.
-        sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", IDLE_CHECK_SECONDS, 0)
-        )
-        responder = self.responder
-        counters = responder.counters
-        observe = counters.latency.observe
-        handle = responder.handle
-        lock = self._lock
-        recv = sock.recv
-        sendto = sock.sendto
-        clock = time.perf_counter
-        while not stopping.is_set():
-            try:
-                data = recv(4096)
-            except BlockingIOError:
-                continue  # idle for IDLE_CHECK_SECONDS
-            except OSError as exc:
-                log.warning("pool %s: receive failed: %s", self.name, exc)
-                continue
-            if not data and stopping.is_set():
-                break  # woken by _wake's shutdown, not a (malformed) empty datagram
-            started = clock()
-            with lock:
-                reply = handle(data)
-                notices = bool(responder.notices)
-            if reply is not None:
+        closed = self._socket_closed = trio.Event()
+        try:
+            sock = self.socket_factory(self.config.interface)
+            with sock, trio.CancelScope() as scope:
+                self._socket_scope = scope
+                self.serving = True
+                log.info(
+                    "pool %s serving DHCP on %s as %s",
+                    self.name,
+                    self.config.interface,
+                    self.config.options.server_ip,
+                )
+                packets = self._packets = PacketThread(
+                    self.name,
+                    sock,
+                    self.responder,
+                    self._lock,
+                    self._post_notices,
+                    trio.lowlevel.current_trio_token(),
+                )
                 try:
-                    sendto(reply.payload, reply.address)
-                except OSError as exc:
-                    with lock:
-                        counters.send_errors += 1
-                    log.debug("pool %s: send to %s failed: %s", self.name, reply.address, exc)
-                elapsed = clock() - started
-                with lock:
-                    observe(elapsed)
-            if notices:
-                try:
-                    token.run_sync_soon(self._notices)
-                except trio.RunFinishedError:
-                    return
+                    async with trio.open_nursery() as nursery:
+                        # Not abandoned on cancel: the socket closes only after the
+                        # thread let go of it.
+                        nursery.start_soon(
+                            functools.partial(
+                                trio.to_thread.run_sync, packets.run, limiter=self._thread_limiter
+                            )
+                        )
+                        task_status.started()
+                        try:
+                            await trio.sleep_forever()
+                        finally:
+                            packets.stop()
+                finally:
+                    self.serving = False
+                    self._socket_scope = None
+                    self._packets = None
+        finally:
+            closed.set()
 
-    def _notices(self) -> None:
+    def _post_notices(self) -> None:
+        """Runs in the trio thread, called by the packet thread: it must never raise
+        (trio would end the whole process with TrioInternalError)."""
+        if self._stopped:
+            return
+        try:
+            self._send.send_nowait(_Envelope(_TakeNotices()))
+        except trio.WouldBlock:
+            # A full inbox: the packet thread must not wait; a task queues it.
+            if self._nursery is not None:
+                with contextlib.suppress(RuntimeError):  # the actor is ending
+                    self._nursery.start_soon(self._tell_quietly, _Envelope(_TakeNotices()))
+
+    async def _tell_quietly(self, envelope: _Envelope) -> None:
+        with contextlib.suppress(PoolStopped):
+            await self._post(envelope)
+
+    def _take_notices(self) -> None:
         with self._lock:
             notices = list(self.responder.notices)
             self.responder.notices.clear()
+            if self._packets is not None:
+                self._packets.notices_taken()
         if not notices:
             return
         if self.on_change is not None:
@@ -260,30 +309,53 @@ class PoolActor:
                     notice.ip,
                 )
             if self.on_notice is not None:
-                self.on_notice(notice)
-
-    async def _resolve_ntp(self) -> None:
-        names = self.config.ntp_names
-        if not names:
-            return
-        resolved: list[IPv4Address] = list(self.config.options.ntp)
-        for name in names:
-            with trio.move_on_after(NTP_RESOLVE_TIMEOUT):
                 try:
-                    infos = await trio.socket.getaddrinfo(name, None, family=socket.AF_INET)
+                    self.on_notice(notice)
+                except Exception:
+                    log.exception("pool %s: handling %r failed", self.name, notice)
+
+    # -- NTP servers given by name ----------------------------------------------------
+
+    def _resolve_ntp_later(self) -> None:
+        """Resolve the configuration's NTP names in the background: a slow resolver
+        must delay neither the pool's start nor a Reconfigure (nor its caller)."""
+        names = self.config.ntp_names
+        known_names, known = self._ntp_resolved
+        if names == known_names:
+            self._set_options(known)
+            return
+        self._set_options(())
+        if names and self._nursery is not None:
+            self._nursery.start_soon(self._resolve_ntp, self.config)
+
+    async def _resolve_ntp(self, config: PoolConfig) -> None:
+        resolved: list[IPv4Address] = []
+        for name in config.ntp_names:
+            addresses: list[IPv4Address] = []
+            with trio.move_on_after(NTP_RESOLVE_TIMEOUT) as scope:
+                try:
+                    addresses = await self.resolve(name)
                 except OSError as exc:
                     log.warning("pool %s: NTP server %s does not resolve: %s", self.name, name, exc)
-                    continue
-                for info in infos:
-                    address = IPv4Address(info[4][0])
-                    if address not in resolved:
-                        resolved.append(address)
+            if scope.cancelled_caught:
+                log.warning("pool %s: NTP server %s: no answer from the resolver", self.name, name)
+            resolved.extend(a for a in addresses if a not in resolved)
+        if self.config is not config:
+            return  # reconfigured meanwhile: that configuration resolves its own
+        self._ntp_resolved = (config.ntp_names, tuple(resolved))
+        self._set_options(self._ntp_resolved[1])
+
+    def _set_options(self, resolved: tuple[IPv4Address, ...]) -> None:
+        options = self.config.options
+        ntp = options.ntp + tuple(a for a in resolved if a not in options.ntp)
         with self._lock:
-            self.responder.set_options(replace(self.config.options, ntp=tuple(resolved)))
+            self.responder.set_options(replace(options, ntp=ntp) if resolved else options)
 
     # -- the messages -----------------------------------------------------------------
 
-    async def _apply_async(self, message: PoolMessage) -> Any:
+    async def _apply_async(self, message: PoolMessage | _TakeNotices) -> Any:
+        if isinstance(message, _TakeNotices):
+            return self._take_notices()
         if isinstance(message, Reconfigure):
             try:
                 return await self._reconfigure(message)
@@ -300,175 +372,51 @@ class PoolActor:
         held = self.allocator.addresses_of(claim.owner) if claim else ()
         try:
             with self._lock:
-                return self._dispatch(message)
+                return self.book.dispatch(message, serving=self.serving)
         finally:
+            self.book.say()
             quiet = isinstance(message, Inspect | ServeReservation) or (
                 claim is not None and self.allocator.addresses_of(claim.owner) == held
             )
             if self.on_change is not None and not quiet:
                 self.on_change()
 
-    def _dispatch(self, message: PoolMessage) -> Any:
-        if isinstance(message, ClaimAddress):
-            return self._claim(message)
-        if isinstance(message, RestoreReservation):
-            self._check_mac(message.owner, message.mac)
-            self.allocator.reserve(message.owner, message.ip)
-            self._record(message.owner, message.mac, message.ip, message.hostname, serve=True)
-            return message.ip
-        if isinstance(message, ServeReservation):
-            return self._serve(message)
-        if isinstance(message, ReleaseOwner):
-            return self._release(message.owner)
-        if isinstance(message, ReleaseVm):
-            prefix = f"{message.key} ["
-            owners = {
-                nic.owner
-                for nic in self.nics.values()
-                if nic.owner.startswith(prefix) and nic.owner not in message.keep
-            }
-            return tuple(ip for owner in sorted(owners) for ip in self._release(owner))
-        if isinstance(message, ClearDecline):
-            return self.responder.clear_declined(message.ip)
-        if isinstance(message, Inspect):
-            return self._state()
-        if isinstance(message, Reconfigure):
-            raise TypeError("Reconfigure needs the running actor")
-        raise TypeError(f"pool actor cannot handle {message!r}")
-
-    def _claim(self, message: ClaimAddress) -> IPv4Address:
-        """An address for a NIC, held but not served until ServeReservation."""
-        self._check_mac(message.owner, message.mac)
-        held = self.allocator.addresses_of(message.owner)
-        if held and (message.requested is None or message.requested in held):
-            ip = message.requested or held[0]
-            for extra in held:
-                if extra != ip:  # one NIC, one address
-                    log.warning(
-                        "pool %s: %s held %s besides %s; released", self.name, message.owner,
-                        extra, ip,
-                    )  # fmt: skip
-                    self.allocator.release(extra)
-        else:
-            # The new address first: a claim that fails (taken, excluded,
-            # exhausted) must leave the NIC's current address, and its DHCP
-            # service, as they were.
-            ip = self.allocator.allocate(message.owner, requested=message.requested)
-            for old in held:
-                self.allocator.release(old)
-            self._forget(message.owner)
-        self._record(message.owner, message.mac, ip, message.hostname, serve=False)
-        return ip
-
     def owner_of_mac(self, mac: str) -> Owner | None:
-        nic = self.nics.get(mac.lower())
-        return nic.owner if nic is not None else None
-
-    def _check_mac(self, owner: Owner, mac: str) -> None:
-        previous = self.nics.get(mac.lower())
-        if previous is not None and previous.owner != owner:
-            raise MacConflict(mac, previous.owner)
-
-    def _serve(self, message: ServeReservation) -> bool:
-        nic = self.nics.get(message.mac.lower())
-        if nic is None or nic.ip != message.ip:
-            log.warning(
-                "pool %s: not serving %s for %s: it holds no such claim",
-                self.name,
-                message.ip,
-                message.mac,
-            )
-            return False
-        nic.serving = True
-        self.responder.set_reservation(message.mac.lower(), Reservation(nic.ip, nic.hostname))
-        return True
-
-    def _record(
-        self, owner: Owner, mac: str, ip: IPv4Address, hostname: str | None, *, serve: bool
-    ) -> None:
-        mac = mac.lower()
-        self.nics[mac] = _Nic(owner, ip, hostname, serving=serve)
-        if serve:
-            self.responder.set_reservation(mac, Reservation(ip, hostname))
-
-    def _release(self, owner: Owner) -> tuple[IPv4Address, ...]:
-        released = self.allocator.release_owner(owner)
-        self._forget(owner)
-        return released
-
-    def _forget(self, owner: Owner) -> None:
-        """Drop the owner's NICs and stop serving them."""
-        for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
-            del self.nics[mac]
-            self.responder.remove_reservation(mac)
+        return self.book.owner_of_mac(mac)
 
     async def _reconfigure(self, message: Reconfigure) -> tuple[tuple[IPv4Address, Owner], ...]:
         old, new = self.config, message.config
         with self._lock:
-            evicted = self.allocator.reconfigure(new.spec)
-            for _, owner in evicted:
-                for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
-                    del self.nics[mac]
-                    self.responder.remove_reservation(mac)
-            self._restore_fitting(message.restore)
+            evicted = self.book.reconfigure(new.spec, message.restore)
+            self.book.name = new.name
             self.config = new
-            self.responder.set_options(new.options)
-        await self._resolve_ntp()
+        self.book.say()
+        self._resolve_ntp_later()
+        for ip, owner in evicted:
+            log.warning(
+                "IPPool %s: %s of %s no longer fits the pool's range or excludes",
+                self.name,
+                ip,
+                owner,
+            )
         if (old.interface, old.paused) != (new.interface, new.paused):
-            if self._socket_scope is not None:
+            if self._socket_scope is not None and self._socket_closed is not None:
+                # One socket at a time: the old one is closed, and its thread gone,
+                # before the new one opens.
                 self._socket_scope.cancel()
-                with trio.move_on_after(1):
-                    while self.serving:
-                        await trio.sleep(0)
+                await self._socket_closed.wait()
             if not new.paused and self._nursery is not None:
                 await self._nursery.start(self._serve_socket)
+        if self.on_reconfigured is not None:
+            self.on_reconfigured()
         return evicted
 
-    def _restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
-        """Hold again the recorded addresses that fit the range again. A NIC the
-        pool knows, or an owner holding something, is newer than its record."""
-        allocator = self.allocator
-        for reservation in reservations:
-            if reservation.mac.lower() in self.nics or allocator.addresses_of(reservation.owner):
-                continue
-            if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
-                continue
-            log.info(
-                "pool %s: %s of %s fits the range again; serving it again",
-                self.name,
-                reservation.ip,
-                reservation.owner,
-            )
-            allocator.reserve(reservation.owner, reservation.ip)
-            self._record(
-                reservation.owner, reservation.mac, reservation.ip, reservation.hostname, serve=True
-            )
 
-    def _state(self) -> PoolState:
-        return PoolState(
-            name=self.name,
-            serving=self.serving,
-            allocations=tuple(self.allocator.allocations()),
-            excluded=tuple(self.allocator.excluded()),
-            used=self.allocator.used,
-            available=self.allocator.available,
-            declined=tuple(sorted(self.responder.declined)),
-            counters=self.responder.counters.as_dict(),
-        )
+class PoolStopped(Exception):
+    """The pool's actor has stopped (its IPPool was deleted, it crashed or it is
+    restarting): the message was not handled. Temporary: ask again later, the
+    pool's next actor (if any) will answer."""
 
-
-def _wake(sock: socket.socket, stopping: threading.Event) -> None:
-    """Stop the packet thread: shutting the socket down wakes a blocked recv."""
-    stopping.set()
-    # Linux says ENOTCONN for an unconnected UDP socket, and wakes the reader anyway.
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RD)
-
-
-class MacConflict(IpamError):
-    """A MAC is already claimed in this pool by another owner."""
-
-    def __init__(self, mac: str, holder: str) -> None:
-        super().__init__(f"MAC {mac} is already in use by {holder}")
-        self.mac = mac
-        self.holder = holder
+    def __init__(self, pool: str) -> None:
+        super().__init__(f"IPPool {pool}'s actor has stopped")
+        self.pool = pool

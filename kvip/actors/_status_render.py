@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kvip.actors._messages import Inspect, PoolState
+from kvip.actors._pool import PoolStopped
 from kvip.actors._status import now_rfc3339, set_condition
 from kvip.actors._supervisor import PoolHandle
 
@@ -35,7 +37,8 @@ async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dic
     conditions = list(current.get("conditions") or [])
     state: PoolState | None = None
     if handle.actor is not None and handle.started.is_set():
-        state = await handle.actor.ask(Inspect())
+        with contextlib.suppress(PoolStopped):  # restarting: shown as not ready
+            state = await handle.actor.ask(Inspect())
     if handle.problem is not None:
         reason, message = handle.problem
         # An edit that made a serving pool invalid: it still serves the last good spec.
@@ -76,11 +79,12 @@ def render_vmnetcfg_status(
     """Our NICs' entries, plus the entries of networks this kvip does not serve
     (`served(network)` is falsy): those belong to another shard and are kept."""
     status = dict(current)
-    macs = {nic.mac for nic in nics}
+    ours = {(nic.network, nic.mac) for nic in nics}
     theirs = [
         entry
         for entry in current.get("networkconfig") or []
-        if entry.get("macaddress") not in macs and not served(str(entry.get("networkname")))
+        if (entry.get("networkname"), entry.get("macaddress")) not in ours
+        and not served(str(entry.get("networkname")))
     ]
     status["networkconfig"] = [nic.as_status() for nic in nics] + theirs
     return status

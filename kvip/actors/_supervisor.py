@@ -8,6 +8,7 @@ rebuilt from the durable reservations (`restore`) before its socket opens.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ import trio
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._events import Event, ObjectRef
 from kvip.actors._messages import Reconfigure, RestoreReservation
-from kvip.actors._pool import PoolActor, SocketFactory
+from kvip.actors._pool import PoolActor, PoolStopped, SocketFactory
 from kvip.ipam import InvalidPool, IpamError
 from kvip.k8s import IPPOOLS
 from kvip.serving import Notice, PoolConfig, parse_ippool
@@ -104,7 +105,6 @@ class Supervisor:
             return
         if handle.config == config and handle.actor is not None:
             return
-        previous = handle.config
         handle.config = config
         handle.problem = None
         if handle.actor is None:
@@ -113,19 +113,12 @@ class Supervisor:
             if handle.scope is None:
                 self._start(handle)
         else:
-            assert previous is not None
             log.info("IPPool %s changed; applying it to the running pool", name)
             restore = tuple(self.restore(config))
-            evicted = await handle.actor.ask(Reconfigure(config, restore=restore))
-            for ip, owner in evicted:
-                log.warning(
-                    "IPPool %s: %s of %s no longer fits the pool's range or excludes",
-                    name,
-                    ip,
-                    owner,
-                )
-            # Evicted NICs must show it, restored ones must show OK again.
-            self.on_reconfigured(name)
+            # Told, not asked: the watch events wait for nobody. The actor logs what
+            # no longer fits and reports through on_reconfigured.
+            with contextlib.suppress(PoolStopped):  # restarting: built from handle.config
+                await handle.actor.tell(Reconfigure(config, restore=restore))
         self.on_change(name)
 
     def remove(self, name: str) -> None:
@@ -158,6 +151,7 @@ class Supervisor:
                     socket_factory=self.socket_factory,
                     on_change=functools.partial(self.on_change, handle.name),
                     on_notice=functools.partial(self.on_notice, handle.name),
+                    on_reconfigured=functools.partial(self.on_reconfigured, handle.name),
                 )
                 errors: list[tuple[RestoreReservation, IpamError]] = []
                 for reservation in self.restore(handle.config):

@@ -3,7 +3,14 @@
 A key that is marked dirty while it waits is queued once; a key that is
 marked dirty while a worker handles it is queued again after that worker
 is done, so two workers never reconcile the same VM at once and the last
-change is never lost. Retries wait with exponential backoff per key.
+change is never lost. Retries wait with exponential backoff per key; a failure
+that retrying cannot fix alone (the API server refused the write) backs off
+further, up to `permanent_max_delay`, but is still retried: an operator may
+lift what refused it.
+
+Idle workers park in one ParkingLot: each key made ready unparks one of
+them, so every worker takes part (a shared Event replaced by each idle worker
+left all but the last one waiting for a wakeup nobody sent).
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ import trio
 class WorkQueue:
     base_delay: float = 0.2
     max_delay: float = 30.0
+    permanent_max_delay: float = 300.0
     _queue: deque[str] = field(default_factory=deque)
     _dirty: set[str] = field(default_factory=set)
     _processing: set[str] = field(default_factory=set)
     _failures: dict[str, int] = field(default_factory=dict)
-    _wakeup: trio.Event = field(default_factory=trio.Event)
+    _idle: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
 
     def add(self, key: str) -> None:
         if key in self._dirty:
@@ -30,32 +38,33 @@ class WorkQueue:
         self._dirty.add(key)
         if key not in self._processing:
             self._queue.append(key)
-            self._wakeup.set()
+            self._idle.unpark()
 
     async def get(self) -> str:
         """The next key to handle; waits while there is none. Call `done` after."""
         while not self._queue:
-            self._wakeup = trio.Event()
-            await self._wakeup.wait()
+            await self._idle.park()
         key = self._queue.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
         return key
 
-    def done(self, key: str, *, failed: bool = False) -> float | None:
+    def done(self, key: str, *, failed: bool = False, permanent: bool = False) -> float | None:
         """Mark `key` handled. With failed=True it is retried after the returned delay
-        (the caller schedules `retry_later`); a success resets its backoff."""
+        (the caller schedules `retry_later`), capped at `permanent_max_delay` for a
+        permanent failure and at `max_delay` otherwise; a success resets its backoff."""
         self._processing.discard(key)
         delay = None
         if failed:
             count = self._failures.get(key, 0)
             self._failures[key] = count + 1
-            delay = min(self.base_delay * 2**count, self.max_delay)
+            cap = self.permanent_max_delay if permanent else self.max_delay
+            delay = min(self.base_delay * 2 ** min(count, 64), cap)
         else:
             self._failures.pop(key, None)
         if key in self._dirty:
             self._queue.append(key)
-            self._wakeup.set()
+            self._idle.unpark()
         return delay
 
     async def retry_later(self, key: str, delay: float) -> None:

@@ -1,8 +1,10 @@
 """The metrics and probe endpoint: /metrics, /healthz, /readyz.
 
-A deliberately small HTTP/1.0 server on trio: it runs in the actors' own
-thread, so a scrape reads their state between two of their steps, and a
-liveness probe that gets an answer proves the event loop is not stuck.
+A deliberately small HTTP/1.0 server on trio, in the thread of the actors'
+inbox tasks: a scrape reads their state between two of their steps, and a
+liveness probe that gets an answer proves the event loop is not stuck. The
+pools' packet threads keep counting meanwhile; what they count is read as a
+snapshot under each pool's lock (PoolActor.figures).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Prometheus metrics: kubevirt-ip-helper's names (dashboards keep working)
 plus kvip's DHCP counters and reply latency, all read at scrape time from
-the actors' own state (the scrape runs in the actors' trio thread)."""
+the actors' own state (the scrape runs in the actors' trio thread). A pool's
+numbers come from `PoolActor.figures()`, one copy under the lock its packet
+thread counts under: one scrape shows one moment of each pool."""
 
 from __future__ import annotations
 
@@ -93,22 +95,15 @@ class KvipCollector(Collector):
             if actor is None or handle.config is None:
                 continue
             pool_labels = [name, str(handle.config.spec.subnet), handle.config.network]
-            used.add_metric(pool_labels, actor.allocator.used)
-            available.add_metric(pool_labels, actor.allocator.available)
-            counters = actor.responder.counters
+            figures = actor.figures()
+            used.add_metric(pool_labels, figures.used)
+            available.add_metric(pool_labels, figures.available)
+            counters = figures.counters
             for kind, count in sorted(counters.received.items()):
                 received.add_metric([name, kind], count)
             for kind, count in sorted(counters.sent.items()):
                 sent.add_metric([name, kind], count)
-            for event, count in (
-                ("malformed", counters.malformed),
-                ("unknown_mac", counters.unknown_mac),
-                ("nak", counters.naks),
-                ("decline", counters.declines),
-                ("release", counters.releases),
-                ("ignored", counters.ignored),
-                ("send_error", counters.send_errors),
-            ):
+            for event, count in counters.events().items():
                 events.add_metric([name, event], count)
             histogram = counters.latency
             cumulative, buckets = 0, []
@@ -124,8 +119,8 @@ class KvipCollector(Collector):
             "One series per VM NIC that kvip manages: 1, labelled with its state",
             labels=["vm", "network", "mac", "ip", "status"],
         )
-        for key, nics in sorted(controller.nic_status.items()):
-            for nic in nics:
+        for key, vm in sorted(controller.states.items()):
+            for nic in vm.nics or ():
                 state = "OK" if nic.ok else "ERROR"
                 status.add_metric([key, nic.network, nic.mac, nic.ip or "", state], 1)
         yield status

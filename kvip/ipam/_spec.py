@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from ipaddress import IPv4Address, IPv4Network
 
 from kvip.ipam._errors import ExclusionReason, InvalidPool
 
@@ -12,13 +12,25 @@ from kvip.ipam._errors import ExclusionReason, InvalidPool
 # /32 is a single host; only shorter prefixes reserve the two ends.
 _LONGEST_PREFIX_WITH_BROADCAST = 30
 
+# Problems are named by the IPPool field that holds the value, so that the
+# message in a pool's status points at what to edit.
+SUBNET = "spec.ipv4config.subnet"
+START = "spec.ipv4config.pool.start"
+END = "spec.ipv4config.pool.end"
+SERVER_IP = "spec.ipv4config.serverip"
+ROUTER = "spec.ipv4config.router"
+EXCLUDE = "spec.ipv4config.pool.exclude"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoolSpec:
-    """The address part of an IPPool's `ipv4config`.
+    """The address part of an IPPool's `ipv4config`: the allocator's input.
 
-    Constructing one validates it: an invalid `PoolSpec` cannot exist, and
-    `InvalidPool` lists every problem found, not just the first.
+    Constructing one checks the rules that span fields (the range, server IP
+    and router inside the subnet, start <= end, no network or broadcast
+    address in the range): an invalid `PoolSpec` cannot exist, and
+    `InvalidPool` lists every problem found, named by IPPool field. Reading
+    an IPPool's text is `kvip.serving.parse_ippool`'s job, the one parser.
     """
 
     subnet: IPv4Network
@@ -31,7 +43,7 @@ class PoolSpec:
     def __post_init__(self) -> None:
         exclude: object = self.exclude
         if isinstance(exclude, str | bytes) or not isinstance(exclude, Iterable):
-            raise InvalidPool(f"exclude must be a list of IPv4 addresses, not {exclude!r}")
+            raise InvalidPool(f"{EXCLUDE} must be a list of IPv4 addresses, not {exclude!r}")
         # Accept any iterable of addresses but store a tuple, so the spec stays
         # hashable and immutable.
         if not isinstance(exclude, tuple):
@@ -39,50 +51,6 @@ class PoolSpec:
         problems = _problems(self)
         if problems:
             raise InvalidPool("; ".join(problems))
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        subnet: str,
-        start: str,
-        end: str,
-        server_ip: str | None = None,
-        router: str | None = None,
-        exclude: Iterable[str] = (),
-    ) -> PoolSpec:
-        """Build a spec from the text of an IPPool, or raise `InvalidPool`.
-
-        A subnet written with host bits set, in the interface form that
-        `ip addr add 172.16.0.2/16` users are used to, is accepted and taken as
-        its network (172.16.0.0/16): the meaning is unambiguous, and refusing
-        it would stop an IPPool that an operator considers correct. A caller
-        that wants to warn about it can compare `str(spec.subnet)` with the text.
-        """
-        problems: list[str] = []
-        net = _parse_network(subnet, problems)
-        first = _parse_address("pool start", start, problems)
-        last = _parse_address("pool end", end, problems)
-        server = None if server_ip is None else _parse_address("server IP", server_ip, problems)
-        gateway = None if router is None else _parse_address("router", router, problems)
-        excluded: list[IPv4Address] = []
-        if isinstance(exclude, str | bytes) or not isinstance(exclude, Iterable):
-            problems.append(f"exclude must be a list of IPv4 addresses, not {exclude!r}")
-        else:
-            for index, text in enumerate(exclude):
-                address = _parse_address(f"exclude entry {index}", text, problems)
-                if address is not None:
-                    excluded.append(address)
-        if problems or net is None or first is None or last is None:
-            raise InvalidPool("; ".join(problems))
-        return cls(
-            subnet=net,
-            start=first,
-            end=last,
-            server_ip=server,
-            router=gateway,
-            exclude=tuple(excluded),
-        )
 
     @property
     def has_broadcast(self) -> bool:
@@ -128,59 +96,36 @@ class PoolSpec:
         return None
 
 
-def _parse_network(text: object, problems: list[str]) -> IPv4Network | None:
-    if not isinstance(text, str):
-        problems.append(f"subnet must be text such as 172.16.0.0/16, not {text!r}")
-        return None
-    try:
-        return IPv4Network(text.strip(), strict=False)
-    except (AddressValueError, NetmaskValueError, ValueError) as exc:
-        problems.append(f"subnet {text!r} is not an IPv4 subnet such as 172.16.0.0/16: {exc}")
-        return None
-
-
-def _parse_address(what: str, text: object, problems: list[str]) -> IPv4Address | None:
-    # ipaddress would take an int as an address; YAML can hand us one.
-    if not isinstance(text, str):
-        problems.append(f"{what} must be an IPv4 address as text, not {text!r}")
-        return None
-    try:
-        return IPv4Address(text.strip())
-    except AddressValueError as exc:
-        problems.append(f"{what} {text!r} is not an IPv4 address: {exc}")
-        return None
-
-
 def _problems(spec: PoolSpec) -> list[str]:
     if not isinstance(spec.subnet, IPv4Network):
-        return [f"subnet must be an IPv4 network, not {spec.subnet!r}"]
+        return [f"{SUBNET} must be an IPv4 network, not {spec.subnet!r}"]
     problems: list[str] = []
-    named: list[tuple[str, object]] = [("pool start", spec.start), ("pool end", spec.end)]
-    optional = [("server IP", spec.server_ip), ("router", spec.router)]
-    named += [(what, value) for what, value in optional if value is not None]
-    for what, value in named:
+    named: list[tuple[str, object]] = [(START, spec.start), (END, spec.end)]
+    optional = [(SERVER_IP, spec.server_ip), (ROUTER, spec.router)]
+    named += [(field, value) for field, value in optional if value is not None]
+    for field, value in named:
         if not isinstance(value, IPv4Address):
-            problems.append(f"{what} must be an IPv4 address, not {value!r}")
+            problems.append(f"{field} must be an IPv4 address, not {value!r}")
         elif value not in spec.subnet:
-            problems.append(f"{what} {value} is outside the subnet {spec.subnet}")
+            problems.append(f"{field} {value} is outside the subnet {spec.subnet}")
     problems += [
-        f"exclude entry {index} {value!r} is not an IPv4 address"
+        f"{EXCLUDE}[{index}] {value!r} is not an IPv4 address"
         for index, value in enumerate(spec.exclude)
         if not isinstance(value, IPv4Address)
     ]
     if problems:
         return problems
     if spec.start > spec.end:
-        problems.append(f"pool start {spec.start} is after pool end {spec.end}")
+        problems.append(f"{START} {spec.start} is after {END} {spec.end}")
     elif spec.has_broadcast:
         if spec.start == spec.subnet.network_address:
             problems.append(
-                f"pool start {spec.start} is the network address of {spec.subnet}; "
+                f"{START} {spec.start} is the network address of {spec.subnet}; "
                 f"start at {spec.start + 1} or later"
             )
         if spec.end == spec.subnet.broadcast_address:
             problems.append(
-                f"pool end {spec.end} is the broadcast address of {spec.subnet}; "
+                f"{END} {spec.end} is the broadcast address of {spec.subnet}; "
                 f"end at {spec.end - 1} or earlier"
             )
     return problems

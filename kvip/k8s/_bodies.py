@@ -15,12 +15,15 @@ from typing import Any
 from kvip.k8s._resources import (
     FINALIZER,
     HARVESTER_MAC_ANNOTATION,
+    RESET_ANNOTATION,
     STATIC_IP_ANNOTATION,
     VIRTUAL_MACHINES,
     VMNETCFGS,
 )
 
 log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
 
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
 
@@ -171,3 +174,48 @@ def records_spec(records: list[NicRecord]) -> list[dict[str, str]]:
             entry["ipaddress"] = record.ip
         spec.append(entry)
     return spec
+
+
+def vmnetcfg_update(
+    cfg: Body, *, name: str, vm_uid: str | None, records: list[NicRecord]
+) -> Body | None:
+    """The vmnetcfg `cfg` as kvip keeps it for the VM `name`: these records, kvip's
+    finalizer, the VM as owner, no reset annotation. None if it is so already.
+    Shallow copies: the cached body is shared, never mutated (a deep copy of
+    every vmnetcfg cost more than the rest of a reconcile together)."""
+    meta = cfg["metadata"]
+    spec = cfg.get("spec") or {}
+    wanted_spec = {**spec, "vmname": name, "networkconfig": records_spec(records)}
+    wanted_meta = dict(meta)
+    finalizers = meta.get("finalizers") or []
+    if FINALIZER not in finalizers:
+        wanted_meta["finalizers"] = [*finalizers, FINALIZER]
+    annotations = meta.get("annotations") or {}
+    if RESET_ANNOTATION in annotations:
+        wanted_meta["annotations"] = {k: v for k, v in annotations.items() if k != RESET_ANNOTATION}
+    owners = meta.get("ownerReferences") or []
+    if vm_uid and not any(ref.get("uid") == vm_uid for ref in owners):
+        namespace = str(meta.get("namespace"))
+        mine = vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=[])
+        wanted_meta["ownerReferences"] = [
+            ref for ref in owners if ref.get("kind") != "VirtualMachine"
+        ] + mine["metadata"]["ownerReferences"]
+    if wanted_spec == spec and wanted_meta == meta and "spec" in cfg:
+        return None
+    return {**cfg, "metadata": wanted_meta, "spec": wanted_spec}
+
+
+def finalizer_removal(cfg: Body) -> Body | None:
+    """A merge patch that takes kvip's finalizer off `cfg`, conditional on its
+    resourceVersion (a concurrent change gets a 409 and a retry); None if the
+    finalizer is not there."""
+    meta = cfg["metadata"]
+    finalizers = meta.get("finalizers") or []
+    if FINALIZER not in finalizers:
+        return None
+    return {
+        "metadata": {
+            "finalizers": [f for f in finalizers if f != FINALIZER],
+            "resourceVersion": meta["resourceVersion"],
+        }
+    }

@@ -22,6 +22,8 @@ T = TypeVar("T")
 Body = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
+#: Ordinary API calls in flight at once (watches have threads of their own).
+MAX_THREADS = 8
 
 
 class Kube:
@@ -32,7 +34,7 @@ class Kube:
         api_client: client.ApiClient,
         *,
         request_timeout: float = 30.0,
-        max_threads: int = 8,
+        max_threads: int = MAX_THREADS,
     ) -> None:
         self.api_client = api_client
         self.request_timeout = request_timeout
@@ -58,6 +60,12 @@ class Kube:
             config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration
             )
+        # Tried once: urllib3 retried a timed-out request three more times on new
+        # connections (four timeouts per call); kvip's callers retry on their own.
+        configuration.retries = False
+        # One connection per call thread, per watch, and a few to spare: a smaller
+        # pool discarded connections under a burst and opened new ones (TLS again).
+        configuration.connection_pool_maxsize = MAX_THREADS + 8
         return cls(client.ApiClient(configuration))
 
     def close(self) -> None:

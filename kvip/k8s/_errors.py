@@ -18,22 +18,28 @@ class KubeError(Exception):
     status: int | None = None
     #: True when retrying the same call later may succeed.
     temporary = False
+    #: True when the API server refused for a reason that retrying alone does not
+    #: change (403, 422, ...): someone must change something (RBAC, a policy).
+    permanent = True
 
 
 class NotFound(KubeError):
     status = 404
+    permanent = False  # a race with the watch: read again
 
 
 class Conflict(KubeError):
     """409: the object changed since it was read, or already exists."""
 
     status = 409
+    permanent = False  # a race with another writer: read again
 
 
 class Gone(KubeError):
     """410: the resourceVersion is too old (etcd compacted); relist."""
 
     status = 410
+    permanent = False
 
 
 class Invalid(KubeError):
@@ -54,6 +60,7 @@ class Unavailable(KubeError):
     """The API server could not be reached, or answered 5xx or 429."""
 
     temporary = True
+    permanent = False
 
 
 _BY_STATUS: dict[int, type[KubeError]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any, cast
@@ -13,15 +14,29 @@ from kvip.k8s._errors import translate
 
 
 class Leases:
-    """get/create/replace of Lease objects, with resourceVersion preconditions."""
+    """get/create/replace of Lease objects, with resourceVersion preconditions.
 
-    def __init__(self, kube: Kube) -> None:
+    Each request is tried once and fails with `Unavailable` after
+    `request_timeout` seconds (default: the Kube's). The Kube's client would
+    retry a timed-out request three times more, each try with a whole timeout
+    of its own; the leader elector retries on its own schedule and must hear
+    back within its renew deadline. Hence a client of its own (the Kube's
+    configuration, its own connections); `close()` closes it."""
+
+    def __init__(self, kube: Kube, *, request_timeout: float | None = None) -> None:
         self.kube = kube
-        self.api = client.CoordinationV1Api(kube.api_client)
+        configuration = copy.deepcopy(kube.api_client.configuration)
+        configuration.retries = False
+        self.api_client = client.ApiClient(configuration)
+        self.api = client.CoordinationV1Api(self.api_client)
+        self.request_timeout = kube.request_timeout if request_timeout is None else request_timeout
+
+    def close(self) -> None:
+        self.api_client.close()
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Body:
         try:
-            response = fn(*args, _preload_content=False, _request_timeout=self.kube.request_timeout)
+            response = fn(*args, _preload_content=False, _request_timeout=self.request_timeout)
         except Exception as exc:
             raise translate(exc) from exc
         body: Body = json.loads(response.data)

@@ -1,18 +1,10 @@
 """A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply."""
 
+from kvip.serving._build import CLIENT_PORT, SERVER_PORT
 from kvip.serving._config import PoolOptions, Reservation
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, parse_ippool
-from kvip.serving._responder import (
-    CLIENT_PORT,
-    SERVER_PORT,
-    Declined,
-    Notice,
-    Released,
-    Reply,
-    Responder,
-    mac_bytes,
-)
+from kvip.serving._responder import Declined, Notice, Released, Reply, Responder, mac_bytes
 
 __all__ = [
     "CLIENT_PORT",

@@ -1,14 +1,16 @@
 """Per-pool DHCP counters and the reply-latency histogram.
 
-Plain integers owned by the pool actor: read them at any time from the actor's
-own task (or a snapshot of them elsewhere); metrics export reads snapshots.
+Plain integers in the pool's Responder. The pool's packet thread counts under
+`PoolActor._lock`; anyone else reads a `snapshot()` taken under that lock
+(`PoolActor.figures()` for metrics, `Inspect` for status), never the live
+object, or one reading could mix two packets (a histogram's count and sum).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: Upper bounds of the latency buckets, in seconds (Prometheus style, +Inf last).
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -71,10 +73,30 @@ class Counters:
     #: servers, a REQUEST for another server, relayed too many hops, a
     #: DISCOVER for a declined address (there is nothing else to offer).
     ignored: int = 0
-    #: Packets dropped before decoding because they waited too long.
-    stale: int = 0
     send_errors: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def snapshot(self) -> Counters:
+        """A copy that later counting leaves alone (take it under the lock)."""
+        latency = self.latency
+        return replace(
+            self,
+            received=self.received.copy(),
+            sent=self.sent.copy(),
+            latency=replace(latency, counts=list(latency.counts)),
+        )
+
+    def events(self) -> dict[str, int]:
+        """Packets dropped or noted, by the `event` label of kvip_dhcp_events."""
+        return {
+            "malformed": self.malformed,
+            "unknown_mac": self.unknown_mac,
+            "nak": self.naks,
+            "decline": self.declines,
+            "release": self.releases,
+            "ignored": self.ignored,
+            "send_error": self.send_errors,
+        }
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -86,7 +108,6 @@ class Counters:
             "declines": self.declines,
             "releases": self.releases,
             "ignored": self.ignored,
-            "stale": self.stale,
             "send_errors": self.send_errors,
             "latency_buckets": dict(zip(self.latency.bounds, self.latency.counts, strict=True)),
             "latency_count": self.latency.observations,

@@ -1,24 +1,44 @@
 """An IPPool object, read into the values a pool actor works with.
 
-Everything an operator can get wrong is checked here and reported as
-`InvalidPool` with a message that names the field, so that a bad pool gets
-a status condition instead of taking anything down.
+This is kvip's one IPPool parser. Everything an operator can get wrong is
+checked here and reported as `InvalidPool`, every problem at once, each named
+by its field (`spec.ipv4config.pool.start ...`), so that a bad pool gets a
+status condition instead of taking anything down. It accepts exactly what
+the CRD's schema accepts (see `_ippool_fields`), and refuses beyond that only
+what the schema cannot express: rules that span fields, which `PoolSpec`
+checks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from ipaddress import IPv4Address
 from typing import Any
 
 from kvip.ipam import InvalidPool, PoolSpec
 from kvip.serving._config import PoolOptions
+from kvip.serving._ippool_fields import (
+    DNS_NAME,
+    DNS_NAME_MAX,
+    INTERFACE,
+    NETWORK_NAME,
+    NETWORK_NAME_MAX,
+    NTP_SERVER,
+    Fields,
+)
 from protocol import ClasslessRoute
 
 DEFAULT_INTERFACE = "eth1"
 #: kubevirt-ip-helper's CRD has no default lease; an hour is a common one.
 DEFAULT_LEASE_TIME = 3600
+#: Option 51 is an unsigned 32-bit number of seconds (RFC 2132 9.2); a lease
+#: of 0 s would expire as it is granted.
+LEASE_TIME_RANGE = (1, 0xFFFFFFFF)
+#: RFC 2132 5.1: the MTU option's minimum is 68.
+MTU_RANGE = (68, 65535)
+
+V4 = "spec.ipv4config"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,142 +55,147 @@ class PoolConfig:
     paused: bool = False
 
 
-def _address(value: Any, field: str) -> IPv4Address:
-    try:
-        return IPv4Address(str(value).strip())
-    except (AddressValueError, ValueError) as exc:
-        raise InvalidPool(f"{field}: {value!r} is not an IPv4 address") from exc
-
-
-def _addresses(values: Any, field: str) -> tuple[IPv4Address, ...]:
-    if values is None:
-        return ()
-    if not isinstance(values, list):
-        raise InvalidPool(f"{field}: expected a list of IPv4 addresses")
-    return tuple(_address(v, f"{field}[{i}]") for i, v in enumerate(values))
-
-
-def _network(value: Any, field: str) -> IPv4Network:
-    try:
-        return IPv4Network(str(value).strip(), strict=False)
-    except (AddressValueError, NetmaskValueError, ValueError) as exc:
-        raise InvalidPool(f"{field}: {value!r} is not an IPv4 network in CIDR form") from exc
-
-
-def _routes(values: Any, router: IPv4Address | None) -> tuple[ClasslessRoute, ...]:
-    if values is None:
-        return ()
-    if not isinstance(values, list):
-        raise InvalidPool("ipv4config.routes: expected a list of {destination, gateway}")
+def _routes(fields: Fields, v4: Mapping[str, Any]) -> tuple[ClasslessRoute, ...]:
     routes = []
-    for i, item in enumerate(values):
-        if not isinstance(item, Mapping) or "destination" not in item:
-            raise InvalidPool(f"ipv4config.routes[{i}]: needs a destination")
-        destination = _network(item["destination"], f"ipv4config.routes[{i}].destination")
-        gateway_text = item.get("gateway")
-        if gateway_text is None and router is None:
-            raise InvalidPool(f"ipv4config.routes[{i}]: needs a gateway (the pool has no router)")
-        gateway = (
-            _address(gateway_text, f"ipv4config.routes[{i}].gateway")
-            if gateway_text is not None
-            else router
+    for path, item in fields.items(v4, "routes", f"{V4}.routes"):
+        if not isinstance(item, Mapping):
+            fields.problem(path, f"must be an object with destination and gateway, not {item!r}")
+            continue
+        destination = fields.field_network(
+            item, "destination", f"{path}.destination", required=True
         )
-        assert gateway is not None
-        routes.append(ClasslessRoute(destination=destination, gateway=gateway))
+        gateway = fields.field_address(item, "gateway", f"{path}.gateway", required=True)
+        if destination is not None and gateway is not None:
+            routes.append(ClasslessRoute(destination=destination, gateway=gateway))
     return tuple(routes)
 
 
-def _ntp(values: Any) -> tuple[tuple[IPv4Address, ...], tuple[str, ...]]:
-    if values is None:
-        return (), ()
-    if not isinstance(values, list):
-        raise InvalidPool("ipv4config.ntp: expected a list of names or IPv4 addresses")
+def _ntp(fields: Fields, v4: Mapping[str, Any]) -> tuple[tuple[IPv4Address, ...], tuple[str, ...]]:
     addresses: list[IPv4Address] = []
     names: list[str] = []
-    for value in values:
-        text = str(value).strip()
+    for path, item in fields.items(v4, "ntp", f"{V4}.ntp"):
+        what = "an IPv4 address or a DNS name"
+        text = fields.text(item, path, pattern=NTP_SERVER, what=what, max_length=DNS_NAME_MAX)
+        if text is None:
+            continue
         try:
             addresses.append(IPv4Address(text))
-        except (AddressValueError, ValueError):
+        except ValueError:
             names.append(text)
     return tuple(addresses), tuple(names)
 
 
-def _int(value: Any, field: str, *, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidPool(f"{field}: {value!r} is not a whole number")
-    if not low <= value <= high:
-        raise InvalidPool(f"{field}: {value} is outside {low}..{high}")
-    return value
+def _domain_search(fields: Fields, v4: Mapping[str, Any]) -> tuple[str, ...]:
+    found = []
+    for path, item in fields.items(v4, "domainsearch", f"{V4}.domainsearch"):
+        name = fields.text(item, path, pattern=DNS_NAME, what="a DNS name", max_length=DNS_NAME_MAX)
+        if name is not None:
+            found.append(name.rstrip("."))
+    return tuple(found)
+
+
+def _range(fields: Fields, v4: Mapping[str, Any]) -> PoolSpec | None:
+    """The address part; its cross-field rules only once its fields read."""
+    known = len(fields.problems)
+    subnet = fields.field_network(v4, "subnet", f"{V4}.subnet", required=True)
+    server_ip = fields.field_address(v4, "serverip", f"{V4}.serverip", required=True)
+    router = fields.field_address(v4, "router", f"{V4}.router")
+    pool = fields.mapping(v4, "pool", f"{V4}.pool", required=True)
+    if pool is None:
+        return None
+    start = fields.field_address(pool, "start", f"{V4}.pool.start", required=True)
+    end = fields.field_address(pool, "end", f"{V4}.pool.end", required=True)
+    exclude = [
+        fields.address(item, path)
+        for path, item in fields.items(pool, "exclude", f"{V4}.pool.exclude")
+    ]
+    if len(fields.problems) > known or subnet is None or start is None or end is None:
+        return None
+    try:
+        return PoolSpec(
+            subnet=subnet,
+            start=start,
+            end=end,
+            server_ip=server_ip,
+            router=router,
+            exclude=tuple(address for address in exclude if address is not None),
+        )
+    except InvalidPool as exc:
+        fields.problems.append(str(exc))
+        return None
+
+
+def _options(
+    fields: Fields, v4: Mapping[str, Any], spec: PoolSpec | None, ntp: tuple[IPv4Address, ...]
+) -> PoolOptions | None:
+    dns = [fields.address(item, path) for path, item in fields.items(v4, "dns", f"{V4}.dns")]
+    domain_name = fields.field_text(
+        v4,
+        "domainname",
+        f"{V4}.domainname",
+        pattern=DNS_NAME,
+        what="a DNS name",
+        max_length=DNS_NAME_MAX,
+    )
+    domain_search = _domain_search(fields, v4)
+    low, high = LEASE_TIME_RANGE
+    lease_time = fields.integer(v4, "leasetime", f"{V4}.leasetime", low=low, high=high)
+    low, high = MTU_RANGE
+    mtu = fields.integer(v4, "mtu", f"{V4}.mtu", low=low, high=high)
+    routes = _routes(fields, v4)
+    if fields.problems or spec is None:
+        return None
+    assert spec.server_ip is not None  # required: the range reads only with it
+    return PoolOptions(
+        server_ip=spec.server_ip,
+        subnet=spec.subnet,
+        router=spec.router,
+        dns=tuple(address for address in dns if address is not None),
+        domain_name=domain_name,
+        domain_search=domain_search,
+        ntp=ntp,
+        lease_time=DEFAULT_LEASE_TIME if lease_time is None else lease_time,
+        mtu=mtu,
+        routes=routes,
+    )
 
 
 def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
-    """The PoolConfig of an IPPool object; InvalidPool says what is wrong."""
-    name = str(body.get("metadata", {}).get("name", "?"))
-    spec = body.get("spec")
-    if not isinstance(spec, Mapping):
-        raise InvalidPool("spec is missing")
-    network = spec.get("networkname")
-    if not isinstance(network, str) or not network.strip():
-        raise InvalidPool("spec.networkname is missing")
-    v4 = spec.get("ipv4config")
-    if not isinstance(v4, Mapping):
-        raise InvalidPool("spec.ipv4config is missing")
-    pool = v4.get("pool")
-    if not isinstance(pool, Mapping):
-        raise InvalidPool("ipv4config.pool is missing (start, end)")
-    for required in ("serverip", "subnet"):
-        if not v4.get(required):
-            raise InvalidPool(f"ipv4config.{required} is missing")
-    for required in ("start", "end"):
-        if not pool.get(required):
-            raise InvalidPool(f"ipv4config.pool.{required} is missing")
-
-    subnet = _network(v4["subnet"], "ipv4config.subnet")
-    server_ip = _address(v4["serverip"], "ipv4config.serverip")
-    router = _address(v4["router"], "ipv4config.router") if v4.get("router") else None
-    exclude = _addresses(pool.get("exclude"), "ipv4config.pool.exclude")
-    pool_spec = PoolSpec(
-        subnet=subnet,
-        start=_address(pool["start"], "ipv4config.pool.start"),
-        end=_address(pool["end"], "ipv4config.pool.end"),
-        server_ip=server_ip,
-        router=router,
-        exclude=exclude,
+    """The PoolConfig of an IPPool object; InvalidPool lists what is wrong."""
+    fields = Fields()
+    name = str((body.get("metadata") or {}).get("name", "?"))
+    spec = fields.mapping(body, "spec", "spec", required=True)
+    if spec is None:
+        raise InvalidPool("; ".join(fields.problems))
+    network = fields.field_text(
+        spec,
+        "networkname",
+        "spec.networkname",
+        required=True,
+        pattern=NETWORK_NAME,
+        what="a network name such as default/net1",
+        max_length=NETWORK_NAME_MAX,
     )
-
-    lease_time = v4.get("leasetime")
-    mtu = v4.get("mtu")
-    ntp_addresses, ntp_names = _ntp(v4.get("ntp"))
-    search = v4.get("domainsearch") or []
-    if not isinstance(search, list):
-        raise InvalidPool("ipv4config.domainsearch: expected a list of domain names")
-    options = PoolOptions(
-        server_ip=server_ip,
-        subnet=subnet,
-        router=router,
-        dns=_addresses(v4.get("dns"), "ipv4config.dns"),
-        domain_name=str(v4["domainname"]).strip() if v4.get("domainname") else None,
-        domain_search=tuple(str(s).strip().rstrip(".") for s in search if str(s).strip()),
-        ntp=ntp_addresses,
-        lease_time=(
-            DEFAULT_LEASE_TIME
-            if lease_time is None
-            else _int(lease_time, "ipv4config.leasetime", low=1, high=0xFFFFFFFF)
-        ),
-        mtu=None if mtu is None else _int(mtu, "ipv4config.mtu", low=68, high=65535),
-        routes=_routes(v4.get("routes"), router),
+    interface = fields.field_text(
+        spec, "bindinterface", "spec.bindinterface", pattern=INTERFACE, what="an interface name"
     )
-    interface = str(spec.get("bindinterface") or DEFAULT_INTERFACE).strip()
-    if not interface or len(interface) > 15 or "/" in interface:
-        raise InvalidPool(f"spec.bindinterface: {interface!r} is not an interface name")
+    paused = fields.boolean(spec, "paused", "spec.paused")
+    v4 = fields.mapping(spec, "ipv4config", V4, required=True)
+    if v4 is None:
+        raise InvalidPool("; ".join(fields.problems))
+    pool_spec = _range(fields, v4)
+    ntp_addresses, ntp_names = _ntp(fields, v4)
+    options = _options(fields, v4, pool_spec, ntp_addresses)
+    if fields.problems or network is None or options is None:
+        raise InvalidPool("; ".join(fields.problems))
+    assert pool_spec is not None  # options need it
     return PoolConfig(
         name=name,
         # A bare NAD name in a pool means the 'default' namespace, as Multus reads it.
-        network=network.strip() if "/" in network else f"default/{network.strip()}",
-        interface=interface,
+        network=network if "/" in network else f"default/{network}",
+        interface=DEFAULT_INTERFACE if interface is None else interface,
         spec=pool_spec,
         options=options,
         ntp_names=ntp_names,
-        paused=bool(spec.get("paused", False)),
+        paused=bool(paused),
     )

@@ -13,63 +13,33 @@ xid, secs and flags, equal those of one answered before gets the same answer
 without being decoded at all (clients repeat themselves byte for byte:
 retransmissions, renewals, a relay's steady stream). Any change of options,
 reservations or declines clears both.
+
+Both levels keep what the slow path decided (an `_Answer`: the reply with xid
+and flags zeroed, its destination, and the flag bits it sets), and every
+reply, cached or not, is finished by the same `_stamp` from the request's own
+bytes: a cached answer cannot differ from a computed one. `cache=False` turns
+both levels off, for the tests and fuzzers that hold them equal.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
 
+from kvip.serving._build import ZERO, Warned, build, destination, fit
 from kvip.serving._config import PoolOptions, Reservation
 from kvip.serving._counters import Counters
-from protocol import (
-    DecodeError,
-    EncodeError,
-    Message,
-    MessageTooBig,
-    MessageType,
-    Op,
-    OptionCode,
-    Options,
-    decode,
-    encode,
-)
+from protocol import DecodeError, EncodeError, Message, MessageType, Op, OptionCode, decode
 
 log = logging.getLogger(__name__)
 
-SERVER_PORT = 67
-CLIENT_PORT = 68
-BROADCAST = IPv4Address("255.255.255.255")
-ZERO = IPv4Address(0)
 #: RFC 1542 4.1.1: relays discard requests that went through more hops.
 MAX_HOPS = 16
 MIN_MESSAGE_SIZE = 576
 MAX_CACHED_REPLIES = 8192
 BROADCAST_FLAG = 0x8000  # RFC 2131 2, the B bit of 'flags'
-
-#: Options a reply is not sent without (those DHCP.md says are always in an OFFER
-#: or ACK, and what the client sent that must come back): when the pool's options
-#: do not fit the client's size limit, the others are left out, least wanted first.
-_ESSENTIAL = frozenset(
-    (
-        OptionCode.MESSAGE_TYPE,
-        OptionCode.SERVER_ID,
-        OptionCode.RAPID_COMMIT,
-        OptionCode.LEASE_TIME,
-        OptionCode.RENEWAL_TIME,
-        OptionCode.REBINDING_TIME,
-        OptionCode.SUBNET_MASK,
-        OptionCode.ROUTER,
-        OptionCode.MESSAGE,
-        OptionCode.CLIENT_ID,
-        OptionCode.RELAY_AGENT_INFO,
-    )
-)
-
-_XID_FLAGS = struct.Struct("!I2xH")  # xid at offset 4, flags at offset 10
 
 
 class Reply(NamedTuple):
@@ -81,13 +51,33 @@ class Reply(NamedTuple):
     message_type: MessageType
 
 
+class _Answer(NamedTuple):
+    """What the slow path decided for a request: everything of the reply but the
+    request's own xid and flags, which `_stamp` adds."""
+
+    #: The encoded reply with xid and flags zero.
+    template: bytes
+    address: tuple[str, int]
+    kind: MessageType
+    #: Bits the reply sets in the request's flags (RFC 2131 4.3.2: a relayed NAK's B bit).
+    flags: int
+
+
+def _stamp(answer: _Answer, data: bytes) -> Reply:
+    """The reply to the request `data`: its xid and flags (RFC 2131 4.1) stamped
+    into the answer's template. The one way a reply is finished, cached or not."""
+    t = answer.template
+    flags = data[10:12]
+    if answer.flags:
+        flags = (int.from_bytes(flags, "big") | answer.flags).to_bytes(2, "big")
+    return Reply(t[:4] + data[4:8] + t[8:10] + flags + t[12:], answer.address, answer.kind)
+
+
 @dataclass(frozen=True, slots=True)
 class _Replay:
     """What answering one exact request did, to do it again without decoding it."""
 
-    payload: bytes
-    address: tuple[str, int]
-    kind: MessageType
+    answer: _Answer
     # Counter keys as plain strings: an enum's .name is a descriptor call.
     received: str
     sent: str
@@ -130,12 +120,12 @@ class Responder:
     counters: Counters = field(default_factory=Counters)
     #: What happened that the actor must act on (DECLINE, RELEASE); it drains this.
     notices: list[Notice] = field(default_factory=list)
-    #: Answer repeated requests from `_replays` (False only to test the slow path).
-    replay: bool = True
-    _cache: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
+    #: Answer from the two caches (False only to test and fuzz the slow path).
+    cache: bool = True
+    _cache: dict[tuple[Any, ...], _Answer] = field(default_factory=dict)
     _replays: dict[bytes, _Replay] = field(default_factory=dict)
     #: Options left out to fit a size limit, already logged for these options.
-    _left_out: set[tuple[int, tuple[int, ...]]] = field(default_factory=set)
+    _left_out: set[Warned] = field(default_factory=set)
 
     # -- state changes, from the pool actor ------------------------------------
 
@@ -167,7 +157,7 @@ class Responder:
 
     def handle(self, data: bytes) -> Reply | None:
         """The reply to one received packet, or None when the pool stays silent."""
-        if self.replay:
+        if self.cache:
             known = self._replays.get(_replay_key(data))
             if known is not None:
                 counters = self.counters
@@ -175,34 +165,33 @@ class Responder:
                 counters.sent[known.sent] += 1
                 if known.nak:
                     counters.naks += 1
-                t = known.payload
-                payload = t[:4] + data[4:8] + t[8:10] + data[10:12] + t[12:]
-                return Reply(payload, known.address, known.kind)
+                return _stamp(known.answer, data)
         try:
             request = decode(data)
         except DecodeError as exc:
             self.counters.malformed += 1
             log.debug("dropped a malformed packet (%d bytes): %s", len(data), exc)
             return None
-        reply = self._handle(request)
-        if reply is not None and self.replay:
+        answer = self._handle(request)
+        if answer is None:
+            return None
+        kind = answer.kind
+        self.counters.sent[kind.name] += 1
+        if self.cache:
             # Only answers are replayed: silence has counters of many kinds, and
             # DECLINE and RELEASE (never answered) have effects beyond counting.
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
             assert request.message_type is not None  # answered, so it had one
-            kind = reply.message_type
             self._replays[_replay_key(data)] = _Replay(
-                reply.payload,
-                reply.address,
-                kind,
+                answer,
                 received=request.message_type.name,
                 sent=kind.name,
                 nak=kind == MessageType.NAK,
             )
-        return reply
+        return _stamp(answer, data)
 
-    def _handle(self, request: Message) -> Reply | None:
+    def _handle(self, request: Message) -> _Answer | None:
         kind = request.message_type
         if request.op != Op.BOOTREQUEST or kind is None:
             self.counters.ignored += 1
@@ -229,7 +218,7 @@ class Responder:
             self.counters.ignored += 1
         return None
 
-    def _discover(self, request: Message, reservation: Reservation) -> Reply | None:
+    def _discover(self, request: Message, reservation: Reservation) -> _Answer | None:
         if reservation.ip in self.declined:
             # Counted, and logged only at debug: the DECLINE was warned about
             # (and shown in status) once; a client retrying, or anyone sending
@@ -247,7 +236,7 @@ class Responder:
             return self._reply(request, reservation, MessageType.ACK, rapid=True)
         return self._reply(request, reservation, MessageType.OFFER)
 
-    def _request(self, request: Message, reservation: Reservation) -> Reply | None:
+    def _request(self, request: Message, reservation: Reservation) -> _Answer | None:
         server_id = request.server_id
         requested = request.requested_ip
         if server_id is not None:
@@ -293,7 +282,7 @@ class Responder:
 
     # -- building replies ----------------------------------------------------------
 
-    def _nak(self, request: Message, reason: str) -> Reply | None:
+    def _nak(self, request: Message, reason: str) -> _Answer | None:
         self.counters.naks += 1
         return self._reply(request, None, MessageType.NAK, reason=reason)
 
@@ -306,11 +295,13 @@ class Responder:
         inform: bool = False,
         rapid: bool = False,
         reason: str = "",
-    ) -> Reply | None:
+    ) -> _Answer | None:
         opts = request.options
         # RFC 2132 9.10: the client's limit counts IP and UDP headers; never below 576.
         max_size = max(request.max_message_size or 0, MIN_MESSAGE_SIZE)
         renewing = kind == MessageType.ACK and request.ciaddr != ZERO
+        # Everything `build`, `fit`, `destination` and the flags below read of
+        # the request (the reservation and declines are cleared with the cache).
         key = (
             kind,
             inform,
@@ -318,16 +309,17 @@ class Responder:
             reason,
             request.chaddr,
             request.htype,
-            request.ciaddr if (inform or renewing) else ZERO,
+            request.ciaddr,
             request.giaddr,
             opts.raw(OptionCode.PARAMETER_REQUEST_LIST),
             opts.raw(OptionCode.CLIENT_ID),
             opts.raw(OptionCode.RELAY_AGENT_INFO),
             max_size,
         )
-        template = self._cache.get(key)
-        if template is None:
-            message = self._build(
+        answer = self._cache.get(key) if self.cache else None
+        if answer is None:
+            message = build(
+                self.options,
                 request,
                 reservation,
                 kind,
@@ -337,144 +329,22 @@ class Responder:
                 renewing=renewing,
             )
             try:
-                template = self._fit(message, max_size)
+                template = fit(message, max_size, subnet=self.options.subnet, warned=self._left_out)
             except EncodeError as exc:
                 self.counters.send_errors += 1
                 log.error("cannot build a %s for %s: %s", kind.name, request.mac, exc)
                 return None
-            if len(self._cache) >= MAX_CACHED_REPLIES:
-                self._cache.clear()
-            self._cache[key] = template
-        flags = request.flags
-        if kind == MessageType.NAK and request.giaddr != ZERO:
-            # RFC 2131 4.3.2: the client may have no usable address or mask and may not
-            # answer ARP; the broadcast bit makes the relay broadcast the NAK to it.
-            flags |= BROADCAST_FLAG
-        payload = bytearray(template)
-        _XID_FLAGS.pack_into(payload, 4, request.xid, flags)
-        self.counters.sent[kind.name] += 1
-        return Reply(bytes(payload), _destination(request, kind), kind)
-
-    def _fit(self, message: Message, max_size: int) -> bytes:
-        """The reply's bytes within the client's size limit (RFC 2132 9.10). When
-        the pool's options do not fit even with overload, the least wanted are
-        left out until they do: those the client did not ask for, then the end
-        of its parameter request list; never those in `_ESSENTIAL`."""
-        try:
-            return encode(message, max_size=max_size)
-        except MessageTooBig as exc:
-            too_big = exc
-        kept = dict(message.options.items())
-        left_out: list[int] = []
-        for code in reversed(list(kept)):
-            if code in _ESSENTIAL:
-                continue
-            del kept[code]
-            left_out.append(code)
-            try:
-                payload = encode(replace(message, options=Options(kept)), max_size=max_size)
-            except MessageTooBig:
-                continue
-            seen = (max_size, tuple(left_out))
-            if seen not in self._left_out:
-                self._left_out.add(seen)
-                log.warning(
-                    "the options of the pool on %s do not fit a %d-byte reply (the limit of %s):"
-                    " left out option(s) %s; shorten the DNS, search or route lists",
-                    self.options.subnet,
-                    max_size,
-                    message.mac,
-                    ", ".join(map(str, sorted(left_out))),
-                )
-            return payload
-        raise too_big
-
-    def _build(
-        self,
-        request: Message,
-        reservation: Reservation | None,
-        kind: MessageType,
-        *,
-        inform: bool,
-        rapid: bool,
-        reason: str,
-        renewing: bool,
-    ) -> Message:
-        pool = self.options
-        options: dict[int, Any] = {
-            OptionCode.MESSAGE_TYPE: kind,
-            OptionCode.SERVER_ID: pool.server_ip,
-        }
-        client_id = request.options.get(OptionCode.CLIENT_ID)
-        if kind == MessageType.NAK or reservation is None:
-            # RFC 2131 table 3: a NAK carries only the server id and a message.
-            options[OptionCode.MESSAGE] = reason
-        else:
-            if rapid:
-                options[OptionCode.RAPID_COMMIT] = b""
-            if not inform:
-                options[OptionCode.LEASE_TIME] = pool.lease_time
-                options[OptionCode.RENEWAL_TIME] = pool.renewal_time
-                options[OptionCode.REBINDING_TIME] = pool.rebinding_time
-            options.update(self._configuration(request, reservation))
-        if client_id is not None:
-            options[OptionCode.CLIENT_ID] = client_id  # RFC 6842
-        relay_info = request.options.get(OptionCode.RELAY_AGENT_INFO)
-        if relay_info is not None and request.giaddr != ZERO:
-            options[OptionCode.RELAY_AGENT_INFO] = relay_info  # RFC 3046 2.2
-        acked = kind != MessageType.NAK and not inform
-        return Message(
-            op=Op.BOOTREPLY,
-            xid=0,
-            flags=0,
-            htype=request.htype,
-            chaddr=request.chaddr,
-            giaddr=request.giaddr,
-            ciaddr=request.ciaddr if (inform or renewing) else ZERO,
-            yiaddr=reservation.ip if (acked and reservation is not None) else ZERO,
-            options=Options(options),
-        )
-
-    def _configuration(self, request: Message, reservation: Reservation) -> dict[int, Any]:
-        """Subnet mask, router and every option the pool sets, in the order of the
-        client's parameter request list (RFC 2132 9.8) where it gives one."""
-        pool = self.options
-        asked = request.parameter_request_list
-        offered: dict[int, Any] = {OptionCode.SUBNET_MASK: pool.subnet.netmask}
-        if pool.router is not None:
-            offered[OptionCode.ROUTER] = (pool.router,)
-        if pool.dns:
-            offered[OptionCode.DNS] = pool.dns
-        if pool.domain_name:
-            offered[OptionCode.DOMAIN_NAME] = pool.domain_name
-        if pool.domain_search:
-            offered[OptionCode.DOMAIN_SEARCH] = pool.domain_search
-        if pool.ntp:
-            offered[OptionCode.NTP_SERVERS] = pool.ntp
-        if pool.mtu is not None:
-            offered[OptionCode.INTERFACE_MTU] = pool.mtu
-        if pool.routes:
-            offered[OptionCode.CLASSLESS_ROUTES] = pool.classless_routes
-        if OptionCode.BROADCAST_ADDRESS in asked:
-            offered[OptionCode.BROADCAST_ADDRESS] = pool.subnet.broadcast_address
-        if OptionCode.HOST_NAME in asked and reservation.hostname:
-            offered[OptionCode.HOST_NAME] = reservation.hostname
-        ordered = {code: offered[code] for code in asked if code in offered}
-        ordered.update((code, value) for code, value in offered.items() if code not in ordered)
-        return ordered
-
-
-def _destination(request: Message, kind: MessageType) -> tuple[str, int]:
-    """RFC 2131 4.1: where a reply goes."""
-    if request.giaddr != ZERO:
-        return str(request.giaddr), SERVER_PORT
-    if kind == MessageType.NAK:
-        return str(BROADCAST), CLIENT_PORT
-    if request.ciaddr != ZERO:
-        return str(request.ciaddr), CLIENT_PORT
-    # Broadcast bit set, or a client without an address we could only reach
-    # through an ARP entry we cannot add: broadcasting is allowed and works.
-    return str(BROADCAST), CLIENT_PORT
+            flags = 0
+            if kind == MessageType.NAK and request.giaddr != ZERO:
+                # RFC 2131 4.3.2: the client may have no usable address or mask and may
+                # not answer ARP; the broadcast bit makes the relay broadcast the NAK.
+                flags = BROADCAST_FLAG
+            answer = _Answer(template, destination(request, kind), kind, flags)
+            if self.cache:
+                if len(self._cache) >= MAX_CACHED_REPLIES:
+                    self._cache.clear()
+                self._cache[key] = answer
+        return answer
 
 
 def mac_bytes(mac: str) -> bytes:

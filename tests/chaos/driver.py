@@ -19,11 +19,9 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from dhcpclients import NoLeaseError, run_udhcpc
 from kubernetes.client.exceptions import ApiException
-from kvip_rig import GROUP, VERSION, vm_body
 
-from chaos.invariants import (
+from tests.chaos.invariants import (
     CfgView,
     Observation,
     PoolView,
@@ -31,8 +29,11 @@ from chaos.invariants import (
     check_settled,
     dhcp_candidates,
 )
-from chaos.model import Nic, Pool, Vm, World
-from chaos.rig import CFGS, VMS, Rig, new_custom, patiently
+from tests.chaos.model import Nic, Pool, Vm, World
+from tests.chaos.rig import Rig, new_custom, patiently
+from tests.lab import objects
+from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
+from tests.lab.objects import CFGS, GROUP, VERSION, VMS
 
 MERGE = "application/merge-patch+json"
 #: Fault kinds and their weights. "compact" compacts etcd, then restarts the API
@@ -253,7 +254,7 @@ class Scenario:
             network = self._free_network(Counter(nic.network for nic in vm.nics))
             if network is not None:
                 vm.nics.append(self._new_nic(vm, network))
-        body = vm_body(name, self.namespace, vm.body_nics())
+        body = objects.vm(name, self.namespace, vm.body_nics())
         created = patiently(
             self.rig.custom.create_namespaced_custom_object, *VMS[:2], self.namespace, VMS[2], body
         )

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.model import World
+from tests.chaos.model import World
 
 EXCLUDED = "EXCLUDED"
 

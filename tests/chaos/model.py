@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from kvip_rig import pool_body, vm_body
+from tests.lab import objects
 
 
 @dataclass(slots=True)
@@ -35,7 +35,7 @@ class Vm:
     def template_patch(self) -> dict[str, Any]:
         """A merge patch that sets the VM's NIC lists to the model's (lists are
         replaced whole by a merge patch)."""
-        spec = vm_body(self.name, "unused", self.body_nics())["spec"]["template"]["spec"]
+        spec = objects.vm(self.name, "unused", self.body_nics())["spec"]["template"]["spec"]
         return {
             "spec": {
                 "template": {
@@ -101,7 +101,7 @@ class Pool:
         }
 
     def body(self, *, namespace: str, selector: str) -> dict[str, Any]:
-        body = pool_body(
+        return objects.ippool(
             self.name,
             f"{namespace}/{self.network}",
             selector=selector,
@@ -110,9 +110,8 @@ class Pool:
             subnet=str(self.subnet),
             start=str(self.address(self.start)),
             end=str(self.address(self.end)),
+            **self.ipv4config(),
         )
-        body["spec"]["ipv4config"].update(self.ipv4config())
-        return body
 
 
 @dataclass(slots=True)

@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import urllib3
-from apiserver import ApiServer
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kvip_process import KvipProcess
-from kvip_rig import GROUP, VERSION
-from netlab import Client, Lab, netlab
+
+from tests.lab.apiserver import ApiServer
+from tests.lab.kvip_process import KvipProcess
+from tests.lab.netlab import Client, Lab, netlab
+from tests.lab.objects import CFGS, GROUP, VERSION, VMS
 
 T = TypeVar("T")
 
-VMS = ("kubevirt.io", "v1", "virtualmachines")
-CFGS = "virtualmachinenetworkconfigs"
 #: A lease that outlives an API server restart: kvip stays the leader through the
 #: outage and its watches resume from where they were (410 Gone after a compaction).
 #: A SIGKILLed leader's Lease is deleted by the rig, so its successor need not wait.

@@ -1,7 +1,7 @@
 """Run chaos scenarios outside pytest and print the counts.
 
-    python tests/chaos/run.py --scenarios 1000      # `make chaos N=1000`
-    python tests/chaos/run.py --seed 123            # replay one scenario
+    python -m tests.chaos.run --scenarios 1000      # `make chaos N=1000`
+    python -m tests.chaos.run --seed 123            # replay one scenario
 
 Starts its own API server (no watch cache, so that etcd compaction reaches
 the watches as 410 Gone) and its own lab; needs root, udhcpc and the
@@ -14,20 +14,17 @@ import argparse
 import random
 import sys
 import time
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+from kubernetes import config
 
-from apiserver import ApiServer  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import config  # noqa: E402
-
-from chaos.driver import FAULTS, Summary, run_scenario  # noqa: E402
-from chaos.rig import open_rig  # noqa: E402
+from tests.chaos.driver import FAULTS, Summary, run_scenario
+from tests.chaos.rig import open_rig
+from tests.lab.apiserver import ApiServer
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
 
 
 def replay_command(seed: int) -> str:
-    return f"python tests/chaos/run.py --seed {seed}   (or: CHAOS_SEED={seed} pytest tests/chaos)"
+    return f"python -m tests.chaos.run --seed {seed}   (or: CHAOS_SEED={seed} pytest tests/chaos)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,14 +11,14 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from apiserver import ApiServer
-from e2e_world import _require_tools
-from fixtures_apiserver import _ensure_binaries
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
 from kubernetes import config
 
-from chaos.driver import Summary, run_scenario
-from chaos.rig import Rig, open_rig
+from tests.chaos.driver import Summary, run_scenario
+from tests.chaos.rig import Rig, open_rig
+from tests.lab.apiserver import ApiServer
+from tests.lab.e2e_world import _require_tools
+from tests.lab.fixtures_apiserver import _ensure_binaries
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def seeds() -> list[int]:
 
 
 def replay_command(seed: int) -> str:
-    return f"CHAOS_SEED={seed} pytest tests/chaos   (or: python tests/chaos/run.py --seed {seed})"
+    return f"CHAOS_SEED={seed} pytest tests/chaos   (or: python -m tests.chaos.run --seed {seed})"
 
 
 @pytest.fixture(scope="module")

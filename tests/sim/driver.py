@@ -23,17 +23,24 @@ from typing import Any
 
 import trio
 import trio.testing
-from chaos.invariants import CfgView, Observation, PoolView, Tracker, check_settled, dhcp_candidates
-from chaos.model import Nic, Pool, Vm, World
-from kvip_rig import vm_body
 
 from kvip.actors import Controller, PoolActor
 from kvip.k8s import IPPOOLS, RESET_ANNOTATION, STATIC_IP_ANNOTATION, VIRTUAL_MACHINES, VMNETCFGS
 from kvip.serving import Reply
 from protocol import Message, MessageType, Op, OptionCode, Options, decode, encode
-from sim import steps as s
-from sim.apidouble import ApiDouble, DoubleWatcher
-from sim.apidouble import Fault as DoubleFault
+from tests.chaos.invariants import (
+    CfgView,
+    Observation,
+    PoolView,
+    Tracker,
+    check_settled,
+    dhcp_candidates,
+)
+from tests.chaos.model import Nic, Pool, Vm, World
+from tests.lab import objects
+from tests.sim import steps as s
+from tests.sim.apidouble import ApiDouble, DoubleWatcher
+from tests.sim.apidouble import Fault as DoubleFault
 
 NAMESPACE = "sim"
 SELECTOR = "kvip-sim=yes"
@@ -54,12 +61,12 @@ def no_socket(interface: str) -> Any:
 
 
 def deliver(actor: PoolActor, packet: bytes) -> Reply | None:
-    """What the packet thread does with one packet (PoolActor._packet_thread)."""
+    """What the packet thread does with one packet (PacketThread.run)."""
     with actor._lock:
         reply = actor.responder.handle(packet)
         notices = bool(actor.responder.notices)
     if notices:
-        trio.lowlevel.current_trio_token().run_sync_soon(actor._notices)
+        trio.lowlevel.current_trio_token().run_sync_soon(actor._post_notices)
     return reply
 
 
@@ -153,7 +160,7 @@ class Sim:
                         Nic(f"nic{len(vm.nics)}", network, self._mac() if has_mac else None)
                     )
             created = self.double.create(
-                VIRTUAL_MACHINES, vm_body(vm.name, NAMESPACE, vm.body_nics())
+                VIRTUAL_MACHINES, objects.vm(vm.name, NAMESPACE, vm.body_nics())
             )
             vm.uid = created["metadata"]["uid"]
             world.vms[vm.name] = vm

@@ -20,15 +20,15 @@ from typing import Any
 
 import pytest
 import trio
-from apiserver import ApiServer
-from fixtures_apiserver import _ensure_binaries, create_namespace
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
 from kubernetes import config
 from kubernetes.watch.watch import iter_resp_lines
-from kvip_rig import pool_body
 
 from kvip.k8s import FINALIZER, IPPOOLS, VMNETCFGS, Body, Kube, KubeError, Resource
-from sim.apidouble import ApiDouble
+from tests.lab import objects
+from tests.lab.apiserver import ApiServer
+from tests.lab.fixtures_apiserver import _ensure_binaries, create_namespace
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.sim.apidouble import ApiDouble
 
 pytestmark = [pytest.mark.apiserver]
 
@@ -150,7 +150,7 @@ def script(kube: Kube, ns: str, watch: WatchFn, compact: Callable[[], object]) -
     names = sorted(i["metadata"]["name"] for i in items if i["metadata"]["namespace"] == ns)
     out.append(("list", (names, int(listed) >= last)))
     out.append(("watch from the start", watch(VMNETCFGS, start)))
-    pool = pool_body(f"{ns}-pool", "ns/net", selector="sim-conformance=yes")
+    pool = objects.ippool(f"{ns}-pool", "ns/net", selector="sim-conformance=yes")
     call("create labelled pool", lambda: kube.create(IPPOOLS, pool))
     _, before = kube.list(IPPOOLS, label_selector="sim-conformance=yes")
     unlabel = {"metadata": {"labels": {"sim-conformance": "no"}}}

@@ -4,7 +4,7 @@ server by test_conformance.py), with hypothesis choosing the steps.
 
 SIM_EXAMPLES sets the number of runs (default 200, of 20-40 steps each: at
 least 4,000 steps). A failure prints its violations and its replay, the
-shrunk `assert_holds([steps...], seed)` (valid Python with `from sim.steps
+shrunk `assert_holds([steps...], seed)` (valid Python with `from tests.sim.steps
 import *`), as the pinned cases below use it; SIM_LOG=INFO shows kvip's logs.
 """
 
@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
-from sim.driver import Sim
-from sim.steps import (
+from tests.sim.driver import Sim
+from tests.sim.steps import (
     STEPS,
     Crash,
     CreateVm,
@@ -40,16 +40,15 @@ from sim.steps import (
 )
 
 EXAMPLES = int(os.environ.get("SIM_EXAMPLES", "200"))
-#: Steps left out of the main run: each meets a defect pinned below (or in issue 11)
-#: and joins the main run once that is fixed; "static-ip" may ask for an address
-#: another NIC holds, where ERROR is right but the chaos invariants allow none.
+#: Steps left out of the main run: each meets a defect pinned below and joins
+#: the main run once that is fixed. "static-ip" may ask for an address another
+#: NIC holds: ERROR is right then, but the chaos invariants allow none.
 LEFT_OUT = {
-    "crash": "issue 11 defect 2; a crash at a cancellation escapes the Supervisor",
+    "crash": "a crash at a cancellation escapes the Supervisor",
     "delete-pool": "a NIC removed while its pool is away keeps its status entry",
     "create-pool": "(only undoes delete-pool)",
     "dhcp-decline": "a declined address given to another NIC is never served",
     "fault-landed": "a removed NIC's address leaks when the write's answer is lost",
-    "delete-vmnetcfg": "issue 11 defect 6: deleting a live VM's vmnetcfg moves its IP",
     "static-ip": "(by design: conflicting static requests end in ERROR)",
 }
 MAIN = tuple(kind for kind in STEPS if kind not in LEFT_OUT)
@@ -71,7 +70,7 @@ def explain(sim: Sim) -> str:
         [
             *sim.violations,
             "",
-            f"replay (from sim.steps import *): assert_holds([{steps}], {sim.seed})",
+            f"replay (from tests.sim.steps import *): assert_holds([{steps}], {sim.seed})",
         ]
     )
 
@@ -136,12 +135,10 @@ def assert_holds(steps: list[Step], seed: int = 0) -> None:
         raise AssertionError(explain(sim))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 defect 2 (being fixed elsewhere): a pool actor that crashes with a "
-    "ClaimAddress in its inbox never answers it; the reconcile waits forever",
-)
 def test_a_pool_crash_with_a_claim_pending_does_not_hang_the_worker() -> None:
+    """Issue 11 defect 2: a pool actor that crashed with a ClaimAddress in its
+    inbox never answered it, and the reconcile waited forever (failed before
+    the fix merged from main)."""
     assert_holds([Wait(0.5), CreateVm(((0, True),)), Crash(0)])
 
 
@@ -206,12 +203,9 @@ def test_a_nic_removed_by_a_write_whose_answer_was_lost_gives_its_address_back()
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 defect 6 (being fixed elsewhere): deleting a live VM's vmnetcfg "
-    "releases its address and reserves the lowest free one again",
-)
 def test_deleting_a_live_vms_vmnetcfg_keeps_its_address() -> None:
+    """Issue 11 defect 6: the vmnetcfg's addresses were released and the lowest
+    free ones reserved again (failed before the fix merged from main)."""
     assert_holds(
         [CreateVm(((0, True),)), Wait(2.0), CreateVm(((0, True),)), Wait(2.0), DeleteVm(0),
          Wait(2.0), DeleteVmnetcfg(0), Wait(5.0)]

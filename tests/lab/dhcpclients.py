@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from leases import (
+from tests.lab.leases import (
     CLIENT_ENV,
     IPv4,
     Lease,
@@ -40,13 +40,13 @@ from leases import (
     workdir_for,
     write_hook,
 )
-from netlab import Client, ns_argv, stop_process
+from tests.lab.netlab import Client, ns_argv, stop_process
 
 __all__ = ["Lease", "NoLeaseError", "Route", "private_mounts"]
 
 # --- udhcpc --------------------------------------------------------------------------
 
-_UDHCPC_CONFIGURE = """case "$event" in
+UDHCPC_CONFIGURE = """case "$event" in
   bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
   deconfig) ip addr flush dev "$interface" ;;
 esac"""
@@ -93,7 +93,7 @@ def run_udhcpc(
     udhcpc sends them from the leased address."""
     configure = configure or renew or release
     with workdir_for(workdir, "kvip-udhcpc-") as work:
-        hook = write_hook(work, event='"$1"', configure=_UDHCPC_CONFIGURE if configure else "")
+        hook = write_hook(work, event='"$1"', configure=UDHCPC_CONFIGURE if configure else "")
         tries = max(1, int(timeout // 2) - 1)
         argv = ["udhcpc", "-f", "-q", "-n", "-t", str(tries), "-T", "1", "-A", "1"]
         argv += ["-i", client.ifname, "-s", str(hook)]
@@ -144,7 +144,7 @@ def _udhcpc_daemon(
 
 # --- ISC dhclient --------------------------------------------------------------------
 
-_DHCLIENT_CONFIGURE = """case "$reason" in
+DHCLIENT_CONFIGURE = """case "$reason" in
   BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
   EXPIRE|FAIL|RELEASE|STOP)
     [ -z "$old_ip_address" ] || ip addr del "$old_ip_address/$old_subnet_mask" dev "$interface" ;;
@@ -216,7 +216,7 @@ def run_dhclient(
     """ISC dhclient -1. ``lease_file`` seeds its lease file (INIT-REBOOT);
     ``release`` runs ``dhclient -r`` after binding (needs ``configure``)."""
     with workdir_for(workdir, "kvip-dhclient-") as work:
-        setup = _DHCLIENT_CONFIGURE if configure else ""
+        setup = DHCLIENT_CONFIGURE if configure else ""
         hook = write_hook(work, event='"$reason"', configure=setup)
         conf, leases, pidfile = work / "dhclient.conf", work / "dhclient.leases", work / "pid"
         conf.write_text(DHCLIENT_CONF.format(timeout=max(1, int(timeout) - 2)))

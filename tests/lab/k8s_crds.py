@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from crs import Obj, crd_resource
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.lab.crs import Obj, crd_resource
+
+REPO = Path(__file__).resolve().parents[2]
 KVIP_CRDS = REPO / "deploy" / "crds.yaml"
 KUBEVIRT_CRDS = REPO / "tests" / "fixtures" / "kubevirt-crds.yaml"
 

@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
-from dhcpclients import run_udhcpc
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kvip_rig import GROUP, VERSION, RunningKvip, pool_body, unique, vm_body, wait_for
-from netlab import Client, Lab, netlab
 
-VMS = ("kubevirt.io", "v1", "virtualmachines")
-CFGS = "virtualmachinenetworkconfigs"
-FINALIZER = f"{GROUP}/vmnetcfg-cleanup"
+from tests.lab import objects
+from tests.lab.apiserver import ApiServer
+from tests.lab.dhcpclients import run_udhcpc
+from tests.lab.kvip_rig import RunningKvip, unique, wait_for
+from tests.lab.netlab import Client, Lab, netlab
+from tests.lab.objects import CFGS, GROUP, VERSION, VMS
 
 
 @dataclass
@@ -38,7 +37,7 @@ class World:
 
     def create_pool(self, network: str, **kwargs: Any) -> str:
         name = unique("pool")
-        body = pool_body(name, network, selector=self.selector, **kwargs)
+        body = objects.ippool(name, network, selector=self.selector, **kwargs)
         self.custom.create_cluster_custom_object(GROUP, VERSION, "ippools", body)
         self.pools.append(name)
         return name
@@ -50,7 +49,7 @@ class World:
         return body
 
     def create_vm(self, name: str, nics: list[tuple[str, str, str | None]], **kw: Any) -> None:
-        body = vm_body(name, self.namespace, nics, **kw)
+        body = objects.vm(name, self.namespace, nics, **kw)
         self.custom.create_namespaced_custom_object(*VMS[:2], self.namespace, VMS[2], body)
 
     def patch_vm(self, name: str, patch: dict[str, Any]) -> None:

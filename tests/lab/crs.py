@@ -11,8 +11,8 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-GROUP = "kubevirtiphelper.k8s.binbash.org"
-VERSION = "v1"
+from tests.lab.objects import GROUP, VERSION
+
 IPPOOLS = "ippools"
 VMNETCFGS = "virtualmachinenetworkconfigs"
 

@@ -1,4 +1,5 @@
-"""Run perfdhcp for one load step and read its report.
+"""Kea's perfdhcp in a lab: one runner for tests and the abuse rig, load steps
+for the benchmarks, and one reader of its report.
 
 perfdhcp acts as a relay (it sends from its own address, port 67, with giaddr
 set, and expects replies at giaddr:67), so it can load a static-reservation
@@ -19,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from netlab import Lab, stop_process
+from tests.lab.netlab import Client, Lab, run_in, stop_process
 
 _STATS = re.compile(r"\*\*\*Statistics for: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*")
 _TIMES = re.compile(r"\*\*\*Timestamps for packets: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*")
@@ -51,13 +53,27 @@ class Exchange:
 class Report:
     discover: Exchange
     request: Exchange
-    #: Round-trip times in seconds of every answered request, sorted.
-    delays: tuple[float, ...]
+    #: Round-trip times in seconds of every answered request (with ``-x t``), sorted.
+    delays: tuple[float, ...] = ()
+    returncode: int = 0
+    #: How long perfdhcp was asked to send (``-p``), 0 when it was a count (``-n``).
+    seconds: float = 0.0
+    output: str = ""
 
     @property
     def completed(self) -> int:
         """Full DORA exchanges: every ACK ends one."""
         return self.request.received
+
+    @property
+    def answered(self) -> float:
+        """Exchanges completed (ACKed) per exchange started."""
+        return self.completed / self.discover.sent if self.discover.sent else 0.0
+
+    @property
+    def served_rate(self) -> float:
+        """Completed exchanges per second of the run (``seconds`` must be set)."""
+        return self.completed / self.seconds
 
     @property
     def drop_ratio(self) -> float:
@@ -74,7 +90,9 @@ class Report:
         return self.delays[rank - 1]
 
 
-def parse_report(text: str) -> Report:
+def parse_report(text: str, *, returncode: int = 0, seconds: float = 0.0) -> Report:
+    """perfdhcp's statistics (and ``-x t`` timestamps). A run without offers may
+    print no REQUEST-ACK section: its counts are then zero."""
     stats: dict[str, dict[str, int]] = {}
     delays: list[float] = []
     section: str | None = None
@@ -98,6 +116,9 @@ def parse_report(text: str) -> Report:
                 delays.append(float(match.group(2)) - float(match.group(1)))
         elif match := _FIELD.match(line):
             stats[section][match.group(1)] = int(match.group(2))
+    if "DISCOVER-OFFER" not in stats:
+        raise PerfdhcpError(f"no statistics in perfdhcp's report:\n{text[-2000:]}")
+    stats.setdefault("REQUEST-ACK", {"sent packets": 0, "received packets": 0, "drops": 0})
     try:
         discover, request = (
             Exchange(
@@ -109,7 +130,54 @@ def parse_report(text: str) -> Report:
         )
     except KeyError as exc:
         raise PerfdhcpError(f"no {exc} in perfdhcp's report:\n{text[-2000:]}") from exc
-    return Report(discover=discover, request=request, delays=tuple(sorted(delays)))
+    return Report(
+        discover=discover,
+        request=request,
+        delays=tuple(sorted(delays)),
+        returncode=returncode,
+        seconds=seconds,
+        output=text,
+    )
+
+
+def run_perfdhcp(
+    client: Client,
+    *,
+    server: str,
+    macs: Sequence[str] | Path,
+    local: str | None = None,
+    rate: int = 20,
+    exchanges: int | None = None,
+    seconds: int | None = None,
+) -> Report:
+    """perfdhcp in ``client``'s namespace as a relay (giaddr: ``local``, an address
+    on ``client``, or the address of its interface) to ``server``, one DORA per
+    request at ``rate``, MACs from ``macs`` (a list, or a file of one a line):
+    ``exchanges`` of them (20 unless ``seconds`` is given) or for ``seconds``.
+    It waits a second after the last request so that late replies are counted,
+    not dropped."""
+    if exchanges is None and seconds is None:
+        exchanges = 20
+    with tempfile.NamedTemporaryFile("w", prefix="kvip-perfdhcp-", suffix=".macs") as f:
+        if isinstance(macs, Path):
+            mac_file = macs
+        else:
+            f.write("".join(f"{mac}\n" for mac in macs))
+            f.flush()
+            mac_file = Path(f.name)
+        argv = ["perfdhcp", "-4", "-g", "single", "-l", local or client.ifname]
+        argv += ["-M", str(mac_file), "-r", str(rate)]
+        if exchanges is not None:
+            argv += ["-n", str(exchanges)]
+        if seconds is not None:
+            argv += ["-p", str(seconds)]
+        if not isinstance(macs, Path):
+            argv += ["-R", str(len(macs))]
+        argv += ["-W", "1000000", server]
+        result = run_in(client.netns, argv, timeout=(seconds or 0) + 30, check=False)
+    if result.returncode not in (0, 3):  # 3: some exchanges were not completed
+        raise PerfdhcpError(f"perfdhcp exited {result.returncode}: {result.stderr[-2000:]}")
+    return parse_report(result.stdout, returncode=result.returncode, seconds=seconds or 0.0)
 
 
 def perfdhcp_argv(

@@ -1,4 +1,5 @@
-"""Shared pieces of the real-client DHCP tests: labs, plugging clients in, pools, assertions.
+"""What the real-client DHCP tests (test_dhcp_real_clients, test_dhcp_pools_on_the_wire)
+share: labs, plugging clients in, assertions on the leases they get.
 
 Test modules wrap ``open_lab`` and ``dhclient_runner`` in their own fixtures.
 """
@@ -14,21 +15,23 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-import netlab
 import pytest
-from dhcpclients import Lease, NoLeaseError, Route, run_dhclient
-from dhcptools import wait_for_wire
-from netlab import Client, Lab
-from poolrig import PoolRig, ippool
 
 from kvip.actors import PoolState
 from protocol import MessageType
+from tests.lab import netlab
+from tests.lab.dhcpclients import Lease, NoLeaseError, Route, run_dhclient
+from tests.lab.dhcpsend import wait_for_wire
+from tests.lab.netlab import Client, Lab
+from tests.lab.objects import FULL_DNS, FULL_ROUTER
+from tests.lab.poolrig import PoolRig
 
 PREFIX = "kvd"
 SERVER = IPv4Address("198.18.0.1")
 MASK = IPv4Address("255.255.0.0")
-ROUTER = IPv4Address("198.18.0.254")
-DNS = (IPv4Address("198.18.0.53"), IPv4Address("198.18.0.54"))
+#: What a pool with `options="full"` (tests.lab.objects.ippool) sends.
+ROUTER = IPv4Address(FULL_ROUTER)
+DNS = tuple(IPv4Address(a) for a in FULL_DNS)
 #: Short client timeouts: a client that gets no answer gives up fast.
 SILENT = 5
 
@@ -67,21 +70,6 @@ def plug(lab: Lab, hwaddr: str, *, port: str | None = None) -> Client:
     client = lab.add_client(hwaddr, port=port)
     wait_for_wire(lab, client)
     return client
-
-
-def full_pool(name: str = "full", **overrides: Any) -> dict[str, Any]:
-    """A pool that sets every option kvip can send."""
-    config: dict[str, Any] = {
-        "router": str(ROUTER),
-        "dns": [str(a) for a in DNS],
-        "domainname": "lab.example",
-        "domainsearch": ["lab.example", "example"],
-        "leasetime": 600,
-        "mtu": 1450,
-        "routes": [{"destination": "10.0.0.0/8", "gateway": "198.18.0.253"}],
-    }
-    config.update(overrides)
-    return ippool(name, **config)
 
 
 def counts(state: PoolState) -> dict[str, Any]:

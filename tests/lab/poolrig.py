@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import trio
-from netlab import Lab, inside
 
 from kvip.actors import (
     Inspect,
@@ -42,6 +41,7 @@ from kvip.actors import (
 from kvip.ipam import Owner
 from kvip.serving import parse_ippool
 from protocol import DecodeError, Message, decode
+from tests.lab.netlab import Lab, inside
 
 T = TypeVar("T")
 
@@ -128,35 +128,7 @@ def open_recording_socket(netns: str, interface: str, *, tap: Wiretap) -> Record
     return sock
 
 
-# --- describing pools -------------------------------------------------------------
-
-
-def ippool(
-    name: str,
-    *,
-    interface: str = "eth1",
-    server: str = "198.18.0.1",
-    subnet: str = "198.18.0.0/16",
-    start: str = "198.18.0.10",
-    end: str = "198.18.0.250",
-    **ipv4config: Any,
-) -> dict[str, Any]:
-    """An IPPool object as a user writes it; ``ipv4config`` adds router, dns, ..."""
-    return {
-        "apiVersion": "kubevirtiphelper.k8s.binbash.org/v1",
-        "kind": "IPPool",
-        "metadata": {"name": name},
-        "spec": {
-            "networkname": f"default/{name}-net",
-            "bindinterface": interface,
-            "ipv4config": {
-                "serverip": server,
-                "subnet": subnet,
-                "pool": {"start": start, "end": end},
-                **ipv4config,
-            },
-        },
-    }
+# --- describing pools (the IPPool bodies come from tests.lab.objects.ippool) -----
 
 
 @dataclass(frozen=True, slots=True)

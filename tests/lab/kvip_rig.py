@@ -24,17 +24,21 @@ from kvip.k8s import Kube
 
 T = TypeVar("T")
 
-GROUP = "kubevirtiphelper.k8s.binbash.org"
-VERSION = "v1"
-
 
 class RunningKvip:
     """`with RunningKvip(kubeconfig, selector=..., netns=...) as kvip:` serves until exit."""
 
     def __init__(
-        self, kubeconfig: Path, *, selector: str, netns: str | None, ready_timeout: float = 30
+        self,
+        kubeconfig: Path,
+        *,
+        selector: str,
+        netns: str | None,
+        ready_timeout: float = 30,
+        workers: int = 8,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.workers = workers
         self.selector = selector
         self.netns = netns
         self.ready_timeout = ready_timeout
@@ -79,7 +83,10 @@ class RunningKvip:
         self._token = trio.lowlevel.current_trio_token()
         kube = Kube.connect(kubeconfig=str(self.kubeconfig))
         self.controller = Controller(
-            kube, pool_selector=self.selector, socket_factory=socket_factory_in(self.netns)
+            kube,
+            pool_selector=self.selector,
+            socket_factory=socket_factory_in(self.netns),
+            workers=self.workers,
         )
         try:
             with trio.CancelScope() as scope:
@@ -123,78 +130,3 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 20, what: str = 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def pool_body(
-    name: str,
-    network: str,
-    *,
-    selector: str,
-    interface: str = "eth1",
-    server: str = "198.18.0.1",
-    subnet: str = "198.18.0.0/16",
-    start: str = "198.18.0.10",
-    end: str = "198.18.0.250",
-    **ipv4: Any,
-) -> dict[str, Any]:
-    key, _, value = selector.partition("=")
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "IPPool",
-        "metadata": {"name": name, "labels": {key: value}},
-        "spec": {
-            "networkname": network,
-            "bindinterface": interface,
-            "ipv4config": {
-                "serverip": server,
-                "subnet": subnet,
-                "pool": {"start": start, "end": end},
-                "router": ipv4.pop("router", server),
-                "dns": ["198.18.0.53"],
-                "domainname": "example.test",
-                "domainsearch": ["example.test"],
-                "leasetime": 600,
-                **ipv4,
-            },
-        },
-    }
-
-
-def vm_body(
-    name: str,
-    namespace: str,
-    nics: list[tuple[str, str, str | None]],
-    *,
-    running: bool = True,
-    annotations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A VirtualMachine as a user writes it: a pod network plus Multus NICs
-    given as (interface name, networkName, macAddress or None)."""
-    interfaces: list[dict[str, Any]] = [{"name": "default", "masquerade": {}}]
-    networks: list[dict[str, Any]] = [{"name": "default", "pod": {}}]
-    for iface, network, mac in nics:
-        interface: dict[str, Any] = {"name": iface, "bridge": {}}
-        if mac:
-            interface["macAddress"] = mac
-        interfaces.append(interface)
-        networks.append({"name": iface, "multus": {"networkName": network}})
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if annotations:
-        metadata["annotations"] = annotations
-    return {
-        "apiVersion": "kubevirt.io/v1",
-        "kind": "VirtualMachine",
-        "metadata": metadata,
-        "spec": {
-            "running": running,
-            "template": {
-                "spec": {
-                    "domain": {
-                        "devices": {"interfaces": interfaces},
-                        "resources": {"requests": {"memory": "64Mi"}},
-                    },
-                    "networks": networks,
-                }
-            },
-        },
-    }

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab import Client, LabError, ns_argv
+from tests.lab.netlab import Client, LabError, ns_argv
 
 # Clients get a clean environment so the dumped env holds only what they set.
 CLIENT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
@@ -131,8 +131,10 @@ def write_hook(directory: Path, *, event: str, configure: str = "") -> Path:
         "#!/bin/sh\n"
         "# Written by kvip's tests: record the event, touch nothing outside the netns.\n"
         f"event={event}\n"
-        f"n=$(ls {shlex.quote(str(dumps))} | wc -l)\n"
-        f'env -0 > {shlex.quote(str(dumps))}/$(printf %03d "$n")-"$event".env\n'
+        # Written aside, then renamed: sessions read the dumps while the client runs.
+        f'n=$(printf %03d "$(ls {shlex.quote(str(dumps))} | wc -l)")\n'
+        f'env -0 > {shlex.quote(str(dumps))}/"$n".part'
+        f' && mv {shlex.quote(str(dumps))}/"$n".part {shlex.quote(str(dumps))}/"$n-$event".env\n'
         f"{configure}\n"
         "exit 0\n"
     )

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from netlab import Lab, LabError, Port, run_in, stop_process
+from tests.lab.netlab import Lab, LabError, Port, run_in, stop_process
 
 
 @dataclass(frozen=True, slots=True)

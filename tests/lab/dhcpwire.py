@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from netlab import LAB_NETWORK as LAB
+from tests.lab.netlab import LAB_NETWORK as LAB
 
 MESSAGE_TYPES = {
     1: "discover",

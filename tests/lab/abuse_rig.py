@@ -5,7 +5,7 @@ Three processes, each in its own namespace of one `netlab`:
   eth1 (198.18.0.1/16); it answers `stats` on stdin with a JSON line (counters,
   RSS, open fds) and exits at end of input;
 - the valid clients: perfdhcp as a relay from 198.18.1.2, MACs from the
-  reservations (`run_perfdhcp`);
+  reservations (`tests.lab.perfdhcp.run_perfdhcp`);
 - the attacker: this file's `flood` command from 198.18.2.2, bounded in count
   and time: DISCOVERs from random unreserved MACs (a starvation attempt) and
   packets that cannot decode, in equal parts, paced to a rate.
@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import socket
 import subprocess
 import sys
@@ -32,10 +31,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import IO, Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from tests.lab.netlab import Client, Lab
 
-from netlab import Client, Lab, run_in  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 SERVER_IP = "198.18.0.1"
 PERFDHCP_ADDRESS = "198.18.1.2/16"
@@ -116,9 +114,9 @@ class ServerProcess:
     """The `serve` command in the lab's server namespace, stopped by the lab."""
 
     def __init__(self, lab: Lab, *, reservations: int, interface: str = "eth1") -> None:
-        argv = [sys.executable, __file__, "serve", str(reservations), interface]
+        argv = [sys.executable, "-m", "tests.lab.abuse_rig", "serve", str(reservations), interface]
         self.proc = lab.popen(
-            lab.server, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None
+            lab.server, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, cwd=REPO
         )
         self._out: IO[bytes] = self._pipe(self.proc.stdout)
         self._in: IO[bytes] = self._pipe(self.proc.stdin)
@@ -232,8 +230,9 @@ class Flood:
     """The `flood` command in `client`'s namespace; `result()` waits for it."""
 
     def __init__(self, lab: Lab, client: Client, *, rate: int, seconds: float, seed: int) -> None:
-        argv = [sys.executable, __file__, "flood", SERVER_IP, str(rate), str(seconds), str(seed)]
-        self.proc = lab.popen(client.netns, argv, stdout=subprocess.PIPE)
+        argv = [sys.executable, "-m", "tests.lab.abuse_rig", "flood"]
+        argv += [SERVER_IP, str(rate), str(seconds), str(seed)]
+        self.proc = lab.popen(client.netns, argv, stdout=subprocess.PIPE, cwd=REPO)
         self.seconds = seconds
 
     def result(self) -> FloodReport:
@@ -242,39 +241,6 @@ class Flood:
 
 
 # --- perfdhcp ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PerfdhcpResult:
-    discovers: int
-    offers: int
-    requests: int
-    acks: int
-    seconds: float
-
-    @property
-    def answered(self) -> float:
-        """Exchanges completed (ACKed) per exchange started."""
-        return self.acks / self.discovers if self.discovers else 0.0
-
-    @property
-    def served_rate(self) -> float:
-        return self.acks / self.seconds
-
-
-_SECTION = re.compile(
-    r"Statistics for: (DISCOVER-OFFER|REQUEST-ACK).*?sent packets: (\d+).*?received packets: (\d+)",
-    re.S,
-)
-
-
-def parse_perfdhcp(output: str, seconds: float) -> PerfdhcpResult:
-    found = {name: (int(sent), int(got)) for name, sent, got in _SECTION.findall(output)}
-    if "DISCOVER-OFFER" not in found:
-        raise RuntimeError(f"no perfdhcp statistics in:\n{output[-2000:]}")
-    discovers, offers = found["DISCOVER-OFFER"]
-    requests, acks = found.get("REQUEST-ACK", (0, 0))
-    return PerfdhcpResult(discovers, offers, requests, acks, seconds)
 
 
 def perfdhcp_client(lab: Lab) -> Client:
@@ -297,17 +263,6 @@ def mac_file(reservations: int) -> Iterator[Path]:
         yield Path(macs.name)
 
 
-def run_perfdhcp(client: Client, macs: Path, *, rate: int, seconds: int) -> PerfdhcpResult:
-    """perfdhcp as a relay (giaddr = its address), DORA at `rate` for `seconds`."""
-    argv = ["perfdhcp", "-4", "-l", client.ifname, "-M", str(macs), "-g", "single"]
-    argv += ["-r", str(rate), "-p", str(seconds), "-W", "1000000", SERVER_IP]
-    result = run_in(client.netns, argv, timeout=seconds + 30, check=False)
-    # perfdhcp exits 3 when packets were dropped; its statistics say how many.
-    if result.returncode not in (0, 3):
-        raise RuntimeError(f"perfdhcp exited {result.returncode}: {result.stderr[-2000:]}")
-    return parse_perfdhcp(result.stdout, seconds)
-
-
 # --- seeing what the server sent -----------------------------------------------------------
 
 
@@ -325,7 +280,7 @@ class Capture:
             raise RuntimeError(f"tcpdump did not start: {line!r}")
 
     def replies(self) -> list[bytes]:
-        from pcapfile import read_udp
+        from tests.lab.pcapfile import read_udp
 
         self.proc.terminate()
         self.proc.wait(10)

@@ -1,9 +1,10 @@
 """Driving a PoolActor without a network: a fake DHCP socket and packet strategies.
 
-`FakeDhcpSocket` is what the actor's packet loop needs of a socket (a file
-descriptor to wait on, `recv`, `sendto`, `close`): packets go in through one
-end of a Unix datagram socketpair, so trio wakes the loop exactly as for a real
-socket, and replies are recorded instead of sent. `dhcp_requests` draws
+`FakeDhcpSocket` is what the pool's packet thread needs of a socket (a
+blocking `recv` with a kernel receive timeout, `shutdown` to wake it, `sendto`,
+`close`): packets go in through one end of a Unix datagram socketpair, so the
+thread blocks and wakes exactly as on a real socket, and replies are recorded
+instead of sent. `dhcp_requests` draws
 well-formed requests of every type from known and unknown MACs; `garbage`
 draws mutated and random bytes.
 """
@@ -11,17 +12,18 @@ draws mutated and random bytes.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, cast
 
 from hypothesis import strategies as st
-from strategies import options as random_options
 
 from kvip.ipam import PoolSpec
 from kvip.serving import PoolConfig, PoolOptions
 from protocol import EncodeError, Message, MessageType, Op, OptionCode, Options, encode
+from tests.lab.strategies import options as random_options
 
 ZERO = IPv4Address(0)
 SUBNET = IPv4Network("198.18.0.0/24")
@@ -30,22 +32,45 @@ ROUTER = IPv4Address("198.18.0.254")
 
 
 class FakeDhcpSocket:
-    """A stand-in for a pool's UDP socket; `inject` a packet, read `sent`."""
+    """A stand-in for a pool's UDP socket; `inject` a packet, `wait_handled`
+    for the packet thread to be done with it, read `sent`."""
 
     def __init__(self) -> None:
         self._inside, self._outside = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._inside.setblocking(False)
         self.sent: list[tuple[bytes, tuple[str, int]]] = []
         self.closed = False
+        self._turn = threading.Condition()
+        self._injected = 0
+        self._taken = 0
+        self._reading = False
 
     def inject(self, packet: bytes) -> None:
+        with self._turn:
+            self._injected += 1
         self._outside.send(packet)
+
+    def wait_handled(self, timeout: float) -> bool:
+        """Block until the reader took every injected packet and came back to
+        `recv` for more: the packet thread has then answered (sent) each one.
+        False if that did not happen within `timeout` seconds."""
+        with self._turn:
+            return self._turn.wait_for(
+                lambda: self._reading and self._taken == self._injected, timeout
+            )
 
     def fileno(self) -> int:
         return self._inside.fileno()
 
     def recv(self, size: int) -> bytes:
-        return self._inside.recv(size)
+        with self._turn:
+            self._reading = True
+            self._turn.notify_all()
+        data = self._inside.recv(size)
+        with self._turn:
+            self._reading = False
+            self._taken += 1
+        return data
 
     # What the pool's packet thread does with a real socket: block with a
     # kernel receive timeout, and get woken by a shutdown when it must stop.

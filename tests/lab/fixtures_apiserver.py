@@ -7,7 +7,7 @@
 - `crds`: kvip's CRDs and the KubeVirt/Multus stand-ins, Established.
 - `namespace`: a fresh namespace per test, deleted afterwards.
 - `custom`: a CustomObjectsApi; `ippools`, `vmnetcfgs` (in `namespace`):
-  tests.crs.Resource views; `pool_name`: a unique IPPool name, the pool
+  tests.lab.crs.Resource views; `pool_name`: a unique IPPool name, the pool
   deleted afterwards.
 
 Missing binaries: in CI (CI=true) they are built (scripts/build-apiserver.sh,
@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from apiserver import BUILD_SCRIPT, REPO, ApiServer, build_binaries, missing_binaries
-from crs import IPPOOLS, VMNETCFGS, Resource
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+from tests.lab.apiserver import BUILD_SCRIPT, REPO, ApiServer, build_binaries, missing_binaries
+from tests.lab.crs import IPPOOLS, VMNETCFGS, Resource
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -8,7 +8,7 @@ dir that is deleted on stop. The binaries come from scripts/build-apiserver.sh
     with ApiServer() as api:
         kubernetes.config.load_kube_config(config_file=str(api.kubeconfig))
 
-From a shell: `python tests/apiserver.py run [--controller-manager] [-- CMD ...]`
+From a shell: `python -m tests.lab.apiserver run [--controller-manager] [-- CMD ...]`
 prints the kubeconfig path and serves until Ctrl-C, or runs CMD with
 KUBECONFIG set and stops when it exits.
 """
@@ -35,10 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from apiserver_pki import Credentials, make_credentials, write_kubeconfig
+from tests.lab.apiserver_pki import Credentials, make_credentials, write_kubeconfig
 
 DEFAULT_CACHE = Path("/var/cache/kvip")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-apiserver.sh"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/24"
 _STOP_GRACE = 10.0
@@ -460,7 +460,7 @@ def build_binaries(*, controller_manager: bool = False) -> None:
 def _run(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python tests/apiserver.py")
+    parser = argparse.ArgumentParser(prog="python -m tests.lab.apiserver")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve until Ctrl-C, or run CMD against it")
     run.add_argument("--controller-manager", action="store_true")

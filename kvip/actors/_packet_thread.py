@@ -1,0 +1,105 @@
+"""A pool's packet thread: blocking receive, answer, send, in an OS thread.
+
+A trio wakeup per packet cost about twice the CPU of a blocking receive
+(bench/README.md), so each pool's socket is served by a thread of its own.
+The thread shares only the Responder with the actor's inbox task, always under
+the actor's lock, whose critical sections are CPU-only (no I/O, no logging).
+What the thread learns (DECLINE, RELEASE) it does not act on: it posts one
+wakeup to the actor (`post_notices`), which takes the notices as a message in
+its own inbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from kvip.serving import Responder
+
+log = logging.getLogger(__name__)
+
+#: How often the packet thread looks up from an idle socket to see whether it
+#: should stop (it is normally woken at once by shutting the socket down).
+IDLE_CHECK_SECONDS = 1
+
+
+@dataclass(slots=True)
+class PacketThread:
+    name: str
+    sock: socket.socket
+    responder: Responder
+    lock: threading.Lock
+    #: Runs in the trio thread (through the token) when notices are waiting;
+    #: called once until the actor has taken them (`notices_taken`).
+    post_notices: Callable[[], None]
+    token: trio.lowlevel.TrioToken
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _posted: bool = False
+
+    def notices_taken(self) -> None:
+        """The actor took the pending notices (call with the lock held)."""
+        self._posted = False
+
+    def stop(self) -> None:
+        """Make `run` return soon: shutting the socket down wakes a blocked recv."""
+        self.stopping.set()
+        # Linux says ENOTCONN for an unconnected UDP socket, and wakes the reader anyway.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RD)
+
+    def run(self) -> None:
+        """Receive, answer, send, until `stop` (runs in its own thread)."""
+        sock = self.sock
+        sock.setblocking(True)
+        # A kernel receive timeout, not settimeout(): that would poll() before every recv.
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", IDLE_CHECK_SECONDS, 0)
+        )
+        responder = self.responder
+        counters = responder.counters
+        observe = counters.latency.observe
+        handle = responder.handle
+        lock = self.lock
+        recv = sock.recv
+        sendto = sock.sendto
+        clock = time.perf_counter
+        stopping = self.stopping
+        while not stopping.is_set():
+            try:
+                data = recv(4096)
+            except BlockingIOError:
+                continue  # idle for IDLE_CHECK_SECONDS
+            except OSError as exc:
+                log.warning("pool %s: receive failed: %s", self.name, exc)
+                continue
+            if not data and stopping.is_set():
+                break  # woken by stop()'s shutdown, not a (malformed) empty datagram
+            started = clock()
+            with lock:
+                reply = handle(data)
+                post = bool(responder.notices) and not self._posted
+                if post:
+                    self._posted = True
+            if reply is not None:
+                try:
+                    sendto(reply.payload, reply.address)
+                except OSError as exc:
+                    with lock:
+                        counters.send_errors += 1
+                    log.debug("pool %s: send to %s failed: %s", self.name, reply.address, exc)
+                elapsed = clock() - started
+                with lock:
+                    observe(elapsed)
+            if post:
+                try:
+                    self.token.run_sync_soon(self.post_notices)
+                except trio.RunFinishedError:
+                    return

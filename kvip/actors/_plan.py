@@ -1,0 +1,219 @@
+"""What a reconcile of one VM does, decided without I/O.
+
+The controller's `_sync_vm` asks `plan_nics` what to claim for each NIC, asks
+the pools, gives their answers to `settle`, writes the vmnetcfg and then does
+what `after_write` says. Everything here is pure: unit-tested without an API
+server or a pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import AddressValueError, IPv4Address
+
+from kvip.actors._status_render import NicStatus
+from kvip.actors._vm_state import NicKey
+from kvip.ipam import IpamError
+from kvip.k8s._bodies import NicRecord, VmNic
+
+log = logging.getLogger(__name__)
+
+NOT_READY = "its IPPool is not ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Ask the NIC's pool for an address."""
+
+    nic: VmNic
+    mac: str
+    #: The NIC's record in the vmnetcfg, if any.
+    previous: NicRecord | None
+    requested: IPv4Address | None
+    #: The record of the NIC's old MAC that holds `requested` (a MAC change).
+    replaces: NicRecord | None = None
+
+    @property
+    def key(self) -> NicKey:
+        return (self.nic.network, self.mac)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A NIC decided without asking a pool: what to record, what to show."""
+
+    record: NicRecord | None = None
+    status: NicStatus | None = None
+
+
+def plan_nics(
+    key: str,
+    nics: Iterable[VmNic],
+    listed: Iterable[NicRecord],
+    *,
+    has_pool: Callable[[str], bool],
+    configured: Callable[[str], bool],
+) -> list[Claim | Settled]:
+    """One step per NIC that has a MAC, in the VM's order (the vmnetcfg keeps it).
+
+    `listed` are the vmnetcfg's records (one per NIC); `has_pool(network)`: a
+    pool of this kvip serves the network; `configured(network)`: an IPPool of
+    this kvip names it (ready or not)."""
+    nics = list(nics)
+    listed = list(listed)
+    old = {(record.network, record.mac): record for record in listed}
+    current = {(nic.network, nic.mac) for nic in nics}
+    steps: list[Claim | Settled] = []
+    seen: set[NicKey] = set()
+    for nic in nics:
+        mac = nic.mac
+        if mac is None:
+            continue  # picked up when kubemacpool (or the user) sets one
+        if (nic.network, mac) in seen:
+            log.warning("VM %s lists %s on %s twice: one NIC, one address", key, mac, nic.network)
+            continue
+        seen.add((nic.network, mac))
+        previous = old.get((nic.network, mac))
+        if not has_pool(nic.network):
+            steps.append(no_pool(nic.network, mac, previous, configured=configured(nic.network)))
+            continue
+        requested_text = previous.ip if previous is not None and previous.ip else nic.requested_ip
+        try:
+            requested = IPv4Address(requested_text) if requested_text else None
+        except AddressValueError:
+            message = f"{requested_text!r} is not an address"
+            steps.append(Settled(status=NicStatus(nic.network, mac, False, message)))
+            continue
+        replaces = None
+        if previous is None and requested is not None:
+            # A MAC change: the NIC's old MAC holds what it asks for.
+            replaces = _recorded_for_gone_nic(listed, current, nic.network, requested)
+        steps.append(Claim(nic, mac, previous, requested, replaces))
+    return steps
+
+
+def no_pool(network: str, mac: str, previous: NicRecord | None, *, configured: bool) -> Settled:
+    """Not ours to judge: a network without a pool here may be another kvip
+    shard's, or not managed by kvip at all. What is recorded stays."""
+    status = NicStatus(network, mac, False, NOT_READY) if configured else None
+    return Settled(previous, status)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the claims came to: the records to write, the statuses to show, and
+    the reservations to serve once the records are durable."""
+
+    records: list[NicRecord] = field(default_factory=list)
+    statuses: list[NicStatus] = field(default_factory=list)
+    to_serve: list[tuple[str, str, IPv4Address]] = field(default_factory=list)
+    #: New NICs whose claim took the address of a record of the NIC's old MAC.
+    moved: dict[NicKey, NicRecord] = field(default_factory=dict)
+    #: (claim, message) of each claim the pool refused.
+    failed: list[tuple[Claim, str]] = field(default_factory=list)
+
+    def add(self, settled: Settled) -> None:
+        if settled.record is not None:
+            self.records.append(settled.record)
+        if settled.status is not None:
+            self.statuses.append(settled.status)
+
+    def settle(
+        self,
+        claim: Claim,
+        answer: IPv4Address | IpamError,
+        *,
+        restore_error: str | None = None,
+        declined: str | None = None,
+    ) -> None:
+        """Take a pool's answer to `claim`: an address, or why not. A failed claim
+        keeps the NIC's record (its address stays recorded) and shows why;
+        `restore_error` says it better when the record could not be restored."""
+        network, mac = claim.key
+        if isinstance(answer, IpamError):
+            message = restore_error or str(answer)
+            self.failed.append((claim, message))
+            self.add(Settled(claim.previous, NicStatus(network, mac, False, message)))
+            return
+        ip = answer
+        if claim.replaces is not None and ip == claim.requested:
+            self.moved[claim.key] = claim.replaces
+        self.records.append(NicRecord(network, mac, str(ip)))
+        if declined is not None:
+            self.statuses.append(NicStatus(network, mac, False, declined, str(ip)))
+        else:
+            self.statuses.append(NicStatus(network, mac, True, f"{ip} reserved", str(ip)))
+        self.to_serve.append((network, mac, ip))
+
+
+def first_per_nic(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
+    """A NIC's record is the first one listing its network and MAC. A hand-edited
+    vmnetcfg may list a NIC twice; the later entries are dropped (and the address
+    in them not held), so one NIC never holds two addresses. (One MAC on two
+    networks is two NICs.)"""
+    first: dict[tuple[str, str], NicRecord] = {}
+    for record in records:
+        kept = first.setdefault((record.network, record.mac), record)
+        if kept is not record:
+            log.warning(
+                "vmnetcfg %s lists %s on %s twice (%s, then %s): keeping the first",
+                key,
+                record.mac,
+                record.network,
+                kept.ip or "no address",
+                record.ip or "no address",
+            )
+    return list(first.values())
+
+
+def released_records(
+    old: Mapping[NicKey, NicRecord], records: Iterable[NicRecord]
+) -> list[NicRecord]:
+    """The old records whose NIC the new records no longer list: their addresses go."""
+    kept = {(record.network, record.mac) for record in records}
+    return [record for nic, record in old.items() if nic not in kept]
+
+
+def newly_claimed(
+    old: Mapping[NicKey, NicRecord], to_serve: Iterable[tuple[str, str, IPv4Address]]
+) -> list[tuple[str, str, IPv4Address]]:
+    """The claims that no record holds yet: a refused write must give them back."""
+    return [
+        (network, mac, ip)
+        for network, mac, ip in to_serve
+        if (network, mac) not in old or not old[(network, mac)].ip
+    ]
+
+
+def refused_statuses(
+    statuses: Iterable[NicStatus], listed: Iterable[NicRecord], problem: str
+) -> list[NicStatus]:
+    """The statuses to show when the vmnetcfg write was refused for good: a NIC
+    whose address the write carried has none (the pools serve only what the
+    vmnetcfg records)."""
+    recorded = {(record.network, record.mac, record.ip) for record in listed}
+    return [
+        nic
+        if nic.ip is None or (nic.network, nic.mac, nic.ip) in recorded
+        else NicStatus(nic.network, nic.mac, False, problem)
+        for nic in statuses
+    ]
+
+
+def _recorded_for_gone_nic(
+    records: Iterable[NicRecord],
+    current: set[tuple[str, str | None]],
+    network: str,
+    ip: IPv4Address,
+) -> NicRecord | None:
+    """The record of `ip` on `network` whose NIC the VM no longer has, if any."""
+    for record in records:
+        if record.network == network and (record.network, record.mac) not in current:
+            try:
+                if record.ip and IPv4Address(record.ip) == ip:
+                    return record
+            except AddressValueError:
+                continue
+    return None

@@ -1,0 +1,224 @@
+"""What one pool holds: its allocator, its MAC table and the reservations its
+Responder answers for. The PoolActor's inbox task alone calls this, always
+with the actor's lock held (the packet thread reads the Responder under it);
+nothing here does I/O or waits: what it has to say waits in `notes` until the
+actor has let go of the lock (`say`), so a packet never waits for a log write.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from kvip.actors._messages import (
+    ClaimAddress,
+    ClearDecline,
+    Inspect,
+    PoolMessage,
+    PoolState,
+    Reconfigure,
+    ReleaseOwner,
+    ReleaseVm,
+    RestoreReservation,
+    ServeReservation,
+)
+from kvip.ipam import Allocator, IpamError, Owner, PoolSpec
+from kvip.serving import PoolOptions, Reservation, Responder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Nic:
+    owner: Owner
+    ip: IPv4Address
+    hostname: str | None
+    serving: bool
+
+
+@dataclass(slots=True)
+class PoolBook:
+    name: str
+    allocator: Allocator
+    responder: Responder
+    nics: dict[str, _Nic] = field(default_factory=dict)
+    #: Log lines not yet written: (level, format, args).
+    notes: list[tuple[int, str, tuple[object, ...]]] = field(default_factory=list)
+
+    def note(self, level: int, message: str, *args: object) -> None:
+        self.notes.append((level, message, args))
+
+    def say(self) -> None:
+        """Write the noted log lines (call without the lock)."""
+        notes, self.notes = self.notes, []
+        for level, message, args in notes:
+            log.log(level, message, *args)
+
+    @classmethod
+    def new(cls, name: str, spec: PoolSpec, options: PoolOptions) -> PoolBook:
+        return cls(name, Allocator(spec), Responder(options))
+
+    def dispatch(self, message: PoolMessage, *, serving: bool) -> Any:
+        """Apply one message (not Reconfigure: see `reconfigure`)."""
+        if isinstance(message, ClaimAddress):
+            return self.claim(message)
+        if isinstance(message, RestoreReservation):
+            self.check_mac(message.owner, message.mac)
+            self.allocator.reserve(message.owner, message.ip)
+            self.record(message.owner, message.mac, message.ip, message.hostname, serve=True)
+            return message.ip
+        if isinstance(message, ServeReservation):
+            return self.serve(message)
+        if isinstance(message, ReleaseOwner):
+            return self.release(message.owner)
+        if isinstance(message, ReleaseVm):
+            prefix = f"{message.key} ["
+            owners = {
+                nic.owner
+                for nic in self.nics.values()
+                if nic.owner.startswith(prefix) and nic.owner not in message.keep
+            }
+            return tuple(ip for owner in sorted(owners) for ip in self.release(owner))
+        if isinstance(message, ClearDecline):
+            return self.responder.clear_declined(message.ip)
+        if isinstance(message, Inspect):
+            return self.state(serving=serving)
+        if isinstance(message, Reconfigure):
+            raise TypeError("Reconfigure needs the running actor")
+        raise TypeError(f"pool actor cannot handle {message!r}")
+
+    def claim(self, message: ClaimAddress) -> IPv4Address:
+        """An address for a NIC, held but not served until ServeReservation."""
+        self.check_mac(message.owner, message.mac)
+        requested, replaces = message.requested, message.replaces
+        if (
+            requested is not None
+            and replaces is not None
+            and replaces != message.owner
+            and self.allocator.owner_of(requested) == replaces
+        ):
+            # The NIC's MAC changed: its address moves with it. Nothing below can
+            # fail for an address that was just held (so assignable).
+            self.note(logging.INFO, "pool %s: %s moves from %s to %s", self.name, requested,
+                      replaces, message.owner)  # fmt: skip
+            self.allocator.release(requested)
+            self.forget(replaces)
+        held = self.allocator.addresses_of(message.owner)
+        if held and (message.requested is None or message.requested in held):
+            ip = message.requested or held[0]
+            for extra in held:
+                if extra != ip:  # one NIC, one address
+                    self.note(
+                        logging.WARNING,
+                        "pool %s: %s held %s besides %s; released", self.name, message.owner,
+                        extra, ip,
+                    )  # fmt: skip
+                    self.allocator.release(extra)
+        else:
+            # The new address first: a claim that fails (taken, excluded,
+            # exhausted) must leave the NIC's current address, and its DHCP
+            # service, as they were.
+            ip = self.allocator.allocate(message.owner, requested=message.requested)
+            for old in held:
+                self.allocator.release(old)
+            self.forget(message.owner)
+        self.record(message.owner, message.mac, ip, message.hostname, serve=False)
+        return ip
+
+    def owner_of_mac(self, mac: str) -> Owner | None:
+        nic = self.nics.get(mac.lower())
+        return nic.owner if nic is not None else None
+
+    def check_mac(self, owner: Owner, mac: str) -> None:
+        previous = self.nics.get(mac.lower())
+        if previous is not None and previous.owner != owner:
+            raise MacConflict(mac, previous.owner)
+
+    def serve(self, message: ServeReservation) -> bool:
+        nic = self.nics.get(message.mac.lower())
+        if nic is None or nic.ip != message.ip:
+            self.note(
+                logging.WARNING,
+                "pool %s: not serving %s for %s: it holds no such claim",
+                self.name,
+                message.ip,
+                message.mac,
+            )
+            return False
+        nic.serving = True
+        self.responder.set_reservation(message.mac.lower(), Reservation(nic.ip, nic.hostname))
+        return True
+
+    def record(
+        self, owner: Owner, mac: str, ip: IPv4Address, hostname: str | None, *, serve: bool
+    ) -> None:
+        mac = mac.lower()
+        self.nics[mac] = _Nic(owner, ip, hostname, serving=serve)
+        if serve:
+            self.responder.set_reservation(mac, Reservation(ip, hostname))
+
+    def release(self, owner: Owner) -> tuple[IPv4Address, ...]:
+        released = self.allocator.release_owner(owner)
+        self.forget(owner)
+        return released
+
+    def forget(self, owner: Owner) -> None:
+        """Drop the owner's NICs and stop serving them."""
+        for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
+            del self.nics[mac]
+            self.responder.remove_reservation(mac)
+
+    def restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
+        """Hold again the recorded addresses that fit the range again. A NIC the
+        pool knows, or an owner holding something, is newer than its record."""
+        allocator = self.allocator
+        for reservation in reservations:
+            if reservation.mac.lower() in self.nics or allocator.addresses_of(reservation.owner):
+                continue
+            if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
+                continue
+            self.note(
+                logging.INFO,
+                "pool %s: %s of %s fits the range again; serving it again",
+                self.name,
+                reservation.ip,
+                reservation.owner,
+            )
+            allocator.reserve(reservation.owner, reservation.ip)
+            self.record(
+                reservation.owner, reservation.mac, reservation.ip, reservation.hostname, serve=True
+            )
+
+    def state(self, *, serving: bool) -> PoolState:
+        return PoolState(
+            name=self.name,
+            serving=serving,
+            allocations=tuple(self.allocator.allocations()),
+            excluded=tuple(self.allocator.excluded()),
+            used=self.allocator.used,
+            available=self.allocator.available,
+            declined=tuple(sorted(self.responder.declined)),
+            counters=self.responder.counters.as_dict(),
+        )
+
+    def reconfigure(
+        self, spec: PoolSpec, restore: tuple[RestoreReservation, ...]
+    ) -> tuple[tuple[IPv4Address, Owner], ...]:
+        """A new range: what no longer fits goes (returned), recorded addresses
+        that fit again come back."""
+        evicted = self.allocator.reconfigure(spec)
+        for _, owner in evicted:
+            self.forget(owner)
+        self.restore_fitting(restore)
+        return evicted
+
+
+class MacConflict(IpamError):
+    """A MAC is already claimed in this pool by another owner."""
+
+    def __init__(self, mac: str, holder: str) -> None:
+        super().__init__(f"MAC {mac} is already in use by {holder}")
+        self.mac = mac
+        self.holder = holder

@@ -1,0 +1,445 @@
+"""Reconciling one VM: plan (pure, _plan.py), then claim, write, serve, release.
+
+The Controller's workers run this; a VM is never reconciled by two at once
+(the WorkQueue). The durability rule holds on every path: an address is
+written to the vmnetcfg before its pool is told to serve it. A write the API
+server refuses for good (403, 422) is reported once and retried with a capped
+backoff; a pool that has stopped is retried like any temporary failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from ipaddress import IPv4Address
+
+import trio
+
+from kvip.actors._events import Event, EventRecorder, ObjectRef
+from kvip.actors._messages import (
+    ClaimAddress,
+    ClearDecline,
+    NicOwner,
+    ReleaseOwner,
+    ReleaseVm,
+    ServeReservation,
+)
+from kvip.actors._plan import (
+    Claim,
+    Outcome,
+    Settled,
+    first_per_nic,
+    newly_claimed,
+    no_pool,
+    plan_nics,
+    refused_statuses,
+    released_records,
+)
+from kvip.actors._pool import PoolStopped
+from kvip.actors._status import StatusWriter
+from kvip.actors._status_render import NicStatus
+from kvip.actors._supervisor import PoolHandle, Supervisor
+from kvip.actors._vm_state import NicKey, VmState, store_newest
+from kvip.actors._workqueue import WorkQueue
+from kvip.ipam import IpamError, Owner
+from kvip.k8s import (
+    FINALIZER,
+    IPPOOLS,
+    RESET_ANNOTATION,
+    VIRTUAL_MACHINES,
+    VMNETCFGS,
+    Body,
+    Kube,
+    KubeError,
+    NotFound,
+    Resource,
+)
+from kvip.k8s._bodies import (
+    NicRecord,
+    finalizer_removal,
+    vm_nics,
+    vmnetcfg_body,
+    vmnetcfg_records,
+    vmnetcfg_update,
+)
+
+log = logging.getLogger(__name__)
+
+
+def owner_of(key: str, mac: str) -> Owner:
+    """How a NIC is named in the allocator and in IPPool.status (kubevirt-ip-helper's form)."""
+    return NicOwner(key, mac).owner
+
+
+class VmReconciler:
+    """The Controller's reconciling half (a mixin: the Controller owns the state
+    named below and runs the workers)."""
+
+    __slots__ = ()
+    kube: Kube
+    vms: dict[str, Body]
+    cfgs: dict[str, Body]
+    states: dict[str, VmState]
+    queue: WorkQueue
+    _supervisor: Supervisor | None
+    _cfg_status: StatusWriter | None
+    _events: EventRecorder | None
+
+    @property
+    def pools(self) -> dict[str, PoolHandle]:
+        """Every IPPool this kvip knows, by name (empty until it runs)."""
+        return self._supervisor.pools if self._supervisor is not None else {}
+
+    @property
+    def supervisor(self) -> Supervisor:
+        assert self._supervisor is not None, "the controller is not running"
+        return self._supervisor
+
+    def _state(self, key: str) -> VmState:
+        """The VM's state, created on first use."""
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = VmState()
+        return state
+
+    def _tidy(self, key: str) -> None:
+        """Drop the VM's state when it holds nothing any more."""
+        state = self.states.get(key)
+        if state is not None and state.empty:
+            del self.states[key]
+
+    # -- reconciling one VM ---------------------------------------------------------------
+
+    async def _worker(self, nursery: trio.Nursery) -> None:
+        while True:
+            key = await self.queue.get()
+            failed = permanent = False
+            try:
+                await self.reconcile(key)
+            except KubeError as exc:
+                failed, permanent = True, exc.permanent
+                if permanent:
+                    self._refused(key, exc)
+                else:
+                    log.warning("reconciling %s failed: %s; will retry", key, exc)
+            except (IpamError, PoolStopped) as exc:
+                failed = True
+                log.warning("reconciling %s failed: %s; will retry", key, exc)
+            except Exception:
+                failed = True
+                log.exception("reconciling %s failed unexpectedly; will retry", key)
+            if not permanent and (state := self.states.get(key)) is not None:
+                state.refusal = None
+                self._tidy(key)
+            delay = self.queue.done(key, failed=failed, permanent=permanent)
+            if delay is not None:
+                nursery.start_soon(self.queue.retry_later, key, delay)
+
+    def _refused(self, key: str, exc: KubeError) -> None:
+        """The API server refused a write, and will again until someone changes
+        something (RBAC, an admission policy, a quota): an Event and a log line
+        the first time, and a capped backoff (the vmnetcfg status says it, see
+        _sync_vm); every retry logs only at debug level."""
+        message = f"the API server refused to write the vmnetcfg: {exc}"
+        state = self._state(key)
+        if state.refusal == message:
+            log.debug("reconciling %s: still refused: %s", key, exc)
+            return
+        state.refusal = message
+        log.error("reconciling %s: %s; retrying with a longer backoff", key, message)
+        # On the VM; on the vmnetcfg when the VM is gone (its vmnetcfg's removal refused).
+        vm, cfg = self.vms.get(key), self.cfgs.get(key)
+        if vm is not None:
+            self._event(vm, "RecordRefused", message, warning=True)
+        elif cfg is not None:
+            self._record(Event(_ref(VMNETCFGS, cfg), "RecordRefused", message, warning=True))
+
+    async def reconcile(self, key: str) -> None:
+        vm = self.vms.get(key)
+        cfg = self.cfgs.get(key)
+        if cfg is not None and cfg["metadata"].get("deletionTimestamp"):
+            await self._finalize(key, cfg)
+            return
+        if vm is None:
+            await self._vm_gone(key, cfg)
+            return
+        await self._sync_vm(key, vm, cfg)
+
+    async def _sync_vm(self, key: str, vm: Body, cfg: Body | None) -> None:
+        """Plan each NIC's claim, ask the pools, write the records, and only then
+        serve the new reservations and release what the records no longer hold."""
+        state = self._state(key)
+        listed = first_per_nic(key, vmnetcfg_records(cfg)) if cfg is not None else []
+        # A NIC is its (network, MAC): one VM may use one MAC on two networks.
+        old = {(record.network, record.mac): record for record in listed}
+        if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
+            await self._reset(key, list(old.values()))
+        supervisor = self.supervisor
+        steps = plan_nics(
+            key,
+            vm_nics(vm),
+            listed,
+            has_pool=lambda network: supervisor.by_network(network) is not None,
+            configured=lambda network: supervisor.config_for_network(network) is not None,
+        )
+        outcome = await self._claim(key, vm, steps)
+        if cfg is None and not outcome.records and not outcome.statuses:
+            state.nics = None
+            self._tidy(key)
+            return
+        try:
+            await self._write_records(key, vm, cfg, outcome.records)
+        except KubeError as exc:
+            await self._not_written(key, cfg, old, outcome, exc)
+            raise
+        await self._written(key, vm, old, outcome)
+
+    async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
+        """Ask the pools for the planned claims; nothing is served yet."""
+        name = key.rpartition("/")[2]
+        state = self._state(key)
+        supervisor = self.supervisor
+        outcome = Outcome()
+        for step in steps:
+            if isinstance(step, Settled):
+                outcome.add(step)
+                continue
+            network = step.nic.network
+            pool = supervisor.by_network(network)
+            if pool is None:  # gone while an earlier NIC's claim was answered
+                configured = supervisor.config_for_network(network) is not None
+                outcome.add(no_pool(network, step.mac, step.previous, configured=configured))
+                continue
+            replaces = step.replaces
+            claim = ClaimAddress(
+                owner_of(key, step.mac),
+                step.mac,
+                requested=step.requested,
+                hostname=name,
+                replaces=owner_of(key, replaces.mac) if replaces is not None else None,
+            )
+            try:
+                answer: IPv4Address | IpamError = await pool.ask(claim)
+            except IpamError as exc:
+                answer = exc
+            outcome.settle(
+                step,
+                answer,
+                restore_error=state.restore_errors.get(step.key),
+                declined=state.declined.get(step.key),
+            )
+        for failed, message in outcome.failed:
+            log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
+            self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
+        for network, mac, _ in outcome.to_serve:
+            state.restore_errors.pop((network, mac), None)
+        return outcome
+
+    async def _not_written(
+        self,
+        key: str,
+        cfg: Body | None,
+        old: dict[NicKey, NicRecord],
+        outcome: Outcome,
+        exc: KubeError,
+    ) -> None:
+        """Refused (409, 4xx): not recorded, so nothing would ever release a new
+        claim; it goes back and the retry claims for the NICs the VM has by then.
+        (Unavailable: the write may have landed; the claim must stay.)"""
+        state = self._state(key)
+        refused = exc.status is not None and 400 <= exc.status < 500
+        for network, mac, ip in newly_claimed(old, outcome.to_serve):
+            if not refused:
+                state.unsure.add(network)
+                continue
+            back = outcome.moved.get((network, mac))
+            if back is None or not await self._move_back(key, mac, ip, back):
+                await self._release(key, NicRecord(network, mac, None))
+        if exc.permanent and cfg is not None:
+            # Say so where the operator looks.
+            problem = f"not recorded: the API server refused the vmnetcfg write: {exc}"
+            statuses = refused_statuses(outcome.statuses, old.values(), problem)
+            self._set_status(key, statuses, cfg)
+
+    async def _written(
+        self, key: str, vm: Body, old: dict[NicKey, NicRecord], outcome: Outcome
+    ) -> None:
+        """The records are durable: serve them, and let go of what they dropped."""
+        state = self._state(key)
+        if state.unsure:
+            # Whatever else the VM holds there is stale (e.g. the claim of a MAC it
+            # no longer has).
+            keep = frozenset(owner_of(key, record.mac) for record in outcome.records)
+            unsure, state.unsure = state.unsure, set()
+            for network in unsure:
+                pool = self.supervisor.by_network(network)
+                if pool is not None:
+                    for ip in await pool.ask(ReleaseVm(key, keep=keep)):
+                        log.info("VM %s: released %s, claimed but never recorded", key, ip)
+        # The durable record is written: only now may the pools answer for it.
+        for network, mac, ip in outcome.to_serve:
+            pool = self.supervisor.by_network(network)
+            if pool is not None:
+                if (network, mac) not in old or old[(network, mac)].ip != str(ip):
+                    log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
+                    self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
+                await pool.ask(ServeReservation(mac, ip))
+        for record in released_records(old, outcome.records):
+            await self._release(key, record)
+        self._set_status(key, outcome.statuses, self.cfgs.get(key))
+
+    async def _write_records(
+        self, key: str, vm: Body, cfg: Body | None, records: list[NicRecord]
+    ) -> None:
+        namespace, _, name = key.partition("/")
+        vm_uid = vm["metadata"].get("uid")
+        if cfg is None:
+            body = vmnetcfg_body(namespace=namespace, name=name, vm_uid=vm_uid, records=records)
+            created = await self.kube.run(lambda: self.kube.create(VMNETCFGS, body))
+            store_newest(self.cfgs, key, created)
+            return
+        updated = vmnetcfg_update(cfg, name=name, vm_uid=vm_uid, records=records)
+        if updated is not None:
+            replaced = await self.kube.run(lambda: self.kube.replace(VMNETCFGS, updated))
+            store_newest(self.cfgs, key, replaced)
+
+    async def _reset(self, key: str, records: list[NicRecord]) -> None:
+        """An operator asked to retry this VM: forget its declines and errors."""
+        log.info("VM %s: reset requested; clearing its declines and errors", key)
+        state = self._state(key)
+        for record in records:
+            state.declined.pop((record.network, record.mac), None)
+            state.restore_errors.pop((record.network, record.mac), None)
+            pool = self.supervisor.by_network(record.network)
+            if pool is not None and record.ip:
+                await pool.ask(ClearDecline(IPv4Address(record.ip)))
+
+    async def _move_back(self, key: str, mac: str, ip: IPv4Address, record: NicRecord) -> bool:
+        """A claim moved from `record`'s MAC to `mac` was not written: the address is
+        still recorded for the old MAC, so it goes back there (and is served), never
+        through the free pool where another NIC could take it. Whether it did."""
+        pool = self.supervisor.by_network(record.network)
+        if pool is None:
+            return False
+        hostname = key.rpartition("/")[2]
+        back = ClaimAddress(owner_of(key, record.mac), record.mac, requested=ip,
+                            hostname=hostname, replaces=owner_of(key, mac))  # fmt: skip
+        try:
+            await pool.ask(back)
+        except IpamError as exc:
+            log.warning("VM %s: %s cannot go back to %s: %s", key, ip, record.mac, exc)
+            return False
+        await pool.ask(ServeReservation(record.mac, ip))
+        return True
+
+    async def _release(self, key: str, record: NicRecord) -> None:
+        pool = self.supervisor.by_network(record.network)
+        if pool is None:
+            return
+        released = await pool.ask(ReleaseOwner(owner_of(key, record.mac)))
+        for ip in released:
+            log.info("VM %s: released %s of %s on %s", key, ip, record.mac, record.network)
+            vm = self.vms.get(key)
+            if vm is not None:
+                self._event(vm, "Released", f"{ip} of {record.mac} released")
+
+    async def _vm_gone(self, key: str, cfg: Body | None) -> None:
+        """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
+        Every pool is asked, so that an address claimed but never written is freed too.
+        The VM's state goes with it, but for a refusal to remove the vmnetcfg: that is
+        told once, however often the removal is retried."""
+        state = self.states.pop(key, None)
+        if state is not None and state.refusal is not None:
+            self.states[key] = VmState(refusal=state.refusal)
+        for pool in self.supervisor.running():
+            for ip in await pool.ask(ReleaseVm(key)):
+                log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
+                self._record(
+                    Event(
+                        self._supervisor_ref(pool.name),
+                        "Released",
+                        f"{ip} released: VM {key} was deleted",
+                    )
+                )
+        if cfg is None:
+            return
+        meta = cfg["metadata"]
+        if FINALIZER not in (meta.get("finalizers") or []) and not meta.get("ownerReferences"):
+            # Not adopted yet: written ahead by a user for a VM still to come.
+            return
+        namespace, _, name = key.partition("/")
+        log.info("VM %s deleted: removing its vmnetcfg", key)
+        await self._drop_finalizer(cfg)
+        await self.kube.run(lambda: self.kube.delete(VMNETCFGS, name, namespace=namespace))
+
+    async def _finalize(self, key: str, cfg: Body) -> None:
+        """Someone deleted the vmnetcfg, then the finalizer goes. Without its VM, its
+        addresses go too. A live VM's NICs keep theirs: the pools go on holding and
+        serving them, and the next reconcile writes a new vmnetcfg with the very same
+        addresses (a NIC's claim answers with what it holds). Until then the address
+        has no durable record: a restart in that moment may give the VM a new one."""
+        vm = self.vms.get(key)
+        nics = {(nic.network, nic.mac) for nic in vm_nics(vm)} if vm is not None else set()
+        for record in vmnetcfg_records(cfg):
+            if (record.network, record.mac) in nics:
+                # Swept after the new vmnetcfg is written: a MAC change meanwhile
+                # leaves a claim that no record names.
+                self._state(key).unsure.add(record.network)
+            else:
+                await self._release(key, record)
+        await self._drop_finalizer(cfg)
+        if (state := self.states.get(key)) is not None:
+            state.nics = None
+            self._tidy(key)
+
+    async def _drop_finalizer(self, cfg: Body) -> None:
+        patch = finalizer_removal(cfg)
+        if patch is None:
+            return
+        meta = cfg["metadata"]
+        with contextlib.suppress(NotFound):
+            await self.kube.run(
+                lambda: self.kube.patch(VMNETCFGS, meta["name"], patch, namespace=meta["namespace"])
+            )
+
+    def _supervisor_ref(self, pool: str) -> ObjectRef:
+        handle = self.pools.get(pool)
+        return handle.ref if handle is not None else ObjectRef(IPPOOLS.api_version, "IPPool", pool)
+
+    def _record(self, event: Event) -> None:
+        if self._events is not None:
+            self._events.record(event)
+
+    def _event(self, vm: Body, reason: str, message: str, *, warning: bool = False) -> None:
+        self._record(Event(_ref(VIRTUAL_MACHINES, vm), reason, message, warning=warning))
+
+    def _set_status(self, key: str, statuses: list[NicStatus], cfg: Body | None) -> None:
+        """Remember the NICs' status and have it written when it differs from what
+        the object shows (someone else may have changed or cleared it)."""
+        desired = [nic.as_status() for nic in statuses]
+        nics = {(nic.network, nic.mac) for nic in statuses}
+        shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
+        # Ours: our NICs' entries and any entry on a network we serve (another writer's
+        # entry there is repaired); the rest belongs to another shard (_render_cfg).
+        ours = [
+            entry
+            for entry in shown
+            if (entry.get("networkname"), entry.get("macaddress")) in nics
+            or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
+        ]
+        state = self._state(key)
+        if state.nics != statuses or ours != desired:
+            state.nics = statuses
+            assert self._cfg_status is not None
+            self._cfg_status.mark(key)
+
+
+def _ref(resource: Resource, body: Body) -> ObjectRef:
+    meta = body["metadata"]
+    return ObjectRef(
+        resource.api_version,
+        resource.kind,
+        meta["name"],
+        namespace=meta.get("namespace"),
+        uid=meta.get("uid"),
+    )

@@ -1,0 +1,146 @@
+"""The controller's plan for one VM (kvip/actors/_plan.py): pure, no API server."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from kvip.actors._plan import (
+    NOT_READY,
+    Claim,
+    Outcome,
+    Settled,
+    newly_claimed,
+    plan_nics,
+    refused_statuses,
+    released_records,
+)
+from kvip.actors._status_render import NicStatus
+from kvip.ipam import AddressTaken, Owner
+from kvip.k8s._bodies import NicRecord, VmNic
+
+KEY = "ns/vm"
+NET_A, NET_B = "ns/net-a", "ns/net-b"  # served here
+NOT_READY_NET = "ns/net-c"  # an IPPool of this kvip names it, but it is not running
+ELSEWHERE = "ns/not-ours"  # no IPPool of this kvip names it
+MAC1, MAC2 = "52:54:00:00:60:01", "52:54:00:00:60:02"
+
+
+def nic(name: str, network: str, mac: str | None, ip: str | None = None) -> VmNic:
+    return VmNic(interface=name, network=network, mac=mac, requested_ip=ip)
+
+
+def plan(nics: list[VmNic], listed: list[NicRecord]) -> list[Claim | Settled]:
+    return plan_nics(
+        KEY,
+        nics,
+        listed,
+        has_pool=lambda network: network in (NET_A, NET_B),
+        configured=lambda network: network != ELSEWHERE,
+    )
+
+
+def test_one_claim_per_nic_with_a_mac_in_the_vms_order() -> None:
+    steps = plan(
+        [nic("a", NET_A, MAC1), nic("late", NET_A, None), nic("b", NET_B, MAC1)],
+        [NicRecord(NET_B, MAC1, "198.19.0.10")],
+    )
+    assert steps == [
+        Claim(nic("a", NET_A, MAC1), MAC1, None, None),
+        # One MAC on two networks is two NICs, each with its own record.
+        Claim(nic("b", NET_B, MAC1), MAC1, NicRecord(NET_B, MAC1, "198.19.0.10"),
+              IPv4Address("198.19.0.10")),
+    ]  # fmt: skip
+
+
+def test_the_record_wins_over_the_annotation_and_a_nic_listed_twice_is_one() -> None:
+    steps = plan(
+        [nic("a", NET_A, MAC1, "198.18.0.99"), nic("again", NET_A, MAC1)],
+        [NicRecord(NET_A, MAC1, "198.18.0.15")],
+    )
+    assert [(s.mac, s.requested) for s in steps if isinstance(s, Claim)] == [
+        (MAC1, IPv4Address("198.18.0.15"))
+    ]
+    assert len(steps) == 1
+
+
+def test_a_network_without_a_pool_keeps_its_record_and_says_so_when_it_is_ours() -> None:
+    record = NicRecord(NOT_READY_NET, MAC2, "198.20.0.10")
+    steps = plan(
+        [nic("c", record.network, MAC2), nic("x", ELSEWHERE, MAC1)],
+        [record, NicRecord(ELSEWHERE, MAC1, "10.0.0.1")],
+    )
+    assert steps == [
+        Settled(record, NicStatus(record.network, MAC2, False, NOT_READY)),
+        Settled(NicRecord(ELSEWHERE, MAC1, "10.0.0.1"), None),  # another shard's
+    ]
+
+
+def test_a_bad_address_is_a_status_not_a_claim() -> None:
+    [step] = plan([nic("a", NET_A, MAC1, "not-an-ip")], [])
+    assert step == Settled(None, NicStatus(NET_A, MAC1, False, "'not-an-ip' is not an address"))
+
+
+def test_a_mac_change_claims_the_static_address_from_the_old_macs_record() -> None:
+    old = NicRecord(NET_A, MAC1, "198.18.0.15")
+    [step] = plan([nic("a", NET_A, MAC2, "198.18.0.15")], [old])
+    assert isinstance(step, Claim)
+    assert (step.requested, step.replaces) == (IPv4Address("198.18.0.15"), old)
+
+
+def test_a_record_of_a_nic_the_vm_still_has_is_never_replaced() -> None:
+    """Two NICs asking for one address: the second must fail, not take it."""
+    held = NicRecord(NET_A, MAC1, "198.18.0.15")
+    steps = plan([nic("a", NET_A, MAC1), nic("b", NET_A, MAC2, "198.18.0.15")], [held])
+    assert [s.replaces for s in steps if isinstance(s, Claim)] == [None, None]
+
+
+def test_settling_claims_records_serves_and_remembers_a_move() -> None:
+    old = NicRecord(NET_A, MAC1, "198.18.0.15")
+    moving = Claim(nic("a", NET_A, MAC2), MAC2, None, IPv4Address("198.18.0.15"), old)
+    refused = Claim(nic("b", NET_B, MAC1), MAC1, NicRecord(NET_B, MAC1, "198.19.0.10"),
+                    IPv4Address("198.19.0.10"))  # fmt: skip
+    outcome = Outcome()
+    outcome.settle(moving, IPv4Address("198.18.0.15"), declined=None)
+    taken = AddressTaken(IPv4Address("198.19.0.10"), holder=Owner("ns/other [x]"))
+    outcome.settle(refused, taken, restore_error="could not restore it")
+    assert outcome.records == [NicRecord(NET_A, MAC2, "198.18.0.15"), refused.previous]
+    assert outcome.statuses == [
+        NicStatus(NET_A, MAC2, True, "198.18.0.15 reserved", "198.18.0.15"),
+        NicStatus(NET_B, MAC1, False, "could not restore it"),
+    ]
+    assert outcome.to_serve == [(NET_A, MAC2, IPv4Address("198.18.0.15"))]
+    assert outcome.moved == {(NET_A, MAC2): old}
+    assert outcome.failed == [(refused, "could not restore it")]
+
+
+def test_a_declined_address_is_kept_and_shown_as_an_error() -> None:
+    claim = Claim(nic("a", NET_A, MAC1), MAC1, None, None)
+    outcome = Outcome()
+    outcome.settle(claim, IPv4Address("198.18.0.10"), declined="declined: in use")
+    assert outcome.statuses == [NicStatus(NET_A, MAC1, False, "declined: in use", "198.18.0.10")]
+    assert outcome.to_serve == [(NET_A, MAC1, IPv4Address("198.18.0.10"))]
+
+
+def test_after_the_write_what_goes_and_what_a_refusal_gives_back() -> None:
+    old = {
+        (NET_A, MAC1): NicRecord(NET_A, MAC1, "198.18.0.10"),
+        (NET_B, MAC1): NicRecord(NET_B, MAC1, None),
+        (NET_A, MAC2): NicRecord(NET_A, MAC2, "198.18.0.11"),
+    }
+    records = [NicRecord(NET_A, MAC1, "198.18.0.10"), NicRecord(NET_B, MAC1, "198.19.0.10")]
+    assert released_records(old, records) == [old[(NET_A, MAC2)]]
+    to_serve = [
+        (NET_A, MAC1, IPv4Address("198.18.0.10")),
+        (NET_B, MAC1, IPv4Address("198.19.0.10")),
+    ]
+    assert newly_claimed(old, to_serve) == [(NET_B, MAC1, IPv4Address("198.19.0.10"))]
+    statuses = [
+        NicStatus(NET_A, MAC1, True, "198.18.0.10 reserved", "198.18.0.10"),
+        NicStatus(NET_B, MAC1, True, "198.19.0.10 reserved", "198.19.0.10"),
+        NicStatus(NET_B, MAC2, False, "pool exhausted"),
+    ]
+    assert refused_statuses(statuses, old.values(), "not recorded") == [
+        statuses[0],  # recorded before: still served
+        NicStatus(NET_B, MAC1, False, "not recorded"),
+        statuses[2],
+    ]
