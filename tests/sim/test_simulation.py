@@ -44,7 +44,6 @@ EXAMPLES = int(os.environ.get("SIM_EXAMPLES", "200"))
 #: the main run once that is fixed. "static-ip" may ask for an address another
 #: NIC holds: ERROR is right then, but the chaos invariants allow none.
 LEFT_OUT = {
-    "crash": "a crash at a cancellation escapes the Supervisor",
     "delete-pool": "a NIC removed while its pool is away keeps its status entry",
     "create-pool": "(only undoes delete-pool)",
     "dhcp-decline": "a declined address given to another NIC is never served",
