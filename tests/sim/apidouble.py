@@ -29,9 +29,7 @@ tests/sim/test_conformance.py:
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
 import types
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -39,106 +37,25 @@ from typing import Any, TypeVar, cast
 
 import trio
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from kvip.k8s import Body, Changed, Deleted, Kube, KubeError, Resource, Watcher, translate_error
+from kvip.k8s import Body, Changed, Deleted, Kube, Resource, Watcher, translate_error
+from tests.sim.apirules import (
+    EVENTS,
+    Entry,
+    Fault,
+    TimedOut,
+    api_error,
+    as_seen,
+    copy_body,
+    fault_error,
+    merge_patch,
+    omit_empty,
+    selector_matches,
+    without_meta,
+)
 
 T = TypeVar("T")
-
-#: What a fault does to the call it strikes.
-ERRORS = ("conflict", "unavailable", "timeout", "timeout-applied", "gone", "forbidden")
-OPS = ("list", "get", "create", "replace", "replace_status", "patch", "delete", "watch", "event")
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """The next call of `op` (on `plural`, if given) fails with `error`.
-
-    "timeout" fails after the request timeout without applying the call;
-    "timeout-applied" applies it and then fails the same way (the answer was
-    lost: the caller cannot know that it landed)."""
-
-    op: str
-    error: str
-    plural: str | None = None
-
-    def __post_init__(self) -> None:
-        assert self.op in OPS and self.error in ERRORS, self
-
-
-class _TimedOut(Exception):
-    """Raised by a call that must look like a request timeout; `run` waits the
-    request timeout out and raises what the facade raises then."""
-
-
-def api_error(status: int, reason: str, message: str) -> KubeError:
-    """What the facade raises for an HTTP error status."""
-    body = json.dumps(
-        {
-            "kind": "Status",
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": status,
-        }
-    )
-    exc = ApiException(status=status, reason=reason)
-    exc.body = body
-    return translate_error(exc)
-
-
-def _fault_error(error: str, what: str) -> BaseException:
-    if error == "conflict":
-        return api_error(409, "Conflict", f"Operation cannot be fulfilled on {what}: injected")
-    if error == "unavailable":
-        return api_error(500, "InternalError", f"injected server error on {what}")
-    if error == "gone":
-        return api_error(410, "Expired", "too old resource version: injected")
-    if error == "forbidden":
-        return api_error(403, "Forbidden", f"injected: forbidden {what}")
-    return _TimedOut(what)
-
-
-@dataclass(slots=True)
-class _Entry:
-    """One write, as a watch sees it."""
-
-    revision: int
-    plural: str
-    kind: str  # ADDED, MODIFIED, DELETED
-    obj: Body
-    old: Body | None
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def selector_matches(selector: str | None, body: Body) -> bool:
-    if not selector:
-        return True
-    labels = body.get("metadata", {}).get("labels") or {}
-    for term in selector.split(","):
-        key, sep, value = term.partition("=")
-        if not sep or value.startswith("=") or key.endswith("!"):
-            raise NotImplementedError(f"the double knows only k=v selectors, not {term!r}")
-        if labels.get(key.strip()) != value.strip():
-            return False
-    return True
-
-
-def _copy(body: Body) -> Body:
-    return cast(Body, json.loads(json.dumps(body)))
 
 
 class ApiDouble(Kube):
@@ -155,7 +72,7 @@ class ApiDouble(Kube):
         #: Watches from an older resourceVersion than this get 410 Gone.
         self.compacted = 0
         self.objects: dict[tuple[str, str | None, str], Body] = {}
-        self.log: list[_Entry] = []
+        self.log: list[Entry] = []
         self.faults: list[Fault] = []
         #: Kubernetes Events written (best effort, like the real ones).
         self.events: list[Body] = []
@@ -185,7 +102,7 @@ class ApiDouble(Kube):
 
     def stored(self, resource: Resource) -> list[Body]:
         return [
-            _copy(body)
+            copy_body(body)
             for (plural, _, _), body in sorted(self.objects.items())
             if plural == resource.plural
         ]
@@ -201,7 +118,7 @@ class ApiDouble(Kube):
             self._in_run = True
             try:
                 return fn(*args)
-            except _TimedOut as exc:
+            except TimedOut as exc:
                 self._in_run = False
                 await trio.sleep(self.request_timeout)
                 raise translate_error(
@@ -230,7 +147,7 @@ class ApiDouble(Kube):
 
     def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Body:
         self._strike("get", resource, name)
-        return _copy(self._current(resource, namespace, name))
+        return copy_body(self._current(resource, namespace, name))
 
     def create(self, resource: Resource, body: Body) -> Body:
         meta = body.get("metadata") or {}
@@ -240,7 +157,7 @@ class ApiDouble(Kube):
         key = (resource.plural, namespace, name)
         if key in self.objects:
             raise api_error(409, "AlreadyExists", f'{resource} "{name}" already exists')
-        new = _copy(body)
+        new = copy_body(body)
         new.pop("status", None)
         new_meta = new["metadata"]
         for server_side in ("deletionTimestamp", "deletionGracePeriodSeconds"):
@@ -264,7 +181,7 @@ class ApiDouble(Kube):
                 422, "Invalid", "metadata.resourceVersion: must be specified for an update"
             )
         self._precondition(resource, current, str(meta["resourceVersion"]))
-        return self._update(resource, current, _copy(body), status=status, applied=applied)
+        return self._update(resource, current, copy_body(body), status=status, applied=applied)
 
     def patch(
         self,
@@ -280,7 +197,7 @@ class ApiDouble(Kube):
         wanted = (patch.get("metadata") or {}).get("resourceVersion")
         if wanted is not None:
             self._precondition(resource, current, str(wanted))
-        merged = merge_patch(_copy(current), patch)
+        merged = merge_patch(copy_body(current), patch)
         merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return self._update(resource, current, merged, status=status, applied=applied)
 
@@ -293,7 +210,7 @@ class ApiDouble(Kube):
         meta = current["metadata"]
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
-                new = _copy(current)
+                new = copy_body(current)
                 new["metadata"].update(
                     deletionTimestamp="2026-01-01T00:00:01Z",
                     deletionGracePeriodSeconds=0,
@@ -301,7 +218,7 @@ class ApiDouble(Kube):
                 )
                 self._write(resource, key, current, new, applied)
             elif not applied:
-                raise _TimedOut(name)
+                raise TimedOut(name)
             return True
         self._remove(resource, key, current, applied)
         return True
@@ -316,7 +233,7 @@ class ApiDouble(Kube):
         await trio.sleep(self.latency())
         try:
             self._strike("watch", resource, "watch")
-        except _TimedOut:
+        except TimedOut:
             await trio.sleep(self.request_timeout)
             raise translate_error(
                 ReadTimeoutError(cast(Any, None), "", "watch: read timed out")
@@ -336,7 +253,7 @@ class ApiDouble(Kube):
                 position = entry.revision
                 if entry.plural != resource.plural:
                     continue
-                event = _as_seen(entry, label_selector)
+                event = as_seen(entry, label_selector)
                 if event is not None:
                     yield event
             if self._epoch != epoch:
@@ -357,7 +274,7 @@ class ApiDouble(Kube):
                 self.struck += 1
                 if fault.error == "timeout-applied":
                     return False
-                raise _fault_error(fault.error, f"{resource} {what}")
+                raise fault_error(fault.error, f"{resource} {what}")
         return True
 
     def _current(self, resource: Resource, namespace: str | None, name: str) -> Body:
@@ -384,14 +301,14 @@ class ApiDouble(Kube):
         if status:
             # The status subresource: everything but the status is the old object's.
             wanted = new.get("status")
-            new = _copy(current)
+            new = copy_body(current)
             new.pop("status", None)
             if wanted is not None:
                 new["status"] = wanted
         else:
             new.pop("status", None)
             if "status" in current:
-                new["status"] = _copy(current["status"])
+                new["status"] = copy_body(current["status"])
             meta = new.setdefault("metadata", {})
             for kept in (
                 "uid",
@@ -413,18 +330,18 @@ class ApiDouble(Kube):
                     "metadata.finalizers: Forbidden: no new "
                     "finalizers can be added if the object is being deleted",
                 )
-            if _without_meta(new) != _without_meta(current):
+            if without_meta(new) != without_meta(current):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         key = (resource.plural, old_meta.get("namespace"), str(old_meta["name"]))
-        _omit_empty(new)
+        omit_empty(new)
         if new == current:
             if not applied:
-                raise _TimedOut(key[2])
-            return _copy(current)
+                raise TimedOut(key[2])
+            return copy_body(current)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             # Answered with the object as it was last stored, less its finalizers.
             self._remove(resource, key, current, applied)
-            return _copy(new)
+            return copy_body(new)
         return self._write(resource, key, current, new, applied)
 
     def _write(
@@ -435,29 +352,29 @@ class ApiDouble(Kube):
         new: Body,
         applied: bool,
     ) -> Body:
-        _omit_empty(new)
+        omit_empty(new)
         self.revision += 1
         new["metadata"]["resourceVersion"] = str(self.revision)
         self.objects[key] = new
         self.log.append(
-            _Entry(self.revision, resource.plural, "MODIFIED" if old else "ADDED", new, old)
+            Entry(self.revision, resource.plural, "MODIFIED" if old else "ADDED", new, old)
         )
         self._wake()
         if not applied:
-            raise _TimedOut(key[2])
-        return _copy(new)
+            raise TimedOut(key[2])
+        return copy_body(new)
 
     def _remove(
         self, resource: Resource, key: tuple[str, str | None, str], current: Body, applied: bool
     ) -> None:
         self.revision += 1
         del self.objects[key]
-        gone = _copy(current)
+        gone = copy_body(current)
         gone["metadata"]["resourceVersion"] = str(self.revision)
-        self.log.append(_Entry(self.revision, resource.plural, "DELETED", gone, current))
+        self.log.append(Entry(self.revision, resource.plural, "DELETED", gone, current))
         self._wake()
         if not applied:
-            raise _TimedOut(key[2])
+            raise TimedOut(key[2])
 
     def _wake(self) -> None:
         self._changed.set()
@@ -466,49 +383,20 @@ class ApiDouble(Kube):
     # -- Events ----------------------------------------------------------------------
 
     def _create_event(self, namespace: str, body: Any, **_: Any) -> Any:
-        self._strike("event", _EVENTS, "event")
-        event = _copy(cast(Body, body))
+        self._strike("event", EVENTS, "event")
+        event = copy_body(cast(Body, body))
         name = f"{event['metadata'].pop('generateName', 'event.')}{len(self.events):05d}"
         event["metadata"].update(name=name, namespace=namespace)
         self.events.append(event)
         return types.SimpleNamespace(metadata=types.SimpleNamespace(name=name))
 
     def _patch_event(self, name: str, namespace: str, patch: Body, **_: Any) -> Any:
-        self._strike("event", _EVENTS, name)
+        self._strike("event", EVENTS, name)
         for event in self.events:
             if event["metadata"]["name"] == name and event["metadata"]["namespace"] == namespace:
                 event.update(merge_patch(event, patch))
                 return event
         raise api_error(404, "NotFound", f'events "{name}" not found')
-
-
-_EVENTS = Resource("", "v1", "events", "Event", namespaced=True)
-
-
-def _omit_empty(body: Body) -> None:
-    """The API server stores no empty metadata lists or maps."""
-    meta = body["metadata"]
-    for name in ("finalizers", "labels", "annotations", "ownerReferences"):
-        if name in meta and not meta[name]:
-            del meta[name]
-
-
-def _without_meta(body: Body) -> Body:
-    return {k: v for k, v in body.items() if k not in ("metadata", "status")}
-
-
-def _as_seen(entry: _Entry, selector: str | None) -> tuple[str, Body] | None:
-    """The event a watch with `selector` sees for one write: an object that
-    starts or stops matching is ADDED or DELETED for it."""
-    was = entry.old is not None and selector_matches(selector, entry.old)
-    if entry.kind == "DELETED":
-        return ("DELETED", _copy(entry.obj)) if was else None
-    now = selector_matches(selector, entry.obj)
-    if now:
-        return ("MODIFIED" if was else "ADDED", _copy(entry.obj))
-    if was:
-        return "DELETED", _copy(entry.obj)
-    return None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,199 @@
+"""What a simulation checks, and how it talks DHCP (a mixin of driver.Sim).
+
+After every step, the invariants that hold while kvip catches up (the
+chaos Tracker); once kvip has settled, all of tests/chaos/invariants.py and
+that every pool answers DHCP exactly as the vmnetcfgs record. A DHCP packet
+goes to the pool's Responder the way the packet thread hands it over.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any
+
+import trio
+
+from kvip.actors import Controller, PoolActor
+from kvip.k8s import IPPOOLS, RESET_ANNOTATION, VMNETCFGS
+from kvip.serving import Reply
+from protocol import Message, MessageType, Op, OptionCode, Options, decode, encode
+from tests.chaos.invariants import (
+    CfgView,
+    Observation,
+    PoolView,
+    Tracker,
+    check_settled,
+    dhcp_candidates,
+)
+from tests.chaos.model import World
+from tests.sim.apidouble import ApiDouble
+
+NAMESPACE = "sim"
+#: Settled: no write and nothing queued for this long (longer than any backoff).
+QUIET = 70.0
+#: Not settled after this long (mock time): a hang or an endless retry.
+SETTLE_LIMIT = 900.0
+
+
+def deliver(actor: PoolActor, packet: bytes) -> Reply | None:
+    """What the packet thread does with one packet (PacketThread.run)."""
+    with actor._lock:
+        reply = actor.responder.handle(packet)
+        notices = bool(actor.responder.notices)
+    if notices:
+        trio.lowlevel.current_trio_token().run_sync_soon(actor._post_notices)
+    return reply
+
+
+class Checks:
+    """The checking half of driver.Sim: it reads what the Sim keeps."""
+
+    double: ApiDouble
+    world: World
+    tracker: Tracker
+    violations: list[str]
+    log: list[str]
+    absent: set[str]
+    declined: set[str]
+    controller: Controller | None
+    dhcp_checks: int
+    _macs: int
+
+    def _actor(self, network: str) -> PoolActor | None:
+        raise NotImplementedError
+
+    def _create_pool(self, network: str) -> None:
+        raise NotImplementedError
+
+    def _recorded(self, network: str) -> dict[str, set[str]]:
+        """MAC -> the addresses recorded for it on `network`, in every vmnetcfg."""
+        key = self.world.network_key(network)
+        found: dict[str, set[str]] = {}
+        for view in self._observation(pools=False).cfgs.values():
+            for record in view.records:
+                if record.network == key and record.ip:
+                    found.setdefault(record.mac, set()).add(record.ip)
+        return found
+
+    def send(
+        self, actor: PoolActor, mac: str, kind: MessageType, ip: IPv4Address, server: IPv4Address
+    ) -> Reply | None:
+        values: dict[int, Any] = {OptionCode.MESSAGE_TYPE: kind}
+        ciaddr = IPv4Address(0)
+        if kind in (MessageType.REQUEST, MessageType.DECLINE):
+            values[OptionCode.REQUESTED_IP] = ip
+        if kind in (MessageType.DECLINE, MessageType.RELEASE):
+            values[OptionCode.SERVER_ID] = server
+        if kind == MessageType.RELEASE:
+            ciaddr = ip
+        self.dhcp_checks += 1
+        chaddr = bytes.fromhex(mac.replace(":", ""))
+        message = Message(
+            op=Op.BOOTREQUEST,
+            xid=self.dhcp_checks,
+            chaddr=chaddr,
+            ciaddr=ciaddr,
+            options=Options(values),
+        )
+        return deliver(actor, encode(message))
+
+    def _check_answer(self, network: str, mac: str, reply: Reply | None, *, settled: bool) -> None:
+        if reply is None or reply.message_type not in (MessageType.OFFER, MessageType.ACK):
+            return
+        offered = str(decode(reply.payload).yiaddr)
+        recorded = self._recorded(network)
+        if offered in recorded.get(mac, set()):
+            return
+        others = sorted(m for m, ips in recorded.items() if offered in ips)
+        if others or settled:
+            self.violations.append(
+                f"dhcp: {network} answered {mac} with {offered}, recorded for {others or 'nobody'}"
+            )
+
+    # -- checking -----------------------------------------------------------------------
+
+    def _observation(self, *, pools: bool = True) -> Observation:
+        cfgs = {
+            str(body["metadata"]["name"]): CfgView.parse(body)
+            for body in self.double.stored(VMNETCFGS)
+            if body["metadata"].get("namespace") == NAMESPACE
+        }
+        views = {}
+        if pools:
+            stored = {str(b["metadata"]["name"]): b for b in self.double.stored(IPPOOLS)}
+            views = {
+                net: PoolView.parse(stored[pool.name])
+                for net, pool in self.world.pools.items()
+                if pool.name in stored
+            }
+        return Observation(cfgs, views)
+
+    def _midway(self) -> None:
+        for violation in self.tracker.observe(self.world, self._observation(pools=False)):
+            self.violations.append(f"{violation} (after step {len(self.log)})")
+
+    async def settle(self) -> bool:
+        """Let mock time run until nothing is written or queued for QUIET seconds."""
+        start = last_change = trio.current_time()
+        revision = -1
+        while True:
+            await trio.sleep(1.0)
+            now, c = trio.current_time(), self.controller
+            busy = c is None or not c.ready.is_set() or not c.queue.idle
+            if busy or self.double.revision != revision:
+                revision, last_change = self.double.revision, now
+            elif now - last_change >= QUIET:
+                return True
+            if now - start > SETTLE_LIMIT:
+                queued = len(c.queue) if c is not None else "no controller"
+                self.violations.append(
+                    f"settle: not settled after {SETTLE_LIMIT:.0f} s (queue: {queued}, "
+                    f"ready: {c is not None and c.ready.is_set()})"
+                )
+                return False
+
+    async def finish(self) -> None:
+        """Undo what a user or operator would undo, settle, check everything."""
+        self.log.append("-- finish: faults cleared, pools back, declines reset")
+        self.double.faults.clear()
+        for network in sorted(self.absent):
+            self._create_pool(network)
+        if not await self.settle():
+            return
+        for name in sorted(self.declined & self.world.vms.keys()):
+            annotations = {RESET_ANNOTATION: "sim"}
+            self.double.patch(
+                VMNETCFGS, name, {"metadata": {"annotations": annotations}}, namespace=NAMESPACE
+            )
+        if self.declined and not await self.settle():
+            return
+        obs = self._observation()
+        for violation in self.tracker.observe(self.world, obs) + check_settled(self.world, obs):
+            self.violations.append(f"{violation} (settled)")
+        self._final_dhcp(obs)
+
+    def _final_dhcp(self, obs: Observation) -> None:
+        """Every NIC with an address in range gets exactly it; nobody else gets one."""
+        served = set()
+        for _, network, mac, ip in dhcp_candidates(self.world, obs):
+            served.add(mac)
+            actor = self._actor(network)
+            if actor is None:
+                self.violations.append(f"dhcp: no running pool for {network} (settled)")
+                continue
+            pool = self.world.pools[network]
+            reply = self.send(actor, mac, MessageType.DISCOVER, IPv4Address(ip), pool.server)
+            if reply is None or str(decode(reply.payload).yiaddr) != ip:
+                got = decode(reply.payload).yiaddr if reply else "no answer"
+                self.violations.append(f"dhcp: {mac} on {network} got {got}, not {ip} (settled)")
+        for mac_number in range(1, self._macs + 1):
+            mac = f"52:54:00:5e:{mac_number >> 8:02x}:{mac_number % 256:02x}"
+            if mac in served:
+                continue
+            for network, pool in self.world.pools.items():
+                actor = self._actor(network)
+                if actor is not None:
+                    reply = self.send(
+                        actor, mac, MessageType.DISCOVER, pool.address(pool.start), pool.server
+                    )
+                    self._check_answer(network, mac, reply, settled=True)
