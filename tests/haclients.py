@@ -130,6 +130,23 @@ class Watched:
     def lost_between(self, start: float, end: float) -> bool:
         return any(not ok for t, ok in self.samples if start <= t < end)
 
+    def outages(self, start: float, end: float) -> list[tuple[float, float]]:
+        """(from, to) spans between ``start`` and ``end`` (time.monotonic()) in
+        which the samples found the address missing."""
+        spans: list[tuple[float, float]] = []
+        began: float | None = None
+        for t, ok in self.samples:
+            if not start <= t < end:
+                continue
+            if not ok and began is None:
+                began = t
+            elif ok and began is not None:
+                spans.append((began, t))
+                began = None
+        if began is not None:
+            spans.append((began, end))
+        return spans
+
     def exited(self) -> int | None:
         return self.process.poll()
 
