@@ -8,7 +8,7 @@ timings; the IPPool leases for 10 s. dhclient, dhcpcd and systemd-networkd
 (those installed) keep their VMs' addresses for the whole run, and a scripted
 client times every exchange (DORA, unicast RENEW, broadcast REBIND,
 INIT-REBOOT) against a 1 s deadline. Faults, in order: SIGKILL the leader
-(+ a new VM), a rolling restart, the API server stopped, the leader's link
+(+ a new VM), a rolling restart, the API server hung, then stopped, the leader's link
 down. Prints one row per fault window and the issue-12 targets; exit status
 0 when every target is met, 1 when not, 2 when the lab cannot run.
 

@@ -4,10 +4,11 @@ In order, each in a window of its own, while the real clients and the probe
 run: a quiet baseline; SIGKILL the leader (a new VM is created right after and
 its client starts DORA; the killed replica is restarted 2 s later, as a
 kubelet would); SIGTERM-and-restart every replica in turn (a rolling upgrade);
-the kube-apiserver SIGSTOPped for a while (SIGCONT after: to kvip it is an API
-server that stopped answering); the leader's link to the segment down for a
-while. Each window ends with a settle time, so what a fault breaks shows in
-its own window. Every fault is undone in a ``finally``.
+the kube-apiserver away for a while, twice: hung (SIGSTOP: connections stay
+open, nothing answers, as in a partition) and down (stopped: connections
+refused, as in a restart); the leader's link to the segment down for a while.
+Each window ends with a settle time, so what a fault breaks shows in its own
+window. Every fault is undone in a ``finally``.
 
 Targets (issue 12): no real client ever without its recorded address; at
 least 99.9 % of the scripted exchanges answered within 1 s; no answer with an
@@ -181,14 +182,28 @@ def rolling_restart(ha: HaLab, t: Timing) -> Window:
     return _settle(window, ha, t.settle)
 
 
-def api_outage(ha: HaLab, t: Timing) -> Window:
+def api_hang(ha: HaLab, t: Timing) -> Window:
+    """SIGSTOP: connections still open, nothing answers (a hung or partitioned API server)."""
     pid = ha.api.pids()["kube-apiserver"]
-    window = Window(f"kube-apiserver stopped {t.api_stop:g} s", time.monotonic())
+    window = Window(f"kube-apiserver hung (SIGSTOP) {t.api_stop:g} s", time.monotonic())
     os.kill(pid, signal.SIGSTOP)
     try:
         time.sleep(t.api_stop)
     finally:
         os.kill(pid, signal.SIGCONT)
+    return _settle(window, ha, t.settle)
+
+
+def api_down(ha: HaLab, t: Timing) -> Window:
+    """Stopped, then started again on the same port (connections refused meanwhile);
+    the window includes its start-up until it serves."""
+    window = Window(f"kube-apiserver down (stopped) {t.api_stop:g} s", time.monotonic())
+    ha.api.stop_apiserver()
+    try:
+        time.sleep(t.api_stop)
+    finally:
+        ha.api.start_apiserver()
+    window.notes.append(f"API server back after {time.monotonic() - window.start:.0f} s")
     return _settle(window, ha, t.settle)
 
 
@@ -208,7 +223,8 @@ SEQUENCE: tuple[Callable[[HaLab, Timing], Window], ...] = (
     steady,
     kill_leader,
     rolling_restart,
-    api_outage,
+    api_hang,
+    api_down,
     link_down,
 )
 
