@@ -183,11 +183,19 @@ class AddressWatch:
                     watched.samples.append((now, present))
             self._stop.wait(self.interval)
 
-    def wait_bound(self, timeout: float) -> list[str]:
-        """Wait until every client holds its address; the names of those that do not."""
+    def wait_bound(self, timeout: float, *, since: float | None = None) -> list[str]:
+        """Wait until every client holds its address (in a sample taken after
+        ``since``, a time.monotonic() value, if given); the names of those that do not."""
+
+        def bound(w: Watched) -> bool:
+            if since is None:
+                return w.bound_at is not None
+            last = w.samples[-1] if w.samples else None
+            return last is not None and last[1] and last[0] >= since
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(w.bound_at is not None for w in self.clients):
+            if all(bound(w) for w in self.clients):
                 return []
             time.sleep(0.2)
-        return [w.name for w in self.clients if w.bound_at is None]
+        return [w.name for w in self.clients if not bound(w)]

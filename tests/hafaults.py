@@ -32,6 +32,8 @@ from haprobe import Exchange, first_lease
 
 WITHIN = 0.999
 NEW_VM_TARGET = LEASE_DURATION + 5
+#: Seconds a window waits past its settle time for every real client to be bound again.
+RECOVERY = 60.0
 
 
 class TargetsMissed(AssertionError):
@@ -115,8 +117,19 @@ def figures(window: Window, exchanges: list[Exchange], ha: HaLab) -> Row:
 
 
 def _settle(window: Window, ha: HaLab, seconds: float) -> Window:
+    """End ``window`` after ``seconds``, and once every real client holds its
+    address again (up to RECOVERY more): the next fault starts from a clean slate,
+    so what each fault breaks shows in its own window."""
     time.sleep(seconds)
     window.notes += revive(ha)
+    if ha.watch is not None:
+        began = time.monotonic()
+        unbound = ha.watch.wait_bound(RECOVERY, since=began)
+        waited = time.monotonic() - began
+        if unbound:
+            window.notes.append(f"{', '.join(unbound)} still without an address")
+        elif waited > 1:
+            window.notes.append(f"clients bound again {waited:.0f} s after the settle time")
     leader = ha.leader(timeout=0)
     window.notes.append(f"leader at the end: {leader.name if leader else 'none'}")
     window.end = time.monotonic()
