@@ -13,7 +13,7 @@ down. Prints one row per fault window and the issue-12 targets; exit status
 0 when every target is met, 1 when not, 2 when the lab cannot run.
 
     sudo .venv/bin/python bench/ha.py            # about 5 minutes
-    sudo .venv/bin/python bench/ha.py --short    # about 3 minutes (CI)
+    sudo .venv/bin/python bench/ha.py --short    # about 2.5 minutes (CI)
 
 Needs root (network namespaces) and the API server binaries
 (scripts/build-apiserver.sh). Everything runs in namespaces it creates and
@@ -52,9 +52,9 @@ def commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def run_lab(api: ApiServer, *, short: bool) -> Report:
+def run_lab(api: ApiServer, *, short: bool, log_dir: Path | None = None) -> Report:
     """The whole lab on a running API server (CRDs installed): the report."""
-    with open_ha_lab(api) as ha:
+    with open_ha_lab(api, log_dir=log_dir) as ha:
         print(
             f"lab up: replicas {', '.join(f'{r.name}={r.address.ip}' for r in ha.replicas)}; "
             f"real clients {', '.join(w.name for w in ha.watched)}",
@@ -70,7 +70,15 @@ def main() -> int:
         action="store_true",
         help="shorter faults (API server stopped 20 s, link down 10 s), for CI",
     )
+    parser.add_argument(
+        "--keep-logs",
+        type=Path,
+        metavar="DIR",
+        help="write every replica process's log to DIR (created), numbered by when it ended",
+    )
     args = parser.parse_args()
+    if args.keep_logs is not None:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         print("ha: needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -89,7 +97,7 @@ def main() -> int:
         api_client = config.new_client_from_config(config_file=str(api.kubeconfig))  # type: ignore[no-untyped-call]
         with api_client:
             install_crds(api_client, KVIP_CRDS, KUBEVIRT_CRDS)
-        report = run_lab(api, short=args.short)
+        report = run_lab(api, short=args.short, log_dir=args.keep_logs)
     print()
     print(render(report))
     print(f"(run took {time.monotonic() - began:.0f} s)")

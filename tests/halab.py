@@ -101,7 +101,10 @@ class HaLab:
         self.watched: list[Watched] = []
         self.watch: AddressWatch | None = None
         self.probe: Probe | None = None
+        #: Where each ended replica process's whole log is copied (None: only tails kept).
+        self.log_dir: Path | None = None
         self._vms = 0
+        self._ended = 0
 
     # --- the API side ----------------------------------------------------------------
 
@@ -172,7 +175,11 @@ class HaLab:
     def _retire(self, replica: Replica) -> None:
         assert replica.process is not None
         replica.process.stop()
-        replica.logs.append("\n".join(replica.process.log().splitlines()[-40:]))
+        text = replica.process.log()
+        replica.logs.append("\n".join(text.splitlines()[-40:]))
+        if self.log_dir is not None:
+            self._ended += 1
+            (self.log_dir / f"{self._ended:02d}-{replica.name}.log").write_text(text)
         replica.process.log_file.unlink(missing_ok=True)
         replica.process = None
 
@@ -263,14 +270,18 @@ class HaLab:
 
 
 @contextlib.contextmanager
-def open_ha_lab(api: ApiServer, *, clients: tuple[str, ...] | None = None) -> Iterator[HaLab]:
+def open_ha_lab(
+    api: ApiServer, *, clients: tuple[str, ...] | None = None, log_dir: Path | None = None
+) -> Iterator[HaLab]:
     """The lab, running: replicas up (r0 the first leader), every client bound.
-    Everything is stopped and every namespace deleted on exit, also on errors."""
+    Everything is stopped and every namespace deleted on exit, also on errors.
+    With ``log_dir``, every replica process's log is kept there, numbered by end."""
     with (
         tempfile.TemporaryDirectory(prefix="kvip-ha-", ignore_cleanup_errors=True) as tmp,
         netlab("kvha", server_address=SWITCH_ADDRESS) as lab,
     ):
         ha = HaLab(api, lab, Path(tmp))
+        ha.log_dir = log_dir
         try:
             ha.create_objects()
             ha.add_replicas()
