@@ -102,7 +102,10 @@ class Conversation:
             self.sock.settimeout(left)
             try:
                 data = self.sock.recv(4096)
-            except (TimeoutError, OSError):
+            except TimeoutError:
+                continue
+            except OSError:
+                time.sleep(0.01)  # e.g. an ICMP error queued on the socket: not a reply
                 continue
             try:
                 reply = decode(data)
@@ -130,7 +133,9 @@ class Conversation:
             offer = self.wait(xid, {MessageType.OFFER}, until=until, wrong=wrong)
             if offer is None or offer.message_type != MessageType.OFFER:
                 return Exchange(kind, started, None, tuple(wrong), offer is not None)
-            options = {53: MessageType.REQUEST, 50: offer.yiaddr, 54: offer.server_id}
+            options: dict[int, object] = {53: MessageType.REQUEST, 50: offer.yiaddr}
+            if offer.server_id is not None:
+                options[54] = offer.server_id
             self.send(self.request(xid, options, flags=BROADCAST))
         elif kind == "renew" or kind == "rebind":
             assert expected is not None
