@@ -26,6 +26,7 @@ import argparse
 import datetime
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,9 @@ def main() -> int:
     if missing := missing_binaries():
         print(f"ha: {'; '.join(missing)}", file=sys.stderr)
         return 2
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C: every finally runs, so the
+    # namespaces, kvip replicas, clients and the API server all go.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     cleanup_stale("kvha")
     began = time.monotonic()
     print(
