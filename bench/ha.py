@@ -12,8 +12,8 @@ INIT-REBOOT) against a 1 s deadline. Faults, in order: SIGKILL the leader
 down. Prints one row per fault window and the issue-12 targets; exit status
 0 when every target is met, 1 when not, 2 when the lab cannot run.
 
-    sudo .venv/bin/python bench/ha.py            # about 5 minutes
-    sudo .venv/bin/python bench/ha.py --short    # about 2.5 minutes (CI)
+    sudo .venv/bin/python -m bench.ha            # about 5 minutes
+    sudo .venv/bin/python -m bench.ha --short    # about 2.5 minutes (CI)
 
 Needs root (network namespaces) and the API server binaries
 (scripts/build-apiserver.sh). Everything runs in namespaces it creates and
@@ -32,15 +32,15 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from kubernetes import config
 
-from apiserver import ApiServer, missing_binaries  # noqa: E402
-from hafaults import FULL, SHORT, Report, render, run_sequence  # noqa: E402
-from halab import ELECTION, LEASE_TIME, open_ha_lab  # noqa: E402
-from k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds  # noqa: E402
-from kubernetes import config  # noqa: E402
-from netlab import cleanup_stale  # noqa: E402
+from tests.lab.apiserver import ApiServer, missing_binaries
+from tests.lab.hafaults import FULL, SHORT, Report, render, run_sequence
+from tests.lab.halab import ELECTION, LEASE_TIME, open_ha_lab
+from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds
+from tests.lab.netlab import cleanup_stale
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def commit() -> str:

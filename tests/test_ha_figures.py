@@ -7,10 +7,10 @@ from __future__ import annotations
 import subprocess
 from ipaddress import IPv4Address
 
-from haclients import Watched
-from hafaults import NEW_VM_TARGET, Report, Window, figures, render
-from haprobe import Exchange
-from netlab import Client
+from tests.lab.haclients import Watched
+from tests.lab.hafaults import NEW_VM_TARGET, Report, Window, figures, render
+from tests.lab.haprobe import Exchange
+from tests.lab.netlab import Client
 
 
 def watched(name: str, samples: list[tuple[float, bool]]) -> Watched:

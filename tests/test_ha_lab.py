@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import shutil
 
-import netlab
 import pytest
-from apiserver import ApiServer
-from haclients import available
-from hafaults import SHORT, TargetsMissed, render, run_sequence
-from halab import open_ha_lab
+
+from tests.lab import netlab
+from tests.lab.apiserver import ApiServer
+from tests.lab.haclients import available
+from tests.lab.hafaults import SHORT, TargetsMissed, render, run_sequence
+from tests.lab.halab import open_ha_lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver, pytest.mark.slow]
 

@@ -29,18 +29,18 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from apiserver import ApiServer
-from dhcptools import wait_for_wire
-from haclients import STARTERS, AddressWatch, Watched, available
-from haprobe import Probe
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kvip_process import KvipProcess
-from kvip_rig import GROUP, VERSION, pool_body, vm_body
-from netlab import Client, Lab, LabError, netlab
 
-VMS = ("kubevirt.io", "v1", "virtualmachines")
-CFGS = "virtualmachinenetworkconfigs"
+from tests.lab import objects
+from tests.lab.apiserver import ApiServer
+from tests.lab.dhcpsend import wait_for_wire
+from tests.lab.haclients import STARTERS, AddressWatch, Watched, available
+from tests.lab.haprobe import Probe
+from tests.lab.kvip_process import KvipProcess
+from tests.lab.netlab import Client, Lab, LabError, netlab
+from tests.lab.objects import CFGS, GROUP, VERSION, VMS
+
 SWITCH_ADDRESS = "198.18.0.1/16"
 REPLICA_ADDRESSES = ("198.18.0.2/16", "198.18.0.3/16", "198.18.0.4/16")
 SERVER_IP = "198.18.0.2"
@@ -112,7 +112,7 @@ class HaLab:
         self.core.create_namespace(
             client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace))
         )
-        body = pool_body(
+        body = objects.ippool(
             self.pool,
             f"{self.namespace}/{NETWORK}",
             selector=self.selector,
@@ -127,7 +127,7 @@ class HaLab:
     def create_vm(self, vm_mac: str) -> str:
         self._vms += 1
         name = f"vm-{self._vms}"
-        body = vm_body(name, self.namespace, [("nic", NETWORK, vm_mac)])
+        body = objects.vm(name, self.namespace, [("nic", NETWORK, vm_mac)])
         self.custom.create_namespaced_custom_object(*VMS[:2], self.namespace, VMS[2], body)
         return name
 

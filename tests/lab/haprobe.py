@@ -29,9 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from netlab import Client, inside
-
 from protocol import DecodeError, Message, MessageType, Op, Options, decode, encode
+from tests.lab.netlab import Client, inside
 
 SERVER_PORT, CLIENT_PORT = 67, 68
 KINDS = ("dora", "renew", "rebind", "init-reboot")

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from dhcpclients import DHCLIENT_CONF, DHCPCD_CONF, NETWORKD, networkd_unit
-from leases import CLIENT_ENV, private_mounts, write_hook
-from netlab import Client, Lab
+from tests.lab.dhcpclients import DHCLIENT_CONF, DHCPCD_CONF, NETWORKD, networkd_unit
+from tests.lab.leases import CLIENT_ENV, private_mounts, write_hook
+from tests.lab.netlab import Client, Lab
 
 # dhclient's own script would do the same: the address expires with the lease
 # (valid_lft), and goes when the client says the lease is over.
-_DHCLIENT_CONFIGURE = """case "$reason" in
+DHCLIENT_CONFIGURE = """case "$reason" in
   BOUND|RENEW|REBIND|REBOOT)
     ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" \\
       valid_lft "$new_dhcp_lease_time" preferred_lft "$new_dhcp_lease_time" ;;
@@ -48,7 +48,7 @@ def available() -> dict[str, bool]:
 
 
 def start_dhclient(lab: Lab, client: Client, work: Path) -> subprocess.Popen[bytes]:
-    hook = write_hook(work, event='"$reason"', configure=_DHCLIENT_CONFIGURE)
+    hook = write_hook(work, event='"$reason"', configure=DHCLIENT_CONFIGURE)
     conf = work / "dhclient.conf"
     # retry 1: after a failed INIT, try again a second later, not five minutes.
     conf.write_text(DHCLIENT_CONF.format(timeout=10) + "retry 1;\n")

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from haclients import Watched
-from halab import LEASE_DURATION, HaLab, mac
-from haprobe import Exchange, first_lease
+from tests.lab.haclients import Watched
+from tests.lab.halab import LEASE_DURATION, HaLab, mac
+from tests.lab.haprobe import Exchange, first_lease
 
 WITHIN = 0.999
 NEW_VM_TARGET = LEASE_DURATION + 5
