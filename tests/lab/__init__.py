@@ -22,6 +22,11 @@ Wires and processes:
 
 Kubernetes objects: `objects` (one builder per kind: ippool, vm, vmnetcfg).
 
+High availability (issue 12, `python -m bench.ha`): `halab` (three `kvip run`
+replicas on one bridge), `haclients` (real clients kept running and watched),
+`haprobe` (a scripted client timing every exchange), `hafaults` (the fault
+sequence and its figures).
+
 DHCP, from the client side:
 - `leases`: the Lease every client runner returns, the env-dumping hook, and
   running a client with a hard timeout;
