@@ -172,8 +172,17 @@ class Supervisor:
                         self.on_started(handle.name, errors)
                         self.on_change(handle.name)
                         delay = RESTART_DELAY
-                except Exception as group:
-                    cause = _root_cause(group)
+                except BaseException as caught:
+                    crash, stopping = _split_crash(caught)
+                    if crash is None:
+                        raise
+                    if stopping is not None:
+                        # Stopping anyway (IPPool deleted, leadership lost): the crash
+                        # is told, and the cancellation goes on without it.
+                        log.error("IPPool %s: DHCP server failed while stopping: %s",
+                                  handle.name, _root_cause(crash))  # fmt: skip
+                        raise stopping from None
+                    cause = _root_cause(crash)
                     handle.restarts += 1
                     reason = "InterfaceError" if isinstance(cause, OSError) else "Crashed"
                     log.error(
@@ -191,6 +200,16 @@ class Supervisor:
                     self.on_change(handle.name)
                     await trio.sleep(delay)
                     delay = min(delay * 2, MAX_RESTART_DELAY)
+
+
+def _split_crash(exc: BaseException) -> tuple[BaseException | None, BaseException | None]:
+    """(the crash, the rest): a crash can arrive together with the cancellation of
+    its scope (Cancelled) in one exception group; only the crash is ours to handle."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(Exception)
+    if isinstance(exc, Exception):
+        return exc, None
+    return None, exc
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -141,24 +141,18 @@ def test_a_pool_crash_with_a_claim_pending_does_not_hang_the_worker() -> None:
     assert_holds([Wait(0.5), CreateVm(((0, True),)), Crash(0)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the simulation: a pool crash that coincides with the cancellation "
-    "of its scope (IPPool deleted) reaches Supervisor._supervise as a BaseExceptionGroup "
-    "(the crash and Cancelled), which `except Exception` does not catch: the crash ends "
-    "Controller.run",
-)
 def test_a_pool_crash_while_its_ippool_is_deleted_stays_in_the_supervisor() -> None:
+    """Found by the simulation: a pool crash that coincided with the cancellation
+    of its scope (IPPool deleted) reached Supervisor._supervise as one exception
+    group (the crash and Cancelled), which `except Exception` did not catch: the
+    crash ended Controller.run (strict xfail until the fix)."""
     assert_holds([Wait(0.5), DeletePool(0), CreateVm(((0, True),)), Crash(0)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the simulation: the same when the crash coincides with a leader "
-    "loss (the term's cancellation): Controller.run raises the pool's crash instead of "
-    "ending, and LeaderElector.run passes it on (kvip exits)",
-)
 def test_a_pool_crash_at_a_leader_loss_stays_in_the_supervisor() -> None:
+    """Found by the simulation: the same at a leader loss (the term's cancellation):
+    Controller.run raised the pool's crash instead of ending, and LeaderElector.run
+    passed it on: kvip exited (strict xfail until the fix)."""
     assert_holds([Wait(2.0), Crash(0, with_next=True), LeaderLoss(0.0)])
 
 
