@@ -251,7 +251,7 @@ class Controller(VmReconciler):
         if nics is None or key not in self.cfgs:
             return None
         return render_vmnetcfg_status(
-            nics, current, served=lambda network: self.supervisor.config_for_network(network)
+            nics, current, theirs=lambda network, mac: self._theirs(key, network, mac)
         )
 
     # -- events and client notices -------------------------------------------------------

@@ -413,19 +413,30 @@ class VmReconciler:
     def _event(self, vm: Body, reason: str, message: str, *, warning: bool = False) -> None:
         self._record(Event(_ref(VIRTUAL_MACHINES, vm), reason, message, warning=warning))
 
+    def _theirs(self, key: str, network: str, mac: str) -> bool:
+        """Whether a vmnetcfg status entry belongs to another kvip shard: its network
+        has no pool here, and the VM still has that NIC (a removed NIC's entry is
+        nobody's, and goes)."""
+        if self.supervisor.config_for_network(network) is not None:
+            return False
+        vm = self.vms.get(key)
+        return vm is not None and any(
+            nic.network == network and nic.mac == mac for nic in vm_nics(vm)
+        )
+
     def _set_status(self, key: str, statuses: list[NicStatus], cfg: Body | None) -> None:
         """Remember the NICs' status and have it written when it differs from what
         the object shows (someone else may have changed or cleared it)."""
         desired = [nic.as_status() for nic in statuses]
         nics = {(nic.network, nic.mac) for nic in statuses}
         shown = ((cfg or {}).get("status") or {}).get("networkconfig") or []
-        # Ours: our NICs' entries and any entry on a network we serve (another writer's
-        # entry there is repaired); the rest belongs to another shard (_render_cfg).
+        # Ours: our NICs' entries and any other entry that is not another shard's
+        # (another writer's entry on our networks is repaired, a removed NIC's goes).
         ours = [
             entry
             for entry in shown
             if (entry.get("networkname"), entry.get("macaddress")) in nics
-            or self.supervisor.config_for_network(str(entry.get("networkname"))) is not None
+            or not self._theirs(key, str(entry.get("networkname")), str(entry.get("macaddress")))
         ]
         state = self._state(key)
         if state.nics != statuses or ours != desired:

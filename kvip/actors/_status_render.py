@@ -74,17 +74,17 @@ async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dic
 
 
 def render_vmnetcfg_status(
-    nics: list[NicStatus], current: dict[str, Any], *, served: Callable[[str], object]
+    nics: list[NicStatus], current: dict[str, Any], *, theirs: Callable[[str, str], bool]
 ) -> dict[str, Any]:
-    """Our NICs' entries, plus the entries of networks this kvip does not serve
-    (`served(network)` is falsy): those belong to another shard and are kept."""
+    """Our NICs' entries, plus the entries that `theirs(network, mac)` says belong to
+    another shard (a network this kvip does not serve, of a NIC the VM still has)."""
     status = dict(current)
     ours = {(nic.network, nic.mac) for nic in nics}
-    theirs = [
+    kept = [
         entry
         for entry in current.get("networkconfig") or []
         if (entry.get("networkname"), entry.get("macaddress")) not in ours
-        and not served(str(entry.get("networkname")))
+        and theirs(str(entry.get("networkname")), str(entry.get("macaddress")))
     ]
-    status["networkconfig"] = [nic.as_status() for nic in nics] + theirs
+    status["networkconfig"] = [nic.as_status() for nic in nics] + kept
     return status
