@@ -95,6 +95,7 @@ class Controller(VmReconciler):
                 on_event=self._events.record,
                 on_notice=self._pool_notice,
                 on_reconfigured=self._requeue_pool_vms,
+                adopt=self._adopt,
             )
             nursery.start_soon(self._events.run)
             nursery.start_soon(self._pool_status.run)
@@ -231,14 +232,30 @@ class Controller(VmReconciler):
                 self._state(key).restore_errors[(network, reservation.mac)] = str(error)
         self._requeue_pool_vms(name)
 
+    def _adopt(self, network: str, claim: RestoreReservation) -> bool:
+        """A stopped pool's claim whose vmnetcfg write may be in flight: its pool's next
+        actor holds it for a live VM, whose next reconcile serves it if recorded
+        and sweeps it otherwise (the VM is unsure there)."""
+        key = vm_of(claim.owner)
+        if key is None or key not in self.vms:
+            return False
+        self._state(key).unsure.add(network)  # requeued when the pool has started
+        return True
+
     def _requeue_pool_vms(self, name: str) -> None:
-        """Reconcile every VM with a NIC on the pool's network."""
+        """Reconcile every VM with a NIC on the pool's network, and every VM unsure
+        of what it holds there."""
         handle = self.supervisor.pools.get(name)
         network = handle.config.network if handle and handle.config else None
         for key, vm in self.vms.items():
             # At start-up every VM is still queued from the snapshot: parsing them all
             # once per pool only delayed the next pool's start.
-            if not self.queue.pending(key) and any(nic.network == network for nic in vm_nics(vm)):
+            if self.queue.pending(key):
+                continue
+            state = self.states.get(key)
+            if (state is not None and network in state.unsure) or any(
+                nic.network == network for nic in vm_nics(vm)
+            ):
                 self.queue.add(key)
 
     async def _render_pool(self, name: str, current: dict[str, Any]) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from kvip.actors._messages import (
     Inspect,
     PoolMessage,
     Reconfigure,
+    RestoreReservation,
     ServeReservation,
 )
 from kvip.actors._packet_thread import PacketThread
@@ -92,6 +93,8 @@ class PoolActor:
     on_notice: Callable[[Notice], None] | None = None
     #: Called after a Reconfigure was applied (evicted NICs must show it).
     on_reconfigured: Callable[[], None] | None = None
+    #: Called when the actor ends with the claims it handed out but never served.
+    on_stopped: Callable[[list[RestoreReservation]], None] | None = None
     resolve: Resolver = resolve_ipv4
     book: PoolBook = field(init=False)
     serving: bool = field(init=False, default=False)
@@ -207,6 +210,8 @@ class PoolActor:
         """The actor has ended: fail whatever waits in the inbox (senders blocked on
         a full inbox included: draining it lets them in, and fails them too)."""
         self._stopped = True
+        if self.on_stopped is not None:
+            self.on_stopped(self.book.unserved())
         unanswered = [self._current] if self._current is not None else []
         self._current = None
         while True:

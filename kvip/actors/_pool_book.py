@@ -115,14 +115,14 @@ class PoolBook:
                         "pool %s: %s held %s besides %s; released", self.name, message.owner,
                         extra, ip,
                     )  # fmt: skip
-                    self.allocator.release(extra)
+                    self.free(extra)
         else:
             # The new address first: a claim that fails (taken, excluded,
             # exhausted) must leave the NIC's current address, and its DHCP
             # service, as they were.
             ip = self.allocator.allocate(message.owner, requested=message.requested)
             for old in held:
-                self.allocator.release(old)
+                self.free(old)
             self.forget(message.owner)
         self.record(message.owner, message.mac, ip, message.hostname, serve=False)
         return ip
@@ -159,8 +159,18 @@ class PoolBook:
         if serve:
             self.responder.set_reservation(mac, Reservation(ip, hostname))
 
+    def free(self, ip: IPv4Address) -> None:
+        """The address goes back to the pool. A client's DECLINE of it was about
+        the NIC that held it: the next NIC starts afresh (and declines it again,
+        reported, if the other host is still there). Kept, it left the next NIC
+        recorded OK and never answered."""
+        self.allocator.release(ip)
+        self.responder.clear_declined(ip)
+
     def release(self, owner: Owner) -> tuple[IPv4Address, ...]:
         released = self.allocator.release_owner(owner)
+        for ip in released:
+            self.responder.clear_declined(ip)
         self.forget(owner)
         return released
 
@@ -203,14 +213,37 @@ class PoolBook:
             counters=self.responder.counters.as_dict(),
         )
 
+    def unserved(self) -> list[RestoreReservation]:
+        """The claims handed out but not yet served: their vmnetcfg write may be in
+        flight, so whoever holds the pool's addresses next must hold these too."""
+        return [
+            RestoreReservation(nic.owner, mac, nic.ip, nic.hostname)
+            for mac, nic in self.nics.items()
+            if not nic.serving
+        ]
+
+    def hold_unserved(self, claims: list[RestoreReservation]) -> None:
+        """Hold a previous actor's unserved claims (see `unserved`), unless the
+        records restored since say otherwise: held, not served, until the
+        controller serves (the write landed) or releases (refused) them."""
+        allocator = self.allocator
+        for claim in claims:
+            if claim.mac.lower() in self.nics or allocator.addresses_of(claim.owner):
+                continue
+            if not allocator.is_assignable(claim.ip) or allocator.owner_of(claim.ip):
+                continue
+            allocator.reserve(claim.owner, claim.ip)
+            self.record(claim.owner, claim.mac, claim.ip, claim.hostname, serve=False)
+
     def reconfigure(
         self, spec: PoolSpec, restore: tuple[RestoreReservation, ...]
     ) -> tuple[tuple[IPv4Address, Owner], ...]:
         """A new range: what no longer fits goes (returned), recorded addresses
         that fit again come back."""
         evicted = self.allocator.reconfigure(spec)
-        for _, owner in evicted:
+        for ip, owner in evicted:
             self.forget(owner)
+            self.responder.clear_declined(ip)
         self.restore_fitting(restore)
         return evicted
 

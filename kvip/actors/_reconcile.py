@@ -169,7 +169,8 @@ class VmReconciler:
         """Plan each NIC's claim, ask the pools, write the records, and only then
         serve the new reservations and release what the records no longer hold."""
         state = self._state(key)
-        listed = first_per_nic(key, vmnetcfg_records(cfg)) if cfg is not None else []
+        recorded = vmnetcfg_records(cfg) if cfg is not None else state.orphans
+        listed = first_per_nic(key, recorded)
         # A NIC is its (network, MAC): one VM may use one MAC on two networks.
         old = {(record.network, record.mac): record for record in listed}
         if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
@@ -184,6 +185,7 @@ class VmReconciler:
         )
         outcome = await self._claim(key, vm, steps)
         if cfg is None and not outcome.records and not outcome.statuses:
+            await self._sweep(key, frozenset())  # nothing recorded: nothing to keep
             state.nics = None
             self._tidy(key)
             return
@@ -192,6 +194,7 @@ class VmReconciler:
         except KubeError as exc:
             await self._not_written(key, cfg, old, outcome, exc)
             raise
+        state.orphans = []  # listed again, durably
         await self._written(key, vm, old, outcome)
 
     async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
@@ -245,9 +248,15 @@ class VmReconciler:
     ) -> None:
         """Refused (409, 4xx): not recorded, so nothing would ever release a new
         claim; it goes back and the retry claims for the NICs the VM has by then.
-        (Unavailable: the write may have landed; the claim must stay.)"""
+        (Unavailable: the write may have landed; the claim must stay, and what it
+        dropped is swept after the next good write.)"""
         state = self._state(key)
         refused = exc.status is not None and 400 <= exc.status < 500
+        if not refused:
+            # Landed, perhaps: the retry reads records that no longer list what
+            # this write dropped, so its sweep must let go of those claims.
+            for record in released_records(old, outcome.records):
+                state.unsure.add(record.network)
         for network, mac, ip in newly_claimed(old, outcome.to_serve):
             if not refused:
                 state.unsure.add(network)
@@ -265,17 +274,7 @@ class VmReconciler:
         self, key: str, vm: Body, old: dict[NicKey, NicRecord], outcome: Outcome
     ) -> None:
         """The records are durable: serve them, and let go of what they dropped."""
-        state = self._state(key)
-        if state.unsure:
-            # Whatever else the VM holds there is stale (e.g. the claim of a MAC it
-            # no longer has).
-            keep = frozenset(owner_of(key, record.mac) for record in outcome.records)
-            unsure, state.unsure = state.unsure, set()
-            for network in unsure:
-                pool = self.supervisor.by_network(network)
-                if pool is not None:
-                    for ip in await pool.ask(ReleaseVm(key, keep=keep)):
-                        log.info("VM %s: released %s, claimed but never recorded", key, ip)
+        await self._sweep(key, frozenset(owner_of(key, r.mac) for r in outcome.records))
         # The durable record is written: only now may the pools answer for it.
         for network, mac, ip in outcome.to_serve:
             pool = self.supervisor.by_network(network)
@@ -287,6 +286,18 @@ class VmReconciler:
         for record in released_records(old, outcome.records):
             await self._release(key, record)
         self._set_status(key, outcome.statuses, self.cfgs.get(key))
+
+    async def _sweep(self, key: str, keep: frozenset[Owner]) -> None:
+        """On the networks where the VM is unsure, whatever it holds beyond `keep`
+        (its recorded NICs) is stale: e.g. the claim of a MAC it no longer has."""
+        state = self._state(key)
+        for network in sorted(state.unsure):
+            pool = self.supervisor.by_network(network)
+            if pool is None:
+                continue  # swept when its pool has started (_requeue_pool_vms)
+            for ip in await pool.ask(ReleaseVm(key, keep=keep)):
+                log.info("VM %s: released %s, claimed but never recorded", key, ip)
+            state.unsure.discard(network)
 
     async def _write_records(
         self, key: str, vm: Body, cfg: Body | None, records: list[NicRecord]
@@ -382,6 +393,10 @@ class VmReconciler:
         nics = {(nic.network, nic.mac) for nic in vm_nics(vm)} if vm is not None else set()
         for record in vmnetcfg_records(cfg):
             if (record.network, record.mac) in nics:
+                if self.supervisor.by_network(record.network) is None:
+                    # No pool here holds it (away, or another shard's): remembered.
+                    self._state(key).orphans.append(record)
+                    continue
                 # Swept after the new vmnetcfg is written: a MAC change meanwhile
                 # leaves a claim that no record names.
                 self._state(key).unsure.add(record.network)

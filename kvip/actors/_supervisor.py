@@ -68,7 +68,16 @@ class Supervisor:
     on_notice: Callable[[str, Notice], None] = lambda name, notice: None
     #: Called with (pool name) after a running pool took a new configuration.
     on_reconfigured: Callable[[str], None] = lambda name: None
+    #: Whether a network's next actor holds (network, claim), a claim an ended actor
+    #: handed out but never served: no for a VM that is gone.
+    adopt: Callable[[str, RestoreReservation], bool] = lambda network, claim: True
     pools: dict[str, PoolHandle] = field(default_factory=dict)
+    #: Claims an ended actor had handed out but not served, by network: a worker
+    #: may still write them to a vmnetcfg, so the network's next actor holds them.
+    unserved: dict[str, list[RestoreReservation]] = field(default_factory=dict)
+    #: Set when the supervising task of a network's last pool has ended: a pool
+    #: deleted and created again starts only after its old actor handed over.
+    _ended: dict[str, trio.Event] = field(default_factory=dict)
 
     def by_network(self, network: str) -> PoolActor | None:
         for handle in self.pools.values():
@@ -136,70 +145,91 @@ class Supervisor:
                     f"network {config.network} is already served by IPPool {other.name}"
                 )
 
+    def _carry_unserved(self, network: str, claims: list[RestoreReservation]) -> None:
+        if claims:
+            self.unserved.setdefault(network, []).extend(claims)
+
     def _start(self, handle: PoolHandle) -> None:
         handle.scope = trio.CancelScope()
         self.nursery.start_soon(self._supervise, handle)
 
     async def _supervise(self, handle: PoolHandle) -> None:
-        assert handle.scope is not None
+        assert handle.scope is not None and handle.config is not None
+        network = handle.config.network
+        previous = self._ended.get(network)
+        ended = self._ended[network] = trio.Event()
+        try:
+            with handle.scope:
+                if previous is not None:
+                    await previous.wait()  # its claims in flight are handed over
+                await self._run_pool(handle)
+        finally:
+            ended.set()
+            if self._ended.get(network) is ended:
+                del self._ended[network]
+
+    async def _run_pool(self, handle: PoolHandle) -> None:
+        """Build, run and restart the pool's actor, until cancelled."""
         delay = RESTART_DELAY
-        with handle.scope:
-            while True:
-                assert handle.config is not None
-                actor = PoolActor(
-                    handle.config,
-                    socket_factory=self.socket_factory,
-                    on_change=functools.partial(self.on_change, handle.name),
-                    on_notice=functools.partial(self.on_notice, handle.name),
-                    on_reconfigured=functools.partial(self.on_reconfigured, handle.name),
-                )
-                errors: list[tuple[RestoreReservation, IpamError]] = []
-                for reservation in self.restore(handle.config):
-                    try:
-                        actor.handle_now(reservation)
-                    except IpamError as exc:
-                        errors.append((reservation, exc))
-                handle.actor = actor
-                if handle.started.is_set():
-                    # A restart: whoever waits for the pool must wait for this run.
-                    handle.started = trio.Event()
+        while True:
+            assert handle.config is not None
+            actor = PoolActor(
+                handle.config,
+                socket_factory=self.socket_factory,
+                on_change=functools.partial(self.on_change, handle.name),
+                on_notice=functools.partial(self.on_notice, handle.name),
+                on_reconfigured=functools.partial(self.on_reconfigured, handle.name),
+                # However the actor ends, what it handed out stays held.
+                on_stopped=functools.partial(self._carry_unserved, handle.config.network),
+            )
+            errors: list[tuple[RestoreReservation, IpamError]] = []
+            for reservation in self.restore(handle.config):
                 try:
-                    async with trio.open_nursery() as nursery:
-                        await nursery.start(actor.run)
-                        handle.started.set()
-                        if handle.problem and handle.problem[0] == "Crashed":
-                            handle.problem = None
-                        self.on_started(handle.name, errors)
-                        self.on_change(handle.name)
-                        delay = RESTART_DELAY
-                except BaseException as caught:
-                    crash, stopping = _split_crash(caught)
-                    if crash is None:
-                        raise
-                    if stopping is not None:
-                        # Stopping anyway (IPPool deleted, leadership lost): the crash
-                        # is told, and the cancellation goes on without it.
-                        log.error("IPPool %s: DHCP server failed while stopping: %s",
-                                  handle.name, _root_cause(crash))  # fmt: skip
-                        raise stopping from None
-                    cause = _root_cause(crash)
-                    handle.restarts += 1
-                    reason = "InterfaceError" if isinstance(cause, OSError) else "Crashed"
-                    log.error(
-                        "IPPool %s: DHCP server failed (%s); restarting in %.0fs",
-                        handle.name,
-                        cause,
-                        delay,
-                        exc_info=not isinstance(cause, OSError),
-                    )
-                    handle.problem = (reason, f"{cause}; restart {handle.restarts} in {delay:.0f}s")
-                    self.on_event(
-                        Event(handle.ref, "ServerFailed", handle.problem[1], warning=True)
-                    )
-                    handle.actor = None
+                    actor.handle_now(reservation)
+                except IpamError as exc:
+                    errors.append((reservation, exc))
+            network = handle.config.network
+            carried = self.unserved.pop(network, [])
+            actor.book.hold_unserved([c for c in carried if self.adopt(network, c)])
+            handle.actor = actor
+            if handle.started.is_set():
+                # A restart: whoever waits for the pool must wait for this run.
+                handle.started = trio.Event()
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(actor.run)
+                    handle.started.set()
+                    if handle.problem and handle.problem[0] == "Crashed":
+                        handle.problem = None
+                    self.on_started(handle.name, errors)
                     self.on_change(handle.name)
-                    await trio.sleep(delay)
-                    delay = min(delay * 2, MAX_RESTART_DELAY)
+                    delay = RESTART_DELAY
+            except BaseException as caught:
+                crash, stopping = _split_crash(caught)
+                if crash is None:
+                    raise
+                if stopping is not None:
+                    # Stopping anyway (IPPool deleted, leadership lost): the crash
+                    # is told, and the cancellation goes on without it.
+                    log.error("IPPool %s: DHCP server failed while stopping: %s",
+                              handle.name, _root_cause(crash))  # fmt: skip
+                    raise stopping from None
+                cause = _root_cause(crash)
+                handle.restarts += 1
+                reason = "InterfaceError" if isinstance(cause, OSError) else "Crashed"
+                log.error(
+                    "IPPool %s: DHCP server failed (%s); restarting in %.0fs",
+                    handle.name,
+                    cause,
+                    delay,
+                    exc_info=not isinstance(cause, OSError),
+                )
+                handle.problem = (reason, f"{cause}; restart {handle.restarts} in {delay:.0f}s")
+                self.on_event(Event(handle.ref, "ServerFailed", handle.problem[1], warning=True))
+                handle.actor = None
+                self.on_change(handle.name)
+                await trio.sleep(delay)
+                delay = min(delay * 2, MAX_RESTART_DELAY)
 
 
 def _split_crash(exc: BaseException) -> tuple[BaseException | None, BaseException | None]:

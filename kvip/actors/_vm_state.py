@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from kvip.actors._status_render import NicStatus
 from kvip.k8s import Body
+from kvip.k8s._bodies import NicRecord
 
 #: A NIC of a VM: its network ('namespace/name') and its MAC.
 NicKey = tuple[str, str]
@@ -28,6 +29,9 @@ class VmState:
     #: The API server's last permanent refusal of the VM's writes (403, 422, ...):
     #: reported once, not once per retry.
     refusal: str | None = None
+    #: Records of a deleted vmnetcfg of the live VM that no pool here holds (its
+    #: pool is away, or another shard's): its next vmnetcfg lists them again.
+    orphans: list[NicRecord] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -38,6 +42,7 @@ class VmState:
             and not self.restore_errors
             and not self.unsure
             and self.refusal is None
+            and not self.orphans
         )
 
 

@@ -8,13 +8,14 @@ goes to the pool's Responder the way the packet thread hands it over.
 
 from __future__ import annotations
 
+import contextlib
 from ipaddress import IPv4Address
 from typing import Any
 
 import trio
 
 from kvip.actors import Controller, PoolActor
-from kvip.k8s import IPPOOLS, RESET_ANNOTATION, VMNETCFGS
+from kvip.k8s import IPPOOLS, RESET_ANNOTATION, VMNETCFGS, NotFound
 from kvip.serving import Reply
 from protocol import Message, MessageType, Op, OptionCode, Options, decode, encode
 from tests.chaos.invariants import (
@@ -162,9 +163,10 @@ class Checks:
             return
         for name in sorted(self.declined & self.world.vms.keys()):
             annotations = {RESET_ANNOTATION: "sim"}
-            self.double.patch(
-                VMNETCFGS, name, {"metadata": {"annotations": annotations}}, namespace=NAMESPACE
-            )
+            with contextlib.suppress(NotFound):  # a VM that has no NIC left has none
+                self.double.patch(
+                    VMNETCFGS, name, {"metadata": {"annotations": annotations}}, namespace=NAMESPACE
+                )
         if self.declined and not await self.settle():
             return
         obs = self._observation()
