@@ -27,8 +27,8 @@ from kvip.actors._messages import (
 from kvip.actors._plan import (
     first_per_nic,
 )
-from kvip.actors._pool import SocketFactory
-from kvip.actors._reconcile import VmReconciler, owner_of
+from kvip.actors._pool import PoolStopped, SocketFactory
+from kvip.actors._reconcile import VmReconciler, owner_of, ref_of
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import Supervisor
@@ -42,6 +42,7 @@ from kvip.k8s import (
     Body,
     Changed,
     Kube,
+    KubeError,
     Snapshot,
     Watcher,
     WatchMessage,
@@ -270,6 +271,52 @@ class Controller(VmReconciler):
         return render_vmnetcfg_status(
             nics, current, theirs=lambda network, mac: self._theirs(key, network, mac)
         )
+
+    # -- the workers ---------------------------------------------------------------------
+
+    async def _worker(self, nursery: trio.Nursery) -> None:
+        while True:
+            key = await self.queue.get()
+            failed = permanent = False
+            try:
+                await self.reconcile(key)
+            except KubeError as exc:
+                failed, permanent = True, exc.permanent
+                if permanent:
+                    self._refused(key, exc)
+                else:
+                    log.warning("reconciling %s failed: %s; will retry", key, exc)
+            except (IpamError, PoolStopped) as exc:
+                failed = True
+                log.warning("reconciling %s failed: %s; will retry", key, exc)
+            except Exception:
+                failed = True
+                log.exception("reconciling %s failed unexpectedly; will retry", key)
+            if not permanent and (state := self.states.get(key)) is not None:
+                state.refusal = None
+                self._tidy(key)
+            delay = self.queue.done(key, failed=failed, permanent=permanent)
+            if delay is not None:
+                nursery.start_soon(self.queue.retry_later, key, delay)
+
+    def _refused(self, key: str, exc: KubeError) -> None:
+        """The API server refused a write, and will again until someone changes
+        something (RBAC, an admission policy, a quota): an Event and a log line
+        the first time, and a capped backoff (the vmnetcfg status says it, see
+        _sync_vm); every retry logs only at debug level."""
+        message = f"the API server refused to write the vmnetcfg: {exc}"
+        state = self._state(key)
+        if state.refusal == message:
+            log.debug("reconciling %s: still refused: %s", key, exc)
+            return
+        state.refusal = message
+        log.error("reconciling %s: %s; retrying with a longer backoff", key, message)
+        # On the VM; on the vmnetcfg when the VM is gone (its vmnetcfg's removal refused).
+        vm, cfg = self.vms.get(key), self.cfgs.get(key)
+        if vm is not None:
+            self._event(vm, "RecordRefused", message, warning=True)
+        elif cfg is not None:
+            self._record(Event(ref_of(VMNETCFGS, cfg), "RecordRefused", message, warning=True))
 
     # -- events and client notices -------------------------------------------------------
 

@@ -13,8 +13,6 @@ import contextlib
 import logging
 from ipaddress import IPv4Address
 
-import trio
-
 from kvip.actors._events import Event, EventRecorder, ObjectRef
 from kvip.actors._messages import (
     ClaimAddress,
@@ -35,7 +33,6 @@ from kvip.actors._plan import (
     refused_statuses,
     released_records,
 )
-from kvip.actors._pool import PoolStopped
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import NicStatus
 from kvip.actors._supervisor import PoolHandle, Supervisor
@@ -109,50 +106,6 @@ class VmReconciler:
             del self.states[key]
 
     # -- reconciling one VM ---------------------------------------------------------------
-
-    async def _worker(self, nursery: trio.Nursery) -> None:
-        while True:
-            key = await self.queue.get()
-            failed = permanent = False
-            try:
-                await self.reconcile(key)
-            except KubeError as exc:
-                failed, permanent = True, exc.permanent
-                if permanent:
-                    self._refused(key, exc)
-                else:
-                    log.warning("reconciling %s failed: %s; will retry", key, exc)
-            except (IpamError, PoolStopped) as exc:
-                failed = True
-                log.warning("reconciling %s failed: %s; will retry", key, exc)
-            except Exception:
-                failed = True
-                log.exception("reconciling %s failed unexpectedly; will retry", key)
-            if not permanent and (state := self.states.get(key)) is not None:
-                state.refusal = None
-                self._tidy(key)
-            delay = self.queue.done(key, failed=failed, permanent=permanent)
-            if delay is not None:
-                nursery.start_soon(self.queue.retry_later, key, delay)
-
-    def _refused(self, key: str, exc: KubeError) -> None:
-        """The API server refused a write, and will again until someone changes
-        something (RBAC, an admission policy, a quota): an Event and a log line
-        the first time, and a capped backoff (the vmnetcfg status says it, see
-        _sync_vm); every retry logs only at debug level."""
-        message = f"the API server refused to write the vmnetcfg: {exc}"
-        state = self._state(key)
-        if state.refusal == message:
-            log.debug("reconciling %s: still refused: %s", key, exc)
-            return
-        state.refusal = message
-        log.error("reconciling %s: %s; retrying with a longer backoff", key, message)
-        # On the VM; on the vmnetcfg when the VM is gone (its vmnetcfg's removal refused).
-        vm, cfg = self.vms.get(key), self.cfgs.get(key)
-        if vm is not None:
-            self._event(vm, "RecordRefused", message, warning=True)
-        elif cfg is not None:
-            self._record(Event(_ref(VMNETCFGS, cfg), "RecordRefused", message, warning=True))
 
     async def reconcile(self, key: str) -> None:
         vm = self.vms.get(key)
@@ -426,7 +379,7 @@ class VmReconciler:
             self._events.record(event)
 
     def _event(self, vm: Body, reason: str, message: str, *, warning: bool = False) -> None:
-        self._record(Event(_ref(VIRTUAL_MACHINES, vm), reason, message, warning=warning))
+        self._record(Event(ref_of(VIRTUAL_MACHINES, vm), reason, message, warning=warning))
 
     def _theirs(self, key: str, network: str, mac: str) -> bool:
         """Whether a vmnetcfg status entry belongs to another kvip shard: its network
@@ -460,7 +413,7 @@ class VmReconciler:
             self._cfg_status.mark(key)
 
 
-def _ref(resource: Resource, body: Body) -> ObjectRef:
+def ref_of(resource: Resource, body: Body) -> ObjectRef:
     meta = body["metadata"]
     return ObjectRef(
         resource.api_version,
