@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab import dhcpclients, netlab, pcapfile
+from tests.lab.dhcpchecks import need
 from tests.lab.dhcpservers import PoolOptions, dnsmasq, kea
 from tests.lab.dhcpwire import message_kind
 from tests.lab.netlab import Lab, LabError, netns_exists, run_in
@@ -22,14 +22,6 @@ from tests.lab.netlab import Lab, LabError, netns_exists, run_in
 pytestmark = pytest.mark.netns
 
 PREFIX = "kvt"
-
-
-def need(*tools: str) -> None:
-    if not netlab.is_root():
-        pytest.skip("needs root for network namespaces")
-    for tool in tools:
-        if shutil.which(tool) is None and not os.path.exists(tool):
-            pytest.skip(f"{tool} is not installed (scripts/install-system-deps.sh)")
 
 
 @pytest.fixture
