@@ -13,6 +13,7 @@ from kvip.actors._messages import (
     ReleaseOwner,
     ReleaseVm,
     RestoreReservation,
+    ServeRecorded,
     ServeReservation,
 )
 from kvip.actors._pool import PoolActor, PoolStopped
@@ -33,6 +34,7 @@ __all__ = [
     "ReleaseOwner",
     "ReleaseVm",
     "RestoreReservation",
+    "ServeRecorded",
     "ServeReservation",
     "open_dhcp_socket",
     "socket_factory_in",

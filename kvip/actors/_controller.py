@@ -10,6 +10,7 @@ the vmnetcfgs before its socket opens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import trio
 
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._events import Event, EventRecorder
+from kvip.actors._follow import RecordFollower
 from kvip.actors._messages import (
     RestoreReservation,
     vm_of,
@@ -28,7 +30,7 @@ from kvip.actors._plan import (
     first_per_nic,
 )
 from kvip.actors._pool import PoolStopped, SocketFactory
-from kvip.actors._reconcile import VmReconciler, owner_of, ref_of
+from kvip.actors._reconcile import owner_of, ref_of
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import Supervisor
@@ -59,8 +61,19 @@ log = logging.getLogger(__name__)
 EVENTS_BUFFER = 1024
 
 
+def _version_of(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def _version(body: Body) -> int:
+    return _version_of(str(body["metadata"].get("resourceVersion", "")))
+
+
 @dataclass(slots=True)
-class Controller(VmReconciler):
+class Controller(RecordFollower):
     kube: Kube
     socket_factory: SocketFactory = open_dhcp_socket
     pool_selector: str | None = None
@@ -74,6 +87,11 @@ class Controller(VmReconciler):
     queue: WorkQueue = field(default_factory=WorkQueue)
     #: Set once every pool has been rebuilt from the vmnetcfgs and started.
     ready: trio.Event = field(default_factory=trio.Event)
+    #: Whether this replica holds the Lease: only then does it claim, write and
+    #: record Events. Every replica serves what the vmnetcfgs record.
+    leading: bool = True
+    #: The cancel scopes of the reconciles running as the leader.
+    _leader_scopes: set[trio.CancelScope] = field(default_factory=set)
     _supervisor: Supervisor | None = None
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
@@ -82,11 +100,14 @@ class Controller(VmReconciler):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send, receive = trio.open_memory_channel[WatchMessage](EVENTS_BUFFER)
         async with trio.open_nursery() as nursery:
-            self._pool_status = StatusWriter(self.kube, IPPOOLS, self._render_pool)
-            self._cfg_status = StatusWriter(
-                self.kube, VMNETCFGS, self._render_cfg, cached=self.cfgs.get
+            self._pool_status = StatusWriter(
+                self.kube, IPPOOLS, self._render_pool, may_write=self._may_write
             )
-            self._events = EventRecorder(self.kube)
+            self._cfg_status = StatusWriter(
+                self.kube, VMNETCFGS, self._render_cfg, cached=self.cfgs.get,
+                may_write=self._may_write,
+            )  # fmt: skip
+            self._events = EventRecorder(self.kube, may_write=self._may_write)
             self._supervisor = Supervisor(
                 nursery,
                 restore=self._restorations,
@@ -145,6 +166,63 @@ class Controller(VmReconciler):
             for handle in list(self.supervisor.pools.values()):
                 if handle.config is not None and handle.problem is None:
                     await handle.started.wait()
+
+    # -- leadership ----------------------------------------------------------------------
+
+    def _may_write(self) -> bool:
+        return self.leading
+
+    async def lead(self) -> None:
+        """This replica holds the Lease now. It claims nothing before it has seen
+        every record the previous leader wrote (a fresh list, not the watch,
+        which may lag) and its pools hold them all: only then are the VMs
+        reconciled as the leader (claims, writes) and the statuses rendered."""
+        if self.leading:
+            return
+        await self.ready.wait()
+        await self._catch_up()
+        self.leading = True
+        log.info("leading: claiming addresses and writing vmnetcfgs and statuses")
+        self._requeue_all()
+        if self._pool_status is not None:
+            for name in self.pools:
+                self._pool_status.mark(name)
+
+    async def _catch_up(self) -> None:
+        while True:
+            try:
+                bodies, version = await self.kube.run(lambda: self.kube.list(VMNETCFGS))
+                break
+            except KubeError as exc:
+                log.warning("taking the lead: cannot list the vmnetcfgs yet: %s", exc)
+                await trio.sleep(1.0)
+        listed = {object_key(body): body for body in bodies}
+        for key, body in listed.items():
+            store_newest(self.cfgs, key, body)
+        for key in self.cfgs.keys() - listed.keys():
+            if _version(self.cfgs[key]) <= _version_of(version):  # deleted since
+                self.cfgs.pop(key)
+                self._forget_cfg(key)
+        for key in sorted(self.vms.keys() | self.cfgs.keys()):
+            with contextlib.suppress(IpamError, PoolStopped):
+                await self.follow_records(key)
+
+    def follow(self) -> None:
+        """The Lease is lost (or was never held): stop claiming and writing at once,
+        and serve exactly what the vmnetcfgs record. A reconcile that was writing
+        is cancelled (a request already sent may still land: the watch then
+        brings it back, and it is served like any record)."""
+        if not self.leading:
+            return
+        self.leading = False
+        log.info("following: serving the recorded reservations; the leader writes")
+        for scope in self._leader_scopes:
+            scope.cancel()
+        self._requeue_all()
+
+    def _requeue_all(self) -> None:
+        for key in self.vms.keys() | self.cfgs.keys() | self.states.keys():
+            self.queue.add(key)
 
     # -- watch events ------------------------------------------------------------------
 
@@ -279,7 +357,16 @@ class Controller(VmReconciler):
             key = await self.queue.get()
             failed = permanent = False
             try:
-                await self.reconcile(key)
+                if self.leading:
+                    with trio.CancelScope() as scope:
+                        self._leader_scopes.add(scope)
+                        try:
+                            await self.reconcile(key)
+                        finally:
+                            self._leader_scopes.discard(scope)
+                    failed = scope.cancelled_caught  # leadership lost: again, as follower
+                else:
+                    await self.follow_records(key)
             except KubeError as exc:
                 failed, permanent = True, exc.permanent
                 if permanent:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import socket
+import struct
 from collections.abc import Callable
+from ipaddress import IPv4Address
 from pathlib import Path
 
 SERVER_PORT = 67
@@ -33,6 +36,20 @@ def open_dhcp_socket(interface: str, *, port: int = SERVER_PORT) -> socket.socke
         sock.close()
         raise
     return sock
+
+
+_SIOCGIFADDR = 0x8915
+
+
+def interface_address(sock: socket.socket, interface: str) -> IPv4Address | None:
+    """The primary IPv4 address of `interface`, as seen from the network namespace
+    `sock` was made in (None: the interface has none, or is gone)."""
+    request = struct.pack("256s", interface.encode()[:15])
+    try:
+        answer = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, request)
+    except OSError:
+        return None
+    return IPv4Address(answer[20:24])
 
 
 _CLONE_NEWNET = 0x40000000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -52,6 +53,9 @@ class EventRecorder:
     kube: Kube
     component: str = "kvip"
     instance: str = ""
+    #: Whether this replica may write now (it holds the Lease); events recorded
+    #: while it may not are dropped (the log has them).
+    may_write: Callable[[], bool] = lambda: True
     dropped: int = 0
     written: int = 0
     _send: trio.MemorySendChannel[Event] = field(init=False)
@@ -66,6 +70,8 @@ class EventRecorder:
 
     def record(self, event: Event) -> None:
         """Queue an event; never waits (a full queue drops it)."""
+        if not self.may_write():
+            return
         try:
             self._send.send_nowait(event)
         except trio.WouldBlock:

@@ -102,6 +102,20 @@ class ReleaseVm:
 
 
 @dataclass(frozen=True, slots=True)
+class ServeRecorded:
+    """A replica that does not hold the Lease serves what the vmnetcfgs record,
+    nothing else: make the VM `key`'s NICs on this pool exactly `records`
+    (held and served), releasing whatever else the VM holds here. Applied in
+    one step, so no packet sees a half-changed VM.
+
+    Answer: (released addresses, (record, IpamError) for each record that
+    cannot be held: its address is another NIC's here, or out of the range)."""
+
+    key: str
+    records: tuple[RestoreReservation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Reconfigure:
     """The IPPool changed. Options apply to the very next reply; a new range
     keeps what fits. Answer: the (ip, owner) pairs that no longer fit.
@@ -132,6 +146,7 @@ PoolMessage = (
     | RestoreReservation
     | ReleaseOwner
     | ReleaseVm
+    | ServeRecorded
     | Reconfigure
     | ClearDecline
     | Inspect

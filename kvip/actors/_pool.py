@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import trio
 
-from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._dhcp_socket import interface_address, open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
     Inspect,
@@ -37,7 +37,15 @@ from kvip.actors._messages import (
 from kvip.actors._packet_thread import PacketThread
 from kvip.actors._pool_book import PoolBook, _Nic
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import Counters, Declined, Notice, PoolConfig, Released, Responder
+from kvip.serving import (
+    Counters,
+    Declined,
+    Notice,
+    PoolConfig,
+    Released,
+    Responder,
+    server_identity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +124,12 @@ class PoolActor:
     _ntp_resolved: tuple[tuple[str, ...], tuple[IPv4Address, ...]] = field(
         init=False, default=((), ())
     )
+    #: The NTP addresses the responder's options carry now.
+    _ntp_applied: tuple[IPv4Address, ...] = field(init=False, default=())
+    #: This replica's address on the pool's interface (None: none found yet).
+    interface_address: IPv4Address | None = field(init=False, default=None)
+    #: Why this replica's address is a problem for the pool (None: it is not).
+    address_problem: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._thread_limiter = trio.CapacityLimiter(1)
@@ -232,12 +246,13 @@ class PoolActor:
             sock = self.socket_factory(self.config.interface)
             with sock, trio.CancelScope() as scope:
                 self._socket_scope = scope
+                self._found_address(interface_address(sock, self.config.interface))
                 self.serving = True
                 log.info(
                     "pool %s serving DHCP on %s as %s",
                     self.name,
                     self.config.interface,
-                    self.config.options.server_ip,
+                    self.responder.options.server_ip,
                 )
                 packets = self._packets = PacketThread(
                     self.name,
@@ -351,10 +366,37 @@ class PoolActor:
         self._set_options(self._ntp_resolved[1])
 
     def _set_options(self, resolved: tuple[IPv4Address, ...]) -> None:
+        self._ntp_applied = resolved
         options = self.config.options
         ntp = options.ntp + tuple(a for a in resolved if a not in options.ntp)
+        server = server_identity(options.server_ip, options.subnet, self.interface_address)
         with self._lock:
-            self.responder.set_options(replace(options, ntp=ntp) if resolved else options)
+            self.responder.set_options(replace(options, ntp=ntp, server_ip=server))
+
+    # -- this replica's own address -------------------------------------------------
+
+    def _found_address(self, found: IPv4Address | None) -> None:
+        """Answer as the address this replica has on the pool's interface (each
+        replica its own), and make sure no VM is ever given it."""
+        self.interface_address = found
+        self._set_options(self._ntp_applied)
+        options = self.config.options
+        if found is None or found not in options.subnet:
+            if found is None or options.server_ip != found:
+                log.info(
+                    "pool %s: %s has no address in %s; answering as serverip %s "
+                    "(right for a single replica only: replicas need addresses of their own)",
+                    self.name, self.config.interface, options.subnet, options.server_ip,
+                )  # fmt: skip
+            self.address_problem = None
+            return
+        with self._lock:
+            problem = self.book.hold_replica_address(found)
+        self.book.say()
+        if problem != self.address_problem and self.on_change is not None:
+            self.address_problem = problem
+            self.on_change()
+        self.address_problem = problem
 
     # -- the messages -----------------------------------------------------------------
 

@@ -22,12 +22,16 @@ from kvip.actors._messages import (
     ReleaseOwner,
     ReleaseVm,
     RestoreReservation,
+    ServeRecorded,
     ServeReservation,
 )
 from kvip.ipam import Allocator, IpamError, Owner, PoolSpec
 from kvip.serving import PoolOptions, Reservation, Responder
 
 log = logging.getLogger(__name__)
+
+#: Who holds a kvip replica's own address when it lies inside a pool's range.
+REPLICA_OWNER = Owner("kvip replica address")
 
 
 @dataclass(slots=True)
@@ -81,6 +85,8 @@ class PoolBook:
                 if nic.owner.startswith(prefix) and nic.owner not in message.keep
             }
             return tuple(ip for owner in sorted(owners) for ip in self.release(owner))
+        if isinstance(message, ServeRecorded):
+            return self.serve_recorded(message)
         if isinstance(message, ClearDecline):
             return self.responder.clear_declined(message.ip)
         if isinstance(message, Inspect):
@@ -126,6 +132,57 @@ class PoolBook:
             self.forget(message.owner)
         self.record(message.owner, message.mac, ip, message.hostname, serve=False)
         return ip
+
+    def serve_recorded(
+        self, message: ServeRecorded
+    ) -> tuple[tuple[IPv4Address, ...], tuple[tuple[RestoreReservation, IpamError], ...]]:
+        """Make the VM's NICs here exactly its records (see ServeRecorded)."""
+        wanted = {record.owner: record for record in message.records}
+        prefix = f"{message.key} ["
+        released: list[IPv4Address] = []
+        for mac, nic in sorted(self.nics.items()):
+            if not nic.owner.startswith(prefix):
+                continue
+            record = wanted.get(nic.owner)
+            if record is not None and record.mac.lower() == mac and record.ip == nic.ip:
+                if not nic.serving:
+                    nic.serving = True
+                    self.responder.set_reservation(mac, Reservation(nic.ip, nic.hostname))
+                continue
+            released.extend(self.release(nic.owner))
+        problems: list[tuple[RestoreReservation, IpamError]] = []
+        for record in message.records:
+            held = self.nics.get(record.mac.lower())
+            if held is not None and held.owner == record.owner and held.ip == record.ip:
+                continue
+            try:
+                self.check_mac(record.owner, record.mac)
+                self.allocator.reserve(record.owner, record.ip)
+            except IpamError as exc:
+                problems.append((record, exc))
+                continue
+            self.record(record.owner, record.mac, record.ip, record.hostname, serve=True)
+        return tuple(released), tuple(problems)
+
+    def hold_replica_address(self, ip: IPv4Address) -> str | None:
+        """This replica answers as `ip`: inside the pool's range it must never be
+        handed out, so the pool holds it for REPLICA_OWNER. What is wrong, if
+        anything (said in the IPPool's status and the log)."""
+        if not self.allocator.is_assignable(ip):
+            return None  # outside the range, or excluded: as it should be
+        holder = self.allocator.owner_of(ip)
+        if holder is not None and holder != REPLICA_OWNER:
+            problem = (f"this kvip replica's address {ip} is inside the range and recorded "
+                       f"for {holder}: both answer ARP for it; give kvip an address "
+                       "outside the range")  # fmt: skip
+            self.note(logging.ERROR, "pool %s: %s", self.name, problem)
+            return problem
+        if holder is None:
+            self.allocator.reserve(REPLICA_OWNER, ip)
+        problem = (f"this kvip replica's address {ip} is inside the range: held so that no "
+                   "VM gets it; give kvip an address outside the range")  # fmt: skip
+        self.note(logging.WARNING, "pool %s: %s", self.name, problem)
+        return problem
 
     def owner_of_mac(self, mac: str) -> Owner | None:
         nic = self.nics.get(mac.lower())

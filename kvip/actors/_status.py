@@ -40,6 +40,9 @@ class StatusWriter:
     #: The caller's latest copy of an object, if it keeps one (a watch cache):
     #: rendering against it first saves reading every object back before a write.
     cached: Callable[[str], dict[str, Any] | None] | None = None
+    #: Whether this replica may write now (it holds the Lease). Marks made while
+    #: it may not are dropped: a new leader renders every status again.
+    may_write: Callable[[], bool] = lambda: True
     #: How long a burst may go on before the writer writes.
     window: float = 0.2
     max_attempts: int = 5
@@ -66,6 +69,8 @@ class StatusWriter:
             await trio.sleep(self.window)
             batch, self._dirty = self._dirty, set()
             for key in sorted(batch):
+                if not self.may_write():
+                    break
                 await self._write(key)
 
     async def _write(self, key: str) -> None:
@@ -82,8 +87,8 @@ class StatusWriter:
                         lambda: self.kube.get(self.resource, name, namespace=namespace or None)
                     )
                 status = await self.render(key, dict(current.get("status") or {}))
-                if status is None or current.get("status") == status:
-                    return
+                if status is None or current.get("status") == status or not self.may_write():
+                    return  # (not the leader any more: the new one renders it again)
                 updated = {**current, "status": status}
                 written = await self.kube.run(
                     functools.partial(self.kube.replace, self.resource, updated, status=True)

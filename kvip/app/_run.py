@@ -57,21 +57,16 @@ class RunOptions:
     metrics_port: int = 8080
 
 
-@dataclass(slots=True)
-class _Term:
-    """The controller of the current leadership term (None on a standby)."""
-
-    controller: Controller | None = None
-
-
 async def run(options: RunOptions) -> None:
     """Serve until SIGTERM or SIGINT; then stop answering, close the sockets and
-    release the Lease so that a standby takes over at once."""
+    release the Lease so that another replica leads at once.
+
+    Every replica serves the recorded reservations of its pools; the Lease only
+    decides which one claims addresses and writes (see Controller.lead/follow)."""
     kube = Kube.connect(kubeconfig=options.kubeconfig, context=options.context)
     log.info("kvip %s starting (API server %s)", __version__, kube.api_client.configuration.host)
     logs = LogCounter()
     logging.getLogger().addHandler(logs)
-    term = _Term()
     elector = (
         LeaderElector(
             kube,
@@ -85,27 +80,24 @@ async def run(options: RunOptions) -> None:
         if options.leader_elect
         else None
     )
+    controller = Controller(
+        kube,
+        pool_selector=options.pool_selector,
+        workers=options.workers,
+        socket_factory=socket_factory_in(options.socket_netns),
+        leading=elector is None,
+    )
 
     async def lead() -> None:
-        controller = Controller(
-            kube,
-            pool_selector=options.pool_selector,
-            workers=options.workers,
-            socket_factory=socket_factory_in(options.socket_netns),
-        )
-        term.controller = controller
+        await controller.lead()
         try:
-            await controller.run()
+            await trio.sleep_forever()
         finally:
-            term.controller = None
+            controller.follow()
 
     def readiness() -> tuple[bool, str]:
-        if elector is not None and not elector.is_leader:
-            if elector.healthy:
-                return True, "standby: another kvip holds the lease"
-            return False, "standby, and the API server is not answering"
-        controller = term.controller
-        if controller is None or not controller.ready.is_set():
+        """Ready means serving DHCP, leader or not, API server or not."""
+        if not controller.ready.is_set():
             return False, "loading the pools from the vmnetcfgs"
         starting = [
             name
@@ -114,10 +106,11 @@ async def run(options: RunOptions) -> None:
         ]
         if starting:
             return False, "pools starting: " + ", ".join(sorted(starting))
-        return True, f"leader, {len(controller.pools)} pools loaded"
+        role = "leader" if controller.leading else "follower"
+        return True, f"serving {len(controller.pools)} pools ({role})"
 
     probes = ProbeServer(
-        registry=registry_for(controller=lambda: term.controller, elector=elector, logs=logs),
+        registry=registry_for(controller=lambda: controller, elector=elector, logs=logs),
         ready=readiness,
         address=options.metrics_address,
         port=options.metrics_port,
@@ -126,9 +119,8 @@ async def run(options: RunOptions) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(probes.run)
-                if elector is None:
-                    nursery.start_soon(lead)
-                else:
+                nursery.start_soon(controller.run)
+                if elector is not None:
                     nursery.start_soon(elector.run, lead)
                 async for signum in signals:
                     log.info("received %s: shutting down", signal.Signals(signum).name)

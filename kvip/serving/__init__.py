@@ -1,7 +1,7 @@
 """A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply."""
 
 from kvip.serving._build import CLIENT_PORT, SERVER_PORT
-from kvip.serving._config import PoolOptions, Reservation
+from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, parse_ippool
 from kvip.serving._responder import Declined, Notice, Released, Reply, Responder, mac_bytes
@@ -23,4 +23,5 @@ __all__ = [
     "Responder",
     "mac_bytes",
     "parse_ippool",
+    "server_identity",
 ]

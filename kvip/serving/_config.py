@@ -52,6 +52,27 @@ class PoolOptions:
         return (*self.routes, default)
 
 
+def server_identity(
+    server_ip: IPv4Address, subnet: IPv4Network, found: IPv4Address | None
+) -> IPv4Address:
+    """The server identifier (option 54) a replica answers with: the address it
+    `found` on the pool's interface when that lies in the pool's subnet (each
+    replica its own, so a client's unicast renewal and a relay reach the one
+    that answered), else the IPPool's `serverip` (kubevirt-ip-helper's single
+    server, whose address the interface may not show)."""
+    if (
+        found is not None
+        and found in subnet
+        and found
+        not in (
+            subnet.network_address,
+            subnet.broadcast_address,
+        )
+    ):
+        return found
+    return server_ip
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """The fixed address of one MAC, and the VM it belongs to (option 12)."""

@@ -57,10 +57,11 @@ class Checks:
     absent: set[str]
     declined: set[str]
     controller: Controller | None
+    follower: Controller | None
     dhcp_checks: int
     _macs: int
 
-    def _actor(self, network: str) -> PoolActor | None:
+    def _actor(self, network: str, replica: Controller | None = None) -> PoolActor | None:
         raise NotImplementedError
 
     def _create_pool(self, network: str) -> None:
@@ -140,7 +141,9 @@ class Checks:
         while True:
             await trio.sleep(1.0)
             now, c = trio.current_time(), self.controller
-            busy = c is None or not c.ready.is_set() or not c.queue.idle
+            busy = any(
+                r is None or not r.ready.is_set() or not r.queue.idle for r in (c, self.follower)
+            )
             if busy or self.double.revision != revision:
                 revision, last_change = self.double.revision, now
             elif now - last_change >= QUIET:
@@ -172,28 +175,32 @@ class Checks:
         obs = self._observation()
         for violation in self.tracker.observe(self.world, obs) + check_settled(self.world, obs):
             self.violations.append(f"{violation} (settled)")
-        self._final_dhcp(obs)
+        self._final_dhcp(obs, self.controller, "leader")
+        self._final_dhcp(obs, self.follower, "follower")
 
-    def _final_dhcp(self, obs: Observation) -> None:
-        """Every NIC with an address in range gets exactly it; nobody else gets one."""
+    def _final_dhcp(self, obs: Observation, replica: Controller | None, role: str) -> None:
+        """Every NIC with an address in range gets exactly it; nobody else gets one:
+        from the leader, and from the follower alike."""
         served = set()
         for _, network, mac, ip in dhcp_candidates(self.world, obs):
             served.add(mac)
-            actor = self._actor(network)
+            actor = self._actor(network, replica)
             if actor is None:
-                self.violations.append(f"dhcp: no running pool for {network} (settled)")
+                self.violations.append(f"dhcp: no running pool for {network} in the {role}")
                 continue
             pool = self.world.pools[network]
             reply = self.send(actor, mac, MessageType.DISCOVER, IPv4Address(ip), pool.server)
             if reply is None or str(decode(reply.payload).yiaddr) != ip:
                 got = decode(reply.payload).yiaddr if reply else "no answer"
-                self.violations.append(f"dhcp: {mac} on {network} got {got}, not {ip} (settled)")
+                self.violations.append(
+                    f"dhcp: {mac} on {network} got {got}, not {ip} from the {role} (settled)"
+                )
         for mac_number in range(1, self._macs + 1):
             mac = f"52:54:00:5e:{mac_number >> 8:02x}:{mac_number % 256:02x}"
             if mac in served:
                 continue
             for network, pool in self.world.pools.items():
-                actor = self._actor(network)
+                actor = self._actor(network, replica)
                 if actor is not None:
                     reply = self.send(
                         actor, mac, MessageType.DISCOVER, pool.address(pool.start), pool.server

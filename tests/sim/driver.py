@@ -34,6 +34,7 @@ from tests.sim import steps as s
 from tests.sim.apidouble import ApiDouble, DoubleWatcher
 from tests.sim.apirules import Fault as DoubleFault
 from tests.sim.checks import NAMESPACE, Checks
+from tests.sim.replicas import ReplicaView
 
 SELECTOR = "kvip-sim=yes"
 NETWORKS = ("net-a", "net-b")
@@ -58,15 +59,18 @@ class Sim(Checks):
     log: list[str] = field(default_factory=list)
     absent: set[str] = field(default_factory=set)
     declined: set[str] = field(default_factory=set)
+    #: The leader, and the replica that follows (serves, never writes).
     controller: Controller | None = None
+    follower: Controller | None = None
     terms: int = 0
     dhcp_checks: int = 0
     _rng: random.Random = field(init=False)
     _names: int = 0
     _macs: int = 0
     _nursery: trio.Nursery | None = None
-    _term: trio.CancelScope | None = None
-    _term_done: trio.Event = field(default_factory=trio.Event)
+    #: (cancel scope, ended) of the leader's process, and of the follower's.
+    _term: tuple[trio.CancelScope, trio.Event] | None = None
+    _follower_term: tuple[trio.CancelScope, trio.Event] | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -87,6 +91,7 @@ class Sim(Checks):
                 for network in NETWORKS:
                     self._create_pool(network)
                 self._start_term()
+                self._start_follower()
                 for step in steps:
                     self.log.append(repr(step))
                     await self.apply(step)
@@ -97,21 +102,37 @@ class Sim(Checks):
             pass
         return self.violations
 
-    def _start_term(self) -> None:
+    def _replica(self, *, leading: bool) -> Controller:
         self.terms += 1
-        self.controller = Controller(
+        name = f"replica-{self.terms}"
+        controller = Controller(
             self.double,
             socket_factory=no_socket,
             pool_selector=SELECTOR,
             workers=WORKERS,
             watcher_factory=DoubleWatcher,
+            leading=leading,
         )
-        self._term_done = trio.Event()
-        self._term = trio.CancelScope()
-        assert self._nursery is not None
-        self._nursery.start_soon(self._lead, self.controller, self._term)
+        view = ReplicaView(self.double, name, lambda: controller.leading, self.violations)
+        controller.kube = view.kube
+        return controller
 
-    async def _lead(self, controller: Controller, term: trio.CancelScope) -> None:
+    def _start_term(self) -> None:
+        """A leader from the start (the first replica, or one that took over)."""
+        self.controller = self._replica(leading=True)
+        self._term = self._start(self.controller)
+
+    def _start_follower(self) -> None:
+        self.follower = self._replica(leading=False)
+        self._follower_term = self._start(self.follower)
+
+    def _start(self, controller: Controller) -> tuple[trio.CancelScope, trio.Event]:
+        term = (trio.CancelScope(), trio.Event())
+        assert self._nursery is not None
+        self._nursery.start_soon(self._lead, controller, *term)
+        return term
+
+    async def _lead(self, controller: Controller, term: trio.CancelScope, done: trio.Event) -> None:
         try:
             with term:
                 await controller.run()
@@ -119,7 +140,7 @@ class Sim(Checks):
             self.violations.append(f"crash: the controller died: {exc!r}")
             raise Stop from exc
         finally:
-            self._term_done.set()
+            done.set()
 
     # -- the steps ------------------------------------------------------------------
 
@@ -189,11 +210,24 @@ class Sim(Checks):
         elif isinstance(step, s.DropWatches):
             self.double.drop_watches()
         elif isinstance(step, s.LeaderLoss):
+            # The leader's process dies; the follower takes the Lease `gap` s later
+            # and a new replica starts, following.
             assert self._term is not None
-            self._term.cancel()
-            await self._term_done.wait()
+            scope, ended = self._term
+            scope.cancel()
+            await ended.wait()
             await trio.sleep(step.gap)
-            self._start_term()
+            self.controller, self._term = self.follower, self._follower_term
+            assert self.controller is not None
+            self._start_follower()
+            await self.controller.lead()
+        elif isinstance(step, s.Handover):
+            # The leader could not renew and steps down; it goes on serving.
+            assert self.controller is not None and self.follower is not None
+            self.controller.follow()
+            self.controller, self.follower = self.follower, self.controller
+            self._term, self._follower_term = self._follower_term, self._term
+            await self.controller.lead()
         elif isinstance(step, s.Dhcp):
             self._dhcp(step)
         elif isinstance(step, s.DeleteVmnetcfg):
@@ -268,10 +302,12 @@ class Sim(Checks):
             namespace=NAMESPACE,
         )
 
-    def _actor(self, network: str) -> PoolActor | None:
-        if self.controller is None or not self.controller.ready.is_set():
+    def _actor(self, network: str, replica: Controller | None = None) -> PoolActor | None:
+        """The network's pool in `replica` (default: the leader's)."""
+        controller = replica or self.controller
+        if controller is None or not controller.ready.is_set():
             return None
-        return self.controller.supervisor.by_network(self.world.network_key(network))
+        return controller.supervisor.by_network(self.world.network_key(network))
 
     def _crash(self, network: str) -> None:
         actor = self._actor(network)
@@ -299,8 +335,13 @@ class Sim(Checks):
         pool = self.world.pools[nic.network]
         ip = IPv4Address(min(recorded)) if recorded else pool.address(pool.start)
         reply = self.send(actor, nic.mac, MessageType[step.kind], ip, pool.server)
+        self._check_answer(nic.network, nic.mac, reply, settled=False)
+        follower = self._actor(nic.network, self.follower)
+        if follower is not None and step.kind != "DECLINE":
+            # (A DECLINE reaches the leader only: a follower keeps its own to itself.)
+            reply = self.send(follower, nic.mac, MessageType[step.kind], ip, pool.server)
+            self._check_answer(nic.network, nic.mac, reply, settled=False)
         if step.kind == "DECLINE":
             # The pool may hold the address even when no record shows it right now
             # (its vmnetcfg being re-created): the VM is reset before the checks.
             self.declined.add(vm.name)
-        self._check_answer(nic.network, nic.mac, reply, settled=False)

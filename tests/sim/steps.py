@@ -107,6 +107,12 @@ class LeaderLoss:
 
 
 @dataclass(frozen=True, slots=True)
+class Handover:
+    """The leader cannot renew and steps down (it goes on serving); the follower
+    leads."""
+
+
+@dataclass(frozen=True, slots=True)
 class Dhcp:
     """A packet from the NIC's MAC: DISCOVER, REQUEST, DECLINE or RELEASE."""
 
@@ -151,6 +157,7 @@ Step = (
     | Compact
     | DropWatches
     | LeaderLoss
+    | Handover
     | Dhcp
     | Wait
     | DeleteVmnetcfg
@@ -209,6 +216,7 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
     "compact": st.just(Compact()),
     "drop-watches": st.just(DropWatches()),
     "leader-loss": st.builds(LeaderLoss, st.sampled_from((0.0, 2.0, 15.0))),
+    "handover": st.just(Handover()),
     "dhcp": st.builds(Dhcp, small, small, st.sampled_from(("DISCOVER", "REQUEST", "RELEASE"))),
     "dhcp-decline": st.builds(Dhcp, small, small, st.just("DECLINE")),
     "delete-vmnetcfg": st.builds(DeleteVmnetcfg, small),
@@ -219,7 +227,7 @@ WEIGHTS = {
     "create-vm": 4,
     "wait": 6,
     "dhcp": 3,
-    "fault": 3,
+    "fault": 4,
     "change-mac": 2,
     "add-nic": 2,
     "delete-vm": 2,

@@ -26,6 +26,7 @@ from tests.sim.driver import Sim
 from tests.sim.steps import (
     STEPS,
     AddNic,
+    Compact,
     Crash,
     CreateVm,
     DeletePool,
@@ -33,6 +34,7 @@ from tests.sim.steps import (
     DeleteVmnetcfg,
     Dhcp,
     Fault,
+    Handover,
     LeaderLoss,
     PoolRange,
     RemoveNic,
@@ -232,4 +234,29 @@ def test_a_carried_claim_of_a_nic_removed_meanwhile_is_swept_once_its_pool_runs(
          DeletePool(0), DeletePool(0), DeletePool(0), AddNic(0, 0), CreateVm(((0, True),)),
          Wait(0.5), PoolRange(0, "end", 0), CreateVm(((1, True),)), Crash(0),
          CreateVm(((0, True),)), Crash(1), RemoveNic(3, 0)]
+    )  # fmt: skip
+
+
+def test_a_new_leader_holds_every_record_of_the_old_one_before_it_claims() -> None:
+    """Found by the simulation (two replicas): a follower that took the lead while
+    its vmnetcfg watch had not yet delivered the old leader's last write gave
+    that address to another VM (two vmnetcfgs recorded 198.18.1.10). A new
+    leader now lists the vmnetcfgs and serves them all before it claims."""
+    assert_holds(
+        [CreateVm(((0, False),)), AddNic(0, 0), Compact(), DeleteVm(0), DeleteVm(0),
+         CreateVm(((0, False),)), DeleteVm(0), CreateVm(((0, False),)), CreateVm(((0, False),)),
+         CreateVm(((0, False),)), DeleteVm(0), CreateVm(((0, True),)), DeleteVm(0), Wait(0.1),
+         AddNic(0, 0), CreateVm(((0, False),)), Handover(), CreateVm(((0, False),)),
+         CreateVm(((0, False),)), CreateVm(((0, False),))],
+        2,
+    )  # fmt: skip
+
+
+def test_a_follower_serves_what_the_leader_records_and_writes_nothing() -> None:
+    """Every replica serves: after a handover and a leader loss, the final checks
+    ask both replicas' pools, and any write a follower began is a violation."""
+    assert_holds(
+        [CreateVm(((0, True), (1, True))), Wait(2.0), Dhcp(0, 0, "DISCOVER"), Handover(),
+         CreateVm(((0, True),)), Wait(0.5), DeleteVm(0), LeaderLoss(2.0), CreateVm(((1, True),)),
+         Wait(2.0), Dhcp(1, 0, "REQUEST")]
     )  # fmt: skip
