@@ -117,7 +117,9 @@ async def run(options: RunOptions) -> None:
         return True, f"leader, {len(controller.pools)} pools loaded"
 
     probes = ProbeServer(
-        registry=registry_for(controller=lambda: term.controller, elector=elector, logs=logs),
+        registry=registry_for(
+            controller=lambda: term.controller, elector=elector, logs=logs, health=kube.health
+        ),
         ready=readiness,
         address=options.metrics_address,
         port=options.metrics_port,
