@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,5 +191,45 @@ def test_renewals_do_not_wait_for_the_controllers_api_calls(kube: Kube) -> None:
                 controller_calls_done.set()
                 leases.resume()
                 nursery.cancel_scope.cancel()
+
+    run_with_mock_clock(main)
+
+
+class RefusingLeases(PausableLeases):
+    """Refuses every request at once while `refusing` (a stopped API server's
+    closed port), then answers as PausableLeases does."""
+
+    refusing = True
+
+    def _answer(self) -> None:
+        if self.refusing:
+            raise Unavailable("API server unreachable: [Errno 111] Connection refused")
+        super()._answer()
+
+
+def test_lease_requests_report_the_api_server_unreachable_and_back(kube: Kube) -> None:
+    leases = RefusingLeases()
+    elector = elector_for(kube, leases)
+
+    async def until(condition: Any) -> None:
+        """Wait for `condition()` for at most THREAD_PATIENCE real seconds (the
+        mock clock jumps while the elector's worker thread runs)."""
+        give_up = time.monotonic() + THREAD_PATIENCE
+        while not condition():
+            assert time.monotonic() < give_up, "waited in vain"
+            await trio.sleep(RETRY_PERIOD / 4)
+
+    async def lead() -> None:
+        await trio.sleep_forever()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(elector.run, lead)
+            await until(lambda: kube.health.unreachable_since is not None)
+            assert not elector.is_leader
+            leases.refusing = False
+            await until(lambda: elector.is_leader)
+            assert kube.health.unreachable_since is None
+            nursery.cancel_scope.cancel()
 
     run_with_mock_clock(main)

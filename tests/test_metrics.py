@@ -15,11 +15,13 @@ from types import SimpleNamespace
 from typing import cast
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 
 from kvip.actors import Controller, PoolActor
 from kvip.actors._supervisor import PoolHandle
-from kvip.app._metrics import KvipCollector, LogCounter
+from kvip.app._metrics import KvipCollector, LogCounter, registry_for
+from kvip.k8s import ApiHealth, Unavailable
 from kvip.serving import Counters
 from tests.lab.pool_harness import FakeSocketFactory, pool_config
 
@@ -129,3 +131,22 @@ def test_a_snapshot_stays_as_it_was() -> None:
     assert sum(figures.counters.latency.counts) == 3
     assert actor.responder.counters.latency.observations == 5
     assert (figures.used, figures.available) == (0, actor.allocator.capacity)
+
+
+def test_the_api_server_unreachable_seconds_are_a_metric_on_every_replica() -> None:
+    """Issue 12: a standby (no controller) shows it too, from the Kube's ApiHealth."""
+    now = [100.0]
+    health = ApiHealth(clock=lambda: now[0])
+    registry = registry_for(controller=lambda: None, elector=None, logs=LogCounter(),
+                            health=health)  # fmt: skip
+
+    def scraped() -> float | None:
+        return registry.get_sample_value("kvip_api_server_unreachable_seconds")
+
+    assert scraped() == 0.0
+    health.failed(Unavailable("API server unreachable: timed out"))
+    now[0] += 42.5
+    assert scraped() == 42.5
+    assert b"kvip_api_server_unreachable_seconds 42.5" in generate_latest(registry)
+    health.succeeded()
+    assert scraped() == 0.0

@@ -234,6 +234,28 @@ def test_release_gets_no_reply_and_keeps_the_reservation() -> None:
     assert offer.yiaddr == IP
 
 
+def test_release_to_another_server_is_ignored() -> None:
+    """RFC 2131 4.3.4 with several servers (issue 12): a RELEASE names the server
+    that gave the lease; another replica counts it as ignored and does nothing."""
+    r = responder()
+    other = IPv4Address("198.18.0.2")
+    assert r.handle(request(MessageType.RELEASE, ciaddr=IP, server_id=other)) is None
+    assert (r.counters.ignored, r.counters.releases) == (1, 0)
+    assert r.notices == []
+    _, offer = answer(r, request(MessageType.DISCOVER))
+    assert offer.yiaddr == IP
+
+
+def test_decline_to_another_server_is_ignored() -> None:
+    r = responder()
+    other = IPv4Address("198.18.0.2")
+    assert r.handle(request(MessageType.DECLINE, requested_ip=IP, server_id=other)) is None
+    assert (r.counters.ignored, r.counters.declines) == (1, 0)
+    assert r.notices == [] and r.declined == set()
+    _, offer = answer(r, request(MessageType.DISCOVER))
+    assert offer.yiaddr == IP
+
+
 def test_decline_is_reported_and_the_address_not_offered_again() -> None:
     r = responder()
     assert r.handle(request(MessageType.DECLINE, requested_ip=IP, server_id=SERVER)) is None

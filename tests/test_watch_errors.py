@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 
-from kvip.k8s import IPPOOLS, Changed, Snapshot, Watcher, WatchMessage
+from kvip.k8s import IPPOOLS, ApiHealth, Changed, Snapshot, Watcher, WatchMessage
 
 
 @dataclass
@@ -44,6 +44,9 @@ class FakeKube:
     scripts: list[FakeResponse]
     lists: int = 0
     watched_from: list[str] = field(default_factory=list)
+    health: ApiHealth = field(default_factory=ApiHealth)
+    #: This many watch requests are refused before the scripts play.
+    refused: int = 0
 
     @property
     def custom(self) -> FakeKube:
@@ -58,6 +61,9 @@ class FakeKube:
 
     def list_cluster_custom_object(self, *args: Any, **kwargs: Any) -> FakeResponse:
         self.watched_from.append(kwargs["resource_version"])
+        if self.refused:
+            self.refused -= 1
+            raise ConnectionRefusedError(111, "Connection refused")
         if not self.scripts:
             raise AssertionError("no more watch scripts")
         return self.scripts.pop(0)
@@ -114,3 +120,21 @@ def test_a_dropped_connection_resumes_the_watch_without_relisting(
     # Resumed from the last event it saw, not from where the cut-off watch began.
     assert kube.watched_from[:2] == ["10", "11"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_refused_watch_reports_the_api_server_unreachable_until_one_opens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube = FakeKube([FakeResponse([{"type": "ADDED", "object": pool("a", "11")}]),
+                     FakeResponse([])], refused=1)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="kvip.k8s._health"):
+        messages = watch(kube, 2)
+    assert [type(m) for m in messages] == [Snapshot, Changed]
+    assert kube.watched_from[:2] == ["10", "10"]
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "kvip.k8s._health"]
+    assert [level for level, _ in said] == [logging.WARNING, logging.INFO]
+    assert said[0][1] == (
+        "API server unreachable: [Errno 111] Connection refused; serving from the last known state"
+    )
+    assert said[1][1].startswith("API server reachable again after ")
+    assert kube.health.unreachable_for() == 0.0

@@ -164,9 +164,11 @@ class LeaderElector:
             ok = await self._in_thread(self._attempt, abandon_on_cancel=abandon_on_cancel)
         except KubeError as exc:
             self.healthy = False
+            self.kube.health.observe(exc)
             log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
             return False
         self.healthy = True
+        self.kube.health.succeeded()
         return ok
 
     def _attempt(self) -> bool:

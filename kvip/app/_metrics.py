@@ -19,6 +19,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from kvip.actors import Controller, LeaderElector
+from kvip.k8s import ApiHealth
 
 
 class LogCounter(logging.Handler):
@@ -39,11 +40,14 @@ class KvipCollector(Collector):
         controller: Callable[[], Controller | None],
         elector: LeaderElector | None,
         logs: LogCounter,
+        health: ApiHealth | None = None,
     ) -> None:
         #: The controller of the current leadership term, if any.
         self.controller = controller
         self.elector = elector
         self.logs = logs
+        #: The Kube's view of the API server (every replica has one).
+        self.health = health
 
     def collect(self) -> Iterator[Metric]:
         logs = GaugeMetricFamily(
@@ -55,6 +59,13 @@ class KvipCollector(Collector):
         leader = GaugeMetricFamily("kvip_leader", "1 while this kvip holds the lease")
         leader.add_metric([], 1 if self.elector is None or self.elector.is_leader else 0)
         yield leader
+        if self.health is not None:
+            unreachable = GaugeMetricFamily(
+                "kvip_api_server_unreachable_seconds",
+                "Seconds since the API server stopped answering; 0 while it answers",
+            )
+            unreachable.add_metric([], self.health.unreachable_for())
+            yield unreachable
         controller = self.controller()
         if controller is None:
             return
@@ -127,8 +138,14 @@ class KvipCollector(Collector):
 
 
 def registry_for(
-    *, controller: Callable[[], Controller | None], elector: LeaderElector | None, logs: LogCounter
+    *,
+    controller: Callable[[], Controller | None],
+    elector: LeaderElector | None,
+    logs: LogCounter,
+    health: ApiHealth | None = None,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(KvipCollector(controller=controller, elector=elector, logs=logs))
+    registry.register(
+        KvipCollector(controller=controller, elector=elector, logs=logs, health=health)
+    )
     return registry

@@ -110,7 +110,9 @@ async def run(options: RunOptions) -> None:
         return True, f"serving {len(controller.pools)} pools ({role})"
 
     probes = ProbeServer(
-        registry=registry_for(controller=lambda: controller, elector=elector, logs=logs),
+        registry=registry_for(
+            controller=lambda: controller, elector=elector, logs=logs, health=kube.health
+        ),
         ready=readiness,
         address=options.metrics_address,
         port=options.metrics_port,

@@ -12,6 +12,7 @@ from kvip.k8s._errors import (
     Unavailable,
 )
 from kvip.k8s._errors import translate as translate_error
+from kvip.k8s._health import ApiHealth
 from kvip.k8s._lease import Leases
 from kvip.k8s._resources import (
     FINALIZER,
@@ -37,6 +38,7 @@ __all__ = [
     "VERSION",
     "VIRTUAL_MACHINES",
     "VMNETCFGS",
+    "ApiHealth",
     "Body",
     "Changed",
     "Conflict",

@@ -15,7 +15,8 @@ from typing import Any, TypeVar, cast
 import trio
 from kubernetes import client, config
 
-from kvip.k8s._errors import NotFound, translate
+from kvip.k8s._errors import KubeError, NotFound, translate
+from kvip.k8s._health import ApiHealth
 from kvip.k8s._resources import Resource
 
 T = TypeVar("T")
@@ -35,8 +36,12 @@ class Kube:
         *,
         request_timeout: float = 30.0,
         max_threads: int = MAX_THREADS,
+        health: ApiHealth | None = None,
     ) -> None:
         self.api_client = api_client
+        #: Whether the API server answers: `run`, the watchers and the leader
+        #: elector report their requests' outcomes here.
+        self.health = health or ApiHealth()
         self.request_timeout = request_timeout
         self.custom = client.CustomObjectsApi(api_client)
         # Watches hold a thread for their whole life; ordinary calls get their own
@@ -73,8 +78,15 @@ class Kube:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call in a worker thread. Not cancellable once started:
-        a request always ends within its own timeout."""
-        return await trio.to_thread.run_sync(fn, *args, limiter=self.call_limiter)
+        a request always ends within its own timeout. Its outcome (an answer, or
+        an error that says whether the server answered) goes to `health`."""
+        try:
+            result = await trio.to_thread.run_sync(fn, *args, limiter=self.call_limiter)
+        except KubeError as exc:
+            self.health.observe(exc)
+            raise
+        self.health.succeeded()
+        return result
 
     # -- custom objects ---------------------------------------------------------
 

@@ -118,7 +118,7 @@ class Watcher:
                     if self.on_synced is not None:
                         self.on_synced()
                     resource_version = listed_version
-                resource_version = await self._watch_once(resource_version)
+                resource_version = await self._watch(resource_version)
                 delay = self.retry_delay
             except Gone:
                 log.info("watch of %s expired (410 Gone); listing again", self.resource)
@@ -137,6 +137,19 @@ class Watcher:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.max_retry_delay)
                 resource_version = None
+
+    async def _watch(self, resource_version: str) -> str:
+        """One watch, its outcome reported to the Kube's `health` (the list is
+        reported by `Kube.run`): a watch that the server ends at its timeout is
+        an answer; one cut off or refused says the server is away."""
+        health = self.kube.health
+        try:
+            resource_version = await self._watch_once(resource_version)
+        except KubeError as exc:
+            health.observe(exc)
+            raise
+        health.succeeded()
+        return resource_version
 
     async def _watch_once(self, resource_version: str) -> str:
         holder = _OpenResponse()
@@ -178,6 +191,8 @@ class Watcher:
         except Exception as exc:
             raise translate(exc) from exc
         holder.set(response)
+        # The watch is open: the server is there now, not only when it ends the watch.
+        trio.from_thread.run_sync(self.kube.health.succeeded)
         try:
             for line in iter_resp_lines(response):
                 if not line:

@@ -258,10 +258,18 @@ class Responder:
             return self._nak(request, f"{wanted} was declined as in use; ask an operator")
         return self._reply(request, reservation, MessageType.ACK)
 
-    def _decline(self, request: Message, reservation: Reservation) -> None:
+    def _for_another_server(self, request: Message) -> bool:
+        """A DECLINE or RELEASE naming another server (RFC 2131 4.3.3, 4.3.4): with
+        several replicas each has its own identifier, and the one the client named
+        acts on it. Counted as ignored; one without an identifier is ours."""
         server_id = request.server_id
         if server_id is not None and server_id != self.options.server_ip:
             self.counters.ignored += 1
+            return True
+        return False
+
+    def _decline(self, request: Message, reservation: Reservation) -> None:
+        if self._for_another_server(request):
             return
         ip = request.requested_ip or reservation.ip
         self.counters.declines += 1
@@ -275,6 +283,8 @@ class Responder:
         )
 
     def _release(self, request: Message, reservation: Reservation) -> None:
+        if self._for_another_server(request):
+            return
         # The address stays the VM's (RFC 2131 4.3.4 lets us keep it); count it.
         self.counters.releases += 1
         released = request.ciaddr if request.ciaddr != ZERO else reservation.ip

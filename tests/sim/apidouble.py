@@ -39,7 +39,16 @@ import trio
 from kubernetes import client
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from kvip.k8s import Body, Changed, Deleted, Kube, Resource, Watcher, translate_error
+from kvip.k8s import (
+    ApiHealth,
+    Body,
+    Changed,
+    Deleted,
+    Kube,
+    Resource,
+    Watcher,
+    translate_error,
+)
 from tests.sim.apirules import (
     EVENTS,
     Entry,
@@ -67,6 +76,7 @@ class ApiDouble(Kube):
         # No super().__init__(): there is no HTTP client behind this Kube.
         self.request_timeout = request_timeout
         self.call_limiter = trio.CapacityLimiter(8)
+        self.health = ApiHealth()
         self.latency = latency
         self.revision = 0
         #: Watches from an older resourceVersion than this get 410 Gone.
