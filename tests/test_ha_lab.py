@@ -4,11 +4,9 @@ upgrade, an API server outage and a replica's link going down.
 The lab (tests/halab.py, faults in tests/hafaults.py) runs three `kvip run`
 replicas on one bridge with dhclient, dhcpcd and systemd-networkd kept
 running and a scripted client timing every exchange; bench/ha.py prints the
-same figures at full length. Today's kvip is active/passive (only the Lease
-holder serves), so DHCP stops during failover and while the leader is cut
-off: the test is expected to miss the targets, and goes red (strict xfail)
-the day it meets them, so that the marker is removed then. Only a missed
-target counts as the expected failure: a lab that cannot run is an error.
+same figures at full length. Every replica serves with its own address and
+only the Lease holder writes, so each fault must pass unnoticed by the
+clients: a missed target fails the test with the whole table.
 """
 
 from __future__ import annotations
@@ -26,13 +24,6 @@ from tests.lab.halab import open_ha_lab
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver, pytest.mark.slow]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TargetsMissed,
-    reason="issue 12: active/passive kvip serves DHCP only on the Lease holder, so DHCP "
-    "stops on failover, on a rolling upgrade, when the leader is cut off from the API "
-    "server or the segment; renewals to the shared server identifier reach a standby",
-)
 def test_dhcp_survives_leader_loss_rolling_upgrade_api_outage_and_link_loss(
     apiserver: ApiServer, crds: list[str]
 ) -> None:
