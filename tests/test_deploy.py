@@ -186,6 +186,11 @@ def assert_address_plan(pool: Manifest, nad: Manifest, deployment: Manifest) -> 
     assert last < start or end < first, "kvip's range overlaps the pool's start..end"
     others = [config["router"], *config.get("dns", [])]
     assert not [a for a in others if first <= ipaddress.IPv4Address(a) <= last]
+    # kvip never hands out serverip or the router; a DNS server inside
+    # start..end must be excluded, or a VM could get its address.
+    excluded = set(config["pool"].get("exclude", []))
+    assert [a for a in config.get("dns", []) if a not in excluded
+            and start <= ipaddress.IPv4Address(a) <= end] == []  # fmt: skip
     assert first <= ipaddress.IPv4Address(config["serverip"]) <= last
     rolling = deployment["spec"]["strategy"]["rollingUpdate"]
     assert int(last) - int(first) + 1 >= deployment["spec"]["replicas"] + rolling["maxSurge"]
