@@ -1,11 +1,13 @@
-"""deploy/: the kustomize base and overlay render, a real API server accepts
-them, and the pod's security context is enough to serve DHCP on port 67."""
+"""deploy/: the kustomize base and overlays render, a real API server accepts
+them, the replicas never all go down and never share an address, and the
+pod's security context is enough to serve DHCP on port 67."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import ipaddress
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from tests.lab.deploy_manifests import (
     EXAMPLES,
     NAMESPACE,
     OVERLAY,
+    SINGLE_REPLICA,
     KubectlMissing,
     Manifest,
     attachments,
@@ -32,7 +35,10 @@ from tests.lab.deploy_manifests import (
     kubectl_path,
     kustomize,
     load,
+    rbac_rules,
+    readme_rbac_table,
     static_addresses,
+    whereabouts_range,
 )
 from tests.lab.netlab import netlab, run_in
 
@@ -65,11 +71,31 @@ def dry_run(api: ApiServer, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+def dry_run_kustomization(api: ApiServer, directory: Path) -> str:
+    """`kubectl apply -k directory --dry-run=server`, on the lab's API server.
+
+    That server is Kubernetes 1.20, which serves PodDisruptionBudget only as
+    policy/v1beta1 (policy/v1 came in 1.21, and deploy/ needs >= 1.22 for its
+    sysctl anyway). The fields deploy/ uses, minAvailable and selector, are the
+    same in both versions, so there the PDB is sent as v1beta1; on a server
+    that has policy/v1 it is sent as it is."""
+    objects = kustomize(directory)
+    versions = kubectl("api-versions", kubeconfig=api.kubeconfig)
+    assert versions.returncode == 0, versions.stderr
+    if "policy/v1" not in versions.stdout.split():
+        for o in objects:
+            if o["kind"] == "PodDisruptionBudget":
+                assert o["apiVersion"] == "policy/v1"
+                assert set(o["spec"]) <= {"minAvailable", "maxUnavailable", "selector"}
+                o["apiVersion"] = "policy/v1beta1"
+    return dry_run(api, "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+
 @pytest.mark.apiserver
 def test_the_api_server_accepts_everything_in_deploy(
     kubectl_ok: None, apiserver: ApiServer, crds: list[str], kvip_namespace: str
 ) -> None:
-    out = dry_run(apiserver, "-k", str(DEPLOY))
+    out = dry_run_kustomization(apiserver, DEPLOY)
     for applied in (
         "customresourcedefinition.apiextensions.k8s.io/ippools.kubevirtiphelper.k8s.binbash.org",
         "customresourcedefinition.apiextensions.k8s.io/virtualmachinenetworkconfigs.",
@@ -80,10 +106,11 @@ def test_the_api_server_accepts_everything_in_deploy(
         "role.rbac.authorization.k8s.io/kvip-leader-election",
         "rolebinding.rbac.authorization.k8s.io/kvip-leader-election",
         "deployment.apps/kvip",
+        "poddisruptionbudget.policy/kvip",
         "service/kvip-metrics",
     ):
         assert applied in out, out
-    assert out.count("(server dry run)") == 10
+    assert out.count("(server dry run)") == 11
     # The example pool fits the CRD's schema, and so does the overlay's.
     dry_run(apiserver, "-f", str(EXAMPLES / "ippool.yaml"))
     dry_run(apiserver, "-f", str(OVERLAY / "ippool.yaml"))
@@ -111,7 +138,11 @@ def test_the_overlay_points_kvip_at_its_own_network(
     objects = kustomize(OVERLAY)
     nad = find(objects, "NetworkAttachmentDefinition")
     assert nad["metadata"] == {"name": "kvip-vlan100", "namespace": NAMESPACE}
-    assert static_addresses(nad) == ["10.100.0.2/24"]
+    assert whereabouts_range(nad) == (
+        ipaddress.IPv4Network("10.100.0.0/24"),
+        ipaddress.IPv4Address("10.100.0.2"),
+        ipaddress.IPv4Address("10.100.0.9"),
+    )
     deployment = find(objects, "Deployment", "kvip")
     assert attachments(deployment) == [
         {"name": "kvip-vlan100", "namespace": NAMESPACE, "interface": "eth1"}
@@ -119,25 +150,50 @@ def test_the_overlay_points_kvip_at_its_own_network(
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.example.com/kvip:0.1.0"
     pool = load(OVERLAY / "ippool.yaml")[0]
-    assert_pool_matches_nad(pool, nad)
+    assert_address_plan(pool, nad, deployment)
     # Nothing of the base is lost on the way.
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(
         ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-         "RoleBinding", "Deployment", "Service", "NetworkAttachmentDefinition"]
+         "RoleBinding", "Deployment", "PodDisruptionBudget", "Service",
+         "NetworkAttachmentDefinition"]
     )  # fmt: skip
-    out = dry_run(apiserver, "-k", str(OVERLAY))
+    out = dry_run_kustomization(apiserver, OVERLAY)
     assert "networkattachmentdefinition.k8s.cni.cncf.io/kvip-vlan100 created" in out
 
 
-def assert_pool_matches_nad(pool: Manifest, nad: Manifest) -> None:
-    """The pool answers as the address the NAD gives eth1, inside its subnet."""
-    [address] = static_addresses(nad)
-    iface = ipaddress.IPv4Interface(address)
+def _pool_range(pool: Manifest) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    config = pool["spec"]["ipv4config"]["pool"]
+    return ipaddress.IPv4Address(config["start"]), ipaddress.IPv4Address(config["end"])
+
+
+def assert_address_plan(pool: Manifest, nad: Manifest, deployment: Manifest) -> None:
+    """deploy/README.md's address plan: each replica gets an address of its own
+    on eth1, with the pool's prefix, inside the subnet and outside the addresses
+    the pool hands out (and apart from the router and DNS servers it announces);
+    serverip is one of the replicas' addresses; there are enough for a rolling
+    update."""
     config = pool["spec"]["ipv4config"]
+    subnet = ipaddress.IPv4Network(config["subnet"])
     assert pool["spec"]["bindinterface"] == "eth1"
-    assert ipaddress.IPv4Address(config["serverip"]) == iface.ip
-    assert iface.ip in ipaddress.IPv4Network(config["subnet"])
+    network, first, last = whereabouts_range(nad)
+    # eth1 gets the range's prefix: the pool's subnet is on-link, so unicast
+    # answers to renewing clients leave by eth1.
+    assert network == subnet
+    assert first <= last and first in subnet and last in subnet
+    assert first != subnet.network_address and last != subnet.broadcast_address
+    start, end = _pool_range(pool)
+    assert last < start or end < first, "kvip's range overlaps the pool's start..end"
+    others = [config["router"], *config.get("dns", [])]
+    assert not [a for a in others if first <= ipaddress.IPv4Address(a) <= last]
+    # kvip never hands out serverip or the router; a DNS server inside
+    # start..end must be excluded, or a VM could get its address.
+    excluded = set(config["pool"].get("exclude", []))
+    assert [a for a in config.get("dns", []) if a not in excluded
+            and start <= ipaddress.IPv4Address(a) <= end] == []  # fmt: skip
+    assert first <= ipaddress.IPv4Address(config["serverip"]) <= last
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+    assert int(last) - int(first) + 1 >= deployment["spec"]["replicas"] + rolling["maxSurge"]
 
 
 def test_the_examples_agree_with_the_base(kubectl_ok: None) -> None:
@@ -148,7 +204,90 @@ def test_the_examples_agree_with_the_base(kubectl_ok: None) -> None:
         nad["metadata"]["name"],
         nad["metadata"]["namespace"],
     )
-    assert_pool_matches_nad(load(EXAMPLES / "ippool.yaml")[0], nad)
+    assert_address_plan(load(EXAMPLES / "ippool.yaml")[0], nad, deployment)
+
+
+def test_the_plan_check_refuses_a_range_inside_the_pool(kubectl_ok: None) -> None:
+    """assert_address_plan can fail: kvip's range moved into start..end."""
+    nad = find(load(EXAMPLES / "nad.yaml"), "NetworkAttachmentDefinition")
+    pool = load(EXAMPLES / "ippool.yaml")[0]
+    deployment = find(kustomize(BASE), "Deployment")
+    config = json.loads(nad["spec"]["config"])
+    config["ipam"]["range_end"] = str(_pool_range(pool)[0])
+    nad["spec"]["config"] = json.dumps(config)
+    with pytest.raises(AssertionError, match="overlaps the pool"):
+        assert_address_plan(pool, nad, deployment)
+
+
+def _pod_labels(deployment: Manifest) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"] == {"matchLabels": labels}
+    return labels
+
+
+def test_two_replicas_never_go_down_together(kubectl_ok: None) -> None:
+    """Every replica serves: two of them, a rolling update that starts a new
+    one (Ready = serving) before it stops an old one, a PodDisruptionBudget
+    that never lets an eviction take the last, and a preference (not a rule,
+    so a 2-node cluster can still surge) for different nodes."""
+    objects = kustomize(BASE)
+    deployment = find(objects, "Deployment", "kvip")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    labels = _pod_labels(deployment)
+    pdb = find(objects, "PodDisruptionBudget", "kvip")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["metadata"]["namespace"] == NAMESPACE
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": labels}}
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]
+    assert list(affinity) == ["podAntiAffinity"]
+    [preferred] = affinity["podAntiAffinity"].pop("preferredDuringSchedulingIgnoredDuringExecution")
+    assert affinity["podAntiAffinity"] == {}, "required anti-affinity would block the surge pod"
+    assert preferred["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": labels},
+    }
+
+
+def test_the_single_replica_overlay_keeps_the_static_address(kubectl_ok: None) -> None:
+    """The documented fallback: one replica with the NAD's static address, which
+    is the example pool's serverip; no surge pod (it would hold the same
+    address) and no PodDisruptionBudget (minAvailable 1 of 1 blocks drains)."""
+    objects = kustomize(SINGLE_REPLICA)
+    deployment = find(objects, "Deployment", "kvip")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+    nad = find(objects, "NetworkAttachmentDefinition")
+    [selected] = attachments(deployment)
+    assert selected["name"] == nad["metadata"]["name"]
+    [address] = static_addresses(nad)
+    iface = ipaddress.IPv4Interface(address)
+    pool = load(EXAMPLES / "ippool.yaml")[0]
+    config = pool["spec"]["ipv4config"]
+    assert ipaddress.IPv4Address(config["serverip"]) == iface.ip
+    assert iface.network == ipaddress.IPv4Network(config["subnet"])
+    start, end = _pool_range(pool)
+    assert not start <= iface.ip <= end
+    # Everything else is the base's.
+    base = {(o["kind"], o["metadata"]["name"]): o for o in kustomize(BASE)}
+    del base[("PodDisruptionBudget", "kvip")]
+    for o in objects:
+        if o["kind"] not in ("Deployment", "NetworkAttachmentDefinition"):
+            assert base.pop((o["kind"], o["metadata"]["name"])) == o
+    assert list(base) == [("Deployment", "kvip")]
+
+
+@pytest.mark.apiserver
+def test_the_api_server_accepts_the_single_replica_overlay(
+    kubectl_ok: None, apiserver: ApiServer, crds: list[str], kvip_namespace: str
+) -> None:
+    out = dry_run_kustomization(apiserver, SINGLE_REPLICA)
+    assert "networkattachmentdefinition.k8s.cni.cncf.io/kvip-net created" in out
+    assert "poddisruptionbudget" not in out
 
 
 def test_the_pod_is_unprivileged_and_probed(kubectl_ok: None) -> None:
@@ -172,9 +311,34 @@ def test_the_pod_is_unprivileged_and_probed(kubectl_ok: None) -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     env = {e["name"]: e for e in container["env"]}
     assert env["METRICS_PORT"]["value"] == "8080"
+    # The downward API: the Lease's namespace, and the replica's identity
+    # (Lease holder, heartbeat Lease name).
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert "LOGLEVEL" in env
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_leases_are_kvips_own_namespace_only(kubectl_ok: None) -> None:
+    """The leader-election Lease and the replicas' heartbeat Leases: a Role in
+    kvip-system (never cluster-wide), bound to kvip's ServiceAccount."""
+    objects = kustomize(BASE)
+    leases = {r for r in rbac_rules(objects) if r[2] == "leases"}
+    assert leases == {
+        ("Role", "coordination.k8s.io", "leases",
+         frozenset({"get", "list", "watch", "create", "update", "delete"})),
+    }  # fmt: skip
+    role = find(objects, "Role", "kvip-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    binding = find(objects, "RoleBinding", "kvip-leader-election")
+    assert binding["roleRef"]["name"] == "kvip-leader-election"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kvip", "namespace": NAMESPACE}
+    ]
+
+
+def test_the_readme_states_the_rbac_that_deploy_grants(kubectl_ok: None) -> None:
+    assert readme_rbac_table() == rbac_rules(kustomize(BASE))
 
 
 # -- the security context, for real ------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from tests.lab import objects
@@ -114,14 +114,16 @@ def test_the_service_account_gets_nothing_more(
     lease = client.V1Lease(metadata=client.V1ObjectMeta(name=unique("kvip")))
     coordination = client.CoordinationV1Api(sa_client)
     _forbidden(coordination.create_namespaced_lease, namespace, lease)
-    _forbidden(coordination.list_namespaced_lease, NAMESPACE)
-    _forbidden(coordination.delete_namespaced_lease, "kvip", NAMESPACE)
+    _forbidden(coordination.list_namespaced_lease, namespace)
+    _forbidden(coordination.list_lease_for_all_namespaces)
+    _forbidden(coordination.delete_namespaced_lease, "kvip", namespace)
 
 
 def test_the_service_account_may_lead_and_report(
     sa_client: client.ApiClient, kube_client: client.ApiClient, namespace: str
 ) -> None:
-    """What kvip is about to use: a Lease in kvip-system, Events in any namespace."""
+    """What kvip uses: Leases in kvip-system (the leader's and the replicas'
+    heartbeats), Events in any namespace."""
     coordination = client.CoordinationV1Api(sa_client)
     name = unique("kvip-leader")
     created = coordination.create_namespaced_lease(
@@ -136,6 +138,7 @@ def test_the_service_account_may_lead_and_report(
         "holder_identity": "b",
     }
     client.CoordinationV1Api(kube_client).delete_namespaced_lease(name, NAMESPACE)
+    _heartbeat_round_trip(coordination)
 
     involved = client.V1ObjectReference(kind="VirtualMachine", name="vm", namespace=namespace)
     event = client.CoreV1Api(sa_client).create_namespaced_event(
@@ -156,6 +159,36 @@ def test_the_service_account_may_lead_and_report(
             event_time=datetime.datetime.now(datetime.UTC),
         ),
     )  # fmt: skip
+
+
+def _heartbeat_round_trip(coordination: client.CoordinationV1Api) -> None:
+    """A replica's heartbeat Lease, "<lease name>-replica-<pod name>", labelled
+    as kvip's: created and renewed by its replica, listed and watched by the
+    leader (which replicas serve), deleted when the replica is gone."""
+    selector = f"app.kubernetes.io/name=kvip,kvip-test={unique('hb')}"
+    labels = dict(pair.split("=") for pair in selector.split(","))
+    name = f"kvip-replica-{unique('kvip-5d8f7c9b4-x')}"
+    body = client.V1Lease(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1LeaseSpec(holder_identity=name, lease_duration_seconds=15),
+    )
+    created = coordination.create_namespaced_lease(NAMESPACE, body)
+    assert created.spec is not None
+    created.spec.lease_duration_seconds = 30
+    coordination.replace_namespaced_lease(name, NAMESPACE, created)
+    listed = coordination.list_namespaced_lease(NAMESPACE, label_selector=selector)
+    assert [lease.metadata and lease.metadata.name for lease in listed.items] == [name]
+    assert listed.metadata is not None
+    # From the list's resourceVersion: the watch request starts at next(),
+    # after the delete, and still delivers it.
+    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+        coordination.list_namespaced_lease, NAMESPACE, label_selector=selector,
+        resource_version=listed.metadata.resource_version, timeout_seconds=30,
+    )  # fmt: skip
+    coordination.delete_namespaced_lease(name, NAMESPACE)
+    event = next(stream)
+    assert (event["type"], event["object"].metadata.name) == ("DELETED", name)
+    assert coordination.list_namespaced_lease(NAMESPACE, label_selector=selector).items == []
 
 
 def test_kvip_serves_a_vm_with_only_the_service_accounts_rights(

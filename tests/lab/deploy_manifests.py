@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ DEPLOY = REPO / "deploy"
 BASE = DEPLOY / "base"
 EXAMPLES = DEPLOY / "examples"
 OVERLAY = DEPLOY / "overlays" / "example"
+SINGLE_REPLICA = DEPLOY / "overlays" / "single-replica"
 NAMESPACE = "kvip-system"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 
@@ -76,8 +79,53 @@ def attachments(deployment: Manifest) -> list[dict[str, Any]]:
     return selected
 
 
+def ipam(nad: Manifest) -> dict[str, Any]:
+    """The `ipam` section of a NAD's CNI configuration."""
+    section: dict[str, Any] = json.loads(nad["spec"]["config"])["ipam"]
+    return section
+
+
 def static_addresses(nad: Manifest) -> list[str]:
     """The addresses a NAD's static IPAM gives the pod (CIDR notation)."""
-    config = json.loads(nad["spec"]["config"])
-    assert config["ipam"]["type"] == "static"
-    return [entry["address"] for entry in config["ipam"]["addresses"]]
+    config = ipam(nad)
+    assert config["type"] == "static"
+    return [entry["address"] for entry in config["addresses"]]
+
+
+def whereabouts_range(nad: Manifest) -> tuple[IPv4Network, IPv4Address, IPv4Address]:
+    """A NAD's whereabouts IPAM: the network (the prefix each pod's address
+    gets) and the first and last address it hands out."""
+    config = ipam(nad)
+    assert config["type"] == "whereabouts"
+    assert not config.get("exclude"), "the range is the plan: no exclusions"
+    network = IPv4Network(config["range"])
+    first = IPv4Address(config.get("range_start", network[1]))
+    last = IPv4Address(config.get("range_end", network[-2]))
+    return network, first, last
+
+
+def rbac_rules(objects: list[Manifest]) -> set[tuple[str, str, str, frozenset[str]]]:
+    """(role kind, API group, resource, verbs) of every rule of kvip's roles."""
+    return {
+        (role["kind"], group, resource, frozenset(rule["verbs"]))
+        for role in objects
+        if role["kind"] in ("ClusterRole", "Role")
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
+def readme_rbac_table() -> set[tuple[str, str, str, frozenset[str]]]:
+    """deploy/README.md's RBAC table, in rbac_rules' terms."""
+    text = (DEPLOY / "README.md").read_text()
+    section = text.split("\n## RBAC\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    table = set()
+    for row in rows[1:]:  # the header first
+        groups, resource, verbs = (cell.strip() for cell in row.strip("|").split("|"))
+        kind = "Role" if "(Role" in groups else "ClusterRole"
+        for group in re.sub(r"\s*\(.*?\)", "", groups).split(","):
+            table.add((kind, group.strip().strip('"'), resource,
+                       frozenset(v.strip() for v in verbs.split(","))))  # fmt: skip
+    return table
