@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="VMs reconciled in parallel (default 8)",
     )
     run.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(_env("DRAIN_SECONDS") or 2),
+        metavar="S",
+        help="on SIGTERM: release the lease at once, then answer only renewals and "
+        "DHCP exchanges begun here for S seconds, so clients move to another replica "
+        "before the sockets close (env DRAIN_SECONDS; default 2; keep it below the "
+        "pod's terminationGracePeriodSeconds)",
+    )
+    run.add_argument(
         "--socket-netns",
         default=_env("SOCKET_NETNS"),
         metavar="NAME",
@@ -83,12 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         "while talking to the API server from this one (demos, tests, host setups); "
         "env SOCKET_NETNS",
     )
-    election = run.add_argument_group("high availability (active/passive through a Lease)")
+    election = run.add_argument_group(
+        "high availability (every replica serves DHCP; the Lease holder claims and writes)"
+    )
     election.add_argument(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
         default=_env("LEADER_ELECT", "true") != "false",
-        help="only the holder of the Lease serves DHCP and writes (env LEADER_ELECT; default on)",
+        help="only the holder of the Lease claims addresses and writes; every replica serves "
+        "the recorded reservations (env LEADER_ELECT; default on; off: one replica only)",
     )
     election.add_argument(
         "--lease-name",
@@ -104,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     election.add_argument(
         "--lease-duration", type=float, default=15.0,
-        help="seconds a standby waits for a silent leader (default 15)",
+        help="seconds a follower waits for a silent leader before it leads (default 15)",
     )  # fmt: skip
     election.add_argument(
         "--renew-deadline", type=float, default=10.0,
@@ -199,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if args.command == "run":
-        # A leader steps down at its renew deadline; a standby waits out the lease
+        # A leader steps down at its renew deadline; a follower waits out the lease
         # duration: only this order keeps them from leading at once.
         if args.leader_elect and not (
             0 < args.retry_period < args.renew_deadline < args.lease_duration
@@ -220,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lease_duration=args.lease_duration,
             renew_deadline=args.renew_deadline,
             retry_period=args.retry_period,
+            drain=max(0.0, args.drain_seconds),
             metrics_address=args.metrics_address,
             metrics_port=args.metrics_port,
         )

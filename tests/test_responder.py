@@ -389,3 +389,23 @@ def test_a_reply_whose_essential_options_do_not_fit_is_not_sent(
     assert r.handle(request(MessageType.DISCOVER, client_id=huge_client_id)) is None
     assert r.counters.send_errors == 1
     assert any("cannot build a OFFER" in rec.getMessage() for rec in caplog.records)
+
+
+def test_a_draining_replica_takes_no_new_clients_but_answers_renewals() -> None:
+    """Shutting down (issue 12): DISCOVER and INIT-REBOOT are left to the other
+    replicas, so the client's next unicast renewal goes to one that stays; a
+    renewal, a rebinding and a DORA begun here are still answered. A reply
+    cached before the drain is not replayed."""
+    r = responder()
+    discover = request(MessageType.DISCOVER)
+    assert r.handle(discover) is not None  # cached now
+    r.drain()
+    assert r.handle(discover) is None
+    assert r.handle(request(MessageType.REQUEST, requested_ip=IP)) is None  # INIT-REBOOT
+    assert r.counters.ignored == 2
+    for ciaddr_request in (
+        request(MessageType.REQUEST, ciaddr=IP),  # RENEWING / REBINDING
+        request(MessageType.REQUEST, requested_ip=IP, server_id=SERVER),  # SELECTING us
+    ):
+        reply, ack = answer(r, ciaddr_request)
+        assert ack.yiaddr == IP and reply.message_type == MessageType.ACK

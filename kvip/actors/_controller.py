@@ -220,6 +220,12 @@ class Controller(RecordFollower):
             scope.cancel()
         self._requeue_all()
 
+    def drain(self) -> None:
+        """Shutting down: every pool stops taking new clients (Responder.drain)."""
+        for handle in self.pools.values():
+            if handle.actor is not None:
+                handle.actor.drain()
+
     def _requeue_all(self) -> None:
         for key in self.vms.keys() | self.cfgs.keys() | self.states.keys():
             self.queue.add(key)

@@ -1,7 +1,8 @@
-"""Active/passive HA through a coordination.k8s.io/v1 Lease.
+"""Who writes: leader election through a coordination.k8s.io/v1 Lease.
 
-Only the leader runs the controller (opens DHCP sockets, writes objects); a
-standby holds nothing but the hope of the Lease. Expiry is judged by when
+Every replica runs the controller and serves DHCP; only the leader claims
+addresses and writes objects (Controller.lead/follow), so the Lease decides
+who writes, never who serves. Expiry is judged by when
 *this* process last saw the Lease change (as client-go does), so clock skew
 between nodes cannot make two leaders. Every write is conditional on the
 resourceVersion read just before it, so two candidates never both win.
@@ -41,7 +42,7 @@ class LeaderElector:
     namespace: str
     name: str
     identity: str
-    #: How long a Lease stays valid without renewal: a standby takes over after this.
+    #: How long a Lease stays valid without renewal: a follower takes over after this.
     lease_duration: float = 15.0
     #: A leader that cannot renew within this long steps down (< lease_duration).
     renew_deadline: float = 10.0

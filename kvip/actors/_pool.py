@@ -161,6 +161,11 @@ class PoolActor:
                 self.responder.counters.snapshot(), self.allocator.used, self.allocator.available
             )
 
+    def drain(self) -> None:
+        """The replica is shutting down: see Responder.drain."""
+        with self._lock:
+            self.responder.drain()
+
     # -- talking to the actor -----------------------------------------------------
 
     async def tell(self, message: PoolMessage) -> None:

@@ -7,7 +7,9 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -53,13 +55,22 @@ class RunOptions:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    #: Seconds between SIGTERM and the sockets closing (Responder.drain).
+    drain: float = 2.0
     metrics_address: str = "0.0.0.0"
     metrics_port: int = 8080
 
 
+async def _in_scope(
+    scope: trio.CancelScope, fn: Callable[..., Awaitable[None]], *args: Any
+) -> None:
+    with scope:
+        await fn(*args)
+
+
 async def run(options: RunOptions) -> None:
-    """Serve until SIGTERM or SIGINT; then stop answering, close the sockets and
-    release the Lease so that another replica leads at once.
+    """Serve until SIGTERM or SIGINT; then release the Lease so that another
+    replica leads at once, drain (no new clients) and close the sockets.
 
     Every replica serves the recorded reservations of its pools; the Lease only
     decides which one claims addresses and writes (see Controller.lead/follow)."""
@@ -95,8 +106,12 @@ async def run(options: RunOptions) -> None:
         finally:
             controller.follow()
 
+    draining: list[bool] = []
+
     def readiness() -> tuple[bool, str]:
         """Ready means serving DHCP, leader or not, API server or not."""
+        if draining:
+            return False, "shutting down: taking no new clients"
         if not controller.ready.is_set():
             return False, "loading the pools from the vmnetcfgs"
         starting = [
@@ -122,12 +137,23 @@ async def run(options: RunOptions) -> None:
             async with trio.open_nursery() as nursery:
                 await nursery.start(probes.run)
                 nursery.start_soon(controller.run)
+                election = trio.CancelScope()
                 if elector is not None:
-                    nursery.start_soon(elector.run, lead)
-                async for signum in signals:
-                    log.info("received %s: shutting down", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
+                    nursery.start_soon(_in_scope, election, elector.run, lead)
+                signum = await signals.__anext__()
+                log.info("received %s: releasing the lease, draining for %g s",
+                         signal.Signals(signum).name, options.drain)  # fmt: skip
+                # Another replica writes at once; this one takes no new clients
+                # while the renewals it was answering move on (a second signal
+                # ends the drain).
+                election.cancel()
+                controller.drain()
+                draining.append(True)
+                with trio.move_on_after(options.drain):
+                    async for _ in signals:
+                        break
+                log.info("shutting down")
+                nursery.cancel_scope.cancel()
     finally:
         logging.getLogger().removeHandler(logs)
         kube.close()

@@ -122,6 +122,10 @@ class Responder:
     notices: list[Notice] = field(default_factory=list)
     #: Answer from the two caches (False only to test and fuzz the slow path).
     cache: bool = True
+    #: This replica is shutting down: no new bindings (DISCOVER and INIT-REBOOT are
+    #: left to the other replicas, so clients move on), while a renewal and a DORA
+    #: begun here are still answered.
+    draining: bool = False
     _cache: dict[tuple[Any, ...], _Answer] = field(default_factory=dict)
     _replays: dict[bytes, _Replay] = field(default_factory=dict)
     #: Options left out to fit a size limit, already logged for these options.
@@ -148,6 +152,10 @@ class Responder:
             self.declined.discard(ip)
             return True
         return False
+
+    def drain(self) -> None:
+        self.draining = True
+        self._forget()
 
     # -- the packet path ---------------------------------------------------------
 
@@ -203,6 +211,14 @@ class Responder:
         reservation = self.reservations.get(request.chaddr) if request.htype == 1 else None
         if reservation is None:
             self.counters.unknown_mac += 1
+            return None
+        if self.draining and (
+            kind == MessageType.DISCOVER
+            or (
+                kind == MessageType.REQUEST and request.server_id is None and request.ciaddr == ZERO
+            )
+        ):
+            self.counters.ignored += 1
             return None
         if kind == MessageType.DISCOVER:
             return self._discover(request, reservation)
