@@ -65,3 +65,22 @@ def test_a_run_meets_the_targets_only_with_every_one_of_them() -> None:
     assert len(report(NEW_VM_TARGET + 0.1, 0, False).failures()) == 1
     assert len(report(None, 0, False).failures()) == 1
     assert report(1.0, 0, True).failures() == ["real clients lost their address: networkd"]
+
+
+def test_a_renew_to_a_replica_that_was_down_is_left_out_and_said() -> None:
+    """With an address per replica, a unicast RENEW to a replica whose process is
+    gone or whose link is down reaches no server at all (real clients rebind):
+    it is not counted, and the notes say how many. A RENEW to a replica that
+    was up, or any broadcast exchange, still counts when missed."""
+    down, up = IPv4Address("198.18.0.3"), IPv4Address("198.18.0.2")
+    window = Window("link", 0.0, 30.0, down=[(down, 5.0, 15.0)])
+    exchanges = [
+        Exchange("renew", 6.0, None, to=down),
+        Exchange("renew", 7.0, None, to=up),
+        Exchange("renew", 16.0, None, to=down),
+        missed("rebind", 8.0),
+        answered("renew", 9.0),
+    ]
+    row = figures(window, exchanges, [])
+    assert (row.exchanges, row.answered, row.missed) == (4, 1, {"renew": 2, "rebind": 1})
+    assert "not counted: 1 unicast RENEW to a replica that was down" in row.notes

@@ -66,6 +66,13 @@ class Window:
     #: Seconds from the kill to the new VM's ACK; None: never served. Only the kill window.
     new_vm: float | None = None
     has_new_vm: bool = False
+    #: (replica address, from, until): the replica could not receive anything (its
+    #: process gone, or its link down). A unicast RENEW to it then is unanswerable
+    #: by any server with addresses of their own; real clients rebind (broadcast).
+    down: list[tuple[IPv4Address, float, float]] = field(default_factory=list)
+
+    def was_down(self, address: IPv4Address | None, at: float) -> bool:
+        return any(a == address and since <= at <= until for a, since, until in self.down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +103,20 @@ class Row:
 
 def figures(window: Window, exchanges: list[Exchange], clients: list[Watched]) -> Row:
     mine = [e for e in exchanges if window.start <= e.started < window.end]
+    # A RENEW sent to a replica that was down is left out and said in the notes.
+    unanswerable = [
+        e
+        for e in mine
+        if e.latency is None and e.kind == "renew" and window.was_down(e.to, e.started)
+    ]
+    mine = [e for e in mine if e not in unanswerable]
     answered = [e.latency for e in mine if e.latency is not None]
     missed = Counter(e.kind for e in mine if e.latency is None)
     wrong = [w for e in mine for w in e.wrong] + window.wrong
     lost = [w.name for w in clients if w.lost_between(window.start, window.end)]
     notes = list(window.notes)
+    if unanswerable:
+        notes.append(f"not counted: {len(unanswerable)} unicast RENEW to a replica that was down")
     for watched in clients:
         spans = watched.outages(window.start, window.end)
         if spans:
@@ -167,6 +183,7 @@ def kill_leader(ha: HaLab, t: Timing) -> Window:
     window.start = killed_at = time.monotonic()
     if leader is not None:
         ha.kill(leader)
+        address = leader.address.ip
     served: list[tuple[float, IPv4Address] | None] = []
     dora = threading.Thread(
         target=lambda: served.append(first_lease(vm, give_up=killed_at + t.new_vm_give_up)),
@@ -178,6 +195,9 @@ def kill_leader(ha: HaLab, t: Timing) -> Window:
         if leader is not None:
             time.sleep(max(0.0, killed_at + t.restart_after_kill - time.monotonic()))
             ha.start(leader)
+            if not ha.wait_ready(leader, timeout=30):
+                window.notes.append(f"{leader.name} not ready within 30 s of its start")
+            window.down.append((address, killed_at, time.monotonic()))
     finally:
         dora.join()
     if served and served[0] is not None:
@@ -194,10 +214,12 @@ def kill_leader(ha: HaLab, t: Timing) -> Window:
 def rolling_restart(ha: HaLab, t: Timing) -> Window:
     window = Window("rolling restart (SIGTERM, start, ready; each)", time.monotonic())
     for replica in ha.replicas:
-        ha.stop(replica)
+        ha.stop(replica)  # returns once the process has exited (after its drain)
+        gone = time.monotonic()
         ha.start(replica)
         if not ha.wait_ready(replica, timeout=30):
             window.notes.append(f"{replica.name} not ready within 30 s of its start")
+        window.down.append((replica.address.ip, gone, time.monotonic()))
     return _settle(window, ha, t.settle)
 
 
@@ -230,11 +252,13 @@ def link_down(ha: HaLab, t: Timing) -> Window:
     leader = ha.leader(timeout=30)
     target = leader or ha.replicas[0]
     window = Window(f"leader's ({target.name}) link down {t.link_down:g} s", time.monotonic())
+    down_since = time.monotonic()
     ha.set_link(target, up=False)
     try:
         time.sleep(t.link_down)
     finally:
         ha.set_link(target, up=True)
+        window.down.append((target.address.ip, down_since, time.monotonic()))
     return _settle(window, ha, t.settle)
 
 

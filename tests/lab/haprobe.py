@@ -50,6 +50,8 @@ class Exchange:
     #: Addresses offered or acknowledged that are not the recorded one.
     wrong: tuple[str, ...] = ()
     nak: bool = False
+    #: Where a unicast RENEW went (the server identifier of the last ACK).
+    to: IPv4Address | None = None
 
 
 @contextlib.contextmanager
@@ -126,6 +128,7 @@ class Conversation:
         until = started + deadline
         xid = random.getrandbits(32)
         wrong: list[str] = []
+        to: IPv4Address | None = None
         expected = self.expected
         if kind == "dora":
             self.send(self.request(xid, {53: MessageType.DISCOVER}, flags=BROADCAST))
@@ -138,7 +141,7 @@ class Conversation:
             self.send(self.request(xid, options, flags=BROADCAST))
         elif kind == "renew" or kind == "rebind":
             assert expected is not None
-            unicast = self.server_id if kind == "renew" else None
+            unicast = to = self.server_id if kind == "renew" else None
             self.send(self.request(xid, {53: MessageType.REQUEST}, ciaddr=expected), unicast)
         elif kind == "init-reboot":
             assert expected is not None
@@ -148,11 +151,11 @@ class Conversation:
             raise ValueError(kind)
         ack = self.wait(xid, {MessageType.ACK}, until=until, wrong=wrong)
         if ack is None or ack.message_type != MessageType.ACK:
-            return Exchange(kind, started, None, tuple(wrong), ack is not None)
+            return Exchange(kind, started, None, tuple(wrong), ack is not None, to)
         if ack.server_id is not None:
             self.server_id = ack.server_id
         self.acked = ack.yiaddr
-        return Exchange(kind, started, time.monotonic() - started, tuple(wrong))
+        return Exchange(kind, started, time.monotonic() - started, tuple(wrong), to=to)
 
 
 class Probe:
