@@ -13,7 +13,9 @@ window. Every fault is undone in a ``finally``.
 Targets (issue 12): no real client ever without its recorded address; at
 least 99.9 % of the scripted exchanges answered within 1 s; no answer with an
 address that is not the recorded one; the new VM served within the Lease
-duration + 5 s of the kill.
+duration + 5 s of the kill. A unicast RENEW to a replica that was down at the
+time (its process gone, or its link down) is left out of the rate and counted
+in the notes: no server can receive it, and clients get through by REBIND.
 """
 
 from __future__ import annotations
