@@ -17,6 +17,7 @@ from kvip.actors._messages import (
 )
 from kvip.actors._pool import PoolActor, PoolStopped
 from kvip.actors._pool_book import MacConflict
+from kvip.actors._replicas import ReplicaCard, ReplicaDirectory, ReplicaHeartbeat
 
 __all__ = [
     "ClaimAddress",
@@ -32,6 +33,9 @@ __all__ = [
     "Reconfigure",
     "ReleaseOwner",
     "ReleaseVm",
+    "ReplicaCard",
+    "ReplicaDirectory",
+    "ReplicaHeartbeat",
     "RestoreReservation",
     "ServeReservation",
     "open_dhcp_socket",

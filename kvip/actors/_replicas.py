@@ -1,0 +1,358 @@
+"""Which replicas serve which pools, and with which address.
+
+Every replica serves DHCP with its own address; only the leader writes IPPool
+status and allocates. So that the leader can show who serves a pool and never
+hand out a replica's address, each replica keeps a Lease of its own (a
+`ReplicaHeartbeat`) whose `kvip.io/serving` annotation maps IPPool names to the
+address it answers with there. The leader reads them all (`ReplicaDirectory`).
+
+A card counts while its Lease keeps being renewed, judged by when *this*
+process last saw `renewTime` change (as the leader election does), so clock
+skew between nodes does not matter. Both run their requests in a worker
+thread of their own, on a `Leases` client of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from ipaddress import IPv4Address
+from typing import Any, TypeVar
+
+import trio
+
+from kvip.k8s import Body, Conflict, Kube, KubeError, Leases, NotFound
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SERVING_ANNOTATION = "kvip.io/serving"
+READY_ANNOTATION = "kvip.io/ready"
+REPLICA_OF_LABEL = "kvip.io/replica-of"
+NAME_LABEL = "app.kubernetes.io/name"
+#: Seconds a heartbeat waits for its Lease to be deleted when it is cancelled.
+DELETE_PATIENCE = 3.0
+
+
+def _micro_time() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dns_safe(raw: str, limit: int) -> str:
+    """`raw` as a DNS-1123 label/subdomain of at most `limit` characters; a name
+    that had to change ends with a hash of the original, so two never collide."""
+    safe = re.sub(r"[^a-z0-9.-]+", "-", raw.lower()).strip("-.")
+    if safe == raw and len(safe) <= limit:
+        return safe
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return f"{safe[: limit - 9].rstrip('-.')}-{digest}".lstrip("-")
+
+
+def replica_lease_name(lease_name: str, replica: str) -> str:
+    """The name of `replica`'s heartbeat Lease: `<lease_name>-replica-<replica>`."""
+    return _dns_safe(f"{lease_name}-replica-{replica}", 253)
+
+
+def replica_selector(lease_name: str) -> str:
+    """The label selector of the heartbeat Leases of the replicas of `lease_name`."""
+    return f"{REPLICA_OF_LABEL}={_dns_safe(lease_name, 63)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaCard:
+    """What one replica announces: its pod name, and per IPPool the server address
+    it answers with there. `ready` is False while it says it is not serving."""
+
+    replica: str
+    serving: Mapping[str, str]
+    ready: bool = True
+
+
+class _Outage:
+    """Logs an unreachable API server once when it starts and once when it ends."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: float | None = None
+
+    def failed(self, exc: KubeError) -> None:
+        if self.since is None:
+            self.since = trio.current_time()
+            log.warning("%s failed (retrying quietly until it works): %s", self.what, exc)
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.info("%s works again after %.1f s", self.what, trio.current_time() - self.since)
+            self.since = None
+
+
+@dataclass(slots=True)
+class ReplicaHeartbeat:
+    """Keeps this replica's Lease, with its card, renewed every `period`."""
+
+    kube: Kube
+    _: KW_ONLY
+    namespace: str
+    lease_name: str
+    #: This replica's pod name: the Lease's holderIdentity.
+    replica: str
+    #: IPPool name -> the address this replica answers with there; read at every renewal.
+    card: Callable[[], Mapping[str, str]]
+    period: float = 5.0
+    #: Whether this replica is serving; by default always.
+    ready: Callable[[], bool] | None = None
+    #: The Lease API; by default `Leases(kube)` (closed when `run` ends).
+    lease_api: Leases | None = None
+    #: Successful renewals so far.
+    renewals: int = 0
+    _resource_version: str | None = field(default=None, init=False)
+    _limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
+
+    @property
+    def name(self) -> str:
+        """The name of this replica's Lease."""
+        return replica_lease_name(self.lease_name, self.replica)
+
+    async def run(self) -> None:
+        """Create or renew the Lease every `period`, forever. Failed requests are
+        logged (once per outage) and retried next period. On cancellation the
+        Lease is deleted (shielded, for at most DELETE_PATIENCE seconds; a
+        failure is only logged: the directory removes the litter later)."""
+        timeout = min(self.kube.request_timeout, max(self.period, 1.0))
+        leases = self.lease_api or Leases(self.kube, request_timeout=timeout)
+        outage = _Outage(f"renewing replica lease {self.namespace}/{self.name}")
+        try:
+            while True:
+                body = self._body()
+                try:
+                    await self._in_thread(partial(self._write, leases, body))
+                except KubeError as exc:
+                    outage.failed(exc)
+                else:
+                    outage.recovered()
+                    self.renewals += 1
+                await trio.sleep(self.period)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(DELETE_PATIENCE) as scope:
+                try:
+                    await self._in_thread(partial(self._delete, leases))
+                except KubeError as exc:
+                    log.warning("could not delete replica lease %s/%s: %s", self.namespace,
+                                self.name, exc)  # fmt: skip
+            if scope.cancelled_caught:
+                log.warning("gave up deleting replica lease %s/%s after %g s", self.namespace,
+                            self.name, DELETE_PATIENCE)  # fmt: skip
+            if self.lease_api is None:
+                leases.close()
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        # One request at a time: the deletion runs after a renewal in flight.
+        return await trio.to_thread.run_sync(fn, limiter=self._limiter, abandon_on_cancel=True)
+
+    def _body(self) -> Body:
+        now = _micro_time()
+        annotations = {SERVING_ANNOTATION: json.dumps(dict(self.card()), sort_keys=True)}
+        if self.ready is not None:
+            annotations[READY_ANNOTATION] = "true" if self.ready() else "false"
+        labels = {NAME_LABEL: "kvip", REPLICA_OF_LABEL: _dns_safe(self.lease_name, 63)}
+        metadata = {"name": self.name, "namespace": self.namespace, "labels": labels}
+        metadata["annotations"] = annotations
+        spec = {
+            "holderIdentity": self.replica,
+            "leaseDurationSeconds": math.ceil(3 * self.period),
+            "renewTime": now,
+        }
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+                "spec": spec}  # fmt: skip
+
+    def _write(self, leases: Leases, body: Body) -> None:
+        """Replace the Lease as last written; create it, or take over one left by a
+        previous life of this pod, when that fails (in a worker thread)."""
+        written: Body | None = None
+        if self._resource_version is not None:
+            body["metadata"]["resourceVersion"] = self._resource_version
+            try:
+                written = leases.replace(self.namespace, body)
+            except (Conflict, NotFound):
+                del body["metadata"]["resourceVersion"]
+        if written is None:
+            try:
+                written = leases.create(self.namespace, body)
+            except Conflict:
+                current = leases.get(self.namespace, self.name)
+                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                written = leases.replace(self.namespace, body)
+        self._resource_version = written["metadata"]["resourceVersion"]
+
+    def _delete(self, leases: Leases) -> None:
+        with contextlib.suppress(NotFound):
+            leases.delete(self.namespace, self.name)
+        self._resource_version = None
+
+
+@dataclass(slots=True)
+class _Sighting:
+    renew_time: str
+    #: trio.current_time() when this process saw `renew_time` change.
+    seen_at: float
+    duration: float
+    resource_version: str
+    card: ReplicaCard
+
+
+def _parse_card(lease: Body) -> ReplicaCard:
+    """The card in a heartbeat Lease; ValueError when its annotations are malformed."""
+    spec: dict[str, Any] = lease.get("spec") or {}
+    replica = spec.get("holderIdentity") or lease["metadata"]["name"]
+    annotations: dict[str, str] = lease["metadata"].get("annotations") or {}
+    raw = annotations.get(SERVING_ANNOTATION)
+    if raw is None:
+        raise ValueError(f"no {SERVING_ANNOTATION} annotation")
+    serving = json.loads(raw)
+    if not isinstance(serving, dict) or not all(
+        isinstance(pool, str) and isinstance(address, str) for pool, address in serving.items()
+    ):
+        raise ValueError(f"{SERVING_ANNOTATION} is not an object of strings")
+    for address in serving.values():
+        IPv4Address(address)  # raises ValueError
+    ready = annotations.get(READY_ANNOTATION, "true")
+    if ready not in ("true", "false"):
+        raise ValueError(f"{READY_ANNOTATION} is neither true nor false")
+    return ReplicaCard(replica, serving, ready=ready == "true")
+
+
+@dataclass(slots=True)
+class ReplicaDirectory:
+    """The cards of the replicas whose heartbeat Leases are fresh."""
+
+    kube: Kube
+    _: KW_ONLY
+    namespace: str
+    lease_name: str
+    period: float = 5.0
+    #: Called (in the directory's task) whenever `cards()` changes.
+    on_change: Callable[[], None] | None = None
+    #: Leases stale for `delete_after` seconds are deleted while this returns True.
+    may_delete: Callable[[], bool] | None = None
+    delete_after: float = 600.0
+    #: The Lease API; by default `Leases(kube)` (closed when `run` ends).
+    lease_api: Leases | None = None
+    #: Successful lists so far.
+    lists: int = 0
+    _sightings: dict[str, _Sighting] = field(default_factory=dict, init=False)
+    _cards: dict[str, ReplicaCard] = field(default_factory=dict, init=False)
+    _malformed: dict[str, str] = field(default_factory=dict, init=False)
+    _limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
+
+    def cards(self) -> dict[str, ReplicaCard]:
+        """replica -> card, of the fresh Leases as of the last successful list."""
+        return dict(self._cards)
+
+    def addresses_for(self, pool: str, *, stale_too: bool = False) -> dict[str, IPv4Address]:
+        """replica -> the address it serves `pool` with. `stale_too`: also the
+        replicas whose Leases are stale but not yet deleted (one that lost the
+        API server may still be answering with its address)."""
+        if stale_too:
+            cards = [sighting.card for sighting in self._sightings.values()]
+        else:
+            cards = list(self._cards.values())
+        return {
+            card.replica: IPv4Address(card.serving[pool]) for card in cards if pool in card.serving
+        }
+
+    async def run(self) -> None:
+        """List the heartbeat Leases every `period`, forever. A failed list is
+        logged (once per outage) and changes nothing: cards are judged only
+        on what the API server shows. Cancellation ends it at once (a request in
+        flight is abandoned)."""
+        timeout = min(self.kube.request_timeout, max(self.period, 1.0))
+        leases = self.lease_api or Leases(self.kube, request_timeout=timeout)
+        outage = _Outage(f"listing replica leases of {self.namespace}/{self.lease_name}")
+        selector = replica_selector(self.lease_name)
+        try:
+            while True:
+                try:
+                    found = await self._in_thread(partial(leases.list, self.namespace, selector))
+                except KubeError as exc:
+                    outage.failed(exc)
+                else:
+                    outage.recovered()
+                    self.lists += 1
+                    self._update(found, trio.current_time())
+                    await self._delete_litter(leases)
+                await trio.sleep(self.period)
+        finally:
+            if self.lease_api is None:
+                leases.close()
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        return await trio.to_thread.run_sync(fn, limiter=self._limiter, abandon_on_cancel=True)
+
+    def _update(self, found: list[Body], now: float) -> None:
+        sightings: dict[str, _Sighting] = {}
+        for lease in found:
+            metadata, spec = lease["metadata"], lease.get("spec") or {}
+            name, renew_time = metadata["name"], str(spec.get("renewTime") or "")
+            before = self._sightings.get(name)
+            seen_at = now if before is None or before.renew_time != renew_time else before.seen_at
+            duration = float(spec.get("leaseDurationSeconds") or 0)
+            sightings[name] = _Sighting(renew_time, seen_at, duration, metadata["resourceVersion"],
+                                        self._card(name, lease))  # fmt: skip
+        self._sightings = sightings
+        self._malformed = {name: why for name, why in self._malformed.items() if name in sightings}
+        cards = {
+            sighting.card.replica: sighting.card
+            for sighting in sightings.values()
+            if now - sighting.seen_at <= sighting.duration
+        }
+        if cards != self._cards:
+            self._cards = cards
+            if self.on_change is not None:
+                self.on_change()
+
+    def _card(self, name: str, lease: Body) -> ReplicaCard:
+        try:
+            card = _parse_card(lease)
+        except (ValueError, KeyError) as exc:
+            replica = (lease.get("spec") or {}).get("holderIdentity") or name
+            why = str(exc)
+            if self._malformed.get(name) != why:
+                log.warning("replica lease %s/%s is malformed (%s): taken as serving nothing",
+                            self.namespace, name, why)  # fmt: skip
+                self._malformed[name] = why
+            return ReplicaCard(replica, {}, ready=False)
+        self._malformed.pop(name, None)
+        return card
+
+    async def _delete_litter(self, leases: Leases) -> None:
+        """Delete the Leases stale for `delete_after`, as last seen (a Lease renewed
+        since is left alone), while `may_delete()` says so."""
+        now = trio.current_time()
+        for name, sighting in list(self._sightings.items()):
+            if now - sighting.seen_at <= self.delete_after:
+                continue
+            if self.may_delete is None or not self.may_delete():
+                return
+            delete = partial(leases.delete, self.namespace, name,
+                             resource_version=sighting.resource_version)  # fmt: skip
+            try:
+                await self._in_thread(delete)
+            except (NotFound, Conflict):
+                pass
+            except KubeError as exc:
+                log.warning("could not delete stale replica lease %s/%s: %s", self.namespace,
+                            name, exc)  # fmt: skip
+                return
+            else:
+                log.info("deleted replica lease %s/%s, not renewed for %.0f s", self.namespace,
+                         name, now - sighting.seen_at)  # fmt: skip
+            self._sightings.pop(name, None)

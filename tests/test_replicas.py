@@ -1,0 +1,387 @@
+"""Replica heartbeats and the directory that reads them, against the real API server.
+
+Each replica keeps a Lease of its own whose `kvip.io/serving` annotation says
+which address it answers with on which IPPool (`ReplicaHeartbeat`); the leader
+reads them (`ReplicaDirectory`) to show who serves a pool and never to hand out
+a replica's address.
+
+Tests whose subject is time (a Lease that stops being renewed goes stale, litter
+is deleted after ten minutes) run under trio's MockClock with hand-written
+Leases. Requests still take real time in worker threads, during which the mock
+clock may jump ahead; so those tests assert what holds however far it jumps
+(never sooner than the duration), not exact instants. The heartbeats run on the
+real clock with short periods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from kvip.actors import ReplicaCard, ReplicaDirectory, ReplicaHeartbeat
+from kvip.k8s import Body, Conflict, Kube, Leases, NotFound, Unavailable
+from tests.lab.apiserver import ApiServer
+
+pytestmark = [pytest.mark.apiserver]
+
+LEASE = "kvip"
+PERIOD = 0.5
+
+
+@pytest.fixture
+def kube(apiserver: ApiServer) -> Iterator[Kube]:
+    kube = Kube.connect(kubeconfig=str(apiserver.kubeconfig))
+    yield kube
+    kube.close()
+
+
+@pytest.fixture
+def leases(kube: Kube) -> Iterator[Leases]:
+    leases = Leases(kube)
+    yield leases
+    leases.close()
+
+
+def lease_body(
+    name: str,
+    *,
+    holder: str,
+    annotations: dict[str, str],
+    renewed: datetime,
+    duration: int,
+    replica_of: str = LEASE,
+) -> Body:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": "kvip", "kvip.io/replica-of": replica_of},
+            "annotations": annotations,
+        },
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": duration,
+            "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        },
+    }
+
+
+def serving(**pools: str) -> dict[str, str]:
+    return {"kvip.io/serving": json.dumps(pools)}
+
+
+async def until(condition: Callable[[], bool], *, what: str, timeout: float = 30) -> None:
+    """Real clock: poll until `condition()`, failing after `timeout` seconds."""
+    with trio.move_on_after(timeout):
+        while not condition():
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"waited {timeout:g} s for {what}")
+
+
+async def until_mock(condition: Callable[[], bool], *, what: str, steps: int = 20_000) -> None:
+    """Mock clock: poll until `condition()`, failing after `steps` half-seconds
+    (a deadline would be jumped to while a request runs in its thread)."""
+    for _ in range(steps):
+        if condition():
+            return
+        await trio.sleep(0.5)
+    raise AssertionError(f"waited {steps / 2:g} mock seconds for {what}")
+
+
+def mock_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def test_leases_are_listed_by_label_and_deleted(leases: Leases, namespace: str) -> None:
+    now = datetime.now(UTC)
+    for name, replica_of in (("a", "kvip"), ("b", "kvip"), ("c", "other")):
+        body = lease_body(name, holder=name, annotations={}, renewed=now, duration=5,
+                          replica_of=replica_of)  # fmt: skip
+        leases.create(namespace, body)
+
+    listed = leases.list(namespace, "kvip.io/replica-of=kvip")
+    assert sorted(item["metadata"]["name"] for item in listed) == ["a", "b"]
+    assert leases.list(namespace, "kvip.io/replica-of=nobody") == []
+
+    leases.delete(namespace, "a")
+    with pytest.raises(NotFound):
+        leases.get(namespace, "a")
+    with pytest.raises(NotFound):
+        leases.delete(namespace, "a")
+
+    b = leases.get(namespace, "b")
+    renewed = {**b, "spec": {**b["spec"], "leaseDurationSeconds": 6}}
+    leases.replace(namespace, renewed)  # a new resourceVersion
+    with pytest.raises(Conflict):
+        leases.delete(namespace, "b", resource_version=b["metadata"]["resourceVersion"])
+    leases.delete(
+        namespace, "b", resource_version=leases.get(namespace, "b")["metadata"]["resourceVersion"]
+    )
+    assert [item["metadata"]["name"] for item in leases.list(namespace, "kvip.io/replica-of")] == [
+        "c"
+    ]
+
+
+def test_a_directory_sees_every_heartbeat_and_its_changes(
+    kube: Kube, leases: Leases, namespace: str
+) -> None:
+    cards = {"kvip-a": {"pool-1": "198.18.0.2", "pool-2": "198.18.1.2"},
+             "kvip-b": {"pool-1": "198.18.0.3"}}  # fmt: skip
+    changes: list[dict[str, ReplicaCard]] = []
+
+    def heartbeat(replica: str) -> ReplicaHeartbeat:
+        return ReplicaHeartbeat(kube, namespace=namespace, lease_name=LEASE, replica=replica,
+                                card=lambda: cards[replica], period=PERIOD)  # fmt: skip
+
+    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=PERIOD,
+                                 on_change=lambda: changes.append(directory.cards()))  # fmt: skip
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat("kvip-a").run)
+            nursery.start_soon(heartbeat("kvip-b").run)
+            nursery.start_soon(directory.run)
+            await until(lambda: len(directory.cards()) == 2, what="both cards")
+            assert directory.cards() == {
+                "kvip-a": ReplicaCard("kvip-a", cards["kvip-a"]),
+                "kvip-b": ReplicaCard("kvip-b", cards["kvip-b"]),
+            }
+            assert directory.addresses_for("pool-1") == {
+                "kvip-a": IPv4Address("198.18.0.2"),
+                "kvip-b": IPv4Address("198.18.0.3"),
+            }
+            assert directory.addresses_for("pool-2") == {"kvip-a": IPv4Address("198.18.1.2")}
+            assert directory.addresses_for("pool-3") == {}
+
+            lease = leases.get(namespace, "kvip-replica-kvip-a")
+            assert lease["metadata"]["labels"] == {
+                "app.kubernetes.io/name": "kvip",
+                "kvip.io/replica-of": LEASE,
+            }
+            assert lease["spec"]["holderIdentity"] == "kvip-a"
+            assert lease["spec"]["leaseDurationSeconds"] == 2  # ceil(3 * 0.5)
+
+            seen = len(changes)
+            cards["kvip-b"] = {"pool-1": "198.18.0.3", "pool-2": "198.18.1.3"}
+            await until(lambda: "pool-2" in directory.cards()["kvip-b"].serving,
+                        what="the new card")  # fmt: skip
+            assert len(changes) == seen + 1
+            assert changes[-1]["kvip-b"].serving == cards["kvip-b"]
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_cancelled_heartbeat_deletes_its_lease(
+    kube: Kube, leases: Leases, namespace: str
+) -> None:
+    # A 60 s Lease (period 20 s): only its deletion can drop the card within 10 s.
+    heartbeat = ReplicaHeartbeat(kube, namespace=namespace, lease_name=LEASE, replica="kvip-a",
+                                 card=lambda: {"pool-1": "198.18.0.2"}, period=20)  # fmt: skip
+    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=PERIOD)
+    beating = trio.CancelScope()
+
+    async def beat() -> None:
+        with beating:
+            await heartbeat.run()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(directory.run)
+            nursery.start_soon(beat)
+            await until(lambda: "kvip-a" in directory.cards(), what="the card")
+            assert leases.get(namespace, heartbeat.name)["spec"]["leaseDurationSeconds"] == 60
+            beating.cancel()
+            await until(lambda: directory.cards() == {}, what="the card to go", timeout=10)
+            with pytest.raises(NotFound):
+                leases.get(namespace, heartbeat.name)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_replica_with_an_unusual_name_gets_a_valid_lease(kube: Kube, namespace: str) -> None:
+    """The API server rejects a Lease name that is not a DNS-1123 subdomain."""
+    replica = "Kvip_Pod." + "x" * 300
+    heartbeat = ReplicaHeartbeat(kube, namespace=namespace, lease_name=LEASE, replica=replica,
+                                 card=lambda: {"pool-1": "198.18.0.2"}, period=PERIOD)  # fmt: skip
+    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=PERIOD)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run)
+            nursery.start_soon(directory.run)
+            await until(lambda: replica in directory.cards(), what="the card")
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert heartbeat.name.startswith("kvip-replica-kvip-pod.xxx")
+
+
+def test_a_lease_no_longer_renewed_drops_out_after_its_duration(
+    kube: Kube, leases: Leases, namespace: str
+) -> None:
+    """Judged by when this process saw renewTime change, not by renewTime itself:
+    a Lease renewed an hour ago (by another node's clock) or an hour from now is
+    fresh when first seen, and stale once unchanged for its duration."""
+    now = datetime.now(UTC)
+    for name, renewed in (("past", now - timedelta(hours=1)), ("future", now + timedelta(hours=1))):
+        body = lease_body(f"kvip-replica-{name}", holder=name, renewed=renewed, duration=10,
+                          annotations=serving(**{"pool-1": "198.18.0.9"}))  # fmt: skip
+        leases.create(namespace, body)
+    changes: list[tuple[float, set[str]]] = []
+    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=1,
+                                 on_change=lambda: changes.append(
+                                     (trio.current_time(), set(directory.cards()))))  # fmt: skip
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(directory.run)
+            await until_mock(lambda: len(changes) >= 2, what="the cards to go")
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=mock_clock())
+    (seen_at, first), (gone_at, then) = changes
+    assert first == {"past", "future"}
+    assert then == set()
+    assert gone_at - seen_at > 10
+
+
+def test_only_a_directory_that_may_deletes_leases_stale_for_ten_minutes(
+    kube: Kube, leases: Leases, namespace: str
+) -> None:
+    body = lease_body("kvip-replica-gone", holder="gone", renewed=datetime.now(UTC), duration=10,
+                      annotations=serving(**{"pool-1": "198.18.0.9"}))  # fmt: skip
+    leases.create(namespace, body)
+    allowed = False
+    first_seen: list[float] = []
+    directory = ReplicaDirectory(
+        kube, namespace=namespace, lease_name=LEASE, period=5, may_delete=lambda: allowed,
+        on_change=lambda: first_seen.append(trio.current_time()),
+    )  # fmt: skip
+
+    def deleted() -> bool:
+        try:
+            leases.get(namespace, "kvip-replica-gone")
+        except NotFound:
+            return True
+        return False
+
+    async def main() -> None:
+        nonlocal allowed
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(directory.run)
+            await until_mock(lambda: bool(first_seen), what="the card")
+            seen = directory.lists
+            await until_mock(lambda: trio.current_time() - first_seen[0] > 700, what="700 s")
+            assert directory.lists > seen and directory.cards() == {}
+            assert not deleted(), "deleted although may_delete() said no"
+            allowed = True
+            await until_mock(deleted, what="the stale lease to be deleted")
+            assert trio.current_time() - first_seen[0] > 600
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=mock_clock())
+
+
+def test_a_malformed_card_is_logged_once_and_serves_nothing(
+    kube: Kube, leases: Leases, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    malformed = {
+        "bad-json": {"kvip.io/serving": "{"},
+        "not-an-object": {"kvip.io/serving": "[1]"},
+        "not-an-address": serving(**{"pool-1": "198.18.0.300"}),
+        "no-annotation": {},
+        "bad-ready": {**serving(**{"pool-1": "198.18.0.4"}), "kvip.io/ready": "maybe"},
+    }
+    annotations = {**malformed, "good": serving(**{"pool-1": "198.18.0.2"}),
+                   "not-ready": {**serving(), "kvip.io/ready": "false"}}  # fmt: skip
+    for holder, values in annotations.items():
+        body = lease_body(f"kvip-replica-{holder}", holder=holder, annotations=values,
+                          renewed=datetime.now(UTC), duration=3600)  # fmt: skip
+        leases.create(namespace, body)
+    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=1)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(directory.run)
+            await until_mock(lambda: directory.lists >= 5, what="five lists")
+            nursery.cancel_scope.cancel()
+
+    with caplog.at_level(logging.WARNING, logger="kvip.actors._replicas"):
+        trio.run(main, clock=mock_clock())
+    assert directory.cards() == {
+        **{holder: ReplicaCard(holder, {}, ready=False) for holder in malformed},
+        "good": ReplicaCard("good", {"pool-1": "198.18.0.2"}),
+        "not-ready": ReplicaCard("not-ready", {}, ready=False),
+    }
+    assert directory.addresses_for("pool-1") == {"good": IPv4Address("198.18.0.2")}
+    warned = [record.getMessage() for record in caplog.records if "malformed" in record.message]
+    assert len(warned) == len(malformed), warned
+
+
+class FlakyLeases(Leases):
+    """The real Lease API, except that every request fails while `down`."""
+
+    def __init__(self, kube: Kube) -> None:
+        super().__init__(kube)
+        self.down = True
+        self.calls = 0
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Body:
+        self.calls += 1
+        if self.down:
+            raise Unavailable("the API server is down (FlakyLeases)")
+        return super()._call(fn, *args, **kwargs)
+
+
+def test_an_outage_is_logged_once_and_retried(
+    kube: Kube, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    beat_api, list_api = FlakyLeases(kube), FlakyLeases(kube)
+    heartbeat = ReplicaHeartbeat(kube, namespace=namespace, lease_name=LEASE, replica="kvip-a",
+                                 card=lambda: {"pool-1": "198.18.0.2"}, period=1,
+                                 lease_api=beat_api)  # fmt: skip
+    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=1,
+                                 lease_api=list_api)  # fmt: skip
+
+    def logged(level: int) -> int:
+        return sum(record.levelno == level for record in caplog.records)
+
+    async def outage_then_recovery(outages: int) -> None:
+        beat_api.down = list_api.down = True
+        beat_calls, list_calls = beat_api.calls, list_api.calls
+        await until_mock(lambda: beat_api.calls >= beat_calls + 5
+                         and list_api.calls >= list_calls + 5, what="retries")  # fmt: skip
+        assert logged(logging.WARNING) == 2 * outages
+        beat_api.down = list_api.down = False
+        renewals, lists = heartbeat.renewals, directory.lists
+        await until_mock(lambda: heartbeat.renewals > renewals + 2
+                         and directory.lists > lists + 2, what="recovery")  # fmt: skip
+        assert logged(logging.INFO) == 2 * outages
+        assert "kvip-a" in directory.cards()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run)
+            nursery.start_soon(directory.run)
+            await outage_then_recovery(1)
+            await outage_then_recovery(2)
+            nursery.cancel_scope.cancel()
+
+    try:
+        with caplog.at_level(logging.INFO, logger="kvip.actors._replicas"):
+            trio.run(main, clock=mock_clock())
+    finally:
+        beat_api.close()
+        list_api.close()
