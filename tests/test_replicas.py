@@ -6,15 +6,15 @@ reads them (`ReplicaDirectory`) to show who serves a pool and never to hand out
 a replica's address.
 
 Tests whose subject is time (a Lease that stops being renewed goes stale, litter
-is deleted after ten minutes) run under trio's MockClock with hand-written
-Leases. Requests still take real time in worker threads, during which the mock
-clock may jump ahead; so those tests assert what holds however far it jumps
-(never sooner than the duration), not exact instants. The heartbeats run on the
-real clock with short periods.
+is deleted after ten minutes, outages are logged once) run under trio's
+MockClock, mostly with hand-written Leases, and wait by counting requests (see
+`CountingLeases`), so their instants are exact. The heartbeats seen by a
+directory run on the real clock with short periods.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -88,14 +88,59 @@ async def until(condition: Callable[[], bool], *, what: str, timeout: float = 30
     raise AssertionError(f"waited {timeout:g} s for {what}")
 
 
-async def until_mock(condition: Callable[[], bool], *, what: str, steps: int = 20_000) -> None:
-    """Mock clock: poll until `condition()`, failing after `steps` half-seconds
-    (a deadline would be jumped to while a request runs in its thread)."""
-    for _ in range(steps):
-        if condition():
+class CountingLeases(Leases):
+    """The real Lease API, counting requests, for tests under the MockClock.
+
+    Such a test must not wait with a deadline of its own: while a request runs
+    in its worker thread, the mock clock would jump to that deadline. So it
+    waits for the n-th request to begin (`until_call(n)`): the requests before
+    it have been answered and acted on by then, as each actor makes one request
+    at a time. A test whose condition never comes fails after `limit` requests
+    instead of hanging. While `down`, every request fails as to a stopped API
+    server."""
+
+    def __init__(self, kube: Kube, *, limit: int = 1000) -> None:
+        super().__init__(kube)
+        self.calls = 0
+        self.limit = limit
+        self.down = False
+        self._waits: list[tuple[int, trio.Event]] = []
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Body:
+        self.calls += 1
+        if self.calls > self.limit:
+            raise AssertionError(f"what the test waits for did not come in {self.limit} requests")
+        with contextlib.suppress(trio.RunFinishedError):
+            trio.from_thread.run_sync(self._wake)
+        if self.down:
+            raise Unavailable("the API server is down (CountingLeases)")
+        return super()._call(fn, *args, **kwargs)
+
+    def _wake(self) -> None:
+        for count, event in self._waits:
+            if self.calls >= count:
+                event.set()
+
+    async def until_call(self, count: int) -> None:
+        """Return once request number `count` has begun."""
+        if self.calls >= count:
             return
-        await trio.sleep(0.5)
-    raise AssertionError(f"waited {steps / 2:g} mock seconds for {what}")
+        event = trio.Event()
+        self._waits.append((count, event))
+        await event.wait()
+
+
+@pytest.fixture
+def counting(kube: Kube) -> Iterator[Callable[..., CountingLeases]]:
+    made: list[CountingLeases] = []
+
+    def make(**kwargs: Any) -> CountingLeases:
+        made.append(CountingLeases(kube, **kwargs))
+        return made[-1]
+
+    yield make
+    for leases in made:
+        leases.close()
 
 
 def mock_clock() -> trio.testing.MockClock:
@@ -229,73 +274,81 @@ def test_a_replica_with_an_unusual_name_gets_a_valid_lease(kube: Kube, namespace
 
 
 def test_a_lease_no_longer_renewed_drops_out_after_its_duration(
-    kube: Kube, leases: Leases, namespace: str
+    leases: Leases, counting: Callable[..., CountingLeases], namespace: str
 ) -> None:
     """Judged by when this process saw renewTime change, not by renewTime itself:
     a Lease renewed an hour ago (by another node's clock) or an hour from now is
-    fresh when first seen, and stale once unchanged for its duration."""
+    fresh when first seen, and stale once unchanged for longer than its duration."""
     now = datetime.now(UTC)
     for name, renewed in (("past", now - timedelta(hours=1)), ("future", now + timedelta(hours=1))):
         body = lease_body(f"kvip-replica-{name}", holder=name, renewed=renewed, duration=10,
                           annotations=serving(**{"pool-1": "198.18.0.9"}))  # fmt: skip
         leases.create(namespace, body)
     changes: list[tuple[float, set[str]]] = []
-    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=1,
-                                 on_change=lambda: changes.append(
+    listing = counting()
+    directory = ReplicaDirectory(listing.kube, namespace=namespace, lease_name=LEASE, period=1,
+                                 lease_api=listing, on_change=lambda: changes.append(
                                      (trio.current_time(), set(directory.cards()))))  # fmt: skip
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(directory.run)
-            await until_mock(lambda: len(changes) >= 2, what="the cards to go")
+            await listing.until_call(15)
             nursery.cancel_scope.cancel()
 
     trio.run(main, clock=mock_clock())
-    (seen_at, first), (gone_at, then) = changes
-    assert first == {"past", "future"}
-    assert then == set()
-    assert gone_at - seen_at > 10
+    # Listed at 0, 1, 2, ... s: fresh up to 10 s after first seen, stale at 11.
+    assert changes == [(0.0, {"past", "future"}), (11.0, set())]
+    assert directory.addresses_for("pool-1", stale_too=True) == {
+        "past": IPv4Address("198.18.0.9"),
+        "future": IPv4Address("198.18.0.9"),
+    }
 
 
 def test_only_a_directory_that_may_deletes_leases_stale_for_ten_minutes(
-    kube: Kube, leases: Leases, namespace: str
+    leases: Leases, counting: Callable[..., CountingLeases], namespace: str
 ) -> None:
-    body = lease_body("kvip-replica-gone", holder="gone", renewed=datetime.now(UTC), duration=10,
-                      annotations=serving(**{"pool-1": "198.18.0.9"}))  # fmt: skip
-    leases.create(namespace, body)
-    allowed = False
-    first_seen: list[float] = []
-    directory = ReplicaDirectory(
-        kube, namespace=namespace, lease_name=LEASE, period=5, may_delete=lambda: allowed,
-        on_change=lambda: first_seen.append(trio.current_time()),
-    )  # fmt: skip
+    def create(name: str) -> None:
+        body = lease_body(name, holder=name, renewed=datetime.now(UTC), duration=10,
+                          annotations=serving(**{"pool-1": "198.18.0.9"}))  # fmt: skip
+        leases.create(namespace, body)
 
-    def deleted() -> bool:
+    def exists(name: str) -> bool:
         try:
-            leases.get(namespace, "kvip-replica-gone")
+            leases.get(namespace, name)
         except NotFound:
-            return True
-        return False
+            return False
+        return True
+
+    create("kvip-replica-old")
+    allowed = False
+    listing = counting()
+    directory = ReplicaDirectory(listing.kube, namespace=namespace, lease_name=LEASE, period=5,
+                                 lease_api=listing, may_delete=lambda: allowed)  # fmt: skip
 
     async def main() -> None:
         nonlocal allowed
         async with trio.open_nursery() as nursery:
             nursery.start_soon(directory.run)
-            await until_mock(lambda: bool(first_seen), what="the card")
-            seen = directory.lists
-            await until_mock(lambda: trio.current_time() - first_seen[0] > 700, what="700 s")
-            assert directory.lists > seen and directory.cards() == {}
-            assert not deleted(), "deleted although may_delete() said no"
+            # Listed at 0, 5, ... s; the 150th list at 745 s.
+            await listing.until_call(150)
+            assert trio.current_time() == 745.0
+            assert exists("kvip-replica-old"), "deleted although may_delete() said no"
             allowed = True
-            await until_mock(deleted, what="the stale lease to be deleted")
-            assert trio.current_time() - first_seen[0] > 600
+            create("kvip-replica-young")
+            await listing.until_call(152)
+            assert not exists("kvip-replica-old")
+            assert exists("kvip-replica-young"), "deleted a Lease first seen a moment ago"
             nursery.cancel_scope.cancel()
 
     trio.run(main, clock=mock_clock())
 
 
 def test_a_malformed_card_is_logged_once_and_serves_nothing(
-    kube: Kube, leases: Leases, namespace: str, caplog: pytest.LogCaptureFixture
+    leases: Leases,
+    counting: Callable[..., CountingLeases],
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     malformed = {
         "bad-json": {"kvip.io/serving": "{"},
@@ -310,49 +363,44 @@ def test_a_malformed_card_is_logged_once_and_serves_nothing(
         body = lease_body(f"kvip-replica-{holder}", holder=holder, annotations=values,
                           renewed=datetime.now(UTC), duration=3600)  # fmt: skip
         leases.create(namespace, body)
-    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=1)
+    listing = counting()
+    directory = ReplicaDirectory(listing.kube, namespace=namespace, lease_name=LEASE, period=1,
+                                 lease_api=listing)  # fmt: skip
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(directory.run)
-            await until_mock(lambda: directory.lists >= 5, what="five lists")
+            await listing.until_call(6)
+            assert directory.cards() == {
+                **{holder: ReplicaCard(holder, {}, ready=False) for holder in malformed},
+                "good": ReplicaCard("good", {"pool-1": "198.18.0.2"}),
+                "not-ready": ReplicaCard("not-ready", {}, ready=False),
+            }
+            assert directory.addresses_for("pool-1") == {"good": IPv4Address("198.18.0.2")}
+            fixed = leases.get(namespace, "kvip-replica-bad-json")
+            fixed["metadata"]["annotations"] = serving(**{"pool-1": "198.18.0.5"})
+            leases.replace(namespace, fixed)
+            await listing.until_call(8)
+            assert directory.addresses_for("pool-1") == {
+                "good": IPv4Address("198.18.0.2"),
+                "bad-json": IPv4Address("198.18.0.5"),
+            }
             nursery.cancel_scope.cancel()
 
     with caplog.at_level(logging.WARNING, logger="kvip.actors._replicas"):
         trio.run(main, clock=mock_clock())
-    assert directory.cards() == {
-        **{holder: ReplicaCard(holder, {}, ready=False) for holder in malformed},
-        "good": ReplicaCard("good", {"pool-1": "198.18.0.2"}),
-        "not-ready": ReplicaCard("not-ready", {}, ready=False),
-    }
-    assert directory.addresses_for("pool-1") == {"good": IPv4Address("198.18.0.2")}
     warned = [record.getMessage() for record in caplog.records if "malformed" in record.message]
     assert len(warned) == len(malformed), warned
 
 
-class FlakyLeases(Leases):
-    """The real Lease API, except that every request fails while `down`."""
-
-    def __init__(self, kube: Kube) -> None:
-        super().__init__(kube)
-        self.down = True
-        self.calls = 0
-
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Body:
-        self.calls += 1
-        if self.down:
-            raise Unavailable("the API server is down (FlakyLeases)")
-        return super()._call(fn, *args, **kwargs)
-
-
 def test_an_outage_is_logged_once_and_retried(
-    kube: Kube, namespace: str, caplog: pytest.LogCaptureFixture
+    counting: Callable[..., CountingLeases], namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    beat_api, list_api = FlakyLeases(kube), FlakyLeases(kube)
-    heartbeat = ReplicaHeartbeat(kube, namespace=namespace, lease_name=LEASE, replica="kvip-a",
-                                 card=lambda: {"pool-1": "198.18.0.2"}, period=1,
-                                 lease_api=beat_api)  # fmt: skip
-    directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=1,
+    beat_api, list_api = counting(), counting()
+    heartbeat = ReplicaHeartbeat(beat_api.kube, namespace=namespace, lease_name=LEASE,
+                                 replica="kvip-a", card=lambda: {"pool-1": "198.18.0.2"},
+                                 period=1, lease_api=beat_api)  # fmt: skip
+    directory = ReplicaDirectory(list_api.kube, namespace=namespace, lease_name=LEASE, period=1,
                                  lease_api=list_api)  # fmt: skip
 
     def logged(level: int) -> int:
@@ -360,16 +408,16 @@ def test_an_outage_is_logged_once_and_retried(
 
     async def outage_then_recovery(outages: int) -> None:
         beat_api.down = list_api.down = True
-        beat_calls, list_calls = beat_api.calls, list_api.calls
-        await until_mock(lambda: beat_api.calls >= beat_calls + 5
-                         and list_api.calls >= list_calls + 5, what="retries")  # fmt: skip
+        await beat_api.until_call(beat_api.calls + 6)
+        await list_api.until_call(list_api.calls + 6)
         assert logged(logging.WARNING) == 2 * outages
         beat_api.down = list_api.down = False
-        renewals, lists = heartbeat.renewals, directory.lists
-        await until_mock(lambda: heartbeat.renewals > renewals + 2
-                         and directory.lists > lists + 2, what="recovery")  # fmt: skip
+        renewals = heartbeat.renewals
+        await beat_api.until_call(beat_api.calls + 4)
+        await list_api.until_call(list_api.calls + 4)
+        assert heartbeat.renewals > renewals
         assert logged(logging.INFO) == 2 * outages
-        assert "kvip-a" in directory.cards()
+        assert "kvip-a" in directory.addresses_for("pool-1", stale_too=True)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -379,9 +427,5 @@ def test_an_outage_is_logged_once_and_retried(
             await outage_then_recovery(2)
             nursery.cancel_scope.cancel()
 
-    try:
-        with caplog.at_level(logging.INFO, logger="kvip.actors._replicas"):
-            trio.run(main, clock=mock_clock())
-    finally:
-        beat_api.close()
-        list_api.close()
+    with caplog.at_level(logging.INFO, logger="kvip.actors._replicas"):
+        trio.run(main, clock=mock_clock())
