@@ -270,7 +270,7 @@ def test_a_replica_with_an_unusual_name_gets_a_valid_lease(kube: Kube, namespace
             nursery.cancel_scope.cancel()
 
     trio.run(main)
-    assert heartbeat.name.startswith("kvip-replica-kvip-pod.xxx")
+    assert heartbeat.name.startswith("kvip-replica-kvip-pod-xxx") and len(heartbeat.name) <= 253
 
 
 def test_a_lease_no_longer_renewed_drops_out_after_its_duration(

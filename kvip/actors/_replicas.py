@@ -1,80 +1,49 @@
 """Which replicas serve which pools, and with which address.
 
-Every replica serves DHCP with its own address; only the leader writes IPPool
-status and allocates. So that the leader can show who serves a pool and never
-hand out a replica's address, each replica keeps a Lease of its own (a
-`ReplicaHeartbeat`) whose `kvip.io/serving` annotation maps IPPool names to the
-address it answers with there. The leader reads them all (`ReplicaDirectory`).
-
-A card counts while its Lease keeps being renewed, judged by when *this*
-process last saw `renewTime` change (as the leader election does), so clock
-skew between nodes does not matter. Both run their requests in a worker
-thread of their own, on a `Leases` client of their own.
+Every replica serves DHCP with its own address; only the leader allocates and
+writes IPPool status. Each replica keeps a Lease of its own (`ReplicaHeartbeat`)
+whose `kvip.io/serving` annotation maps IPPools to the address it answers with
+there; the leader reads them all (`ReplicaDirectory`). A card counts while its
+Lease keeps being renewed, judged by when *this* process saw `renewTime` change
+(as the leader election does), so clock skew between nodes does not matter.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from ipaddress import IPv4Address
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 
+from kvip.actors._replica_card import (
+    ReplicaCard,
+    card_annotations,
+    card_labels,
+    parse_card,
+    replica_lease_name,
+    replica_selector,
+)
 from kvip.k8s import Body, Conflict, Kube, KubeError, Leases, NotFound
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SERVING_ANNOTATION = "kvip.io/serving"
-READY_ANNOTATION = "kvip.io/ready"
-REPLICA_OF_LABEL = "kvip.io/replica-of"
-NAME_LABEL = "app.kubernetes.io/name"
 #: Seconds a heartbeat waits for its Lease to be deleted when it is cancelled.
 DELETE_PATIENCE = 3.0
 
 
-def _micro_time() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dns_safe(raw: str, limit: int) -> str:
-    """`raw` as a DNS-1123 label/subdomain of at most `limit` characters; a name
-    that had to change ends with a hash of the original, so two never collide."""
-    safe = re.sub(r"[^a-z0-9.-]+", "-", raw.lower()).strip("-.")
-    if safe == raw and len(safe) <= limit:
-        return safe
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-    return f"{safe[: limit - 9].rstrip('-.')}-{digest}".lstrip("-")
-
-
-def replica_lease_name(lease_name: str, replica: str) -> str:
-    """The name of `replica`'s heartbeat Lease: `<lease_name>-replica-<replica>`."""
-    return _dns_safe(f"{lease_name}-replica-{replica}", 253)
-
-
-def replica_selector(lease_name: str) -> str:
-    """The label selector of the heartbeat Leases of the replicas of `lease_name`."""
-    return f"{REPLICA_OF_LABEL}={_dns_safe(lease_name, 63)}"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaCard:
-    """What one replica announces: its pod name, and per IPPool the server address
-    it answers with there. `ready` is False while it says it is not serving."""
-
-    replica: str
-    serving: Mapping[str, str]
-    ready: bool = True
+async def _in_thread(limiter: trio.CapacityLimiter, fn: Callable[[], T]) -> T:
+    """One request at a time per actor (a deletion waits for a renewal in flight);
+    abandoned on cancellation, it ends within its request timeout anyway."""
+    return await trio.to_thread.run_sync(fn, limiter=limiter, abandon_on_cancel=True)
 
 
 class _Outage:
@@ -134,7 +103,7 @@ class ReplicaHeartbeat:
             while True:
                 body = self._body()
                 try:
-                    await self._in_thread(partial(self._write, leases, body))
+                    await _in_thread(self._limiter, partial(self._write, leases, body))
                 except KubeError as exc:
                     outage.failed(exc)
                 else:
@@ -142,30 +111,25 @@ class ReplicaHeartbeat:
                     self.renewals += 1
                 await trio.sleep(self.period)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(DELETE_PATIENCE) as scope:
+            problem: object = f"no answer in {DELETE_PATIENCE:g} s"
+            with trio.CancelScope(shield=True), trio.move_on_after(DELETE_PATIENCE):
                 try:
-                    await self._in_thread(partial(self._delete, leases))
+                    await _in_thread(self._limiter, partial(self._delete, leases))
+                    problem = None
                 except KubeError as exc:
-                    log.warning("could not delete replica lease %s/%s: %s", self.namespace,
-                                self.name, exc)  # fmt: skip
-            if scope.cancelled_caught:
-                log.warning("gave up deleting replica lease %s/%s after %g s", self.namespace,
-                            self.name, DELETE_PATIENCE)  # fmt: skip
+                    problem = exc
+            if problem is not None:
+                log.warning("could not delete replica lease %s/%s: %s", self.namespace,
+                            self.name, problem)  # fmt: skip
             if self.lease_api is None:
                 leases.close()
 
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
-        # One request at a time: the deletion runs after a renewal in flight.
-        return await trio.to_thread.run_sync(fn, limiter=self._limiter, abandon_on_cancel=True)
-
     def _body(self) -> Body:
-        now = _micro_time()
-        annotations = {SERVING_ANNOTATION: json.dumps(dict(self.card()), sort_keys=True)}
-        if self.ready is not None:
-            annotations[READY_ANNOTATION] = "true" if self.ready() else "false"
-        labels = {NAME_LABEL: "kvip", REPLICA_OF_LABEL: _dns_safe(self.lease_name, 63)}
-        metadata = {"name": self.name, "namespace": self.namespace, "labels": labels}
-        metadata["annotations"] = annotations
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ready = None if self.ready is None else self.ready()
+        metadata = {"name": self.name, "namespace": self.namespace,
+                    "labels": card_labels(self.lease_name),
+                    "annotations": card_annotations(self.card(), ready)}  # fmt: skip
         spec = {
             "holderIdentity": self.replica,
             "leaseDurationSeconds": math.ceil(3 * self.period),
@@ -209,27 +173,6 @@ class _Sighting:
     card: ReplicaCard
 
 
-def _parse_card(lease: Body) -> ReplicaCard:
-    """The card in a heartbeat Lease; ValueError when its annotations are malformed."""
-    spec: dict[str, Any] = lease.get("spec") or {}
-    replica = spec.get("holderIdentity") or lease["metadata"]["name"]
-    annotations: dict[str, str] = lease["metadata"].get("annotations") or {}
-    raw = annotations.get(SERVING_ANNOTATION)
-    if raw is None:
-        raise ValueError(f"no {SERVING_ANNOTATION} annotation")
-    serving = json.loads(raw)
-    if not isinstance(serving, dict) or not all(
-        isinstance(pool, str) and isinstance(address, str) for pool, address in serving.items()
-    ):
-        raise ValueError(f"{SERVING_ANNOTATION} is not an object of strings")
-    for address in serving.values():
-        IPv4Address(address)  # raises ValueError
-    ready = annotations.get(READY_ANNOTATION, "true")
-    if ready not in ("true", "false"):
-        raise ValueError(f"{READY_ANNOTATION} is neither true nor false")
-    return ReplicaCard(replica, serving, ready=ready == "true")
-
-
 @dataclass(slots=True)
 class ReplicaDirectory:
     """The cards of the replicas whose heartbeat Leases are fresh."""
@@ -261,10 +204,8 @@ class ReplicaDirectory:
         """replica -> the address it serves `pool` with. `stale_too`: also the
         replicas whose Leases are stale but not yet deleted (one that lost the
         API server may still be answering with its address)."""
-        if stale_too:
-            cards = [sighting.card for sighting in self._sightings.values()]
-        else:
-            cards = list(self._cards.values())
+        sightings = self._sightings.values()
+        cards = [sighting.card for sighting in sightings] if stale_too else self._cards.values()
         return {
             card.replica: IPv4Address(card.serving[pool]) for card in cards if pool in card.serving
         }
@@ -281,7 +222,9 @@ class ReplicaDirectory:
         try:
             while True:
                 try:
-                    found = await self._in_thread(partial(leases.list, self.namespace, selector))
+                    found = await _in_thread(
+                        self._limiter, partial(leases.list, self.namespace, selector)
+                    )
                 except KubeError as exc:
                     outage.failed(exc)
                 else:
@@ -293,9 +236,6 @@ class ReplicaDirectory:
         finally:
             if self.lease_api is None:
                 leases.close()
-
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
-        return await trio.to_thread.run_sync(fn, limiter=self._limiter, abandon_on_cancel=True)
 
     def _update(self, found: list[Body], now: float) -> None:
         sightings: dict[str, _Sighting] = {}
@@ -321,7 +261,7 @@ class ReplicaDirectory:
 
     def _card(self, name: str, lease: Body) -> ReplicaCard:
         try:
-            card = _parse_card(lease)
+            card = parse_card(lease)
         except (ValueError, KeyError) as exc:
             replica = (lease.get("spec") or {}).get("holderIdentity") or name
             why = str(exc)
@@ -345,7 +285,7 @@ class ReplicaDirectory:
             delete = partial(leases.delete, self.namespace, name,
                              resource_version=sighting.resource_version)  # fmt: skip
             try:
-                await self._in_thread(delete)
+                await _in_thread(self._limiter, delete)
             except (NotFound, Conflict):
                 pass
             except KubeError as exc:
