@@ -255,6 +255,41 @@ def test_a_cancelled_heartbeat_deletes_its_lease(
     trio.run(main)
 
 
+def test_a_heartbeat_takes_over_a_leftover_lease_and_recreates_a_deleted_one(
+    kube: Kube, leases: Leases, namespace: str
+) -> None:
+    """A pod restarted under the same name finds the Lease of its previous life
+    (possibly with other addresses); a Lease deleted as litter while its
+    replica could not renew is written anew."""
+    leftover = lease_body("kvip-replica-kvip-a", holder="kvip-a", duration=2,
+                          annotations=serving(**{"pool-1": "198.18.0.99"}),
+                          renewed=datetime.now(UTC))  # fmt: skip
+    leases.create(namespace, leftover)
+    heartbeat = ReplicaHeartbeat(kube, namespace=namespace, lease_name=LEASE, replica="kvip-a",
+                                 card=lambda: {"pool-1": "198.18.0.2"}, period=PERIOD)  # fmt: skip
+
+    def annotation() -> str | None:
+        try:
+            lease = leases.get(namespace, heartbeat.name)
+        except NotFound:
+            return None
+        found: str = lease["metadata"]["annotations"]["kvip.io/serving"]
+        return found
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heartbeat.run)
+            mine = json.dumps({"pool-1": "198.18.0.2"})
+            await until(lambda: annotation() == mine, what="the leftover taken over")
+            renewals = heartbeat.renewals
+            leases.delete(namespace, heartbeat.name)
+            await until(lambda: heartbeat.renewals > renewals + 1, what="two more renewals")
+            assert annotation() == mine
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
 def test_a_replica_with_an_unusual_name_gets_a_valid_lease(kube: Kube, namespace: str) -> None:
     """The API server rejects a Lease name that is not a DNS-1123 subdomain."""
     replica = "Kvip_Pod." + "x" * 300

@@ -145,8 +145,9 @@ class ReplicaHeartbeat:
         if self._resource_version is not None:
             body["metadata"]["resourceVersion"] = self._resource_version
             try:
+                # Also recreates a Lease deleted since: Leases allow create on update.
                 written = leases.replace(self.namespace, body)
-            except (Conflict, NotFound):
+            except Conflict:
                 del body["metadata"]["resourceVersion"]
         if written is None:
             try:
