@@ -183,10 +183,12 @@ def test_a_directory_sees_every_heartbeat_and_its_changes(
     cards = {"kvip-a": {"pool-1": "198.18.0.2", "pool-2": "198.18.1.2"},
              "kvip-b": {"pool-1": "198.18.0.3"}}  # fmt: skip
     changes: list[dict[str, ReplicaCard]] = []
+    ready = {"kvip-a": True, "kvip-b": True}
 
     def heartbeat(replica: str) -> ReplicaHeartbeat:
         return ReplicaHeartbeat(kube, namespace=namespace, lease_name=LEASE, replica=replica,
-                                card=lambda: cards[replica], period=PERIOD)  # fmt: skip
+                                card=lambda: cards[replica], ready=lambda: ready[replica],
+                                period=PERIOD)  # fmt: skip
 
     directory = ReplicaDirectory(kube, namespace=namespace, lease_name=LEASE, period=PERIOD,
                                  on_change=lambda: changes.append(directory.cards()))  # fmt: skip
@@ -222,6 +224,11 @@ def test_a_directory_sees_every_heartbeat_and_its_changes(
                         what="the new card")  # fmt: skip
             assert len(changes) == seen + 1
             assert changes[-1]["kvip-b"].serving == cards["kvip-b"]
+
+            ready["kvip-a"] = False
+            await until(lambda: not directory.cards()["kvip-a"].ready, what="kvip-a not ready")
+            # Not ready, it may still answer with its address: never hand it out.
+            assert "kvip-a" in directory.addresses_for("pool-1")
             nursery.cancel_scope.cancel()
 
     trio.run(main)

@@ -202,9 +202,9 @@ class ReplicaDirectory:
         return dict(self._cards)
 
     def addresses_for(self, pool: str, *, stale_too: bool = False) -> dict[str, IPv4Address]:
-        """replica -> the address it serves `pool` with. `stale_too`: also the
-        replicas whose Leases are stale but not yet deleted (one that lost the
-        API server may still be answering with its address)."""
+        """replica -> the address it serves `pool` with, ready or not. `stale_too`:
+        also of the Leases stale but not yet deleted (a replica that lost the API
+        server may still answer with its address: never hand those out either)."""
         sightings = self._sightings.values()
         cards = [sighting.card for sighting in sightings] if stale_too else self._cards.values()
         return {
