@@ -18,6 +18,8 @@ from kvip.actors._messages import (
 )
 from kvip.actors._pool import PoolActor, PoolStopped
 from kvip.actors._pool_book import MacConflict
+from kvip.actors._replica_card import ReplicaCard
+from kvip.actors._replicas import ReplicaDirectory, ReplicaHeartbeat
 
 __all__ = [
     "ClaimAddress",
@@ -33,6 +35,9 @@ __all__ = [
     "Reconfigure",
     "ReleaseOwner",
     "ReleaseVm",
+    "ReplicaCard",
+    "ReplicaDirectory",
+    "ReplicaHeartbeat",
     "RestoreReservation",
     "ServeRecorded",
     "ServeReservation",

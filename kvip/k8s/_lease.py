@@ -1,4 +1,4 @@
-"""coordination.k8s.io/v1 Leases, as dicts, for leader election."""
+"""coordination.k8s.io/v1 Leases, as dicts, for leader election and replica heartbeats."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from kvip.k8s._errors import translate
 
 
 class Leases:
-    """get/create/replace of Lease objects, with resourceVersion preconditions.
+    """get/list/create/replace/delete of Lease objects, with resourceVersion
+    preconditions.
 
     Each request is tried once and fails with `Unavailable` after
     `request_timeout` seconds (default: the Kube's). The Kube's client would
@@ -34,9 +35,11 @@ class Leases:
     def close(self) -> None:
         self.api_client.close()
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Body:
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Body:
         try:
-            response = fn(*args, _preload_content=False, _request_timeout=self.request_timeout)
+            response = fn(
+                *args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs
+            )
         except Exception as exc:
             raise translate(exc) from exc
         body: Body = json.loads(response.data)
@@ -44,6 +47,12 @@ class Leases:
 
     def get(self, namespace: str, name: str) -> Body:
         return self._call(self.api.read_namespaced_lease, name, namespace)
+
+    def list(self, namespace: str, label_selector: str) -> list[Body]:
+        """The Leases in `namespace` whose labels match `label_selector`."""
+        found = self._call(self.api.list_namespaced_lease, namespace, label_selector=label_selector)
+        items: list[Body] = found.get("items") or []
+        return items
 
     def create(self, namespace: str, body: Body) -> Body:
         # The client serializes a dict as it is.
@@ -53,3 +62,10 @@ class Leases:
         """PUT with the body's resourceVersion: Conflict when someone else wrote first."""
         name = body["metadata"]["name"]
         return self._call(self.api.replace_namespaced_lease, name, namespace, cast(Any, body))
+
+    def delete(self, namespace: str, name: str, *, resource_version: str | None = None) -> None:
+        """Delete a Lease; with `resource_version`, only that version of it (Conflict
+        when it has been written since)."""
+        preconditions = client.V1Preconditions(resource_version=resource_version)
+        options = client.V1DeleteOptions(preconditions=preconditions)
+        self._call(self.api.delete_namespaced_lease, name, namespace, body=options)
