@@ -4,10 +4,14 @@ the Lease holder writes)."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+from typing import Any, cast
 
 import pytest
+from kubernetes import client
 
+from kvip.actors._replica_card import card_annotations, card_labels, replica_lease_name
 from tests.lab.e2e_world import World, lease_ip
 from tests.lab.kvip_process import KvipProcess
 from tests.lab.kvip_rig import unique, wait_for
@@ -128,3 +132,57 @@ def test_sigterm_releases_the_lease_for_an_immediate_takeover(world: World) -> N
             # Released on SIGTERM: the follower need not wait out the 30 s lease.
             wait_for(second.is_leader, timeout=10, what="the follower to lead")
             assert "released lease" in first.log()
+
+
+def test_the_ippool_status_lists_the_replicas_and_no_replica_address_is_handed_out(
+    world: World, kube_client: client.ApiClient
+) -> None:
+    """Every replica's heartbeat Lease says which address it answers as; the
+    leader shows them in the IPPool status, and an address inside the range
+    (here a third replica's, announced by hand) is held by every pool, shown
+    in a condition and an Event, and never given to a VM."""
+    w = world
+    pool = w.create_pool(w.net("net-a"), start="198.18.0.10", end="198.18.0.20")
+    lease = unique("lease")
+    far = "far-replica"
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": replica_lease_name(lease, far),
+            "labels": card_labels(lease),
+            "annotations": card_annotations({pool: "198.18.0.10"}, None),
+        },
+        "spec": {"holderIdentity": far, "leaseDurationSeconds": 3600},
+    }
+    leases = client.CoordinationV1Api(kube_client)
+    leases.create_namespaced_lease(w.namespace, cast(Any, body))
+    first, second = kvip_process(w, lease), kvip_process(w, lease)
+    with first, second:
+
+        def listed() -> list[dict[str, str]] | None:
+            replicas = (w.pool(pool).get("status") or {}).get("replicas") or []
+            return replicas if len(replicas) == 3 else None
+
+        replicas = wait_for(listed, timeout=30, what="three replicas in the IPPool status")
+        assert {r["name"]: r["address"] for r in replicas} == {
+            f"{socket.gethostname()}-{first.pid}": "198.18.0.1",
+            f"{socket.gethostname()}-{second.pid}": "198.18.0.1",
+            far: "198.18.0.10",
+        }
+        status = w.pool(pool)["status"]
+        assert status["ipv4"]["allocated"]["198.18.0.10"] == "kvip replica address"
+        condition = next(
+            c for c in status["conditions"] if c["type"] == "ReplicaAddressesOutsideRange"
+        )
+        assert (condition["status"], condition["reason"]) == ("False", "InsideRange")
+        core = client.CoreV1Api(kube_client)
+
+        def reported() -> bool:
+            selector = f"involvedObject.name={pool}"
+            events = core.list_namespaced_event("default", field_selector=selector).items
+            return any(e.reason == "ReplicaAddressInRange" for e in events)
+
+        wait_for(reported, timeout=15, what="a ReplicaAddressInRange Event on the IPPool")
+        w.create_vm("vm", [("nic", "net-a", "52:54:00:00:12:01")])
+        assert w.ips("vm") == {"52:54:00:00:12:01": "198.18.0.11"}

@@ -58,7 +58,7 @@ def test_a_replica_answers_as_its_own_address() -> None:
     actor = _served("198.18.0.5/24")
     assert actor.interface_address == IPv4Address("198.18.0.5")
     assert actor.responder.options.server_ip == IPv4Address("198.18.0.5")
-    assert actor.address_problem is None
+    assert actor.address_problems == {}
     assert actor.allocator.owner_of(IPv4Address("198.18.0.5")) is None
 
 
@@ -68,7 +68,7 @@ def test_a_replica_address_inside_the_range_is_never_handed_out_and_is_reported(
     ip = IPv4Address("198.18.0.10")
     assert actor.responder.options.server_ip == ip
     assert actor.allocator.owner_of(ip) == REPLICA_OWNER
-    assert actor.address_problem is not None and "inside the range" in actor.address_problem
+    assert "inside the range" in actor.address_problems[ip]
     # The lowest free address is .10, but it is this replica's: a VM gets .11.
     owner = Owner("ns/vm [52:54:00:00:50:01]")
     assert actor.handle_now(ClaimAddress(owner, "52:54:00:00:50:01")) == IPv4Address("198.18.0.11")

@@ -6,6 +6,7 @@ from kvip.actors._leader import LeaderElector
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
+    HoldReplicaAddresses,
     Inspect,
     PoolMessage,
     PoolState,
@@ -25,6 +26,7 @@ __all__ = [
     "ClaimAddress",
     "ClearDecline",
     "Controller",
+    "HoldReplicaAddresses",
     "Inspect",
     "LeaderElector",
     "MacConflict",

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
+from socket import gethostname
 from typing import Any
 
 import trio
@@ -31,6 +32,7 @@ from kvip.actors._plan import (
 )
 from kvip.actors._pool import PoolStopped, SocketFactory
 from kvip.actors._reconcile import owner_of, ref_of
+from kvip.actors._replica_view import ReplicaView
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import render_pool_status, render_vmnetcfg_status
 from kvip.actors._supervisor import Supervisor
@@ -90,6 +92,8 @@ class Controller(RecordFollower):
     #: Whether this replica holds the Lease: only then does it claim, write and
     #: record Events. Every replica serves what the vmnetcfgs record.
     leading: bool = True
+    #: Which replica serves which pool as which address (heartbeat Leases).
+    replica_view: ReplicaView = field(default_factory=lambda: ReplicaView(gethostname()))
     #: The cancel scopes of the reconciles running as the leader.
     _leader_scopes: set[trio.CancelScope] = field(default_factory=set)
     _supervisor: Supervisor | None = None
@@ -120,6 +124,9 @@ class Controller(RecordFollower):
                 adopt=self._adopt,
             )
             nursery.start_soon(self._events.run)
+            nursery.start_soon(
+                self.replica_view.run, self._supervisor, self._record, self._pool_status.mark
+            )
             nursery.start_soon(self._pool_status.run)
             nursery.start_soon(self._cfg_status.run)
             async with send:
@@ -184,6 +191,7 @@ class Controller(RecordFollower):
         self.leading = True
         log.info("leading: claiming addresses and writing vmnetcfgs and statuses")
         self._requeue_all()
+        self.replica_view.report_again()
         if self._pool_status is not None:
             for name in self.pools:
                 self._pool_status.mark(name)
@@ -308,6 +316,7 @@ class Controller(RecordFollower):
         return restore
 
     def _pool_started(self, name: str, errors: list[tuple[RestoreReservation, IpamError]]) -> None:
+        self.replica_view.changed()
         handle = self.supervisor.pools.get(name)
         network = handle.config.network if handle is not None and handle.config else name
         for reservation, error in errors:
@@ -345,7 +354,10 @@ class Controller(RecordFollower):
 
     async def _render_pool(self, name: str, current: dict[str, Any]) -> dict[str, Any] | None:
         handle = self.supervisor.pools.get(name)
-        return None if handle is None else await render_pool_status(handle, current)
+        if handle is None:
+            return None
+        replicas = self.replica_view.listing(name, self.pools)
+        return await render_pool_status(handle, current, replicas=replicas)
 
     async def _render_cfg(self, key: str, current: dict[str, Any]) -> dict[str, Any] | None:
         state = self.states.get(key)

@@ -116,6 +116,15 @@ class ServeRecorded:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldReplicaAddresses:
+    """The addresses kvip's replicas answer as on this pool (from their heartbeat
+    Leases; this replica's own is added by the pool). Those inside the range are
+    never handed out. Answer: {address: what is wrong} for those in the range."""
+
+    addresses: frozenset[IPv4Address] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Reconfigure:
     """The IPPool changed. Options apply to the very next reply; a new range
     keeps what fits. Answer: the (ip, owner) pairs that no longer fit.
@@ -147,6 +156,7 @@ PoolMessage = (
     | ReleaseOwner
     | ReleaseVm
     | ServeRecorded
+    | HoldReplicaAddresses
     | Reconfigure
     | ClearDecline
     | Inspect

@@ -28,6 +28,7 @@ import trio
 from kvip.actors._dhcp_socket import interface_address, open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
+    HoldReplicaAddresses,
     Inspect,
     PoolMessage,
     Reconfigure,
@@ -128,8 +129,10 @@ class PoolActor:
     _ntp_applied: tuple[IPv4Address, ...] = field(init=False, default=())
     #: This replica's address on the pool's interface (None: none found yet).
     interface_address: IPv4Address | None = field(init=False, default=None)
-    #: Why this replica's address is a problem for the pool (None: it is not).
-    address_problem: str | None = field(init=False, default=None)
+    #: The addresses the other replicas answer as (HoldReplicaAddresses).
+    _replicas: frozenset[IPv4Address] = field(init=False, default=frozenset())
+    #: Replica addresses inside the range, and what is wrong with each.
+    address_problems: dict[IPv4Address, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._thread_limiter = trio.CapacityLimiter(1)
@@ -387,27 +390,34 @@ class PoolActor:
         self._set_options(self._ntp_applied)
         options = self.config.options
         if found is None or found not in options.subnet:
-            if found is None or options.server_ip != found:
-                log.info(
-                    "pool %s: %s has no address in %s; answering as serverip %s "
-                    "(right for a single replica only: replicas need addresses of their own)",
-                    self.name, self.config.interface, options.subnet, options.server_ip,
-                )  # fmt: skip
-            self.address_problem = None
-            return
+            log.info("pool %s: %s has no address in %s; answering as serverip %s (right for "
+                     "a single replica only: replicas need addresses of their own)", self.name,
+                     self.config.interface, options.subnet, options.server_ip)  # fmt: skip
+        self._hold_replicas()
+
+    def _hold_replicas(self) -> dict[IPv4Address, str]:
+        own = self.interface_address
+        addresses = set(self._replicas)
+        if own is not None and own in self.config.options.subnet:
+            addresses.add(own)
         with self._lock:
-            problem = self.book.hold_replica_address(found)
-        self.book.say()
-        if problem != self.address_problem and self.on_change is not None:
-            self.address_problem = problem
-            self.on_change()
-        self.address_problem = problem
+            problems = self.book.hold_replica_addresses(addresses)
+        for ip in sorted(problems.keys() - self.address_problems.keys()):
+            log.error("pool %s: %s", self.name, problems[ip])
+        if problems != self.address_problems:
+            self.address_problems = problems
+            if self.on_change is not None:
+                self.on_change()
+        return dict(problems)
 
     # -- the messages -----------------------------------------------------------------
 
     async def _apply_async(self, message: PoolMessage | _TakeNotices) -> Any:
         if isinstance(message, _TakeNotices):
             return self._take_notices()
+        if isinstance(message, HoldReplicaAddresses):
+            self._replicas = message.addresses
+            return self._hold_replicas()
         if isinstance(message, Reconfigure):
             try:
                 return await self._reconfigure(message)
@@ -444,6 +454,7 @@ class PoolActor:
             self.config = new
         self.book.say()
         self._resolve_ntp_later()
+        self._hold_replicas()  # the range moved: which replica addresses are inside?
         for ip, owner in evicted:
             log.warning(
                 "IPPool %s: %s of %s no longer fits the pool's range or excludes",

@@ -8,6 +8,7 @@ actor has let go of the lock (`say`), so a packet never waits for a log write.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
@@ -164,25 +165,32 @@ class PoolBook:
             self.record(record.owner, record.mac, record.ip, record.hostname, serve=True)
         return tuple(released), tuple(problems)
 
-    def hold_replica_address(self, ip: IPv4Address) -> str | None:
-        """This replica answers as `ip`: inside the pool's range it must never be
-        handed out, so the pool holds it for REPLICA_OWNER. What is wrong, if
-        anything (said in the IPPool's status and the log)."""
-        if not self.allocator.is_assignable(ip):
-            return None  # outside the range, or excluded: as it should be
-        holder = self.allocator.owner_of(ip)
-        if holder is not None and holder != REPLICA_OWNER:
-            problem = (f"this kvip replica's address {ip} is inside the range and recorded "
-                       f"for {holder}: both answer ARP for it; give kvip an address "
-                       "outside the range")  # fmt: skip
-            self.note(logging.ERROR, "pool %s: %s", self.name, problem)
-            return problem
-        if holder is None:
-            self.allocator.reserve(REPLICA_OWNER, ip)
-        problem = (f"this kvip replica's address {ip} is inside the range: held so that no "
-                   "VM gets it; give kvip an address outside the range")  # fmt: skip
-        self.note(logging.WARNING, "pool %s: %s", self.name, problem)
-        return problem
+    def hold_replica_addresses(self, addresses: Collection[IPv4Address]) -> dict[IPv4Address, str]:
+        """kvip's replicas answer as `addresses`: those inside the range are held
+        for REPLICA_OWNER, so that no VM is ever given one; held ones no longer
+        listed go back to the pool. What is wrong, by address (for the IPPool's
+        status, an Event and the log)."""
+        wanted = set(addresses)
+        for ip in self.allocator.addresses_of(REPLICA_OWNER):
+            if ip not in wanted:
+                self.allocator.release(ip)
+        problems: dict[IPv4Address, str] = {}
+        for ip in sorted(wanted):
+            if not self.allocator.is_assignable(ip):
+                continue  # outside the range, or excluded: as it should be
+            holder = self.allocator.owner_of(ip)
+            if holder is not None and holder != REPLICA_OWNER:
+                problems[ip] = (f"kvip replica address {ip} is inside the range and recorded "
+                                f"for {holder}: both answer ARP for it; give kvip's replicas "
+                                "addresses outside the range")  # fmt: skip
+                continue
+            if holder is None:
+                self.allocator.reserve(REPLICA_OWNER, ip)
+            problems[ip] = (
+                f"kvip replica address {ip} is inside the range: held so that no VM gets "
+                "it; give kvip's replicas addresses outside the range"
+            )
+        return problems
 
     def owner_of_mac(self, mac: str) -> Owner | None:
         nic = self.nics.get(mac.lower())

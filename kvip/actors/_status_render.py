@@ -30,9 +30,16 @@ class NicStatus:
         }
 
 
-async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dict[str, Any]:
-    """Conditions (Ready, Serving) and the allocated map of one pool; the
-    timestamps move only when something else does, so a rewrite is a no-op."""
+REPLICA_ADDRESSES = "ReplicaAddressesOutsideRange"
+
+
+async def render_pool_status(
+    handle: PoolHandle, current: dict[str, Any], *, replicas: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Conditions (Ready, Serving, and ReplicaAddressesOutsideRange once a replica's
+    address was inside the range), the replicas that serve the pool and the
+    allocated map; the timestamps move only when something else does, so a
+    rewrite is a no-op."""
     status = dict(current)
     conditions = list(current.get("conditions") or [])
     state: PoolState | None = None
@@ -63,7 +70,19 @@ async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dic
         reason="Paused" if paused else ("Listening" if serving else "NotListening"),
         message=serving_message,
     )
+    problems = handle.actor.address_problems if handle.actor is not None else {}
+    if problems or any(c.get("type") == REPLICA_ADDRESSES for c in conditions):
+        conditions = set_condition(
+            conditions,
+            REPLICA_ADDRESSES,
+            status=not problems,
+            reason="InsideRange" if problems else "OutsideRange",
+            message="; ".join(problems[ip] for ip in sorted(problems))
+            or "every kvip replica's address is outside the range",
+        )
     status["conditions"] = conditions
+    if replicas is not None:
+        status["replicas"] = replicas
     if state is not None:
         allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
         allocated.update((str(ip), owner) for ip, owner in state.allocations)

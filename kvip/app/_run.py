@@ -14,7 +14,14 @@ from typing import Any
 import trio
 
 from kvip import __version__
-from kvip.actors import Controller, LeaderElector, socket_factory_in
+from kvip.actors import (
+    Controller,
+    LeaderElector,
+    ReplicaDirectory,
+    ReplicaHeartbeat,
+    socket_factory_in,
+)
+from kvip.actors._replica_view import ReplicaView
 from kvip.app._http import ProbeServer
 from kvip.app._metrics import LogCounter, registry_for
 from kvip.k8s import Kube
@@ -33,6 +40,12 @@ def default_namespace() -> str:
             return file.read().strip() or "default"
     except OSError:
         return "default"
+
+
+def replica_name() -> str:
+    """This replica's name in its heartbeat Lease: the pod name, else the host
+    name and process id (several replicas on one machine)."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def default_identity() -> str:
@@ -97,7 +110,21 @@ async def run(options: RunOptions) -> None:
         workers=options.workers,
         socket_factory=socket_factory_in(options.socket_netns),
         leading=elector is None,
+        replica_view=ReplicaView(replica_name()),
     )
+    heartbeat = directory = None
+    if elector is not None:
+        # Each replica says which address it answers as on which pool; the leader
+        # shows it in the IPPool status, and every pool holds those addresses.
+        view = controller.replica_view
+        directory = view.directory = ReplicaDirectory(
+            kube, namespace=elector.namespace, lease_name=elector.name,
+            on_change=view.changed, may_delete=lambda: controller.leading,
+        )  # fmt: skip
+        heartbeat = ReplicaHeartbeat(
+            kube, namespace=elector.namespace, lease_name=elector.name, replica=view.name,
+            card=lambda: view.serving_card(controller.pools), ready=lambda: readiness()[0],
+        )  # fmt: skip
 
     async def lead() -> None:
         await controller.lead()
@@ -137,6 +164,9 @@ async def run(options: RunOptions) -> None:
             async with trio.open_nursery() as nursery:
                 await nursery.start(probes.run)
                 nursery.start_soon(controller.run)
+                for task in (heartbeat, directory):
+                    if task is not None:
+                        nursery.start_soon(task.run)
                 election = trio.CancelScope()
                 if elector is not None:
                     nursery.start_soon(_in_scope, election, elector.run, lead)
