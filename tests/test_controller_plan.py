@@ -114,10 +114,14 @@ def test_settling_claims_records_serves_and_remembers_a_move() -> None:
 
 
 def test_a_declined_address_is_kept_and_shown_as_an_error() -> None:
+    """...with the address in the status entry's `declined`, which every replica reads."""
     claim = Claim(nic("a", NET_A, MAC1), MAC1, None, None)
     outcome = Outcome()
     outcome.settle(claim, IPv4Address("198.18.0.10"), declined="declined: in use")
-    assert outcome.statuses == [NicStatus(NET_A, MAC1, False, "declined: in use", "198.18.0.10")]
+    shown = NicStatus(NET_A, MAC1, False, "declined: in use", "198.18.0.10", declined=True)
+    assert outcome.statuses == [shown]
+    assert shown.as_status()["declined"] == "198.18.0.10"
+    assert "declined" not in NicStatus(NET_A, MAC1, True, "ok", "198.18.0.10").as_status()
     assert outcome.to_serve == [(NET_A, MAC1, IPv4Address("198.18.0.10"))]
 
 

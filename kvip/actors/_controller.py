@@ -125,7 +125,11 @@ class Controller(RecordFollower):
             )
             nursery.start_soon(self._events.run)
             nursery.start_soon(
-                self.replica_view.run, self._supervisor, self._record, self._pool_status.mark
+                self.replica_view.run,
+                self._supervisor,
+                self._record,
+                self._pool_status.mark,
+                self._forwarded_decline,
             )
             nursery.start_soon(self._pool_status.run)
             nursery.start_soon(self._cfg_status.run)
@@ -141,6 +145,8 @@ class Controller(RecordFollower):
                     )
                     nursery.start_soon(watcher.run)
             await self._initial_sync(receive)
+            if self.leading:
+                self.adopt_recorded_declines()
             for _ in range(self.workers):
                 nursery.start_soon(self._worker, nursery)
             self.ready.set()
@@ -188,6 +194,7 @@ class Controller(RecordFollower):
             return
         await self.ready.wait()
         await self._catch_up()
+        self.adopt_recorded_declines()
         self.leading = True
         log.info("leading: claiming addresses and writing vmnetcfgs and statuses")
         self._requeue_all()
@@ -424,6 +431,19 @@ class Controller(RecordFollower):
             self._record(Event(ref_of(VMNETCFGS, cfg), "RecordRefused", message, warning=True))
 
     # -- events and client notices -------------------------------------------------------
+
+    def _forwarded_decline(self, replica: str, pool: str, mac: str, ip: str) -> None:
+        """Another replica received a DECLINE that no vmnetcfg shows yet: the leader
+        records it (once) as if its own pool had."""
+        handle = self.pools.get(pool)
+        if not self.leading or handle is None or handle.actor is None or handle.config is None:
+            return
+        key = vm_of(handle.actor.owner_of_mac(mac))
+        state = self.states.get(key) if key is not None else None
+        if key is None or (state is not None and (handle.config.network, mac) in state.declined):
+            return
+        log.info("IPPool %s: kvip replica %s saw %s decline %s", pool, replica, mac, ip)
+        self._pool_notice(pool, Declined(mac, IPv4Address(ip), f"seen by kvip replica {replica}"))
 
     def _pool_notice(self, pool: str, notice: Notice) -> None:
         """A client DECLINEd its address (in use on the wire) or RELEASEd it."""

@@ -17,7 +17,8 @@ from kvip.actors._messages import RestoreReservation, ServeRecorded
 from kvip.actors._plan import first_per_nic
 from kvip.actors._reconcile import VmReconciler, owner_of
 from kvip.ipam import IpamError
-from kvip.k8s._bodies import vmnetcfg_records
+from kvip.k8s import RESET_ANNOTATION
+from kvip.k8s._bodies import vmnetcfg_declines, vmnetcfg_records
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class RecordFollower(VmReconciler):
     """The Controller's following half (a mixin, like VmReconciler)."""
 
     __slots__ = ()
+    leading: bool
 
     def recorded(self, key: str) -> dict[str, list[RestoreReservation]]:
         """The VM's recorded reservations by network; none once the VM is gone
@@ -46,16 +48,57 @@ class RecordFollower(VmReconciler):
             recorded.setdefault(record.network, []).append(reservation)
         return recorded
 
+    def _declined(
+        self, key: str, recorded: dict[str, list[RestoreReservation]]
+    ) -> dict[str, frozenset[IPv4Address]]:
+        """The VM's declined addresses by network: those its vmnetcfg status shows
+        (the leader recorded them), and those declined here that it does not show
+        yet (pending: the heartbeat tells the leader). A reset clears both."""
+        cfg, state = self.cfgs.get(key), self.states.get(key)
+        shown = vmnetcfg_declines(cfg) if cfg is not None else {}
+        if state is not None:
+            if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
+                state.declined.clear()
+            for nic in shown.keys() & state.declined.keys():
+                del state.declined[nic]  # recorded now: no longer pending
+        pending = state.declined.keys() if state is not None else set()
+        declined: dict[str, set[IPv4Address]] = {}
+        for network, reservations in recorded.items():
+            for r in reservations:
+                nic = (network, r.mac)
+                if nic in pending or (nic in shown and shown[nic][0] == str(r.ip)):
+                    declined.setdefault(network, set()).add(r.ip)
+        return {network: frozenset(ips) for network, ips in declined.items()}
+
+    def pending_declines(self) -> list[tuple[str, str, str]]:
+        """(IPPool, MAC, address) of the DECLINEs this follower received that no
+        vmnetcfg shows yet: its heartbeat carries them to the leader."""
+        if self.leading:
+            return []
+        pending = []
+        for key, state in self.states.items():
+            if not state.declined:
+                continue
+            recorded = self.recorded(key)
+            for network, mac in state.declined:
+                pool = self.supervisor.by_network(network)
+                ip = next((r.ip for r in recorded.get(network, ()) if r.mac == mac), None)
+                if pool is not None and ip is not None:
+                    pending.append((pool.name, mac, str(ip)))
+        return pending
+
     async def follow_records(self, key: str) -> None:
         """Make every running pool hold and serve the VM's records, and nothing
         else of the VM. A record that cannot be held (its address is still
         another VM's here: the watches may deliver the leader's writes in
         another order than it made them) fails the reconcile, which is retried."""
         recorded = self.recorded(key)
+        declined = self._declined(key, recorded)
         problems: list[tuple[RestoreReservation, IpamError]] = []
         for pool in self.supervisor.running():
             records = tuple(recorded.get(pool.config.network, ()))
-            released, failed = await pool.ask(ServeRecorded(key, records))
+            message = ServeRecorded(key, records, declined.get(pool.config.network, frozenset()))
+            released, failed = await pool.ask(message)
             for ip in released:
                 log.info("VM %s: not serving %s in IPPool %s any more: no longer recorded",
                          key, ip, pool.name)  # fmt: skip

@@ -113,6 +113,8 @@ class ServeRecorded:
 
     key: str
     records: tuple[RestoreReservation, ...] = ()
+    #: Recorded addresses the client declined: not answered (the VM's others are).
+    declined: frozenset[IPv4Address] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,14 @@ class ClearDecline:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkDeclined:
+    """A client DECLINEd `ip` (seen by another replica, or recorded in its
+    vmnetcfg): not answered until cleared. Answer: None."""
+
+    ip: IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
 class Inspect:
     """Answer: a PoolState."""
 
@@ -159,6 +169,7 @@ PoolMessage = (
     | HoldReplicaAddresses
     | Reconfigure
     | ClearDecline
+    | MarkDeclined
     | Inspect
 )
 

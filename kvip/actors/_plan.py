@@ -142,7 +142,7 @@ class Outcome:
             self.moved[claim.key] = claim.replaces
         self.records.append(NicRecord(network, mac, str(ip)))
         if declined is not None:
-            self.statuses.append(NicStatus(network, mac, False, declined, str(ip)))
+            self.statuses.append(NicStatus(network, mac, False, declined, str(ip), declined=True))
         else:
             self.statuses.append(NicStatus(network, mac, True, f"{ip} reserved", str(ip)))
         self.to_serve.append((network, mac, ip))

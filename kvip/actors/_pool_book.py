@@ -17,6 +17,7 @@ from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
     Inspect,
+    MarkDeclined,
     PoolMessage,
     PoolState,
     Reconfigure,
@@ -90,6 +91,8 @@ class PoolBook:
             return self.serve_recorded(message)
         if isinstance(message, ClearDecline):
             return self.responder.clear_declined(message.ip)
+        if isinstance(message, MarkDeclined):
+            return self.responder.mark_declined(message.ip)
         if isinstance(message, Inspect):
             return self.state(serving=serving)
         if isinstance(message, Reconfigure):
@@ -163,6 +166,11 @@ class PoolBook:
                 problems.append((record, exc))
                 continue
             self.record(record.owner, record.mac, record.ip, record.hostname, serve=True)
+        for record in message.records:
+            if record.ip in message.declined:
+                self.responder.mark_declined(record.ip)
+            elif record.ip in self.responder.declined:
+                self.responder.clear_declined(record.ip)
         return tuple(released), tuple(problems)
 
     def hold_replica_addresses(self, addresses: Collection[IPv4Address]) -> dict[IPv4Address, str]:

@@ -17,6 +17,7 @@ from kvip.actors._events import Event, EventRecorder, ObjectRef
 from kvip.actors._messages import (
     ClaimAddress,
     ClearDecline,
+    MarkDeclined,
     NicOwner,
     ReleaseOwner,
     ReleaseVm,
@@ -56,6 +57,7 @@ from kvip.k8s._bodies import (
     finalizer_removal,
     vm_nics,
     vmnetcfg_body,
+    vmnetcfg_declines,
     vmnetcfg_records,
     vmnetcfg_update,
 )
@@ -150,6 +152,17 @@ class VmReconciler:
         state.orphans = []  # listed again, durably
         await self._written(key, vm, old, outcome)
 
+    def adopt_recorded_declines(self) -> None:
+        """Taking the lead (or starting as the only replica): the declines the
+        vmnetcfg statuses record (an earlier leader's, or this process's before a
+        restart) are this leader's to show and honour. Only then: later, the
+        cached status may lag this leader's own writes (a reset, say)."""
+        for key, cfg in self.cfgs.items():
+            records = {(r.network, r.mac): r.ip for r in vmnetcfg_records(cfg)}
+            for nic, (ip, message) in vmnetcfg_declines(cfg).items():
+                if records.get(nic) == ip:
+                    self._state(key).declined.setdefault(nic, message)
+
     async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
         """Ask the pools for the planned claims; nothing is served yet."""
         name = key.rpartition("/")[2]
@@ -236,6 +249,8 @@ class VmReconciler:
                     log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
                     self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
                 await pool.ask(ServeReservation(mac, ip))
+                if (network, mac) in self._state(key).declined:
+                    await pool.ask(MarkDeclined(ip))  # declined where another replica saw it
         for record in released_records(old, outcome.records):
             await self._release(key, record)
         self._set_status(key, outcome.statuses, self.cfgs.get(key))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
@@ -15,6 +15,7 @@ from kvip.k8s import Body
 
 SERVING_ANNOTATION = "kvip.io/serving"
 READY_ANNOTATION = "kvip.io/ready"
+DECLINED_ANNOTATION = "kvip.io/declined"
 REPLICA_OF_LABEL = "kvip.io/replica-of"
 NAME_LABEL = "app.kubernetes.io/name"
 
@@ -27,6 +28,9 @@ class ReplicaCard:
     replica: str
     serving: Mapping[str, str]
     ready: bool = True
+    #: DECLINEs this replica received that the vmnetcfgs do not show yet:
+    #: (IPPool name, MAC, address), for the leader to record.
+    declined: tuple[tuple[str, str, str], ...] = ()
 
 
 def dns_safe(raw: str, limit: int) -> str:
@@ -54,9 +58,17 @@ def card_labels(lease_name: str) -> dict[str, str]:
     return {NAME_LABEL: "kvip", REPLICA_OF_LABEL: dns_safe(lease_name, 63)}
 
 
-def card_annotations(serving: Mapping[str, str], ready: bool | None) -> dict[str, str]:
-    """A card as Lease annotations (no `kvip.io/ready` when `ready` is None)."""
+def card_annotations(
+    serving: Mapping[str, str],
+    ready: bool | None,
+    declined: Sequence[tuple[str, str, str]] = (),
+) -> dict[str, str]:
+    """A card as Lease annotations (no `kvip.io/ready` when `ready` is None, no
+    `kvip.io/declined` without declines)."""
     annotations = {SERVING_ANNOTATION: json.dumps(dict(serving), sort_keys=True)}
+    if declined:
+        entries = [{"pool": p, "mac": m, "ip": ip} for p, m, ip in sorted(declined)]
+        annotations[DECLINED_ANNOTATION] = json.dumps(entries)
     if ready is not None:
         annotations[READY_ANNOTATION] = "true" if ready else "false"
     return annotations
@@ -80,4 +92,12 @@ def parse_card(lease: Body) -> ReplicaCard:
     ready = annotations.get(READY_ANNOTATION, "true")
     if ready not in ("true", "false"):
         raise ValueError(f"{READY_ANNOTATION} is neither true nor false")
-    return ReplicaCard(replica, serving, ready=ready == "true")
+    declined = []
+    for entry in json.loads(annotations.get(DECLINED_ANNOTATION, "[]")):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("pool", "mac", "ip")
+        ):
+            raise ValueError(f"{DECLINED_ANNOTATION} is not a list of pool, mac, ip")
+        IPv4Address(entry["ip"])  # raises ValueError
+        declined.append((entry["pool"], entry["mac"], entry["ip"]))
+    return ReplicaCard(replica, serving, ready=ready == "true", declined=tuple(declined))

@@ -68,11 +68,23 @@ class ReplicaView:
         return [{"name": name, "address": address} for name, address in sorted(serving.items())]
 
     async def run(
-        self, supervisor: Supervisor, record: Callable[[Event], None], mark: Callable[[str], None]
+        self,
+        supervisor: Supervisor,
+        record: Callable[[Event], None],
+        mark: Callable[[str], None],
+        declined: Callable[[str, str, str, str], None],
     ) -> None:
+        """Whenever something changed: every running pool holds the replicas'
+        addresses (an Event for each one inside the range), and each DECLINE
+        another replica saw goes to `declined(replica, pool, mac, ip)`."""
         while True:
             await self._changed.wait()
             self._changed = trio.Event()
+            cards = self.directory.cards().values() if self.directory is not None else ()
+            for card in cards:
+                if card.replica != self.name:
+                    for pool, mac, ip in card.declined:
+                        declined(card.replica, pool, mac, ip)
             for handle in list(supervisor.pools.values()):
                 actor = handle.actor
                 if actor is None or not handle.ready:

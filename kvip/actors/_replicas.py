@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -79,6 +79,8 @@ class ReplicaHeartbeat:
     period: float = 5.0
     #: Whether this replica is serving; by default always.
     ready: Callable[[], bool] | None = None
+    #: The DECLINEs it received that no vmnetcfg shows yet (ReplicaCard.declined).
+    declined: Callable[[], Sequence[tuple[str, str, str]]] | None = None
     #: The Lease API; by default `Leases(kube)` (closed when `run` ends).
     lease_api: Leases | None = None
     #: Successful renewals so far.
@@ -129,7 +131,8 @@ class ReplicaHeartbeat:
         ready = None if self.ready is None else self.ready()
         metadata = {"name": self.name, "namespace": self.namespace,
                     "labels": card_labels(self.lease_name),
-                    "annotations": card_annotations(self.card(), ready)}  # fmt: skip
+                    "annotations": card_annotations(
+                        self.card(), ready, self.declined() if self.declined else ())}  # fmt: skip
         spec = {
             "holderIdentity": self.replica,
             "leaseDurationSeconds": math.ceil(3 * self.period),

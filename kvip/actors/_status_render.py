@@ -20,14 +20,20 @@ class NicStatus:
     ok: bool
     message: str
     ip: str | None = None
+    #: The client DECLINEd `ip` (kvip's addition to the status entry: every replica
+    #: reads it, and honours the decline).
+    declined: bool = False
 
     def as_status(self) -> dict[str, str]:
-        return {
+        entry = {
             "networkname": self.network,
             "macaddress": self.mac,
             "status": "OK" if self.ok else "ERROR",
             "message": self.message,
         }
+        if self.declined and self.ip is not None:
+            entry["declined"] = self.ip
+        return entry
 
 
 REPLICA_ADDRESSES = "ReplicaAddressesOutsideRange"

@@ -124,6 +124,7 @@ async def run(options: RunOptions) -> None:
         heartbeat = ReplicaHeartbeat(
             kube, namespace=elector.namespace, lease_name=elector.name, replica=view.name,
             card=lambda: view.serving_card(controller.pools), ready=lambda: readiness()[0],
+            declined=controller.pending_declines,
         )  # fmt: skip
 
     async def lead() -> None:

@@ -139,6 +139,20 @@ def vmnetcfg_records(cfg: Mapping[str, Any]) -> list[NicRecord]:
     return records
 
 
+def vmnetcfg_declines(cfg: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(network, MAC) -> (address, message) of the NICs whose status says the client
+    DECLINEd its address (kvip's `declined` field)."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for entry in (cfg.get("status") or {}).get("networkconfig") or []:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("declined"), str):
+            continue
+        mac = normalize_mac(entry.get("macaddress"))
+        network = entry.get("networkname")
+        if mac is not None and isinstance(network, str):
+            found[(network, mac)] = (entry["declined"], str(entry.get("message") or ""))
+    return found
+
+
 def vmnetcfg_body(
     *, namespace: str, name: str, vm_uid: str | None, records: list[NicRecord]
 ) -> dict[str, Any]:

@@ -146,6 +146,12 @@ class Responder:
         self._forget()
         return self.reservations.pop(mac_bytes(mac), None)
 
+    def mark_declined(self, ip: IPv4Address) -> None:
+        """A client declined `ip`, as another replica saw (no notice: not news)."""
+        if ip not in self.declined:
+            self.declined.add(ip)
+            self._forget()
+
     def clear_declined(self, ip: IPv4Address) -> bool:
         self._forget()
         if ip in self.declined:
