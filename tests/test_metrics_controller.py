@@ -150,6 +150,10 @@ def test_a_pool_whose_server_fails_counts_its_restarts() -> None:
         seen = scraped(registry)
         assert seen["kvip_ippool_ready{ippool=pool-b}"] == 0
         assert seen["kvip_ippool_restarts_total{ippool=pool-a}"] == 0
+        # Both serve nothing; only pool-b fails (pool-a is paused, by choice).
+        assert seen["kvip_ippool_ready{ippool=pool-a}"] == 0
+        assert seen["kvip_ippool_paused{ippool=pool-a}"] == 1
+        assert seen["kvip_ippool_paused{ippool=pool-b}"] == 0
 
     with_controller(test)
 

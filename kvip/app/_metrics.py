@@ -134,9 +134,15 @@ class KvipCollector(Collector):
             "Restarts of a pool's DHCP server after it failed",
             labels=["ippool"],
         )
+        paused = GaugeMetricFamily(
+            "kvip_ippool_paused", "1 while the IPPool is paused (spec.paused)", labels=["ippool"]
+        )
         for name, handle in sorted(controller.pools.items()):
             restarts.add_metric([name], handle.restarts)
-        yield from (used, available, ready, received, sent, events, latency, restarts)
+            paused.add_metric(
+                [name], 1 if handle.config is not None and handle.config.paused else 0
+            )
+        yield from (used, available, ready, received, sent, events, latency, restarts, paused)
 
     def _vmnetcfgs(self, controller: Controller) -> Iterator[Metric]:
         status = GaugeMetricFamily(
