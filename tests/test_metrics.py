@@ -185,11 +185,12 @@ def test_build_info_and_the_process_and_python_collectors() -> None:
     before = scraped(registry)
     assert before[f"kvip_build_info{{version={__version__}}}"] == 1
     assert before["process_resident_memory_bytes{}"] > 0
-    assert f"python_info{{implementation=CPython,major={sys.version_info.major}," in "".join(before)
+    python = [key for key in before if key.startswith("python_info{")]
+    assert len(python) == 1 and f"major={sys.version_info.major}," in python[0]
     gc.collect()
     after = scraped(registry)
     key = "python_gc_collections_total{generation=2}"
-    assert after[key] == before[key] + 1
+    assert after[key] >= before[key] + 1  # (the scrapes may collect too)
 
 
 def test_the_work_queue_depth_and_how_long_a_vm_waited() -> None:
