@@ -184,7 +184,7 @@ class KvipCollector(Collector):
             errors.add_metric([reason], controller.errors[reason])
         conflicts = CounterMetricFamily(
             "kvip_status_write_conflicts",
-            "Status writes that met a newer version (409) and were written again",
+            "Status writes that met a newer version (409); each is read and tried again",
             labels=["resource"],
         )
         # The controller's own writers (private: the metrics only read them).
