@@ -139,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("METRICS_PORT", "8080") or 8080),
         help="port for /metrics, /healthz and /readyz (env METRICS_PORT; default 8080)",
     )
+    metrics.add_argument(
+        "--vmnetcfg-metrics",
+        action=argparse.BooleanOptionalAction,
+        default=_env("VMNETCFG_METRICS", "true") != "false",
+        help="export kubevirtiphelper_vmnetcfg_status, one series per VM NIC; turn it off "
+        "for large clusters (kvip_vmnetcfg_nics still counts the NICs by state; "
+        "env VMNETCFG_METRICS; default on)",
+    )
     pools = commands.add_parser(
         "pools",
         help="list the IPPools: network, subnet, used, available, ready",
@@ -236,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             drain=max(0.0, args.drain_seconds),
             metrics_address=args.metrics_address,
             metrics_port=args.metrics_port,
+            vmnetcfg_metrics=args.vmnetcfg_metrics,
         )
         try:
             trio.run(app.run, options)

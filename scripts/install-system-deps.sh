@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kvip's tests, demo and benchmarks use: real DHCP
-# clients and servers, network namespace tools. Idempotent: installs only what
+# clients and servers, network namespace tools, and promtool (package
+# prometheus) for the alert rules' unit tests. Idempotent: installs only what
 # is missing, and runs `apt-get update` only when something is.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ packages=(
     iproute2 procps iputils-ping util-linux
     isc-dhcp-client udhcpc dhcpcd-base systemd
     nmap kea-admin kea-dhcp4-server dnsmasq-base tcpdump
+    prometheus
 )
 
 missing=()

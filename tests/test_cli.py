@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from kvip import app
 from kvip.app import configure, parse_level
 from kvip.cli import main
 
@@ -94,3 +95,31 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_trace_is_below_debug() -> None:
     assert parse_level("trace") < parse_level("DEBUG") < parse_level("info")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ((), None, True),
+        (("--no-vmnetcfg-metrics",), None, False),
+        ((), "false", False),
+        (("--vmnetcfg-metrics",), "false", True),
+    ],
+)
+def test_the_per_nic_vmnetcfg_series_can_be_switched_off(
+    monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], env: str | None, expected: bool
+) -> None:
+    """`kvip run` hands the switch to RunOptions (and from there to the registry)."""
+    seen: list[app.RunOptions] = []
+
+    async def run(options: app.RunOptions) -> None:
+        seen.append(options)
+
+    if env is not None:
+        monkeypatch.setenv("VMNETCFG_METRICS", env)
+    monkeypatch.setattr(app, "run", run)
+    try:
+        assert main(["run", *args]) == 0
+    finally:
+        configure("INFO")
+    assert [options.vmnetcfg_metrics for options in seen] == [expected]

@@ -7,19 +7,28 @@ received and sent counts) from different packets.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import fields
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
+import trio
+import trio.testing
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
+from kvip import __version__
 from kvip.actors import Controller, PoolActor
+from kvip.actors._status_render import NicStatus
 from kvip.actors._supervisor import PoolHandle
+from kvip.actors._vm_state import VmState
+from kvip.actors._workqueue import WorkQueue
 from kvip.app._metrics import KvipCollector, LogCounter, registry_for
 from kvip.k8s import ApiHealth, Unavailable
 from kvip.serving import Counters
@@ -29,12 +38,31 @@ from tests.lab.pool_harness import FakeSocketFactory, pool_config
 LATENCY = 0.5
 
 
+def controller_like(**fields: object) -> Controller:
+    """What the collector reads of a Controller, without one running."""
+    parts: dict[str, object] = dict(
+        pools={}, states={}, queue=WorkQueue(), errors=Counter(),
+        _pool_status=None, _cfg_status=None, _events=None,
+    )  # fmt: skip
+    parts.update(fields)
+    return cast(Controller, SimpleNamespace(**parts))
+
+
 def collector_for(actor: PoolActor) -> KvipCollector:
     handle = PoolHandle(actor.name, config=actor.config, actor=actor)
-    controller = SimpleNamespace(pools={actor.name: handle}, states={})
-    return KvipCollector(
-        controller=lambda: cast(Controller, controller), elector=None, logs=LogCounter()
-    )
+    controller = controller_like(pools={actor.name: handle})
+    return KvipCollector(controller=lambda: controller, elector=None, logs=LogCounter())
+
+
+def scraped(registry: object) -> dict[str, float]:
+    """The registry's exposition text, parsed back: name{labels} -> value."""
+    text = generate_latest(cast(Any, registry)).decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            label = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            found[f"{sample.name}{{{label}}}"] = sample.value
+    return found
 
 
 POOL_LABELS = ("ippool", "subnet", "network")
@@ -150,3 +178,72 @@ def test_the_api_server_unreachable_seconds_are_a_metric_on_every_replica() -> N
     assert b"kvip_api_server_unreachable_seconds 42.5" in generate_latest(registry)
     health.succeeded()
     assert scraped() == 0.0
+
+
+def test_build_info_and_the_process_and_python_collectors() -> None:
+    registry = registry_for(controller=lambda: None, elector=None, logs=LogCounter())
+    before = scraped(registry)
+    assert before[f"kvip_build_info{{version={__version__}}}"] == 1
+    assert before["process_resident_memory_bytes{}"] > 0
+    python = [key for key in before if key.startswith("python_info{")]
+    assert len(python) == 1 and f"major={sys.version_info.major}," in python[0]
+    gc.collect()
+    after = scraped(registry)
+    key = "python_gc_collections_total{generation=2}"
+    assert after[key] >= before[key] + 1  # (the scrapes may collect too)
+
+
+def test_the_work_queue_depth_and_how_long_a_vm_waited() -> None:
+    async def main() -> None:
+        queue = WorkQueue(clock=trio.current_time)
+        registry = registry_for(controller=lambda: controller_like(queue=queue), elector=None,
+                                logs=LogCounter())  # fmt: skip
+        queue.add("ns/a")
+        queue.add("ns/b")
+        queue.add("ns/a")  # queued once
+        assert scraped(registry)["kvip_workqueue_depth{}"] == 2
+        await trio.sleep(3)
+        assert await queue.get() == "ns/a"
+        seen = scraped(registry)
+        assert seen["kvip_workqueue_depth{}"] == 1
+        assert seen["kvip_workqueue_wait_seconds_count{}"] == 1
+        assert seen["kvip_workqueue_wait_seconds_sum{}"] == 3.0
+        assert seen["kvip_workqueue_wait_seconds_bucket{le=1.0}"] == 0
+        assert seen["kvip_workqueue_wait_seconds_bucket{le=5.0}"] == 1
+        # Added again while a worker has it: it waits from this add, not the first.
+        queue.add("ns/a")
+        await trio.sleep(0.5)
+        queue.done("ns/a")
+        assert await queue.get() == "ns/b"
+        assert await queue.get() == "ns/a"
+        seen = scraped(registry)
+        assert seen["kvip_workqueue_wait_seconds_count{}"] == 3
+        assert seen["kvip_workqueue_wait_seconds_sum{}"] == 3.0 + 3.5 + 0.5
+        assert seen["kvip_workqueue_depth{}"] == 0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def nic(network: str, mac: str, *, ok: bool) -> NicStatus:
+    return NicStatus(network, mac, ok, "" if ok else "declined", ip="198.18.0.10")
+
+
+@pytest.mark.parametrize("per_nic", [True, False])
+def test_the_per_nic_series_can_be_switched_off_and_the_counts_stay(per_nic: bool) -> None:
+    states = {
+        "ns/vm1": VmState(nics=[nic("ns/a", "02:00:00:00:00:01", ok=True)]),
+        "ns/vm2": VmState(nics=[nic("ns/a", "02:00:00:00:00:02", ok=False),
+                                nic("ns/b", "02:00:00:00:00:03", ok=True)]),
+    }  # fmt: skip
+    controller = controller_like(states=states)
+    registry = registry_for(controller=lambda: controller, elector=None, logs=LogCounter(),
+                            vmnetcfg_status=per_nic)  # fmt: skip
+    seen = scraped(registry)
+    assert seen["kvip_vmnetcfg_nics{status=OK}"] == 2
+    assert seen["kvip_vmnetcfg_nics{status=ERROR}"] == 1
+    per_nic_series = [k for k in seen if k.startswith("kubevirtiphelper_vmnetcfg_status")]
+    assert len(per_nic_series) == (3 if per_nic else 0)
+    if per_nic:
+        key = ("kubevirtiphelper_vmnetcfg_status{ip=198.18.0.10,mac=02:00:00:00:00:02,"
+               "network=ns/a,status=ERROR,vm=ns/vm2}")  # fmt: skip
+        assert seen[key] == 1

@@ -11,6 +11,7 @@ from typing import Any, cast
 import pytest
 from kubernetes import client
 
+from kvip import __version__
 from kvip.actors._replica_card import card_annotations, card_labels, replica_lease_name
 from tests.lab.e2e_world import World, lease_ip
 from tests.lab.kvip_process import KvipProcess
@@ -75,6 +76,12 @@ def test_metrics_and_probes(world: World) -> None:
         assert metric(body, "kvip_dhcp_reply_latency_seconds_count", ippool=pool) == 2
         assert metric(body, "kubevirtiphelper_app_logs", loglevel="error") == 0
         assert metric(body, "kvip_leader") == 1
+        # Issue 14's metrics, from the process itself.
+        assert metric(body, "kvip_build_info", version=__version__) == 1
+        assert (metric(body, "process_resident_memory_bytes") or 0) > 0
+        assert (metric(body, "kvip_workqueue_wait_seconds_count") or 0) >= 1
+        assert metric(body, "kvip_reconcile_errors_total", reason="unexpected") == 0
+        assert metric(body, "kvip_vmnetcfg_nics", status="OK") == 1
         assert kvip.get("/nope")[0] == 404
         assert kvip.stop() == 0
     assert "released lease" in kvip.log()

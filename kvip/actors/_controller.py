@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import AddressValueError, IPv4Address
@@ -48,6 +49,7 @@ from kvip.k8s import (
     Kube,
     KubeError,
     Snapshot,
+    Unavailable,
     Watcher,
     WatchMessage,
 )
@@ -96,6 +98,8 @@ class Controller(RecordFollower):
     replica_view: ReplicaView = field(default_factory=lambda: ReplicaView(gethostname()))
     #: The cancel scopes of the reconciles running as the leader.
     _leader_scopes: set[trio.CancelScope] = field(default_factory=set)
+    #: Failed reconciles by reason (kvip_reconcile_errors).
+    errors: Counter[str] = field(default_factory=Counter)
     _supervisor: Supervisor | None = None
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
@@ -394,15 +398,19 @@ class Controller(RecordFollower):
                     await self.follow_records(key)
             except KubeError as exc:
                 failed, permanent = True, exc.permanent
+                race = "api_unavailable" if isinstance(exc, Unavailable) else "api_race"
+                self.errors["api_refused" if permanent else race] += 1
                 if permanent:
                     self._refused(key, exc)
                 else:
                     log.warning("reconciling %s failed: %s; will retry", key, exc)
             except (IpamError, PoolStopped) as exc:
                 failed = True
+                self.errors["ipam" if isinstance(exc, IpamError) else "pool_stopped"] += 1
                 log.warning("reconciling %s failed: %s; will retry", key, exc)
             except Exception:
                 failed = True
+                self.errors["unexpected"] += 1
                 log.exception("reconciling %s failed unexpectedly; will retry", key)
             if not permanent and (state := self.states.get(key)) is not None:
                 state.refusal = None

@@ -11,14 +11,29 @@ lift what refused it.
 Idle workers park in one ParkingLot: each key made ready unparks one of
 them, so every worker takes part (a shared Event replaced by each idle worker
 left all but the last one waiting for a wakeup nobody sent).
+
+For the metrics, `depth` is the number of keys waiting for a worker and `wait`
+a histogram of the time from a key's `add` to the `get` that hands it out.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
+
+from kvip.serving import LatencyHistogram
+
+#: Bounds (seconds) of the wait histogram: a busy controller waits well under a
+#: second, a flood of changes (start-up, a pool change) minutes.
+WAIT_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
+
+
+def _wait_histogram() -> LatencyHistogram:
+    return LatencyHistogram(bounds=WAIT_BUCKETS, counts=[0] * len(WAIT_BUCKETS))
 
 
 @dataclass(slots=True)
@@ -31,11 +46,18 @@ class WorkQueue:
     _processing: set[str] = field(default_factory=set)
     _failures: dict[str, int] = field(default_factory=dict)
     _idle: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+    #: The clock of `wait` (trio.current_time under a MockClock in tests).
+    clock: Callable[[], float] = time.monotonic
+    #: Time from a key's add to its get.
+    wait: LatencyHistogram = field(default_factory=_wait_histogram)
+    #: When each dirty key was added.
+    _added: dict[str, float] = field(default_factory=dict)
 
     def add(self, key: str) -> None:
         if key in self._dirty:
             return
         self._dirty.add(key)
+        self._added[key] = self.clock()
         if key not in self._processing:
             self._queue.append(key)
             self._idle.unpark()
@@ -46,6 +68,9 @@ class WorkQueue:
             await self._idle.park()
         key = self._queue.popleft()
         self._dirty.discard(key)
+        added = self._added.pop(key, None)
+        if added is not None:
+            self.wait.observe(max(0.0, self.clock() - added))
         self._processing.add(key)
         return key
 
@@ -74,6 +99,11 @@ class WorkQueue:
     def pending(self, key: str) -> bool:
         """Whether `key` waits to be handled (adding it again changes nothing)."""
         return key in self._dirty
+
+    @property
+    def depth(self) -> int:
+        """Keys waiting for a worker (not those being handled)."""
+        return len(self._queue)
 
     def __len__(self) -> int:
         return len(self._queue) + len(self._processing)

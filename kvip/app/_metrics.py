@@ -2,7 +2,8 @@
 plus kvip's DHCP counters and reply latency, all read at scrape time from
 the actors' own state (the scrape runs in the actors' trio thread). A pool's
 numbers come from `PoolActor.figures()`, one copy under the lock its packet
-thread counts under: one scrape shows one moment of each pool."""
+thread counts under: one scrape shows one moment of each pool. The registry
+also carries prometheus_client's process, platform and GC collectors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -18,8 +20,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from kvip import __version__
 from kvip.actors import Controller, LeaderElector
 from kvip.k8s import ApiHealth
+from kvip.serving import LatencyHistogram
 
 
 class LogCounter(logging.Handler):
@@ -41,6 +45,7 @@ class KvipCollector(Collector):
         elector: LeaderElector | None,
         logs: LogCounter,
         health: ApiHealth | None = None,
+        vmnetcfg_status: bool = True,
     ) -> None:
         #: The controller of the current leadership term, if any.
         self.controller = controller
@@ -48,8 +53,14 @@ class KvipCollector(Collector):
         self.logs = logs
         #: The Kube's view of the API server (every replica has one).
         self.health = health
+        #: Whether to export kubevirtiphelper_vmnetcfg_status, one series per NIC
+        #: (off for large clusters; kvip_vmnetcfg_nics counts them either way).
+        self.vmnetcfg_status = vmnetcfg_status
 
     def collect(self) -> Iterator[Metric]:
+        build = GaugeMetricFamily("kvip_build_info", "kvip's version; always 1", labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build
         logs = GaugeMetricFamily(
             "kubevirtiphelper_app_logs", "Warnings and errors logged", labels=["loglevel"]
         )
@@ -71,6 +82,7 @@ class KvipCollector(Collector):
             return
         yield from self._pools(controller)
         yield from self._vmnetcfgs(controller)
+        yield from self._work(controller)
 
     def _pools(self, controller: Controller) -> Iterator[Metric]:
         labels = ["ippool", "subnet", "network"]
@@ -116,13 +128,21 @@ class KvipCollector(Collector):
                 sent.add_metric([name, kind], count)
             for event, count in counters.events().items():
                 events.add_metric([name, event], count)
-            histogram = counters.latency
-            cumulative, buckets = 0, []
-            for bound, count in zip(histogram.bounds, histogram.counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([name], buckets, histogram.total)
-        yield from (used, available, ready, received, sent, events, latency)
+            latency.add_metric([name], *_buckets(counters.latency))
+        restarts = CounterMetricFamily(
+            "kvip_ippool_restarts",
+            "Restarts of a pool's DHCP server after it failed",
+            labels=["ippool"],
+        )
+        paused = GaugeMetricFamily(
+            "kvip_ippool_paused", "1 while the IPPool is paused (spec.paused)", labels=["ippool"]
+        )
+        for name, handle in sorted(controller.pools.items()):
+            restarts.add_metric([name], handle.restarts)
+            paused.add_metric(
+                [name], 1 if handle.config is not None and handle.config.paused else 0
+            )
+        yield from (used, available, ready, received, sent, events, latency, restarts, paused)
 
     def _vmnetcfgs(self, controller: Controller) -> Iterator[Metric]:
         status = GaugeMetricFamily(
@@ -130,11 +150,76 @@ class KvipCollector(Collector):
             "One series per VM NIC that kvip manages: 1, labelled with its state",
             labels=["vm", "network", "mac", "ip", "status"],
         )
+        nics: Counter[str] = Counter({"OK": 0, "ERROR": 0})
         for key, vm in sorted(controller.states.items()):
             for nic in vm.nics or ():
                 state = "OK" if nic.ok else "ERROR"
-                status.add_metric([key, nic.network, nic.mac, nic.ip or "", state], 1)
-        yield status
+                nics[state] += 1
+                if self.vmnetcfg_status:
+                    status.add_metric([key, nic.network, nic.mac, nic.ip or "", state], 1)
+        if self.vmnetcfg_status:
+            yield status
+        counts = GaugeMetricFamily(
+            "kvip_vmnetcfg_nics", "VM NICs that kvip manages, by state", labels=["status"]
+        )
+        for state, count in sorted(nics.items()):
+            counts.add_metric([state], count)
+        yield counts
+
+    def _work(self, controller: Controller) -> Iterator[Metric]:
+        """The controller's work queue, its failed reconciles, its writers."""
+        queue = controller.queue
+        depth = GaugeMetricFamily("kvip_workqueue_depth", "VMs waiting for a worker")
+        depth.add_metric([], queue.depth)
+        wait = HistogramMetricFamily(
+            "kvip_workqueue_wait_seconds", "Time from a VM's change to a worker taking it"
+        )
+        wait.add_metric([], *_buckets(queue.wait))
+        errors = CounterMetricFamily(
+            "kvip_reconcile_errors",
+            "Failed reconciles by reason (each is retried)",
+            labels=["reason"],
+        )
+        for reason in RECONCILE_ERRORS:
+            errors.add_metric([reason], controller.errors[reason])
+        conflicts = CounterMetricFamily(
+            "kvip_status_write_conflicts",
+            "Status writes that met a newer version (409); each is read and tried again",
+            labels=["resource"],
+        )
+        # The controller's own writers (private: the metrics only read them).
+        for resource, writer in (
+            ("ippools", controller._pool_status),
+            ("vmnetcfgs", controller._cfg_status),
+        ):
+            conflicts.add_metric([resource], writer.conflicts if writer is not None else 0)
+        dropped = CounterMetricFamily(
+            "kvip_events_dropped",
+            "Kubernetes Events dropped: the queue of Events to write was full",
+        )
+        recorder = controller._events
+        dropped.add_metric([], recorder.dropped if recorder is not None else 0)
+        yield from (depth, wait, errors, conflicts, dropped)
+
+
+#: The `reason` label of kvip_reconcile_errors (the Controller's worker counts them).
+RECONCILE_ERRORS = (
+    "api_unavailable",
+    "api_race",
+    "api_refused",
+    "ipam",
+    "pool_stopped",
+    "unexpected",
+)
+
+
+def _buckets(histogram: LatencyHistogram) -> tuple[list[tuple[str, float]], float]:
+    """The cumulative buckets and the sum of a histogram, as Prometheus wants them."""
+    cumulative, buckets = 0, list[tuple[str, float]]()
+    for bound, count in zip(histogram.bounds, histogram.counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    return buckets, histogram.total
 
 
 def registry_for(
@@ -143,9 +228,19 @@ def registry_for(
     elector: LeaderElector | None,
     logs: LogCounter,
     health: ApiHealth | None = None,
+    vmnetcfg_status: bool = True,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
-        KvipCollector(controller=controller, elector=elector, logs=logs, health=health)
+        KvipCollector(
+            controller=controller,
+            elector=elector,
+            logs=logs,
+            health=health,
+            vmnetcfg_status=vmnetcfg_status,
+        )
     )
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
     return registry

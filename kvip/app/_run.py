@@ -72,6 +72,8 @@ class RunOptions:
     drain: float = 2.0
     metrics_address: str = "0.0.0.0"
     metrics_port: int = 8080
+    #: Export kubevirtiphelper_vmnetcfg_status (one series per VM NIC).
+    vmnetcfg_metrics: bool = True
 
 
 async def _in_scope(
@@ -154,7 +156,11 @@ async def run(options: RunOptions) -> None:
 
     probes = ProbeServer(
         registry=registry_for(
-            controller=lambda: controller, elector=elector, logs=logs, health=kube.health
+            controller=lambda: controller,
+            elector=elector,
+            logs=logs,
+            health=kube.health,
+            vmnetcfg_status=options.vmnetcfg_metrics,
         ),
         ready=readiness,
         address=options.metrics_address,
