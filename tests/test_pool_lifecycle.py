@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 from kvip.actors import Inspect, PoolActor, PoolStopped, Reconfigure, RestoreReservation
-from kvip.actors._pool import resolve_ipv4
+from kvip.actors._ntp import resolve_ipv4
 from kvip.actors._supervisor import Supervisor
 from kvip.ipam import Owner
 from kvip.serving import Declined, Notice, PoolConfig

@@ -10,7 +10,6 @@ the vmnetcfgs before its socket opens.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -63,17 +62,6 @@ from kvip.serving import Declined, Notice, PoolConfig
 log = logging.getLogger(__name__)
 
 EVENTS_BUFFER = 1024
-
-
-def _version_of(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
-
-
-def _version(body: Body) -> int:
-    return _version_of(str(body["metadata"].get("resourceVersion", "")))
 
 
 @dataclass(slots=True)
@@ -188,66 +176,6 @@ class Controller(RecordFollower):
 
     def _may_write(self) -> bool:
         return self.leading
-
-    async def lead(self) -> None:
-        """This replica holds the Lease now. It claims nothing before it has seen
-        every record the previous leader wrote (a fresh list, not the watch,
-        which may lag) and its pools hold them all: only then are the VMs
-        reconciled as the leader (claims, writes) and the statuses rendered."""
-        if self.leading:
-            return
-        await self.ready.wait()
-        await self._catch_up()
-        self.adopt_recorded_declines()
-        self.leading = True
-        log.info("leading: claiming addresses and writing vmnetcfgs and statuses")
-        self._requeue_all()
-        self.replica_view.report_again()
-        if self._pool_status is not None:
-            for name in self.pools:
-                self._pool_status.mark(name)
-
-    async def _catch_up(self) -> None:
-        while True:
-            try:
-                bodies, version = await self.kube.run(lambda: self.kube.list(VMNETCFGS))
-                break
-            except KubeError as exc:
-                log.warning("taking the lead: cannot list the vmnetcfgs yet: %s", exc)
-                await trio.sleep(1.0)
-        listed = {object_key(body): body for body in bodies}
-        for key, body in listed.items():
-            store_newest(self.cfgs, key, body)
-        for key in self.cfgs.keys() - listed.keys():
-            if _version(self.cfgs[key]) <= _version_of(version):  # deleted since
-                self.cfgs.pop(key)
-                self._forget_cfg(key)
-        for key in sorted(self.vms.keys() | self.cfgs.keys()):
-            with contextlib.suppress(IpamError, PoolStopped):
-                await self.follow_records(key)
-
-    def follow(self) -> None:
-        """The Lease is lost (or was never held): stop claiming and writing at once,
-        and serve exactly what the vmnetcfgs record. A reconcile that was writing
-        is cancelled (a request already sent may still land: the watch then
-        brings it back, and it is served like any record)."""
-        if not self.leading:
-            return
-        self.leading = False
-        log.info("following: serving the recorded reservations; the leader writes")
-        for scope in self._leader_scopes:
-            scope.cancel()
-        self._requeue_all()
-
-    def drain(self) -> None:
-        """Shutting down: every pool stops taking new clients (Responder.drain)."""
-        for handle in self.pools.values():
-            if handle.actor is not None:
-                handle.actor.drain()
-
-    def _requeue_all(self) -> None:
-        for key in self.vms.keys() | self.cfgs.keys() | self.states.keys():
-            self.queue.add(key)
 
     # -- watch events ------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from kvip.serving import Responder
+from kvip.serving import Declined, Notice, Released, Responder
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +103,24 @@ class PacketThread:
                     self.token.run_sync_soon(self.post_notices)
                 except trio.RunFinishedError:
                     return
+
+
+def log_notice(pool: str, notice: Notice) -> None:
+    """What the log says of a DECLINE or RELEASE a client sent."""
+    if isinstance(notice, Declined):
+        log.warning(
+            "pool %s: %s declined %s: the address is in use by another host%s. "
+            "With a static reservation there is no other address to offer; "
+            "find the other host, then clear the decline",
+            pool,
+            notice.mac,
+            notice.ip,
+            f" ({notice.message})" if notice.message else "",
+        )
+    elif isinstance(notice, Released):
+        log.info(
+            "pool %s: %s released %s; the address stays reserved for its VM",
+            pool,
+            notice.mac,
+            notice.ip,
+        )

@@ -18,7 +18,7 @@ import functools
 import logging
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
@@ -35,32 +35,17 @@ from kvip.actors._messages import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._packet_thread import PacketThread
+from kvip.actors._ntp import Resolver, resolve_ipv4, resolve_ntp_names
+from kvip.actors._packet_thread import PacketThread, log_notice
 from kvip.actors._pool_book import PoolBook, _Nic
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import (
-    Counters,
-    Declined,
-    Notice,
-    PoolConfig,
-    Released,
-    Responder,
-    server_identity,
-)
+from kvip.serving import Counters, Notice, PoolConfig, Responder, server_identity
 
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 256
-NTP_RESOLVE_TIMEOUT = 5.0
 
 SocketFactory = Callable[[str], socket.socket]
-#: Resolves a host name to IPv4 addresses (the NTP servers given by name).
-Resolver = Callable[[str], Awaitable[list[IPv4Address]]]
-
-
-async def resolve_ipv4(name: str) -> list[IPv4Address]:
-    infos = await trio.socket.getaddrinfo(name, None, family=socket.AF_INET)
-    return [IPv4Address(info[4][0]) for info in infos]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,23 +304,7 @@ class PoolActor:
         if self.on_change is not None:
             self.on_change()
         for notice in notices:
-            if isinstance(notice, Declined):
-                log.warning(
-                    "pool %s: %s declined %s: the address is in use by another host%s. "
-                    "With a static reservation there is no other address to offer; "
-                    "find the other host, then clear the decline",
-                    self.name,
-                    notice.mac,
-                    notice.ip,
-                    f" ({notice.message})" if notice.message else "",
-                )
-            elif isinstance(notice, Released):
-                log.info(
-                    "pool %s: %s released %s; the address stays reserved for its VM",
-                    self.name,
-                    notice.mac,
-                    notice.ip,
-                )
+            log_notice(self.name, notice)
             if self.on_notice is not None:
                 try:
                     self.on_notice(notice)
@@ -357,21 +326,11 @@ class PoolActor:
             self._nursery.start_soon(self._resolve_ntp, self.config)
 
     async def _resolve_ntp(self, config: PoolConfig) -> None:
-        resolved: list[IPv4Address] = []
-        for name in config.ntp_names:
-            addresses: list[IPv4Address] = []
-            with trio.move_on_after(NTP_RESOLVE_TIMEOUT) as scope:
-                try:
-                    addresses = await self.resolve(name)
-                except OSError as exc:
-                    log.warning("pool %s: NTP server %s does not resolve: %s", self.name, name, exc)
-            if scope.cancelled_caught:
-                log.warning("pool %s: NTP server %s: no answer from the resolver", self.name, name)
-            resolved.extend(a for a in addresses if a not in resolved)
+        resolved = await resolve_ntp_names(self.name, config.ntp_names, self.resolve)
         if self.config is not config:
             return  # reconfigured meanwhile: that configuration resolves its own
-        self._ntp_resolved = (config.ntp_names, tuple(resolved))
-        self._set_options(self._ntp_resolved[1])
+        self._ntp_resolved = (config.ntp_names, resolved)
+        self._set_options(resolved)
 
     def _set_options(self, resolved: tuple[IPv4Address, ...]) -> None:
         self._ntp_applied = resolved
