@@ -63,18 +63,18 @@ async def render_pool_status(
     conditions = set_condition(conditions, "Ready", status=ready, reason=reason, message=message)
     serving = state is not None and state.serving
     paused = handle.config is not None and handle.config.paused
+    no_address = handle.actor.no_address if handle.actor is not None else None
+    reason = "Paused" if paused else ("Listening" if serving else "NotListening")
     if serving and handle.config is not None:
         serving_message = f"answering DHCP on {handle.config.interface}"
     elif paused:
         serving_message = "paused: reservations kept, DHCP not answered"
+    elif no_address is not None:
+        reason, serving_message = "NoAddress", no_address
     else:
         serving_message = "not answering DHCP"
     conditions = set_condition(
-        conditions,
-        "Serving",
-        status=serving,
-        reason="Paused" if paused else ("Listening" if serving else "NotListening"),
-        message=serving_message,
+        conditions, "Serving", status=serving, reason=reason, message=serving_message
     )
     problems = handle.actor.address_problems if handle.actor is not None else {}
     if problems or any(c.get("type") == REPLICA_ADDRESSES for c in conditions):
