@@ -25,12 +25,10 @@ class NicStatus:
     declined: bool = False
 
     def as_status(self) -> dict[str, str]:
-        entry = {
-            "networkname": self.network,
-            "macaddress": self.mac,
-            "status": "OK" if self.ok else "ERROR",
-            "message": self.message,
-        }
+        entry = {"networkname": self.network, "macaddress": self.mac}
+        if not self.mac:
+            del entry["macaddress"]  # a NIC without one (said in the message)
+        entry.update(status="OK" if self.ok else "ERROR", message=self.message)
         if self.declined and self.ip is not None:
             entry["declined"] = self.ip
         return entry
@@ -108,7 +106,7 @@ def render_vmnetcfg_status(
     kept = [
         entry
         for entry in current.get("networkconfig") or []
-        if (entry.get("networkname"), entry.get("macaddress")) not in ours
+        if (entry.get("networkname"), entry.get("macaddress") or "") not in ours
         and theirs(str(entry.get("networkname")), str(entry.get("macaddress")))
     ]
     status["networkconfig"] = [nic.as_status() for nic in nics] + kept
