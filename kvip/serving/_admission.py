@@ -201,7 +201,9 @@ def review_vmnetcfg(
 ) -> Verdict:
     """An UPDATE of a vmnetcfg by someone other than kvip: a NIC listed before
     and after (same network and MAC) keeps its address."""
-    before = {(r.network, r.mac): r.ip for r in old_records if r.ip}
+    before: dict[tuple[str, str], str | None] = {}
+    for r in old_records:  # a NIC listed twice: its first entry counts, as in the controller
+        before.setdefault((r.network, r.mac), r.ip)
     moved = [
         f"the NIC {r.mac} on {r.network} from {before[(r.network, r.mac)]} to {r.ip}"
         for r in new_records
