@@ -2,8 +2,8 @@
 
 from kvip.app import _operator as operator
 from kvip.app._logging import TRACE, configure, parse_level
-from kvip.app._run import RunOptions, run
-from kvip.app._webhook import Webhook, WebhookOptions
+from kvip.app._run import RunOptions, default_namespace, run
+from kvip.app._webhook import Webhook, WebhookOptions, own_user, service_hosts
 
 __all__ = [
     "TRACE",
@@ -11,7 +11,10 @@ __all__ = [
     "Webhook",
     "WebhookOptions",
     "configure",
+    "default_namespace",
     "operator",
+    "own_user",
     "parse_level",
     "run",
+    "service_hosts",
 ]

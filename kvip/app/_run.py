@@ -17,6 +17,7 @@ from kvip import __version__
 from kvip.actors import Controller, LeaderElector, socket_factory_in
 from kvip.app._http import ProbeServer
 from kvip.app._metrics import LogCounter, registry_for
+from kvip.app._webhook import Webhook, WebhookOptions
 from kvip.k8s import Kube
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class RunOptions:
     drain: float = 2.0
     metrics_address: str = "0.0.0.0"
     metrics_port: int = 8080
+    #: The admission webhook; None: not served.
+    webhook: WebhookOptions | None = None
 
 
 async def _in_scope(
@@ -137,6 +140,8 @@ async def run(options: RunOptions) -> None:
             async with trio.open_nursery() as nursery:
                 await nursery.start(probes.run)
                 nursery.start_soon(controller.run)
+                if options.webhook is not None:
+                    nursery.start_soon(Webhook(kube, options.webhook).run)
                 election = trio.CancelScope()
                 if elector is not None:
                     nursery.start_soon(_in_scope, election, elector.run, lead)

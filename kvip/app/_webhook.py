@@ -14,6 +14,7 @@ configuration's failurePolicy decides.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import ssl
@@ -62,6 +63,31 @@ class WebhookOptions:
     trusted_user: str
     lifetime: timedelta = DEFAULT_LIFETIME
     switch_delay: float = SWITCH_DELAY
+
+
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def own_user(namespace: str, *, token_file: str = SERVICE_ACCOUNT_TOKEN) -> str:
+    """kvip's own `userInfo.username`: the subject of the pod's service-account
+    token, else the service account 'kvip' of `namespace` (deploy/'s)."""
+    try:
+        with open(token_file) as file:
+            payload = file.read().strip().split(".")[1]
+        subject = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+    except (OSError, IndexError, ValueError, KeyError, TypeError):
+        return f"system:serviceaccount:{namespace}:kvip"
+    return str(subject)
+
+
+def service_hosts(service: str, namespace: str) -> tuple[str, ...]:
+    """The names the API server may use for a Service (the serving certificate's)."""
+    return (
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+        f"{service}.{namespace}",
+        service,
+    )
 
 
 class BadRequest(Exception):

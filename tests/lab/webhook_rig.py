@@ -31,12 +31,15 @@ LABEL = "kvip-test/webhook"
 CFGS = "virtualmachinenetworkconfigs"
 
 
-def _configuration(name: str, selector: str) -> dict[str, Any]:
+def webhook_configuration(
+    name: str, selector: str, *, url: str = "https://127.0.0.1:1/validate"
+) -> dict[str, Any]:
+    """kvip's webhooks for objects labelled LABEL=`selector`, at `url`, no caBundle."""
+
     def hook(kind: str, resource: str, operations: list[str]) -> dict[str, Any]:
         return {
             "name": f"{kind}.{GROUP}",
-            # Port 1 until the webhook has bound its own.
-            "clientConfig": {"url": "https://127.0.0.1:1/validate"},
+            "clientConfig": {"url": url},
             "rules": [
                 {
                     "apiGroups": [GROUP],
@@ -117,7 +120,8 @@ class RunningWebhook:
 
     def __enter__(self) -> RunningWebhook:
         self.registration.create_validating_webhook_configuration(
-            cast(Any, _configuration(self.name, self.id))
+            # Port 1 until the webhook has bound its own.
+            cast(Any, webhook_configuration(self.name, self.id))
         )
         try:
             self._thread.start()
