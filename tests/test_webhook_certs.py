@@ -77,3 +77,17 @@ def test_the_bundle_is_capped_to_the_newest() -> None:
         bundle = merged_bundle(bundle, add=ca, now=NOW)
     assert len(bundle_certificates(bundle)) == MAX_BUNDLE
     assert bundle == b"".join(cas[2:])
+
+
+def test_a_live_replicas_ca_survives_the_cap() -> None:
+    """Many newer CAs (a crash-looping pod) never push out the CA that a live
+    replica adds back: its own is always in the bundle after its update."""
+    oldest = issue(("a",), now=NOW - timedelta(days=1)).ca_pem
+    bundle = merged_bundle(b"", add=oldest, now=NOW)
+    for i in range(MAX_BUNDLE + 2):
+        bundle = merged_bundle(
+            bundle, add=issue(("b",), now=NOW + timedelta(minutes=i)).ca_pem, now=NOW
+        )
+    bundle = merged_bundle(bundle, add=oldest, now=NOW)
+    assert oldest in bundle
+    assert len(bundle_certificates(bundle)) == MAX_BUNDLE

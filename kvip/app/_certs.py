@@ -162,18 +162,20 @@ def merged_bundle(
     bundle: bytes, *, add: bytes | None = None, drop: Iterable[bytes] = (), now: datetime
 ) -> bytes:
     """`bundle` with the CA `add` in it, the CAs in `drop` and the expired ones
-    out, and at most MAX_BUNDLE CAs (the newest)."""
+    out, and at most MAX_BUNDLE CAs: `add` and the newest others, oldest first."""
     dropped = {x509.load_pem_x509_certificate(pem) for pem in drop}
     kept = [
         cert
         for cert in bundle_certificates(bundle)
         if cert.not_valid_after_utc > now and cert not in dropped
     ]
-    if add is not None:
-        new = x509.load_pem_x509_certificate(add)
-        if new not in kept:
-            kept.append(new)
     kept.sort(key=lambda cert: cert.not_valid_before_utc)
+    if add is not None:
+        # The caller's own CA stays, however old: the caller is alive.
+        new = x509.load_pem_x509_certificate(add)
+        kept = [cert for cert in kept if cert != new][-(MAX_BUNDLE - 1) :]
+        kept.append(new)
+        kept.sort(key=lambda cert: cert.not_valid_before_utc)
     return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in kept[-MAX_BUNDLE:])
 
 
