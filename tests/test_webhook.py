@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.lab import objects
 from tests.lab.apiserver import ApiServer
 from tests.lab.fixtures_apiserver import create_namespace, delete_namespace
-from tests.lab.kvip_rig import unique
+from tests.lab.kvip_rig import unique, wait_for
 from tests.lab.objects import CFGS, GROUP, VERSION
 from tests.lab.webhook_rig import (
     RunningWebhook,
@@ -103,6 +103,23 @@ def test_kvip_writes_the_ca_bundle_that_the_api_server_trusts(
     # The API server reached the webhook over TLS and got its answer.
     reversed_range = _pool(webhook, unique("pool"), "ns/a", start="198.18.0.9", end="198.18.0.1")
     _refused(custom.create_cluster_custom_object, GROUP, VERSION, "ippools", reversed_range)
+
+
+def test_kvip_puts_its_ca_back_when_the_bundle_loses_it(
+    webhook: RunningWebhook, custom: Any, pools: list[str]
+) -> None:
+    """An operator re-applies the configuration with an empty caBundle: kvip
+    writes its CA back (every `recheck`), and the API server trusts it again."""
+    assert webhook.webhook.credentials is not None
+    ca = webhook.webhook.credentials.ca_pem
+    body = webhook.registration.read_validating_webhook_configuration(webhook.name)
+    for hook in body.webhooks or []:
+        hook.client_config.ca_bundle = None
+    webhook.registration.replace_validating_webhook_configuration(webhook.name, body)
+    wait_for(lambda: webhook.ca_bundles() == [ca, ca], what="the caBundle written again")
+    body = _pool(webhook, unique("pool"), "ns/c", router="10.0.0.1")
+    message = _refused(custom.create_cluster_custom_object, GROUP, VERSION, "ippools", body)
+    assert "spec.ipv4config.router" in message
 
 
 def test_ippools_against_the_range_rules_are_refused(

@@ -48,6 +48,7 @@ REQUEST_TIMEOUT = 10.0
 SWITCH_DELAY = 10.0
 #: After a failed caBundle update, the next try.
 RETRY_DELAY = 30.0
+RECHECK = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +64,8 @@ class WebhookOptions:
     trusted_user: str
     lifetime: timedelta = DEFAULT_LIFETIME
     switch_delay: float = SWITCH_DELAY
+    #: Seconds between checks that this replica's CA is still in the caBundle.
+    recheck: float = RECHECK
 
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -140,8 +143,12 @@ class Webhook:
             if await self.kube.run(self.configuration.update_ca_bundle, change):
                 log.info("webhook: caBundle of %s updated", self.options.configuration)
         except KubeError as exc:
+            # Until it can: the API server cannot reach this replica's webhook.
             log.error(
-                "webhook: cannot update the caBundle of %s: %s", self.options.configuration, exc
+                "webhook: cannot update the caBundle of ValidatingWebhookConfiguration %s "
+                "(deploy/components/webhook makes it and grants the rights): %s",
+                self.options.configuration,
+                exc,
             )
             return False
         return True
@@ -167,15 +174,15 @@ class Webhook:
 
     async def _keep_current(self) -> None:
         """Renew the credentials when due; re-add this replica's CA to the
-        bundle every minute (another replica may have pruned it, or an
-        operator re-applied the configuration with an empty caBundle)."""
+        bundle every `recheck` seconds (another replica may have pruned it, or
+        an operator re-created the configuration without a caBundle)."""
         while True:
             assert self.credentials is not None
             due = renewal_due(self.credentials)
             if utc_now() >= due:
                 await self.rotate()
                 continue
-            await trio.sleep(min(60.0, (due - utc_now()).total_seconds()))
+            await trio.sleep(min(self.options.recheck, (due - utc_now()).total_seconds()))
             await self._publish(self.credentials, replacing=None)
 
     # -- serving -------------------------------------------------------------------------

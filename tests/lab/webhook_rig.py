@@ -69,7 +69,9 @@ def webhook_configuration(
 class RunningWebhook:
     """The webhook serving on 127.0.0.1, and its configuration registered."""
 
-    def __init__(self, api: ApiServer, *, trusted_user: str, switch_delay: float = 2.0) -> None:
+    def __init__(
+        self, api: ApiServer, *, trusted_user: str, switch_delay: float = 2.0, recheck: float = 0.5
+    ) -> None:
         self.id = uuid.uuid4().hex[:8]
         self.name = f"kvip-test-{self.id}"
         #: The label (key, value) that puts an object under this webhook.
@@ -80,6 +82,7 @@ class RunningWebhook:
         options = WebhookOptions(
             port=0, address="127.0.0.1", hosts=("127.0.0.1",), configuration=self.name,
             trusted_user=trusted_user, lifetime=timedelta(hours=1), switch_delay=switch_delay,
+            recheck=recheck,
         )  # fmt: skip
         self.webhook = Webhook(self.kube, options)
         self._token: trio.lowlevel.TrioToken | None = None
