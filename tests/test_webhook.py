@@ -112,10 +112,10 @@ def test_kvip_puts_its_ca_back_when_the_bundle_loses_it(
     writes its CA back (every `recheck`), and the API server trusts it again."""
     assert webhook.webhook.credentials is not None
     ca = webhook.webhook.credentials.ca_pem
-    body = webhook.registration.read_validating_webhook_configuration(webhook.name)
-    for hook in body.webhooks or []:
+    config = webhook.registration.read_validating_webhook_configuration(webhook.name)
+    for hook in config.webhooks or []:
         hook.client_config.ca_bundle = None
-    webhook.registration.replace_validating_webhook_configuration(webhook.name, body)
+    webhook.registration.replace_validating_webhook_configuration(webhook.name, config)
     wait_for(lambda: webhook.ca_bundles() == [ca, ca], what="the caBundle written again")
     body = _pool(webhook, unique("pool"), "ns/c", router="10.0.0.1")
     message = _refused(custom.create_cluster_custom_object, GROUP, VERSION, "ippools", body)
