@@ -6,17 +6,21 @@ account's writes are never refused."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kvip.app import Webhook, WebhookOptions
+from kvip.k8s import Kube
 from tests.lab import objects
 from tests.lab.apiserver import ApiServer
-from tests.lab.fixtures_apiserver import create_namespace, delete_namespace
+from tests.lab.fixtures_apiserver import create_namespace, delete_namespace, new_client
 from tests.lab.kvip_rig import unique, wait_for
 from tests.lab.objects import CFGS, GROUP, VERSION
 from tests.lab.webhook_rig import (
@@ -254,3 +258,35 @@ def test_a_rotated_certificate_is_published_and_served(
     body = _pool(webhook, unique("pool"), "ns/b", server="10.0.0.1")
     message = _refused(custom.create_cluster_custom_object, GROUP, VERSION, "ippools", body)
     assert "spec.ipv4config.serverip" in message
+
+
+def test_a_missing_configuration_is_reported_once(
+    apiserver: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kvip run with the webhook on but no ValidatingWebhookConfiguration: one
+    ERROR that says what is missing, then the retries at DEBUG (no log storm)."""
+    options = WebhookOptions(
+        port=0, address="127.0.0.1", hosts=("127.0.0.1",), configuration=unique("absent"),
+        trusted_user="kvip", recheck=0.05,
+    )  # fmt: skip
+    kube = Kube(new_client(apiserver))
+    cannot = "cannot update the caBundle of ValidatingWebhookConfiguration"
+
+    def said(level: int) -> int:
+        return sum(r.levelno == level and cannot in r.getMessage() for r in caplog.records)
+
+    async def main() -> None:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(Webhook(kube, options).run)
+                while said(logging.DEBUG) < 3:
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+
+    caplog.set_level(logging.DEBUG, logger="kvip.app._webhook")
+    try:
+        trio.run(main)
+    finally:
+        kube.close()
+    assert said(logging.ERROR) == 1
+    assert "deploy/components/webhook" in caplog.text

@@ -125,6 +125,7 @@ class Webhook:
         self.configuration = (
             WebhookConfiguration(kube, options.configuration) if options.configuration else None
         )
+        self._publish_failed = False
 
     # -- credentials ---------------------------------------------------------------------
 
@@ -143,14 +144,20 @@ class Webhook:
             if await self.kube.run(self.configuration.update_ca_bundle, change):
                 log.info("webhook: caBundle of %s updated", self.options.configuration)
         except KubeError as exc:
-            # Until it can: the API server cannot reach this replica's webhook.
-            log.error(
+            # Until it can, the API server does not trust this replica's webhook.
+            # Said once as an error, then at every retry as DEBUG: no log storm.
+            log.log(
+                logging.DEBUG if self._publish_failed else logging.ERROR,
                 "webhook: cannot update the caBundle of ValidatingWebhookConfiguration %s "
                 "(deploy/components/webhook makes it and grants the rights): %s",
                 self.options.configuration,
                 exc,
             )
+            self._publish_failed = True
             return False
+        if self._publish_failed:
+            log.info("webhook: caBundle of %s is current again", self.options.configuration)
+            self._publish_failed = False
         return True
 
     async def rotate(self) -> None:
