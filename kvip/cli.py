@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhook.add_argument(
         "--webhook-address",
         default=_env("WEBHOOK_ADDRESS", "0.0.0.0"),
+        metavar="ADDRESS",
         help="address of the webhook (env WEBHOOK_ADDRESS; default 0.0.0.0)",
     )
     webhook.add_argument(

@@ -25,6 +25,16 @@ from tests.lab.objects import GROUP, VERSION
 from tests.lab.webhook_rig import LABEL, webhook_configuration
 
 
+def test_run_help_shows_the_webhook_options() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kvip", "run", "--help"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for option in ("--webhook-port", "WEBHOOK_PORT", "--webhook-configuration", "--webhook-user"):
+        assert option in result.stdout
+
+
 def test_without_a_port_there_is_no_webhook() -> None:
     assert _webhook_options(build_parser().parse_args(["run"])) is None
 
