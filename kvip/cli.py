@@ -147,6 +147,53 @@ def build_parser() -> argparse.ArgumentParser:
         "for large clusters (kvip_vmnetcfg_nics still counts the NICs by state; "
         "env VMNETCFG_METRICS; default on)",
     )
+    webhook = run.add_argument_group(
+        "admission webhook (refuses bad IPPools and moved vmnetcfg addresses at kubectl "
+        "apply; deploy/components/webhook)"
+    )
+    webhook.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(_env("WEBHOOK_PORT", "0") or 0),
+        metavar="N",
+        help="serve the validating admission webhook over HTTPS on port N, with a "
+        "certificate kvip makes and rotates (env WEBHOOK_PORT; default 0: off)",
+    )
+    webhook.add_argument(
+        "--webhook-address",
+        default=_env("WEBHOOK_ADDRESS", "0.0.0.0"),
+        metavar="ADDRESS",
+        help="address of the webhook (env WEBHOOK_ADDRESS; default 0.0.0.0)",
+    )
+    webhook.add_argument(
+        "--webhook-service",
+        default=_env("WEBHOOK_SERVICE", "kvip-webhook"),
+        metavar="NAME",
+        help="the Service in front of the webhook, in kvip's namespace: its names go "
+        "into the certificate (env WEBHOOK_SERVICE; default kvip-webhook)",
+    )
+    webhook.add_argument(
+        "--webhook-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="another name or address the API server reaches the webhook by "
+        "(repeatable; e.g. 127.0.0.1 with clientConfig.url)",
+    )
+    webhook.add_argument(
+        "--webhook-configuration",
+        default=_env("WEBHOOK_CONFIGURATION", "kvip"),
+        metavar="NAME",
+        help="the ValidatingWebhookConfiguration whose caBundle kvip keeps current "
+        "(env WEBHOOK_CONFIGURATION; default kvip; '' to leave it alone)",
+    )
+    webhook.add_argument(
+        "--webhook-user",
+        default=_env("WEBHOOK_USER"),
+        metavar="USER",
+        help="kvip's own user name, whose writes are never refused (env WEBHOOK_USER; "
+        "default: the pod's service account, else system:serviceaccount:NAMESPACE:kvip)",
+    )
     pools = commands.add_parser(
         "pools",
         help="list the IPPools: network, subnet, used, available, ready",
@@ -245,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_address=args.metrics_address,
             metrics_port=args.metrics_port,
             vmnetcfg_metrics=args.vmnetcfg_metrics,
+            webhook=_webhook_options(args),
         )
         try:
             trio.run(app.run, options)
@@ -259,6 +307,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _webhook_options(args: argparse.Namespace) -> app.WebhookOptions | None:
+    if not args.webhook_port:
+        return None
+    namespace = app.default_namespace()
+    return app.WebhookOptions(
+        port=args.webhook_port,
+        address=args.webhook_address,
+        hosts=(*app.service_hosts(args.webhook_service, namespace), *args.webhook_host),
+        configuration=args.webhook_configuration or None,
+        trusted_user=args.webhook_user or app.own_user(namespace),
+    )
 
 
 def _root_cause(exc: BaseException) -> str:
