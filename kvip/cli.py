@@ -220,7 +220,34 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     cleanup.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    for sub in (pools, reset, cleanup):
+    why = commands.add_parser(
+        "why",
+        help="follow one VM through kvip: NICs, pools, records, leader, DHCP seen",
+        description=(
+            "One screen about one VirtualMachine: each NIC, its network, the IPPool that "
+            "matched or why none did, the address recorded in its vmnetcfg and the status, "
+            "declines, the leader and the replicas serving, recent Events; with --debug-url, "
+            "the last DHCP messages each replica saw from each MAC and what it answered."
+        ),
+    )
+    why.add_argument("reference", metavar="NAMESPACE/VM", help="the VirtualMachine")
+    why.add_argument(
+        "--debug-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a replica's metrics endpoint (e.g. http://127.0.0.1:8080 through "
+        "`kubectl -n kvip-system port-forward pod/<kvip pod> 8080`); repeatable",
+    )
+    why.add_argument(
+        "--lease-name", default=_env("LEASE_NAME", "kvip"), help="kvip's Lease (default kvip)"
+    )
+    why.add_argument(
+        "--lease-namespace",
+        default=_env("LEASE_NAMESPACE", "kvip-system"),
+        help="namespace of kvip's Lease (default kvip-system)",
+    )
+    for sub in (pools, reset, cleanup, why):
         sub.add_argument(
             "--kubeconfig", default=_env("KUBECONFIG"), help="kubeconfig file (env KUBECONFIG)"
         )
@@ -246,6 +273,12 @@ def _operate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return operator.list_pools(kube, sys.stdout)
         if args.command == "vmnetcfg":
             return operator.reset_vmnetcfg(kube, args.reference, sys.stdout)
+        if args.command == "why":
+            from kvip.app._why import why
+
+            return why(kube, args.reference, sys.stdout, lease_name=args.lease_name,
+                       lease_namespace=args.lease_namespace,
+                       debug_urls=args.debug_url)  # fmt: skip
         return operator.cleanup(kube, sys.stdout, dry_run=args.dry_run)
     except KubeError as exc:
         print(f"kvip: {exc}", file=sys.stderr)
@@ -260,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command in ("pools", "vmnetcfg", "cleanup"):
+    if args.command in ("pools", "vmnetcfg", "cleanup", "why"):
         return _operate(args, parser)
     try:
         app.configure(args.log_level, fmt=args.log_format)
