@@ -4,6 +4,7 @@ DecodeError/EncodeError as the only failures."""
 
 from __future__ import annotations
 
+import dataclasses
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
@@ -190,3 +191,41 @@ def test_a_trailing_dot_is_the_same_name(message: Message) -> None:
     without = Message(msg_type=message.msg_type, transaction_id=1, options=(plain,))
     assert encode(with_dot) == encode(without) == encode_declared(with_dot)
     assert decode(encode(with_dot)).options == (plain,)
+
+
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**33), 2**33),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+    st.lists(st.integers(0, 70000), max_size=3),
+    st.lists(st.integers(0, 70000), max_size=3).map(tuple),
+    st.just(IPv4Address("198.18.0.1")),
+    st.just(V6),
+)
+
+
+@st.composite
+def spoiled(draw: st.DrawFn) -> Message:
+    """A valid message with one field of one option replaced by anything at all."""
+    option = draw(options)
+    fields = [name for name in getattr(option, "__dataclass_fields__", {}) if name != "code"]
+    if fields:
+        option = dataclasses.replace(option, **{draw(st.sampled_from(fields)): draw(junk)})
+    return Message(msg_type=MessageType.REPLY, transaction_id=1, options=(option,))
+
+
+@settings(max_examples=500)
+@given(spoiled())
+def test_encoders_agree_on_any_field_value_and_raise_only_encode_error(message: Message) -> None:
+    outcomes: list[bytes | None] = []
+    for write in (encode, encode_declared):
+        try:
+            outcomes.append(write(message))
+        except EncodeError:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0] is not None:
+        assert encode(decode(outcomes[0])) == outcomes[0]
