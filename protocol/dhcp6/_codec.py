@@ -97,11 +97,22 @@ def _message(data: bytes, depth: int) -> Message | RelayMessage:
 def _options(data: bytes, pos: int, depth: int) -> tuple[Option, ...]:
     if depth > MAX_DEPTH:
         raise DecodeError(f"messages and options nested more than {MAX_DEPTH} deep")
-    readers = _READERS
-    return tuple(
-        RawOption(code, body) if (reader := readers.get(code)) is None else reader(body, depth)
-        for code, body in _tlvs(data, pos)
-    )
+    # `_tlvs` inlined: this loop runs for every option of every packet.
+    end = len(data)
+    found: list[Option] = []
+    readers, unpack = _READERS, _TLV.unpack_from
+    while pos < end:
+        if pos + 4 > end:
+            raise DecodeError(f"option header cut short at byte {pos}")
+        code, length = unpack(data, pos)
+        stop = pos + 4 + length
+        if stop > end:
+            raise DecodeError(f"option {code} length {length} runs past the end")
+        reader = readers.get(code)
+        body = data[pos + 4 : stop]
+        found.append(RawOption(code, body) if reader is None else reader(body, depth))
+        pos = stop
+    return tuple(found)
 
 
 def _tlvs(data: bytes, pos: int) -> list[tuple[int, bytes]]:
