@@ -37,6 +37,7 @@ from pathlib import Path
 from protocol import dhcp6
 from scripts.capture_corpus import package_version
 from tests.lab import netlab, pcapfile
+from tests.lab.dhcpclients import NETWORKD
 from tests.lab.leases import last_event, private_mounts, run_client, write_hook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ RELAY_DOWN = ipaddress.IPv6Interface("2001:db8:0:2::1/64")
 RELAYED_POOL = ("2001:db8:0:2::100", "2001:db8:0:2::1ff")
 RELAY_MACS = ("52:54:00:00:01:fe", "52:54:00:00:02:fe")  # upstream, downstream
 # Each client tool owns MACs 52:54:00:<tool>:00:<n>; the frame's MAC says who sent it.
-TOOLS = {0x1B: "dhclient", 0x1C: "dhcpcd"}
+TOOLS = {0x1B: "dhclient", 0x1C: "dhcpcd", 0x1D: "networkd"}
 SERVER_MAC = "52:54:00:00:00:fe"  # the bridge's: dnsmasq makes its DUID-LL of it
 # DUIDs given to dhcpcd by value: a DUID-UUID of a made-up UUID (dhcpcd's own
 # would be this machine's DMI UUID) and a DUID-EN like systemd-networkd's.
@@ -70,6 +71,15 @@ def _duid(value: str) -> dhcp6.Duid | None:
 
 
 LAB_DUIDS = {_duid(DUID_UUID), _duid(DUID_EN)}
+SYSTEMD_ENTERPRISE = 43793
+
+
+def _systemd_duid(duid: dhcp6.Duid) -> bool:
+    """networkd's DUID-EN: derived from the made-up machine id `networkd6` mounts
+    over /etc/machine-id (networkd does not start when that mount fails)."""
+    return isinstance(duid, dhcp6.DuidEN) and duid.enterprise == SYSTEMD_ENTERPRISE
+
+
 MESSAGE_NAMES = {int(kind): kind.name.lower().replace("_", "-") for kind in dhcp6.MessageType}
 DHCPV6_PORTS = (546, 547)
 
@@ -287,7 +297,7 @@ def dhcpcd6(
         f"dhcpcd -6 -k -f {shlex.quote(str(conf))} {client.ifname}; wait $pid"
     )
     wrapped = private_mounts(
-        ["sh", "-c", script], tmpfs=["/var/lib/dhcpcd", "/run"], hostname="vm-dhcpcd6"
+        ["sh", "-c", script], tmpfs=["/var/lib/dhcpcd", "/run"], hostname="guest-dhcpcd6"
     )
     result = run_client(client, wrapped, timeout=timeout)
     if result.returncode != 0 or last_event(work / "dumps", ("BOUND6",)) is None:
@@ -320,10 +330,64 @@ def dhcpcd_scenarios() -> list[Scenario]:
     ]
 
 
-ALL_SCENARIOS = {"dhclient": dhclient_scenarios, "dhcpcd": dhcpcd_scenarios}
+NETWORKD_UNIT = """[Match]
+Name={ifname}
+
+[Network]
+DHCP=ipv6
+IPv6AcceptRA=no
+
+[DHCPv6]
+WithoutRA=solicit
+UseDomains=yes
+"""
+
+
+def networkd6(client: netlab.Client, work: Path, *, timeout: float = 20) -> str:
+    """systemd-networkd as in tests/lab/dhcpclients.run_networkd (container mode,
+    a made-up machine id: its DUID-EN is derived from it), with DHCPv6 started
+    without an RA; stopped (SIGTERM) once it holds a global address."""
+    net = work / "network"
+    net.mkdir()
+    (net / "50-lab.network").write_text(NETWORKD_UNIT.format(ifname=client.ifname))
+    machine_id = work / "machine-id"
+    machine_id.write_text("4b7669704c61624d616368696e654964\n")
+    script = (
+        "mount -t tmpfs tmpfs /run/systemd && mount -t tmpfs tmpfs /etc/systemd/network"
+        f" && mount --bind {shlex.quote(str(machine_id))} /etc/machine-id"
+        f" && cp {shlex.quote(str(net))}/*.network /etc/systemd/network/"
+        " && mount -o remount,bind,ro /sys && hostname guest-networkd6"
+        f" && {{ {NETWORKD} & pid=$!; "
+        f"until ip -6 addr show dev {client.ifname} scope global | grep -q inet6; do"
+        " kill -0 $pid || exit 3; sleep 0.1; done; "
+        "sleep 0.5; kill -TERM $pid; wait $pid; }"
+    )
+    argv = ["unshare", "-m", "--propagation", "private", "-u", "--", "sh", "-c", script]
+    result = run_client(client, argv, timeout=timeout)
+    if result.returncode != 0:
+        raise netlab.LabError(
+            f"systemd-networkd exited {result.returncode}: {result.stderr[-1500:]}"
+        )
+    return result.stderr
+
+
+def networkd_scenarios() -> list[Scenario]:
+    def lease_release(lab: netlab.Lab, work: Path) -> object:
+        return networkd6(lab6_client(lab, 0x1D, 1), work)
+
+    return [Scenario("DHCPv6 without RA: SOLICIT with rapid commit", "networkd", lease_release)]
+
+
+ALL_SCENARIOS = {
+    "dhclient": dhclient_scenarios,
+    "dhcpcd": dhcpcd_scenarios,
+    "networkd": networkd_scenarios,
+}
+EXECUTABLES = {"dhclient": "dhclient", "dhcpcd": "dhcpcd", "networkd": NETWORKD}
 PACKAGES = {
     "dhclient": "isc-dhcp-client",
     "dhcpcd": "dhcpcd-base",
+    "networkd": "systemd",
     "dnsmasq": "dnsmasq-base",
     "dnsmasq-relay": "dnsmasq-base",
 }
@@ -432,7 +496,7 @@ def unsafe(packet: Packet) -> str | None:
         if isinstance(option.duid, (dhcp6.DuidLL, dhcp6.DuidLLT)):
             if not option.duid.link_layer_address.startswith(b"\x52\x54\x00"):
                 return "a DUID with a MAC outside 52:54:00"
-        elif option.duid not in LAB_DUIDS:
+        elif option.duid not in LAB_DUIDS and not _systemd_duid(option.duid):
             return f"a DUID the lab did not set: {option.duid}"
     return None
 
@@ -553,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     netlab.cleanup_stale("kvcap6")
-    tools = [tool for tool in ALL_SCENARIOS if shutil.which(tool)]
+    tools = [tool for tool in ALL_SCENARIOS if shutil.which(EXECUTABLES[tool])]
     for missing in set(ALL_SCENARIOS) - set(tools):
         log(f"{missing}: not installed, skipped")
     scenarios = [s for tool in tools for s in ALL_SCENARIOS[tool]()]

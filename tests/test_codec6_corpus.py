@@ -98,7 +98,7 @@ def test_corpus6_covers_every_duid_type_relays_and_the_client_exchanges() -> Non
     kinds = {type(value) for value in values}
     assert {dhcp6.DuidLLT, dhcp6.DuidLL, dhcp6.DuidEN, dhcp6.DuidUUID} <= kinds
     assert {dhcp6.IANA, dhcp6.IATA, dhcp6.IAPD, dhcp6.IAAddress, dhcp6.StatusCode} <= kinds
-    assert {dhcp6.DnsServers, dhcp6.DomainList, dhcp6.NtpServer} <= kinds
+    assert {dhcp6.DnsServers, dhcp6.DomainList, dhcp6.NtpServer, dhcp6.RapidCommit} <= kinds
     assert {dhcp6.RelayMessageOption, dhcp6.ClientLinkLayerAddress} <= kinds
     types = {value.msg_type for value in values if isinstance(value, dhcp6.Message)}
     assert {
