@@ -9,7 +9,7 @@ from ipaddress import IPv6Address
 from uuid import UUID
 
 from protocol import dhcp6
-from scripts import capture_corpus6 as capture
+from scripts import corpus6_packets as capture
 
 LINK_LOCAL = IPv6Address("fe80::1")
 
