@@ -62,6 +62,8 @@ def silent(why: str) -> Outcome:
 #: (time, MAC, message type name or "?", xid as 4 bytes, outcome). A plain tuple:
 #: one is made per packet, and a NamedTuple's constructor costs five times more.
 Seen = tuple[float, bytes, str, bytes, Outcome]
+#: What `History.of` tells of one MAC: messages heard, the last few, whether unknown.
+MacSeen = tuple[int, tuple[Seen, ...], bool]
 
 
 @dataclass(slots=True)
@@ -126,7 +128,7 @@ class History:
             table.popitem(last=False)[1].evicted = True
         table[mac] = entry
 
-    def of(self, mac: bytes) -> tuple[int, tuple[Seen, ...], bool] | None:
+    def of(self, mac: bytes) -> MacSeen | None:
         """(messages heard, the last few, whether unknown) for one MAC, as copies."""
         for table, unknown in ((self.known, False), (self.unknown, True)):
             entry = table.get(mac)
