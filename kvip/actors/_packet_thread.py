@@ -13,7 +13,6 @@ letting go of the lock.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import socket
 import struct
@@ -70,7 +69,7 @@ class PacketThread:
         counters = responder.counters
         history = responder.history
         unknown_macs = UnknownMacLog(self.name)
-        debug = functools.partial(log.isEnabledFor, logging.DEBUG)
+        enabled = log.isEnabledFor
         observe = counters.latency.observe
         handle = responder.handle
         lock = self.lock
@@ -114,7 +113,7 @@ class PacketThread:
                     observe(elapsed)
             if fresh:
                 unknown_macs.sighted(fresh, started)
-            if seen is not None and debug():
+            if seen is not None and enabled(logging.DEBUG):
                 log_packet(self.name, seen)
             if post:
                 try:

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-#: Below DEBUG: every packet and every watch event.
+#: Below DEBUG: also every API request (DEBUG already logs every DHCP packet).
 TRACE = 5
 LEVELS = {"TRACE": TRACE, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
           "WARNING": logging.WARNING, "ERROR": logging.ERROR}  # fmt: skip
