@@ -111,7 +111,7 @@ def test_a_vm_and_an_unknown_mac_in_history_logs_and_debug_endpoint(
         base = start_probes(rig)
         known = get(f"{base}/debug/mac/{nic.mac.upper().replace(':', '-')}")
         unknown = get(f"{base}/debug/mac/{mac(0x77)}")
-        nobody = get(f"{base}/debug/mac/{mac(0x99)}")
+        nobody = get(f"{base}/debug/mac/{mac(0x99).replace(':', '%3A')}")
         bad = get(f"{base}/debug/mac/not-a-mac")
         pools = get(f"{base}/debug/pools")
         heard = rig.taps["diag"].received_messages()

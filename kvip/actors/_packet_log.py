@@ -36,7 +36,7 @@ def log_packet(pool: str, seen: Seen) -> None:
     _, mac, kind, xid, outcome = seen
     fields = {
         "pool": pool,
-        "mac": mac_text(mac),
+        "mac": mac_text(mac) or None,  # None: too short to have one
         "xid": f"0x{xid.hex()}",
         "message_type": kind,
         "answer": outcome.answer,

@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -99,7 +100,7 @@ class ProbeServer:
         if path == "/debug/pools":
             return _json("200 OK", pools_view(self.pools()))
         if path.startswith("/debug/mac/"):
-            mac = normal_mac(path.removeprefix("/debug/mac/"))
+            mac = normal_mac(unquote(path.removeprefix("/debug/mac/")))
             if mac is None:
                 return _json("400 Bad Request", {"error": f"not a MAC address: {path[11:]!r}"})
             return _json("200 OK", mac_view(self.pools(), mac))
