@@ -129,7 +129,7 @@ def test_a_vm_and_an_unknown_mac_in_history_logs_and_debug_endpoint(
     assert not pool["unknown"]
     history = pool["history"]
     assert pool["count"] == len(history) == len(heard) - len(from_stranger)
-    assert [(h["type"], h["answer"], h["ip"]) for h in history[-2:]] == [
+    assert [(h["received"], h["answer"], h["ip"]) for h in history[-2:]] == [
         ("DISCOVER", "OFFER", nic.ip),
         ("REQUEST", "ACK", nic.ip),
     ]
@@ -140,7 +140,7 @@ def test_a_vm_and_an_unknown_mac_in_history_logs_and_debug_endpoint(
     (pool,) = body["pools"]
     assert pool["reservation"] is None and pool["unknown"]
     assert pool["count"] == len(from_stranger)
-    assert {(h["type"], h["answer"], h["reason"]) for h in pool["history"]} == {
+    assert {(h["received"], h["answer"], h["reason"]) for h in pool["history"]} == {
         ("DISCOVER", None, "unknown_mac")
     }
     assert [int(h["xid"], 16) for h in pool["history"]] == [m.xid for m in from_stranger][-8:]

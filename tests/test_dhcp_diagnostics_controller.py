@@ -72,7 +72,7 @@ def test_allocation_lines_are_structured_and_debug_follows_the_vm(
     (found,) = seen["pools"]
     assert found["pool"] == pool and found["reservation"]["ip"] == ip
     assert found["reservation"]["owner"].startswith(f"{w.namespace}/vm")
-    assert [(h["type"], h["answer"], h["ip"]) for h in found["history"][-2:]] == [
+    assert [(h["received"], h["answer"], h["ip"]) for h in found["history"][-2:]] == [
         ("DISCOVER", "OFFER", ip),
         ("REQUEST", "ACK", ip),
     ]

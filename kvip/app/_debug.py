@@ -21,13 +21,13 @@ the interface when it has one in the subnet, else the IPPool's serverip);
                                 "serving": true, "declined": false},
                 "unknown": false, "count": 12,
                 "history": [{"time": "2026-12-02T07:30:00.123+00:00",
-                             "type": "DISCOVER", "xid": "0x3903f326",
+                             "received": "DISCOVER", "xid": "0x3903f326",
                              "answer": "OFFER", "ip": "198.18.0.10",
                              "reason": null}]}]}
 
 One entry per pool that has a reservation for the MAC or heard from it lately;
 `reservation` is null when the pool only heard from it. `history` holds the
-last few messages, oldest first: `type` is the DHCP message type ("?" for a
+last few messages, oldest first: `received` is the DHCP message type ("?" for a
 malformed packet), `answer` the reply's type (OFFER, ACK, NAK) or null when
 the pool stayed silent, `ip` the address answered (or declined, released),
 `reason` why there was no answer (unknown_mac, another_server, draining,
@@ -105,7 +105,7 @@ def _seen(seen: Seen) -> dict[str, Any]:
     when, _, kind, xid, outcome = seen
     return {
         "time": datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds"),
-        "type": kind,
+        "received": kind,
         "xid": f"0x{xid.hex()}",
         "answer": outcome.answer,
         "ip": outcome.ip,
