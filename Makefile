@@ -37,12 +37,17 @@ lint: deps
 pytest: deps apiserver
 	$(BIN)/pytest
 
+# DHCPv6 targets (fuzz_*6.py) grow their own work corpus from the DHCPv6 packets.
 fuzz: deps
 	@for target in fuzz/fuzz_*.py; do \
+		case $$target in \
+			*6.py) work=.fuzz-work6; corpus=fuzz/corpus6;; \
+			*) work=.fuzz-work; corpus=fuzz/corpus;; \
+		esac; \
 		echo "== $$target under atheris for $(FUZZ_SECONDS)s"; \
-		mkdir -p .fuzz-work; \
+		mkdir -p $$work; \
 		$(BIN)/python $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-			-artifact_prefix=.fuzz-work/ .fuzz-work fuzz/corpus || exit 1; \
+			-artifact_prefix=$$work/ $$work $$corpus || exit 1; \
 	done
 
 test: lint pytest fuzz
@@ -76,4 +81,4 @@ bench-controller: deps apiserver
 	$(BIN)/python -m bench.controller $(ARGS)
 
 clean:
-	rm -rf $(VENV) .fuzz-work .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .fuzz-work .fuzz-work6 .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -147,6 +147,53 @@ def build_parser() -> argparse.ArgumentParser:
         "for large clusters (kvip_vmnetcfg_nics still counts the NICs by state; "
         "env VMNETCFG_METRICS; default on)",
     )
+    webhook = run.add_argument_group(
+        "admission webhook (refuses bad IPPools and moved vmnetcfg addresses at kubectl "
+        "apply; deploy/components/webhook)"
+    )
+    webhook.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(_env("WEBHOOK_PORT", "0") or 0),
+        metavar="N",
+        help="serve the validating admission webhook over HTTPS on port N, with a "
+        "certificate kvip makes and rotates (env WEBHOOK_PORT; default 0: off)",
+    )
+    webhook.add_argument(
+        "--webhook-address",
+        default=_env("WEBHOOK_ADDRESS", "0.0.0.0"),
+        metavar="ADDRESS",
+        help="address of the webhook (env WEBHOOK_ADDRESS; default 0.0.0.0)",
+    )
+    webhook.add_argument(
+        "--webhook-service",
+        default=_env("WEBHOOK_SERVICE", "kvip-webhook"),
+        metavar="NAME",
+        help="the Service in front of the webhook, in kvip's namespace: its names go "
+        "into the certificate (env WEBHOOK_SERVICE; default kvip-webhook)",
+    )
+    webhook.add_argument(
+        "--webhook-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="another name or address the API server reaches the webhook by "
+        "(repeatable; e.g. 127.0.0.1 with clientConfig.url)",
+    )
+    webhook.add_argument(
+        "--webhook-configuration",
+        default=_env("WEBHOOK_CONFIGURATION", "kvip"),
+        metavar="NAME",
+        help="the ValidatingWebhookConfiguration whose caBundle kvip keeps current "
+        "(env WEBHOOK_CONFIGURATION; default kvip; '' to leave it alone)",
+    )
+    webhook.add_argument(
+        "--webhook-user",
+        default=_env("WEBHOOK_USER"),
+        metavar="USER",
+        help="kvip's own user name, whose writes are never refused (env WEBHOOK_USER; "
+        "default: the pod's service account, else system:serviceaccount:NAMESPACE:kvip)",
+    )
     pools = commands.add_parser(
         "pools",
         help="list the IPPools: network, subnet, used, available, ready",
@@ -173,7 +220,34 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     cleanup.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    for sub in (pools, reset, cleanup):
+    why = commands.add_parser(
+        "why",
+        help="follow one VM through kvip: NICs, pools, records, leader, DHCP seen",
+        description=(
+            "One screen about one VirtualMachine: each NIC, its network, the IPPool that "
+            "matched or why none did, the address recorded in its vmnetcfg and the status, "
+            "declines, the leader and the replicas serving, recent Events; with --debug-url, "
+            "the last DHCP messages each replica saw from each MAC and what it answered."
+        ),
+    )
+    why.add_argument("reference", metavar="NAMESPACE/VM", help="the VirtualMachine")
+    why.add_argument(
+        "--debug-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a replica's metrics endpoint (e.g. http://127.0.0.1:8080 through "
+        "`kubectl -n kvip-system port-forward pod/<kvip pod> 8080`); repeatable",
+    )
+    why.add_argument(
+        "--lease-name", default=_env("LEASE_NAME", "kvip"), help="kvip's Lease (default kvip)"
+    )
+    why.add_argument(
+        "--lease-namespace",
+        default=_env("LEASE_NAMESPACE", "kvip-system"),
+        help="namespace of kvip's Lease (default kvip-system)",
+    )
+    for sub in (pools, reset, cleanup, why):
         sub.add_argument(
             "--kubeconfig", default=_env("KUBECONFIG"), help="kubeconfig file (env KUBECONFIG)"
         )
@@ -199,6 +273,12 @@ def _operate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return operator.list_pools(kube, sys.stdout)
         if args.command == "vmnetcfg":
             return operator.reset_vmnetcfg(kube, args.reference, sys.stdout)
+        if args.command == "why":
+            from kvip.app._why import why
+
+            return why(kube, args.reference, sys.stdout, lease_name=args.lease_name,
+                       lease_namespace=args.lease_namespace,
+                       debug_urls=args.debug_url)  # fmt: skip
         return operator.cleanup(kube, sys.stdout, dry_run=args.dry_run)
     except KubeError as exc:
         print(f"kvip: {exc}", file=sys.stderr)
@@ -213,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command in ("pools", "vmnetcfg", "cleanup"):
+    if args.command in ("pools", "vmnetcfg", "cleanup", "why"):
         return _operate(args, parser)
     try:
         app.configure(args.log_level, fmt=args.log_format)
@@ -245,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_address=args.metrics_address,
             metrics_port=args.metrics_port,
             vmnetcfg_metrics=args.vmnetcfg_metrics,
+            webhook=_webhook_options(args),
         )
         try:
             trio.run(app.run, options)
@@ -259,6 +340,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _webhook_options(args: argparse.Namespace) -> app.WebhookOptions | None:
+    if not args.webhook_port:
+        return None
+    namespace = app.default_namespace()
+    return app.WebhookOptions(
+        port=args.webhook_port,
+        address=args.webhook_address,
+        hosts=(*app.service_hosts(args.webhook_service, namespace), *args.webhook_host),
+        configuration=args.webhook_configuration or None,
+        trusted_user=args.webhook_user or app.own_user(namespace),
+    )
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -17,6 +17,9 @@
 
 The BOOTP header and the option TLVs are declared with construct in `_wire.py`;
 the hot path is hand-tuned and the tests hold both to the same results.
+
+The DHCPv6 codec (RFC 8415) is `protocol.dhcp6`, built the same way; the two
+share only `DecodeError` and `EncodeError`.
 """
 
 from ._codec import decode, encode

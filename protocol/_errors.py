@@ -10,10 +10,11 @@ class CodecError(ValueError):
 
 
 class DecodeError(CodecError):
-    """The bytes are not a DHCPv4 message we can read; the message says why.
+    """The bytes are not a DHCP message we can read; the message says why.
 
-    `decode` raises nothing else: every lower-level failure is chained with
-    `raise ... from` so the cause stays visible in tracebacks.
+    `decode` (DHCPv4) and `protocol.dhcp6.decode` raise nothing else: every
+    lower-level failure is chained with `raise ... from` so the cause stays
+    visible in tracebacks.
     """
 
 

@@ -98,7 +98,13 @@ def test_halted_vm_harvester_mac_and_late_mac(world: World) -> None:
         )
         assert w.ips("harvester") == {"52:54:00:00:02:02": "198.18.0.11"}
         w.create_vm("late", [("nic", "net-a", None)])
-        # No MAC yet: nothing to reserve.
+        # No MAC yet: nothing to reserve, and the status says why (issue 14).
+
+        def told() -> bool:
+            entries = ((w.cfg("late") or {}).get("status") or {}).get("networkconfig") or []
+            return any("has no MAC address" in str(e.get("message")) for e in entries)
+
+        wait_for(told, what="the MAC-less NIC told in the vmnetcfg status")
         assert (w.cfg("late") or {}).get("spec", {}).get("networkconfig", []) == []
         vm = w.custom.get_namespaced_custom_object(*VMS[:2], w.namespace, VMS[2], "late")
         interfaces = vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"]

@@ -44,12 +44,19 @@ def test_one_claim_per_nic_with_a_mac_in_the_vms_order() -> None:
         [nic("a", NET_A, MAC1), nic("late", NET_A, None), nic("b", NET_B, MAC1)],
         [NicRecord(NET_B, MAC1, "198.19.0.10")],
     )
+    late = steps.pop(1)
     assert steps == [
         Claim(nic("a", NET_A, MAC1), MAC1, None, None),
         # One MAC on two networks is two NICs, each with its own record.
         Claim(nic("b", NET_B, MAC1), MAC1, NicRecord(NET_B, MAC1, "198.19.0.10"),
               IPv4Address("198.19.0.10")),
     ]  # fmt: skip
+    # A NIC without a MAC is no claim, but an ERROR in the status, and said (issue 14).
+    assert isinstance(late, Settled) and late.record is None and late.status is not None
+    assert late.problem is not None and "NIC late has no MAC address" in late.problem
+    assert late.status.as_status() == {
+        "networkname": NET_A, "status": "ERROR", "message": late.problem,
+    }  # fmt: skip
 
 
 def test_the_record_wins_over_the_annotation_and_a_nic_listed_twice_is_one() -> None:
@@ -148,3 +155,17 @@ def test_after_the_write_what_goes_and_what_a_refusal_gives_back() -> None:
         NicStatus(NET_B, MAC1, False, "not recorded"),
         statuses[2],
     ]
+
+
+def test_a_nic_whose_network_has_no_ippool_is_an_error_when_kvip_serves_every_pool() -> None:
+    """Issue 14: with no pool selector, a network without an IPPool has none anywhere:
+    the NIC's status says so (its record, if any, stays). With a selector the
+    network may be another shard's: nothing is said in the status."""
+    nics = [nic("x", "ns/no-pool", MAC1)]
+    shard = plan_nics("ns/vm", nics, [], has_pool=lambda n: False, configured=lambda n: False)
+    assert shard == [Settled(None, None)]
+    steps = plan_nics("ns/vm", nics, [], has_pool=lambda n: False, configured=lambda n: False,
+                      all_pools=True)  # fmt: skip
+    [step] = steps
+    assert isinstance(step, Settled) and step.status is not None and not step.status.ok
+    assert step.problem is not None and "no IPPool serves network ns/no-pool" in step.problem

@@ -14,9 +14,10 @@ from types import ModuleType
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from protocol import encode
+from protocol import dhcp6, encode
 from tests.lab.pool_harness import mutations
 from tests.lab.strategies import messages
+from tests.lab.strategies6 import any_messages
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 
@@ -32,6 +33,7 @@ def load_target(name: str) -> ModuleType:
 
 fuzz_decode = load_target("fuzz_decode")
 fuzz_roundtrip = load_target("fuzz_roundtrip")
+fuzz_decode6 = load_target("fuzz_decode6")
 
 
 def mutated() -> st.SearchStrategy[bytes]:
@@ -69,3 +71,18 @@ def test_the_roundtrip_provider_without_atheris_reads_the_bytes_in_order() -> No
     assert source.ConsumeBytes(2) == b"\x01\x02"
     assert source.ConsumeBool() is True
     assert source.ConsumeBytes(5) == b""
+
+
+# DHCPv6: random bytes, mutations of valid messages, and tails after a valid header.
+mutated6 = any_messages().flatmap(lambda message: mutations(dhcp6.encode(message)))
+headed6 = st.tuples(
+    st.sampled_from([b"\x01\x00\x00\x01", b"\x0c\x00" + bytes(32)]), st.binary(max_size=200)
+)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300) | mutated6 | headed6.map(b"".join))
+@example(b"")
+@example(b"\x0d" + bytes(33) + b"\x00\x09\x00\x04\x07\x00\x00\x01")
+def test_decode6_target_property(data: bytes) -> None:
+    fuzz_decode6.check_decode6(data)

@@ -59,7 +59,8 @@ def test_metrics_and_probes(world: World) -> None:
     with kvip_process(w, unique("lease")) as kvip:
         assert kvip.get("/healthz") == (200, "ok\n")
         wait_for(lambda: kvip.get("/readyz")[0] == 200, what="readiness")
-        assert "leader" in kvip.get("/readyz")[1]
+        # Ready means serving; it leads once it has taken the Lease (a moment later).
+        wait_for(lambda: "(leader)" in kvip.get("/readyz")[1], what="the lead")
         w.create_vm("vm", [("nic", "net-a", mac)])
         ip = w.ips("vm")[mac]
         assert lease_ip(w.lab.add_client(mac)) == ip

@@ -20,7 +20,7 @@ from kvip.actors import (
 from kvip.actors._pool_book import REPLICA_OWNER
 from kvip.ipam import Owner
 from kvip.serving import mac_bytes, server_identity
-from tests.lab.netlab import netlab
+from tests.lab.netlab import netlab, run_in
 from tests.lab.pool_harness import SERVER_IP, pool_config
 
 SUBNET = IPv4Network("198.18.0.0/24")
@@ -96,3 +96,41 @@ def test_a_follower_serves_exactly_the_records_of_a_vm() -> None:
     assert actor.allocator.owner_of(IPv4Address("198.18.0.20")) == other
     # Again: nothing changes.
     assert actor.handle_now(ServeRecorded("ns/vm", records[:1])) == ((), ())
+
+
+@pytest.mark.netns
+def test_an_interface_without_an_address_in_the_subnet_is_not_served_until_it_has_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 14: no address to answer from makes the pool not serving, with the
+    reason (and an Event through on_warning), instead of answering from a wrong
+    address; once the interface has one, the pool serves."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 for a network namespace")
+    monkeypatch.setattr("kvip.actors._pool.ADDRESS_POLL", 0.1)
+    warnings: list[tuple[str, str]] = []
+    with netlab("kvna", server_address="198.19.0.5/24") as lab:  # outside the pool's subnet
+        actor = PoolActor(
+            pool_config(start=10, end=40),
+            socket_factory=socket_factory_in(lab.server),
+            on_warning=lambda reason, message: warnings.append((reason, message)),
+        )
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(actor.run)
+                await trio.sleep(0.5)
+                assert not actor.serving
+                assert actor.no_address is not None and "198.19.0.5" in actor.no_address
+                # (The interface's primary address is the one that counts.)
+                run_in(lab.server, ["ip", "addr", "flush", "dev", "eth1"])
+                lab.add_address(lab.server, "eth1", "198.18.0.6/24")
+                with trio.fail_after(10):
+                    while not actor.serving:
+                        await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+    assert [reason for reason, _ in warnings] == ["NoAddress"]
+    assert actor.no_address is None
+    assert actor.responder.options.server_ip == IPv4Address("198.18.0.6")

@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from kvip.actors._dhcp_socket import open_dhcp_socket
+from kvip.actors._diagnostics import Diagnostics
 from kvip.actors._events import Event, EventRecorder
 from kvip.actors._follow import RecordFollower
 from kvip.actors._messages import (
@@ -82,6 +83,8 @@ class Controller(RecordFollower):
     #: Whether this replica holds the Lease: only then does it claim, write and
     #: record Events. Every replica serves what the vmnetcfgs record.
     leading: bool = True
+    #: Budgeted log lines about bad input (diagnostics).
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
     #: Which replica serves which pool as which address (heartbeat Leases).
     replica_view: ReplicaView = field(default_factory=lambda: ReplicaView(gethostname()))
     #: The cancel scopes of the reconciles running as the leader.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import os
 import socket
@@ -43,12 +44,15 @@ _SIOCGIFADDR = 0x8915
 
 def interface_address(sock: socket.socket, interface: str) -> IPv4Address | None:
     """The primary IPv4 address of `interface`, as seen from the network namespace
-    `sock` was made in (None: the interface has none, or is gone)."""
+    `sock` was made in; None when the interface has none. OSError when it
+    cannot be told (the interface is gone, or `sock` is no IPv4 socket)."""
     request = struct.pack("256s", interface.encode()[:15])
     try:
         answer = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, request)
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return None
+        raise
     return IPv4Address(answer[20:24])
 
 

@@ -46,6 +46,9 @@ class Settled:
 
     record: NicRecord | None = None
     status: NicStatus | None = None
+    #: What is wrong with the NIC that an operator must fix: logged and an Event
+    #: (once while it lasts), besides the status.
+    problem: str | None = None
 
 
 def plan_nics(
@@ -55,12 +58,14 @@ def plan_nics(
     *,
     has_pool: Callable[[str], bool],
     configured: Callable[[str], bool],
+    all_pools: bool = False,
 ) -> list[Claim | Settled]:
-    """One step per NIC that has a MAC, in the VM's order (the vmnetcfg keeps it).
+    """One step per NIC, in the VM's order (the vmnetcfg keeps it).
 
     `listed` are the vmnetcfg's records (one per NIC); `has_pool(network)`: a
     pool of this kvip serves the network; `configured(network)`: an IPPool of
-    this kvip names it (ready or not)."""
+    this kvip names it (ready or not); `all_pools`: this kvip serves every
+    IPPool (no selector), so a network without one has none anywhere."""
     nics = list(nics)
     listed = list(listed)
     old = {(record.network, record.mac): record for record in listed}
@@ -70,14 +75,28 @@ def plan_nics(
     for nic in nics:
         mac = nic.mac
         if mac is None:
-            continue  # picked up when kubemacpool (or the user) sets one
+            # Picked up when kubemacpool (or the user) sets one; until then, said.
+            if all_pools or configured(nic.network):
+                problem = (f"NIC {nic.interface} has no MAC address: kvip reserves by MAC; "
+                           "install kubemacpool, or set macAddress in the VM's interfaces "
+                           "(or Harvester's MAC annotation)")  # fmt: skip
+                steps.append(Settled(None, NicStatus(nic.network, "", False, problem), problem))
+            continue
         if (nic.network, mac) in seen:
             log.warning("VM %s lists %s on %s twice: one NIC, one address", key, mac, nic.network)
             continue
         seen.add((nic.network, mac))
         previous = old.get((nic.network, mac))
         if not has_pool(nic.network):
-            steps.append(no_pool(nic.network, mac, previous, configured=configured(nic.network)))
+            known = configured(nic.network)
+            if not known and all_pools:
+                problem = (f"no IPPool serves network {nic.network}: NIC {nic.interface} gets "
+                           f"no address from kvip; create an IPPool with networkname "
+                           f"{nic.network}")  # fmt: skip
+                status = NicStatus(nic.network, mac, False, problem)
+                steps.append(Settled(previous, status, problem))
+                continue
+            steps.append(no_pool(nic.network, mac, previous, configured=known))
             continue
         requested_text = previous.ip if previous is not None and previous.ip else nic.requested_ip
         try:

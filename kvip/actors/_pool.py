@@ -44,6 +44,8 @@ from kvip.serving import Counters, Notice, PoolConfig, Responder, server_identit
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 256
+#: Seconds between looks at an interface that has no address to answer from.
+ADDRESS_POLL = 5.0
 
 SocketFactory = Callable[[str], socket.socket]
 
@@ -89,6 +91,8 @@ class PoolActor:
     on_notice: Callable[[Notice], None] | None = None
     #: Called after a Reconfigure was applied (evicted NICs must show it).
     on_reconfigured: Callable[[], None] | None = None
+    #: Called with (reason, message) of a problem an operator must fix (an Event).
+    on_warning: Callable[[str, str], None] | None = None
     #: Called when the actor ends with the claims it handed out but never served.
     on_stopped: Callable[[list[RestoreReservation]], None] | None = None
     resolve: Resolver = resolve_ipv4
@@ -118,6 +122,8 @@ class PoolActor:
     interface_address: IPv4Address | None = field(init=False, default=None)
     #: The addresses the other replicas answer as (HoldReplicaAddresses).
     _replicas: frozenset[IPv4Address] = field(init=False, default=frozenset())
+    #: Why the pool does not serve although it should (no address to answer from).
+    no_address: str | None = field(init=False, default=None)
     #: Replica addresses inside the range, and what is wrong with each.
     address_problems: dict[IPv4Address, str] = field(init=False, default_factory=dict)
 
@@ -242,11 +248,28 @@ class PoolActor:
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         closed = self._socket_closed = trio.Event()
+        started = False
         try:
-            sock = self.socket_factory(self.config.interface)
+            while True:
+                sock = self.socket_factory(self.config.interface)
+                try:
+                    found = interface_address(sock, self.config.interface)
+                except OSError as exc:  # cannot be told: answer as serverip
+                    log.debug("pool %s: no address of %s to tell: %s", self.name,
+                              self.config.interface, exc)  # fmt: skip
+                    found = self.config.options.server_ip
+                if self._usable(found):
+                    break
+                # No address to answer from: not serving, and said so; the CNI (or
+                # an operator) may add one, so look again in a while.
+                sock.close()
+                if not started:
+                    task_status.started()
+                    started = True
+                await trio.sleep(ADDRESS_POLL)
             with sock, trio.CancelScope() as scope:
                 self._socket_scope = scope
-                self._found_address(interface_address(sock, self.config.interface))
+                self._found_address(found)
                 self.serving = True
                 log.info(
                     "pool %s serving DHCP on %s as %s",
@@ -271,7 +294,8 @@ class PoolActor:
                                 trio.to_thread.run_sync, packets.run, limiter=self._thread_limiter
                             )
                         )
-                        task_status.started()
+                        if not started:
+                            task_status.started()
                         try:
                             await trio.sleep_forever()
                         finally:
@@ -349,16 +373,33 @@ class PoolActor:
 
     # -- this replica's own address -------------------------------------------------
 
+    def _usable(self, found: IPv4Address | None) -> bool:
+        """Whether `found` (the interface's address) is one to answer from: inside
+        the pool's subnet. If not, `no_address` says why (status, log, Event)."""
+        options = self.config.options
+        if server_identity(options.server_ip, options.subnet, found) == found:
+            if self.no_address is not None:
+                log.info("pool %s: %s has %s now: serving", self.name, self.config.interface, found)
+            self.no_address = None
+            return True
+        shown = f"its address is {found}" if found is not None else "it has no IPv4 address"
+        problem = (f"{self.config.interface} has no address in {options.subnet} ({shown}): "
+                   "kvip answers only from an address of its own in the pool's subnet; give "
+                   "the interface one (kvip's NetworkAttachmentDefinition)")  # fmt: skip
+        if problem != self.no_address:
+            self.no_address = problem
+            log.error("pool %s: not serving DHCP: %s", self.name, problem)
+            if self.on_warning is not None:
+                self.on_warning("NoAddress", problem)
+            if self.on_change is not None:
+                self.on_change()
+        return False
+
     def _found_address(self, found: IPv4Address | None) -> None:
         """Answer as the address this replica has on the pool's interface (each
         replica its own), and make sure no VM is ever given it."""
         self.interface_address = found
         self._set_options(self._ntp_applied)
-        options = self.config.options
-        if found is None or found not in options.subnet:
-            log.info("pool %s: %s has no address in %s; answering as serverip %s (right for "
-                     "a single replica only: replicas need addresses of their own)", self.name,
-                     self.config.interface, options.subnet, options.server_ip)  # fmt: skip
         self._hold_replicas()
 
     def _hold_replicas(self) -> dict[IPv4Address, str]:

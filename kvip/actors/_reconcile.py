@@ -13,6 +13,7 @@ import contextlib
 import logging
 from ipaddress import IPv4Address
 
+from kvip.actors._diagnostics import Diagnostics
 from kvip.actors._events import Event, EventRecorder, ObjectRef
 from kvip.actors._messages import (
     ClaimAddress,
@@ -80,6 +81,8 @@ class VmReconciler:
     cfgs: dict[str, Body]
     states: dict[str, VmState]
     queue: WorkQueue
+    pool_selector: str | None
+    diagnostics: Diagnostics
     _supervisor: Supervisor | None
     _cfg_status: StatusWriter | None
     _events: EventRecorder | None
@@ -137,7 +140,9 @@ class VmReconciler:
             listed,
             has_pool=lambda network: supervisor.by_network(network) is not None,
             configured=lambda network: supervisor.config_for_network(network) is not None,
+            all_pools=self.pool_selector is None,
         )
+        self._tell_problems(key, vm, steps)
         outcome = await self._claim(key, vm, steps)
         if cfg is None and not outcome.records and not outcome.statuses:
             await self._sweep(key, frozenset())  # nothing recorded: nothing to keep
@@ -162,6 +167,28 @@ class VmReconciler:
             for nic, (ip, message) in vmnetcfg_declines(cfg).items():
                 if records.get(nic) == ip:
                     self._state(key).declined.setdefault(nic, message)
+
+    def _tell_problems(self, key: str, vm: Body, steps: list[Claim | Settled]) -> None:
+        """A NIC kvip cannot serve (no MAC, no IPPool): a log line (within the
+        diagnostics budget) and an Event, once while it lasts. With a pool
+        selector, a NIC on a network without a pool here may be another shard's:
+        said once for the process."""
+        state = self._state(key)
+        problems = {step.problem for step in steps if isinstance(step, Settled) and step.problem}
+        for problem in sorted(problems - state.told):
+            self.diagnostics.warn("VM %s: %s", key, problem)
+            self._event(vm, "NicNotServed", problem, warning=True)
+        state.told = problems
+        if self.pool_selector is not None and any(
+            isinstance(step, Settled) and step.status is None for step in steps
+        ):
+            self.diagnostics.once(
+                "shards",
+                "VM NICs on networks without an IPPool matching %r are left alone: another "
+                "kvip (another selector) may serve them (first seen: VM %s)",
+                self.pool_selector,
+                key,
+            )
 
     async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
         """Ask the pools for the planned claims; nothing is served yet."""
@@ -423,7 +450,7 @@ class VmReconciler:
         ours = [
             entry
             for entry in shown
-            if (entry.get("networkname"), entry.get("macaddress")) in nics
+            if (entry.get("networkname"), entry.get("macaddress") or "") in nics
             or not self._theirs(key, str(entry.get("networkname")), str(entry.get("macaddress")))
         ]
         state = self._state(key)

@@ -25,12 +25,10 @@ class NicStatus:
     declined: bool = False
 
     def as_status(self) -> dict[str, str]:
-        entry = {
-            "networkname": self.network,
-            "macaddress": self.mac,
-            "status": "OK" if self.ok else "ERROR",
-            "message": self.message,
-        }
+        entry = {"networkname": self.network, "macaddress": self.mac}
+        if not self.mac:
+            del entry["macaddress"]  # a NIC without one (said in the message)
+        entry.update(status="OK" if self.ok else "ERROR", message=self.message)
         if self.declined and self.ip is not None:
             entry["declined"] = self.ip
         return entry
@@ -63,18 +61,18 @@ async def render_pool_status(
     conditions = set_condition(conditions, "Ready", status=ready, reason=reason, message=message)
     serving = state is not None and state.serving
     paused = handle.config is not None and handle.config.paused
+    no_address = handle.actor.no_address if handle.actor is not None else None
+    reason = "Paused" if paused else ("Listening" if serving else "NotListening")
     if serving and handle.config is not None:
         serving_message = f"answering DHCP on {handle.config.interface}"
     elif paused:
         serving_message = "paused: reservations kept, DHCP not answered"
+    elif no_address is not None:
+        reason, serving_message = "NoAddress", no_address
     else:
         serving_message = "not answering DHCP"
     conditions = set_condition(
-        conditions,
-        "Serving",
-        status=serving,
-        reason="Paused" if paused else ("Listening" if serving else "NotListening"),
-        message=serving_message,
+        conditions, "Serving", status=serving, reason=reason, message=serving_message
     )
     problems = handle.actor.address_problems if handle.actor is not None else {}
     if problems or any(c.get("type") == REPLICA_ADDRESSES for c in conditions):
@@ -108,7 +106,7 @@ def render_vmnetcfg_status(
     kept = [
         entry
         for entry in current.get("networkconfig") or []
-        if (entry.get("networkname"), entry.get("macaddress")) not in ours
+        if (entry.get("networkname"), entry.get("macaddress") or "") not in ours
         and theirs(str(entry.get("networkname")), str(entry.get("macaddress")))
     ]
     status["networkconfig"] = [nic.as_status() for nic in nics] + kept

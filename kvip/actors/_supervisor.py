@@ -149,6 +149,9 @@ class Supervisor:
         if claims:
             self.unserved.setdefault(network, []).extend(claims)
 
+    def _warn(self, handle: PoolHandle, reason: str, message: str) -> None:
+        self.on_event(Event(handle.ref, reason, message, warning=True))
+
     def _start(self, handle: PoolHandle) -> None:
         handle.scope = trio.CancelScope()
         self.nursery.start_soon(self._supervise, handle)
@@ -179,6 +182,7 @@ class Supervisor:
                 on_change=functools.partial(self.on_change, handle.name),
                 on_notice=functools.partial(self.on_notice, handle.name),
                 on_reconfigured=functools.partial(self.on_reconfigured, handle.name),
+                on_warning=functools.partial(self._warn, handle),
                 # However the actor ends, what it handed out stays held.
                 on_stopped=functools.partial(self._carry_unserved, handle.config.network),
             )

@@ -32,6 +32,8 @@ class VmState:
     #: Records of a deleted vmnetcfg of the live VM that no pool here holds (its
     #: pool is away, or another shard's): its next vmnetcfg lists them again.
     orphans: list[NicRecord] = field(default_factory=list)
+    #: The problems with its NICs already told (log, Event) while they last.
+    told: set[str] = field(default_factory=set)
 
     @property
     def empty(self) -> bool:
@@ -43,6 +45,7 @@ class VmState:
             and not self.unsure
             and self.refusal is None
             and not self.orphans
+            and not self.told
         )
 
 

@@ -24,6 +24,7 @@ from kvip.actors import (
 from kvip.actors._replica_view import ReplicaView
 from kvip.app._http import ProbeServer
 from kvip.app._metrics import LogCounter, registry_for
+from kvip.app._webhook import Webhook, WebhookOptions
 from kvip.k8s import Kube
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class RunOptions:
     metrics_port: int = 8080
     #: Export kubevirtiphelper_vmnetcfg_status (one series per VM NIC).
     vmnetcfg_metrics: bool = True
+    #: The admission webhook; None: not served.
+    webhook: WebhookOptions | None = None
 
 
 async def _in_scope(
@@ -175,6 +178,8 @@ async def run(options: RunOptions) -> None:
                 for task in (heartbeat, directory):
                     if task is not None:
                         nursery.start_soon(task.run)
+                if options.webhook is not None:
+                    nursery.start_soon(Webhook(kube, options.webhook).run)
                 election = trio.CancelScope()
                 if elector is not None:
                     nursery.start_soon(_in_scope, election, elector.run, lead)

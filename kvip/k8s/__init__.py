@@ -27,6 +27,7 @@ from kvip.k8s._resources import (
     Resource,
 )
 from kvip.k8s._watch import Changed, Deleted, Snapshot, Watcher, WatchMessage
+from kvip.k8s._webhooks import WebhookConfiguration
 
 __all__ = [
     "FINALIZER",
@@ -56,5 +57,6 @@ __all__ = [
     "Unavailable",
     "WatchMessage",
     "Watcher",
+    "WebhookConfiguration",
     "translate_error",
 ]

@@ -55,6 +55,11 @@ class Kube:
         and a start-up that paid for it would serve its pools that much later."""
         return client.CoreV1Api(self.api_client)
 
+    @functools.cached_property
+    def coordination(self) -> client.CoordinationV1Api:
+        """Leases, for operator commands (made on first use, like `core`)."""
+        return client.CoordinationV1Api(self.api_client)
+
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """In-cluster config inside a pod, else the kubeconfig (file, KUBECONFIG, ~/.kube)."""

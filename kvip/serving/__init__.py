@@ -1,5 +1,15 @@
-"""A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply."""
+"""A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply;
+and what the admission webhook decides about IPPools and vmnetcfgs."""
 
+from kvip.serving._admission import (
+    FORCE_ANNOTATION,
+    Recorded,
+    Verdict,
+    admission_response,
+    forced,
+    review_ippool,
+    review_vmnetcfg,
+)
 from kvip.serving._build import CLIENT_PORT, SERVER_PORT
 from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
@@ -11,6 +21,7 @@ from kvip.serving._responder import Reply, Responder
 __all__ = [
     "CLIENT_PORT",
     "DEFAULT_INTERFACE",
+    "FORCE_ANNOTATION",
     "LATENCY_BUCKETS",
     "SERVER_PORT",
     "Counters",
@@ -22,12 +33,18 @@ __all__ = [
     "Outcome",
     "PoolConfig",
     "PoolOptions",
+    "Recorded",
     "Released",
     "Reply",
     "Reservation",
     "Responder",
     "Seen",
+    "Verdict",
+    "admission_response",
+    "forced",
     "mac_bytes",
     "parse_ippool",
+    "review_ippool",
+    "review_vmnetcfg",
     "server_identity",
 ]

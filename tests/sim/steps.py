@@ -227,7 +227,7 @@ WEIGHTS = {
     "create-vm": 4,
     "wait": 6,
     "dhcp": 3,
-    "fault": 4,
+    "fault": 6,
     "change-mac": 2,
     "add-nic": 2,
     "delete-vm": 2,
