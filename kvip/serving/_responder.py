@@ -220,12 +220,11 @@ class Responder:
             # DECLINE and RELEASE (never answered) have effects beyond counting.
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
-            assert request.message_type is not None  # answered, so it had one
             self._replays[_replay_key(data)] = _Replay(
                 answer,
                 mac=request.chaddr,
                 record=record,
-                received=request.message_type.name,
+                received=kind_name,
                 sent=kind.name,
                 nak=kind == MessageType.NAK,
             )
