@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default=_env("LOGLEVEL", "INFO"),
         metavar="LEVEL",
-        help="INFO, DEBUG (adds dropped packets and retried writes) or TRACE (adds every "
-        "API request); "
+        help="INFO, DEBUG (adds a line per DHCP packet: type, MAC, xid, and the reply or "
+        "why none; and retried writes) or TRACE (adds every API request); "
         "env LOGLEVEL; default INFO",
     )
     run.add_argument(

@@ -32,6 +32,7 @@ from kvip.actors._workqueue import WorkQueue
 from kvip.app._metrics import KvipCollector, LogCounter, registry_for
 from kvip.k8s import ApiHealth, Unavailable
 from kvip.serving import Counters
+from protocol import Message, MessageType, Op, OptionCode, Options, encode
 from tests.lab.pool_harness import FakeSocketFactory, pool_config
 
 #: Every simulated reply takes exactly this long, so that sum = count * this.
@@ -247,3 +248,19 @@ def test_the_per_nic_series_can_be_switched_off_and_the_counts_stay(per_nic: boo
         key = ("kubevirtiphelper_vmnetcfg_status{ip=198.18.0.10,mac=02:00:00:00:00:02,"
                "network=ns/a,status=ERROR,vm=ns/vm2}")  # fmt: skip
         assert seen[key] == 1
+
+
+def test_unknown_macs_heard_are_a_gauge_per_pool() -> None:
+    """kvip_dhcp_unknown_macs: distinct MACs with no reservation among those the
+    pool heard lately (its history), however often each one asked."""
+    actor = PoolActor(pool_config(), socket_factory=FakeSocketFactory())
+    for n in range(5):
+        options = Options({OptionCode.MESSAGE_TYPE: MessageType.DISCOVER})
+        hw = bytes.fromhex(f"0200000000{n:02x}")
+        for xid in range(3):
+            packet = encode(Message(op=Op.BOOTREQUEST, xid=xid, chaddr=hw, options=options))
+            with actor._lock:
+                assert actor.responder.handle(packet) is None
+    found = samples(collector_for(actor).collect())
+    assert found["kvip_dhcp_unknown_macs{}"] == 5
+    assert found["kvip_dhcp_events_total{event=unknown_mac}"] == 15

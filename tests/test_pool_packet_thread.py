@@ -9,6 +9,7 @@ relayed request go to giaddr, port 67).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -169,3 +170,72 @@ def test_pausing_stops_the_packet_thread_and_unpausing_starts_a_new_one(lab: net
     trio.run(main)
     assert all(s.fileno() == -1 for s in sockets)
     client.close()
+
+
+class LockProbe(logging.Handler):
+    """Notes, for each record, whether the pool's lock was free as it was written."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        super().__init__(logging.DEBUG)
+        self.pool_lock = lock  # not `lock`: Handler.handle holds self.lock around emit
+        self.seen: list[tuple[str, bool]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        free = self.pool_lock.acquire(blocking=False)
+        if free:
+            self.pool_lock.release()
+        self.seen.append((record.getMessage(), free))
+
+
+def test_the_packet_thread_logs_each_packet_after_letting_go_of_the_lock(
+    lab: netlab.Lab,
+) -> None:
+    with netlab.inside(lab.server):
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(SERVER)
+        server.setblocking(False)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind((str(RELAY), 67))
+    client.settimeout(0.5)
+    actor = PoolActor(parse_ippool(POOL), socket_factory=lambda _: server)
+    actor.handle_now(RestoreReservation(OWNER, MAC, IP, "vm1"))
+    packet_log = logging.getLogger("kvip.actors._packet_thread")
+    probe = LockProbe(actor._lock)
+    packet_log.addHandler(probe)
+    level = packet_log.level
+    packet_log.setLevel(logging.DEBUG)
+    stranger = encode(
+        Message(
+            op=Op.BOOTREQUEST,
+            xid=9,
+            chaddr=bytes.fromhex("020000000099"),
+            hops=1,
+            giaddr=RELAY,
+            options=Options({OptionCode.MESSAGE_TYPE: MessageType.DISCOVER}),
+        )
+    )
+
+    async def main() -> None:
+        ask = trio.to_thread.run_sync
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(actor.run)
+                assert await ask(exchange, client, request(MessageType.DISCOVER, xid=1))
+                assert await ask(exchange, client, request(MessageType.DISCOVER, xid=2))
+                assert await ask(exchange, client, stranger) is None
+                while len(probe.seen) < 4:  # 3 packet lines, 1 unknown MAC line
+                    await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        packet_log.removeHandler(probe)
+        packet_log.setLevel(level)
+        client.close()
+    assert all(free for _, free in probe.seen), probe.seen
+    messages = [m for m, _ in probe.seen]
+    assert messages[0].endswith(f"xid 0x00000001: OFFER {IP}")
+    assert messages[1].endswith(f"xid 0x00000002: OFFER {IP}")  # the replay, too
+    assert "02:00:00:00:00:99, a MAC with no reservation" in messages[2]
+    assert messages[3].endswith("xid 0x00000009: no answer (unknown_mac)")

@@ -55,7 +55,7 @@ OPTIONS = PoolOptions(
 
 
 def make_responder(*, cache: bool) -> Responder:
-    r = Responder(OPTIONS, cache=cache)
+    r = Responder(OPTIONS, cache=cache, clock=lambda: 1.0e9)
     # MACS[2] has no hostname; the unknown MAC has no reservation.
     r.set_reservation(MACS[0], Reservation(IPS[0], "vm0"))
     r.set_reservation(MACS[1], Reservation(IPS[1], "vm1"))
@@ -161,6 +161,10 @@ def assert_same_answer(fast: Responder, slow: Responder, data: bytes) -> Reply |
     assert fast.counters.as_dict() == slow.counters.as_dict()
     assert fast.declined == slow.declined
     assert fast.notices == slow.notices
+    # The history records a replay as the slow path records the request.
+    assert fast.last == slow.last
+    for mac in {*fast.history.known, *fast.history.unknown, *slow.history.known}:
+        assert fast.history.of(mac) == slow.history.of(mac)
     return reply
 
 

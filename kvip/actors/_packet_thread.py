@@ -6,7 +6,8 @@ The thread shares only the Responder with the actor's inbox task, always under
 the actor's lock, whose critical sections are CPU-only (no I/O, no logging).
 What the thread learns (DECLINE, RELEASE) it does not act on: it posts one
 wakeup to the actor (`post_notices`), which takes the notices as a message in
-its own inbox.
+its own inbox. What it logs of each packet (_packet_log.py) it logs after
+letting go of the lock.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from kvip.actors._packet_log import UnknownMacLog, log_packet
 from kvip.serving import Declined, Notice, Released, Responder
 
 log = logging.getLogger(__name__)
@@ -65,18 +67,27 @@ class PacketThread:
         )
         responder = self.responder
         counters = responder.counters
+        history = responder.history
+        unknown_macs = UnknownMacLog(self.name)
+        enabled = log.isEnabledFor
         observe = counters.latency.observe
         handle = responder.handle
         lock = self.lock
         recv = sock.recv
         sendto = sock.sendto
         clock = time.perf_counter
+        # The history's times are wall-clock: the latency's clock plus an offset
+        # (one clock read per packet, not two), set again whenever idle.
+        offset = time.time() - clock()
         stopping = self.stopping
         while not stopping.is_set():
             try:
                 data = recv(4096)
-            except BlockingIOError:
-                continue  # idle for IDLE_CHECK_SECONDS
+            except BlockingIOError:  # idle for IDLE_CHECK_SECONDS
+                now = clock()
+                offset = time.time() - now
+                unknown_macs.tick(now)
+                continue
             except OSError as exc:
                 log.warning("pool %s: receive failed: %s", self.name, exc)
                 continue
@@ -84,7 +95,9 @@ class PacketThread:
                 break  # woken by stop()'s shutdown, not a (malformed) empty datagram
             started = clock()
             with lock:
-                reply = handle(data)
+                reply = handle(data, started + offset)
+                seen = responder.last
+                fresh = history.take_fresh() if history.fresh else None
                 post = bool(responder.notices) and not self._posted
                 if post:
                     self._posted = True
@@ -98,6 +111,10 @@ class PacketThread:
                 elapsed = clock() - started
                 with lock:
                     observe(elapsed)
+            if fresh:
+                unknown_macs.sighted(fresh, started)
+            if seen is not None and enabled(logging.DEBUG):
+                log_packet(self.name, seen)
             if post:
                 try:
                     self.token.run_sync_soon(self.post_notices)
@@ -116,6 +133,7 @@ def log_notice(pool: str, notice: Notice) -> None:
             notice.mac,
             notice.ip,
             f" ({notice.message})" if notice.message else "",
+            extra=_fields(pool, notice, "DECLINE"),
         )
     elif isinstance(notice, Released):
         log.info(
@@ -123,4 +141,9 @@ def log_notice(pool: str, notice: Notice) -> None:
             pool,
             notice.mac,
             notice.ip,
+            extra=_fields(pool, notice, "RELEASE"),
         )
+
+
+def _fields(pool: str, notice: Notice, kind: str) -> dict[str, str]:
+    return {"pool": pool, "mac": notice.mac, "ip": str(notice.ip), "message_type": kind}

@@ -37,7 +37,7 @@ from kvip.actors._messages import (
 )
 from kvip.actors._ntp import Resolver, resolve_ipv4, resolve_ntp_names
 from kvip.actors._packet_thread import PacketThread, log_notice
-from kvip.actors._pool_book import PoolBook, _Nic
+from kvip.actors._pool_book import HeardFrom, PoolBook, _Nic
 from kvip.ipam import Allocator, IpamError, Owner
 from kvip.serving import Counters, Notice, PoolConfig, Responder, server_identity
 
@@ -69,6 +69,8 @@ class PoolFigures(NamedTuple):
     counters: Counters
     used: int
     available: int
+    #: MACs with no reservation heard lately (Responder.history).
+    unknown_macs: int
 
 
 @dataclass(slots=True)
@@ -151,9 +153,14 @@ class PoolActor:
         under the lock the packet thread counts under (a histogram's count and
         sum, or received and sent, from different packets would disagree)."""
         with self._lock:
-            return PoolFigures(
-                self.responder.counters.snapshot(), self.allocator.used, self.allocator.available
-            )
+            r = self.responder
+            return PoolFigures(r.counters.snapshot(), self.allocator.used,
+                               self.allocator.available, len(r.history.unknown))  # fmt: skip
+
+    def heard_from(self, mac: str) -> HeardFrom:
+        """PoolBook.heard_from, under the lock the packet thread records under."""
+        with self._lock:
+            return self.book.heard_from(mac)
 
     def drain(self) -> None:
         """The replica is shutting down: see Responder.drain."""

@@ -28,12 +28,16 @@ from kvip.actors._messages import (
     ServeReservation,
 )
 from kvip.ipam import Allocator, IpamError, Owner, PoolSpec
-from kvip.serving import PoolOptions, Reservation, Responder
+from kvip.serving import MacSeen, PoolOptions, Reservation, Responder, mac_bytes
 
 log = logging.getLogger(__name__)
 
 #: Who holds a kvip replica's own address when it lies inside a pool's range.
 REPLICA_OWNER = Owner("kvip replica address")
+
+#: What a pool heard lately from a MAC (None: nothing), and whether the address
+#: reserved for it was declined.
+HeardFrom = tuple[MacSeen | None, bool]
 
 
 @dataclass(slots=True)
@@ -199,6 +203,11 @@ class PoolBook:
                 "it; give kvip's replicas addresses outside the range"
             )
         return problems
+
+    def heard_from(self, mac: str) -> HeardFrom:
+        nic = self.nics.get(mac.lower())
+        declined = nic is not None and nic.ip in self.responder.declined
+        return self.responder.history.of(mac_bytes(mac)), declined
 
     def owner_of_mac(self, mac: str) -> Owner | None:
         nic = self.nics.get(mac.lower())

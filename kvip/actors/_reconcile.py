@@ -273,7 +273,9 @@ class VmReconciler:
             pool = self.supervisor.by_network(network)
             if pool is not None:
                 if (network, mac) not in old or old[(network, mac)].ip != str(ip):
-                    log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network)
+                    log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network,
+                             extra={"vm": key, "ip": str(ip), "mac": mac, "network": network,
+                                    "pool": pool.name})  # fmt: skip
                     self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
                 await pool.ask(ServeReservation(mac, ip))
                 if (network, mac) in self._state(key).declined:
@@ -344,7 +346,9 @@ class VmReconciler:
             return
         released = await pool.ask(ReleaseOwner(owner_of(key, record.mac)))
         for ip in released:
-            log.info("VM %s: released %s of %s on %s", key, ip, record.mac, record.network)
+            log.info("VM %s: released %s of %s on %s", key, ip, record.mac, record.network,
+                     extra={"vm": key, "ip": str(ip), "mac": record.mac, "pool": pool.name,
+                            "network": record.network})  # fmt: skip
             vm = self.vms.get(key)
             if vm is not None:
                 self._event(vm, "Released", f"{ip} of {record.mac} released")
@@ -359,7 +363,8 @@ class VmReconciler:
             self.states[key] = VmState(refusal=state.refusal)
         for pool in self.supervisor.running():
             for ip in await pool.ask(ReleaseVm(key)):
-                log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name)
+                log.info("VM %s deleted: released %s in IPPool %s", key, ip, pool.name,
+                         extra={"vm": key, "ip": str(ip), "pool": pool.name})  # fmt: skip
                 self._record(
                     Event(
                         self._supervisor_ref(pool.name),

@@ -1,4 +1,5 @@
-"""The metrics and probe endpoint: /metrics, /healthz, /readyz.
+"""The metrics and probe endpoint: /metrics, /healthz, /readyz, and the
+read-only /debug/pools and /debug/mac/<mac> (JSON; shapes in _debug.py).
 
 A deliberately small HTTP/1.0 server on trio, in the thread of the actors'
 inbox tasks: a scrape reads their state between two of their steps, and a
@@ -9,17 +10,24 @@ snapshot under each pool's lock (PoolActor.figures).
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from kvip.actors import PoolActor
+from kvip.app._debug import mac_view, normal_mac, pools_view
+
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 8192
 REQUEST_TIMEOUT = 5.0
+USAGE = b"GET /metrics, /healthz, /readyz, /debug/pools or /debug/mac/<mac>\n"
 
 
 def _response(status: str, body: bytes, content_type: str = "text/plain; charset=utf-8") -> bytes:
@@ -30,6 +38,10 @@ def _response(status: str, body: bytes, content_type: str = "text/plain; charset
     return head.encode() + body
 
 
+def _json(status: str, body: dict[str, Any]) -> bytes:
+    return _response(status, json.dumps(body).encode() + b"\n", "application/json")
+
+
 class ProbeServer:
     def __init__(
         self,
@@ -38,9 +50,12 @@ class ProbeServer:
         ready: Callable[[], tuple[bool, str]],
         address: str = "0.0.0.0",
         port: int = 8080,
+        pools: Callable[[], Mapping[str, PoolActor]] = dict,
     ) -> None:
         self.registry = registry
         self.ready = ready
+        #: The running pools' actors, by IPPool name (for /debug).
+        self.pools = pools
         self.address = address
         self.port = port
         #: The port actually bound (useful with port 0).
@@ -72,7 +87,7 @@ class ProbeServer:
         line = request.split(b"\r\n", 1)[0].decode("latin-1")
         parts = line.split()
         if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
-            return _response("400 Bad Request", b"GET /metrics, /healthz or /readyz\n")
+            return _response("400 Bad Request", USAGE)
         path = parts[1].split("?", 1)[0]
         if path == "/metrics":
             return _response("200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST)
@@ -82,4 +97,11 @@ class ProbeServer:
             ok, why = self.ready()
             status = "200 OK" if ok else "503 Service Unavailable"
             return _response(status, why.encode() + b"\n")
-        return _response("404 Not Found", b"GET /metrics, /healthz or /readyz\n")
+        if path == "/debug/pools":
+            return _json("200 OK", pools_view(self.pools()))
+        if path.startswith("/debug/mac/"):
+            mac = normal_mac(unquote(path.removeprefix("/debug/mac/")))
+            if mac is None:
+                return _json("400 Bad Request", {"error": f"not a MAC address: {path[11:]!r}"})
+            return _json("200 OK", mac_view(self.pools(), mac))
+        return _response("404 Not Found", USAGE)

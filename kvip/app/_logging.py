@@ -7,14 +7,22 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-#: Below DEBUG: every packet and every watch event.
+#: Below DEBUG: also every API request (DEBUG already logs every DHCP packet).
 TRACE = 5
 LEVELS = {"TRACE": TRACE, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
           "WARNING": logging.WARNING, "ERROR": logging.ERROR}  # fmt: skip
 
 
+#: Fields a log call may pass in `extra` that JSON lines carry as top-level keys:
+#: the pool, VM (namespace/name), MAC, address, network, DHCP message type and
+#: xid, the reply sent or the reason for none, a count.
+FIELDS = ("pool", "vm", "mac", "ip", "network", "message_type", "xid", "answer", "reason",
+          "count")  # fmt: skip
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors."""
+    """One JSON object per line, for log collectors: time, level, logger,
+    message, and each of FIELDS the call gave (`extra={...}`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -23,6 +31,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = record.__dict__
+        for key in FIELDS:
+            value = fields.get(key)
+            if value is not None:
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)

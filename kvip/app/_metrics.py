@@ -107,6 +107,11 @@ class KvipCollector(Collector):
             "ignored, send_error",
             labels=["ippool", "event"],
         )
+        unknown = GaugeMetricFamily(
+            "kvip_dhcp_unknown_macs",
+            "MACs with no reservation in the pool among those heard lately (at most 512)",
+            labels=["ippool"],
+        )
         latency = HistogramMetricFamily(
             "kvip_dhcp_reply_latency_seconds",
             "Time from a request's arrival to its reply's sending",
@@ -129,6 +134,7 @@ class KvipCollector(Collector):
             for event, count in counters.events().items():
                 events.add_metric([name, event], count)
             latency.add_metric([name], *_buckets(counters.latency))
+            unknown.add_metric([name], figures.unknown_macs)
         restarts = CounterMetricFamily(
             "kvip_ippool_restarts",
             "Restarts of a pool's DHCP server after it failed",
@@ -142,7 +148,8 @@ class KvipCollector(Collector):
             paused.add_metric(
                 [name], 1 if handle.config is not None and handle.config.paused else 0
             )
-        yield from (used, available, ready, received, sent, events, latency, restarts, paused)
+        yield from (used, available, ready, received, sent, events, latency, unknown, restarts)
+        yield paused
 
     def _vmnetcfgs(self, controller: Controller) -> Iterator[Metric]:
         status = GaugeMetricFamily(

@@ -166,6 +166,7 @@ async def run(options: RunOptions) -> None:
             vmnetcfg_status=options.vmnetcfg_metrics,
         ),
         ready=readiness,
+        pools=lambda: {n: h.actor for n, h in controller.pools.items() if h.actor is not None},
         address=options.metrics_address,
         port=options.metrics_port,
     )

@@ -13,8 +13,10 @@ from kvip.serving._admission import (
 from kvip.serving._build import CLIENT_PORT, SERVER_PORT
 from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
+from kvip.serving._history import History, MacSeen, Outcome, Seen
+from kvip.serving._notices import Declined, Notice, Released, mac_bytes
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, parse_ippool
-from kvip.serving._responder import Declined, Notice, Released, Reply, Responder, mac_bytes
+from kvip.serving._responder import Reply, Responder
 
 __all__ = [
     "CLIENT_PORT",
@@ -24,8 +26,11 @@ __all__ = [
     "SERVER_PORT",
     "Counters",
     "Declined",
+    "History",
     "LatencyHistogram",
+    "MacSeen",
     "Notice",
+    "Outcome",
     "PoolConfig",
     "PoolOptions",
     "Recorded",
@@ -33,6 +38,7 @@ __all__ = [
     "Reply",
     "Reservation",
     "Responder",
+    "Seen",
     "Verdict",
     "admission_response",
     "forced",

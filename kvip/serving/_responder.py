@@ -19,18 +19,27 @@ and flags zeroed, its destination, and the flag bits it sets), and every
 reply, cached or not, is finished by the same `_stamp` from the request's own
 bytes: a cached answer cannot differ from a computed one. `cache=False` turns
 both levels off, for the tests and fuzzers that hold them equal.
+
+Every packet, replayed or not, is recorded in the pool's `History` (what the
+MAC sent, what was answered or why not; _history.py), and is the responder's
+`last`, for the packet thread's DEBUG line.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
 
+from kvip.serving import _history as why
 from kvip.serving._build import ZERO, Warned, build, destination, fit
 from kvip.serving._config import PoolOptions, Reservation
 from kvip.serving._counters import Counters
+from kvip.serving._history import History, MacRecord, Outcome, Seen, silent
+from kvip.serving._notices import Declined, Notice, Released, mac_bytes
 from protocol import DecodeError, EncodeError, Message, MessageType, Op, OptionCode, decode
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,8 @@ class _Answer(NamedTuple):
     kind: MessageType
     #: Bits the reply sets in the request's flags (RFC 2131 4.3.2: a relayed NAK's B bit).
     flags: int
+    #: What the history says of it.
+    outcome: Outcome
 
 
 def _stamp(answer: _Answer, data: bytes) -> Reply:
@@ -73,11 +84,14 @@ def _stamp(answer: _Answer, data: bytes) -> Reply:
     return Reply(t[:4] + data[4:8] + t[8:10] + flags + t[12:], answer.address, answer.kind)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Replay:
     """What answering one exact request did, to do it again without decoding it."""
 
     answer: _Answer
+    #: The client's hardware address, and its history (kept here: no lookup).
+    mac: bytes
+    record: MacRecord
     # Counter keys as plain strings: an enum's .name is a descriptor call.
     received: str
     sent: str
@@ -91,24 +105,6 @@ def _replay_key(data: bytes) -> bytes:
     (RFC 2131 4.1), secs is not used, and decoding checks none of them.
     """
     return data[:4] + data[12:]
-
-
-@dataclass(frozen=True, slots=True)
-class Declined:
-    """A client said its reserved address is in use by someone else."""
-
-    mac: str
-    ip: IPv4Address
-    message: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Released:
-    mac: str
-    ip: IPv4Address
-
-
-Notice = Declined | Released
 
 
 @dataclass(slots=True)
@@ -130,6 +126,12 @@ class Responder:
     _replays: dict[bytes, _Replay] = field(default_factory=dict)
     #: Options left out to fit a size limit, already logged for these options.
     _left_out: set[Warned] = field(default_factory=set)
+    #: What each MAC sent lately and what it got (or why not).
+    history: History = field(default_factory=History)
+    #: The last packet handled, as recorded (also when not kept in the history).
+    last: Seen | None = None
+    #: Wall-clock time of the history's entries.
+    clock: Callable[[], float] = time.time
 
     # -- state changes, from the pool actor ------------------------------------
 
@@ -169,8 +171,11 @@ class Responder:
         self._cache.clear()
         self._replays.clear()
 
-    def handle(self, data: bytes) -> Reply | None:
-        """The reply to one received packet, or None when the pool stays silent."""
+    def handle(self, data: bytes, now: float | None = None) -> Reply | None:
+        """The reply to one received packet, or None when the pool stays silent.
+        `now`: when it arrived, for the history (by default, `clock()`)."""
+        if now is None:
+            now = self.clock()
         if self.cache:
             known = self._replays.get(_replay_key(data))
             if known is not None:
@@ -179,16 +184,35 @@ class Responder:
                 counters.sent[known.sent] += 1
                 if known.nak:
                     counters.naks += 1
-                return _stamp(known.answer, data)
+                answer = known.answer
+                seen = self.last = (
+                    now, known.mac, known.received, data[4:8], answer.outcome
+                )  # fmt: skip
+                record = known.record
+                record.count += 1
+                record.seen.append(seen)
+                if record.evicted:
+                    known.record = self.history.revive(known.mac, record)
+                return _stamp(answer, data)
         try:
             request = decode(data)
         except DecodeError as exc:
             self.counters.malformed += 1
-            log.debug("dropped a malformed packet (%d bytes): %s", len(data), exc)
+            self._malformed(data, exc, now)
             return None
-        answer = self._handle(request)
-        if answer is None:
+        result = self._handle(request)
+        reserved = request.htype == 1 and request.chaddr in self.reservations
+        kind_name = request.message_type.name if request.message_type is not None else "?"
+        outcome = result if isinstance(result, Outcome) else result.outcome
+        seen = self.last = (now, request.chaddr, kind_name, data[4:8], outcome)
+        if not reserved:
+            if outcome.why == why.WHY_UNKNOWN_MAC:
+                self.history.record(seen, reserved=False)
             return None
+        record = self.history.record(seen, reserved=True)
+        if isinstance(result, Outcome):
+            return None
+        answer = result
         kind = answer.kind
         self.counters.sent[kind.name] += 1
         if self.cache:
@@ -196,28 +220,39 @@ class Responder:
             # DECLINE and RELEASE (never answered) have effects beyond counting.
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
-            assert request.message_type is not None  # answered, so it had one
             self._replays[_replay_key(data)] = _Replay(
                 answer,
-                received=request.message_type.name,
+                mac=request.chaddr,
+                record=record,
+                received=kind_name,
                 sent=kind.name,
                 nak=kind == MessageType.NAK,
             )
         return _stamp(answer, data)
 
-    def _handle(self, request: Message) -> _Answer | None:
+    def _malformed(self, data: bytes, exc: DecodeError, now: float) -> None:
+        """Recorded in the history of a reserved MAC only: garbage from random
+        hardware addresses must not fill the table of unknown ones."""
+        mac = data[28:34] if len(data) >= 34 and data[1:3] == b"\x01\x06" else b""
+        outcome = silent(f"{why.WHY_MALFORMED}: {exc}")
+        seen = self.last = (now, mac, "?", data[4:8], outcome)
+        if mac in self.reservations:
+            self.history.record(seen, reserved=True)
+
+    def _handle(self, request: Message) -> _Answer | Outcome:
+        """The answer to a decoded request, or why there is none."""
         kind = request.message_type
         if request.op != Op.BOOTREQUEST or kind is None:
             self.counters.ignored += 1
-            return None
+            return silent(why.WHY_NOT_A_REQUEST)
         self.counters.received[kind.name] += 1
         if request.hops > MAX_HOPS:
             self.counters.ignored += 1
-            return None
+            return silent(why.WHY_TOO_MANY_HOPS)
         reservation = self.reservations.get(request.chaddr) if request.htype == 1 else None
         if reservation is None:
             self.counters.unknown_mac += 1
-            return None
+            return silent(why.WHY_UNKNOWN_MAC)
         if self.draining and (
             kind == MessageType.DISCOVER
             or (
@@ -225,7 +260,7 @@ class Responder:
             )
         ):
             self.counters.ignored += 1
-            return None
+            return silent(why.WHY_DRAINING)
         if kind == MessageType.DISCOVER:
             return self._discover(request, reservation)
         if kind == MessageType.REQUEST:
@@ -233,39 +268,32 @@ class Responder:
         if kind == MessageType.INFORM:
             return self._reply(request, reservation, MessageType.ACK, inform=True)
         if kind == MessageType.DECLINE:
-            self._decline(request, reservation)
-        elif kind == MessageType.RELEASE:
-            self._release(request, reservation)
-        else:
-            self.counters.ignored += 1
-        return None
+            return self._decline(request, reservation)
+        if kind == MessageType.RELEASE:
+            return self._release(request, reservation)
+        self.counters.ignored += 1
+        return silent(why.WHY_NOT_HANDLED)
 
-    def _discover(self, request: Message, reservation: Reservation) -> _Answer | None:
+    def _discover(self, request: Message, reservation: Reservation) -> _Answer | Outcome:
         if reservation.ip in self.declined:
-            # Counted, and logged only at debug: the DECLINE was warned about
-            # (and shown in status) once; a client retrying, or anyone sending
-            # DISCOVERs with its MAC, must not turn each packet into a warning.
+            # Counted, and in the history (and the DEBUG line): the DECLINE was
+            # warned about (and shown in status) once; a client retrying, or anyone
+            # sending DISCOVERs with its MAC, must not turn each packet into a warning.
             self.counters.ignored += 1
-            log.debug(
-                "not offering %s to %s: the address was declined as in use; "
-                "clear the conflict and reset the reservation",
-                reservation.ip,
-                request.mac,
-            )
-            return None
+            return silent(why.WHY_DECLINED_ADDRESS)
         # RFC 4039: with rapid commit, a DISCOVER gets the ACK straight away.
         if OptionCode.RAPID_COMMIT in request.options:
             return self._reply(request, reservation, MessageType.ACK, rapid=True)
         return self._reply(request, reservation, MessageType.OFFER)
 
-    def _request(self, request: Message, reservation: Reservation) -> _Answer | None:
+    def _request(self, request: Message, reservation: Reservation) -> _Answer | Outcome:
         server_id = request.server_id
         requested = request.requested_ip
         if server_id is not None:
             # SELECTING (RFC 2131 4.3.2): the client chose a server; if not us, be quiet.
             if server_id != self.options.server_ip:
                 self.counters.ignored += 1
-                return None
+                return silent(why.WHY_ANOTHER_SERVER)
             wanted = requested if requested is not None else request.ciaddr
         elif request.ciaddr != ZERO:
             wanted = request.ciaddr  # RENEWING (unicast) or REBINDING (broadcast)
@@ -273,7 +301,7 @@ class Responder:
             wanted = requested  # INIT-REBOOT
         else:
             self.counters.malformed += 1
-            return None
+            return silent(why.WHY_NO_ADDRESS)
         if wanted != reservation.ip:
             return self._nak(request, f"{wanted} is not the address reserved for this client")
         if reservation.ip in self.declined:
@@ -290,31 +318,33 @@ class Responder:
             return True
         return False
 
-    def _decline(self, request: Message, reservation: Reservation) -> None:
+    def _decline(self, request: Message, reservation: Reservation) -> Outcome:
         if self._for_another_server(request):
-            return
+            return silent(why.WHY_ANOTHER_SERVER)
         ip = request.requested_ip or reservation.ip
         self.counters.declines += 1
         if ip != reservation.ip:
-            return
+            return Outcome(None, str(ip), why.WHY_DECLINE_IGNORED)
         self.declined.add(ip)
         self._forget()
         message = request.options.get(OptionCode.MESSAGE)
         self.notices.append(
             Declined(request.mac, ip, message if isinstance(message, str) else None)
         )
+        return Outcome(None, str(ip), why.WHY_DECLINED)
 
-    def _release(self, request: Message, reservation: Reservation) -> None:
+    def _release(self, request: Message, reservation: Reservation) -> Outcome:
         if self._for_another_server(request):
-            return
+            return silent(why.WHY_ANOTHER_SERVER)
         # The address stays the VM's (RFC 2131 4.3.4 lets us keep it); count it.
         self.counters.releases += 1
         released = request.ciaddr if request.ciaddr != ZERO else reservation.ip
         self.notices.append(Released(request.mac, released))
+        return Outcome(None, str(released), why.WHY_RELEASED)
 
     # -- building replies ----------------------------------------------------------
 
-    def _nak(self, request: Message, reason: str) -> _Answer | None:
+    def _nak(self, request: Message, reason: str) -> _Answer | Outcome:
         self.counters.naks += 1
         return self._reply(request, None, MessageType.NAK, reason=reason)
 
@@ -327,7 +357,7 @@ class Responder:
         inform: bool = False,
         rapid: bool = False,
         reason: str = "",
-    ) -> _Answer | None:
+    ) -> _Answer | Outcome:
         opts = request.options
         # RFC 2132 9.10: the client's limit counts IP and UDP headers; never below 576.
         max_size = max(request.max_message_size or 0, MIN_MESSAGE_SIZE)
@@ -365,20 +395,17 @@ class Responder:
             except EncodeError as exc:
                 self.counters.send_errors += 1
                 log.error("cannot build a %s for %s: %s", kind.name, request.mac, exc)
-                return None
+                return silent(why.WHY_CANNOT_BUILD)
             flags = 0
             if kind == MessageType.NAK and request.giaddr != ZERO:
                 # RFC 2131 4.3.2: the client may have no usable address or mask and may
                 # not answer ARP; the broadcast bit makes the relay broadcast the NAK.
                 flags = BROADCAST_FLAG
-            answer = _Answer(template, destination(request, kind), kind, flags)
+            ip = str(reservation.ip) if reservation is not None and not inform else None
+            outcome = Outcome(kind.name, ip, reason or None)
+            answer = _Answer(template, destination(request, kind), kind, flags, outcome)
             if self.cache:
                 if len(self._cache) >= MAX_CACHED_REPLIES:
                     self._cache.clear()
                 self._cache[key] = answer
         return answer
-
-
-def mac_bytes(mac: str) -> bytes:
-    """b'RT\\x00\\xaa\\xbb\\xcc' from '52:54:00:aa:bb:cc' (any case, ':' or '-')."""
-    return bytes.fromhex(mac.replace(":", "").replace("-", ""))

@@ -1,0 +1,113 @@
+"""The read-only debug views of the probe server, as JSON (for `kvip why`).
+
+`GET /debug/pools`::
+
+    {"pools": [{"pool": "net1-pool", "network": "default/net1",
+                "subnet": "198.18.0.0/16", "interface": "eth1",
+                "server_ip": "198.18.0.2", "serving": true, "paused": false,
+                "unknown_macs": 3}]}
+
+`server_ip` is the address the pool answers as (this replica's own address on
+the interface when it has one in the subnet, else the IPPool's serverip);
+`unknown_macs` the MACs without a reservation among those heard lately.
+
+`GET /debug/mac/52:54:00:12:34:56` (any case, ':' or '-')::
+
+    {"mac": "52:54:00:12:34:56",
+     "pools": [{"pool": "net1-pool", "network": "default/net1",
+                "server_ip": "198.18.0.2", "serving": true,
+                "reservation": {"owner": "default/vm1 [52:54:00:12:34:56]",
+                                "ip": "198.18.0.10", "hostname": "vm1",
+                                "serving": true, "declined": false},
+                "unknown": false, "count": 12,
+                "history": [{"time": "2026-12-02T07:30:00.123+00:00",
+                             "received": "DISCOVER", "xid": "0x3903f326",
+                             "answer": "OFFER", "ip": "198.18.0.10",
+                             "reason": null}]}]}
+
+One entry per pool that has a reservation for the MAC or heard from it lately;
+`reservation` is null when the pool only heard from it. `history` holds the
+last few messages, oldest first: `received` is the DHCP message type ("?" for a
+malformed packet), `answer` the reply's type (OFFER, ACK, NAK) or null when
+the pool stayed silent, `ip` the address answered (or declined, released),
+`reason` why there was no answer (unknown_mac, another_server, draining,
+declined_address, ...: kvip/serving/_history.py) or a NAK's message. `count`
+is the number of messages heard from the MAC since it was first remembered;
+`unknown` is true when the MAC was last heard while the pool had no
+reservation to serve for it (none, or one not yet recorded: `"serving":
+false`). A MAC no pool knows gets `"pools": []`; one that is not a MAC, 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kvip.actors import PoolActor
+from kvip.serving import Seen
+
+
+def pools_view(pools: Mapping[str, PoolActor]) -> dict[str, Any]:
+    return {"pools": [_pool(actor) for _, actor in sorted(pools.items())]}
+
+
+def _pool(actor: PoolActor) -> dict[str, Any]:
+    config = actor.config
+    return {
+        "pool": actor.name,
+        "network": config.network,
+        "subnet": str(config.spec.subnet),
+        "interface": config.interface,
+        "server_ip": str(actor.responder.options.server_ip),
+        "serving": actor.serving,
+        "paused": config.paused,
+        "unknown_macs": actor.figures().unknown_macs,
+    }
+
+
+def normal_mac(text: str) -> str | None:
+    """'52:54:00:aa:bb:cc' from any case with ':' or '-', None if not a MAC."""
+    digits = text.replace(":", "").replace("-", "").lower()
+    if len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def mac_view(pools: Mapping[str, PoolActor], mac: str) -> dict[str, Any]:
+    found = []
+    for name, actor in sorted(pools.items()):
+        nic = actor.nics.get(mac)
+        heard, declined = actor.heard_from(mac)
+        if nic is None and heard is None:
+            continue
+        count, seen, unknown = heard if heard is not None else (0, (), nic is None)
+        reservation = None
+        if nic is not None:
+            reservation = {"owner": nic.owner, "ip": str(nic.ip), "hostname": nic.hostname,
+                           "serving": nic.serving, "declined": declined}  # fmt: skip
+        found.append(
+            {
+                "pool": name,
+                "network": actor.config.network,
+                "server_ip": str(actor.responder.options.server_ip),
+                "serving": actor.serving,
+                "reservation": reservation,
+                "unknown": unknown,
+                "count": count,
+                "history": [_seen(s) for s in seen],
+            }
+        )
+    return {"mac": mac, "pools": found}
+
+
+def _seen(seen: Seen) -> dict[str, Any]:
+    when, _, kind, xid, outcome = seen
+    return {
+        "time": datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds"),
+        "received": kind,
+        "xid": f"0x{xid.hex()}",
+        "answer": outcome.answer,
+        "ip": outcome.ip,
+        "reason": outcome.why,
+    }
