@@ -187,12 +187,21 @@ def _dhcp(url: str, seen: Mapping[str, Any] | None, out: TextIO) -> None:
         return
     for pool in seen["pools"]:
         history = pool.get("history") or []
-        reservation = pool.get("reservation")
-        print(f"  dhcp @ {url} ({pool.get('pool')}, serves {reservation or 'no reservation'}):",
-              file=out)  # fmt: skip
+        reservation = pool.get("reservation") or {}
+        serves = reservation.get("ip") or "no reservation"
+        if reservation.get("declined"):
+            serves += ", declined"
+        print(f"  dhcp @ {url} (IPPool {pool.get('pool')} as {pool.get('server_ip')}, "
+              f"reserves {serves}, heard {pool.get('count')} packets):", file=out)  # fmt: skip
         for entry in history[-5:]:
-            print(f"    {entry.get('time')}  {entry.get('received')} -> {entry.get('answer')}",
-                  file=out)  # fmt: skip
+            answer = entry.get("answer")
+            if answer:
+                outcome = f"{answer} {entry.get('ip') or ''}".rstrip()
+                if entry.get("reason"):
+                    outcome += f" ({entry['reason']})"  # a NAK's message
+            else:
+                outcome = f"no answer ({entry.get('reason') or 'unknown'})"
+            print(f"    {entry.get('time')}  {entry.get('received')} -> {outcome}", file=out)
 
 
 def why(
