@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import trio
+from kubernetes import client
 from prometheus_client.registry import CollectorRegistry
 
 from kvip.app._http import ProbeServer
 from kvip.app._logging import JsonFormatter
+from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
 from tests.lab.e2e_world import World, lease_ip
 from tests.lab.kvip_rig import RunningKvip, wait_for
 
@@ -77,3 +79,33 @@ def test_allocation_lines_are_structured_and_debug_follows_the_vm(
         ("REQUEST", "ACK", ip),
     ]
     assert pool in [p["pool"] for p in pools["pools"]]
+
+
+def test_dhcp_from_an_unknown_mac_is_an_event_and_a_condition_on_the_ippool(
+    world: World, kube_client: client.ApiClient
+) -> None:
+    """Issue 14: a MAC with no reservation on a pool's wire is not answered, and
+    that is said on the IPPool: an Event at its first sighting and the
+    UnknownClients condition (besides the log line and the history)."""
+    w = world
+    pool = w.create_pool(w.net("net-a"))
+    stranger = "52:54:00:00:31:99"
+    with w.kvip():
+        with pytest.raises(NoLeaseError):
+            run_udhcpc(w.lab.add_client(stranger), timeout=3)
+
+        def condition() -> dict[str, Any] | None:
+            conditions = (w.pool(pool).get("status") or {}).get("conditions") or []
+            return next((c for c in conditions if c["type"] == "UnknownClients"), None)
+
+        shown = wait_for(condition, what="the UnknownClients condition")
+        core = client.CoreV1Api(kube_client)
+
+        def event() -> bool:
+            items = core.list_namespaced_event(
+                "default", field_selector=f"involvedObject.name={pool}"
+            ).items
+            return any(e.reason == "UnknownClient" and stranger in (e.message or "") for e in items)
+
+        wait_for(event, what="an UnknownClient Event on the IPPool")
+    assert shown["status"] == "True" and shown["message"].startswith("1 MACs with no reservation")

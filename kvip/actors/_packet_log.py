@@ -71,8 +71,10 @@ class UnknownMacLog:
     _logged: int = 0
     _more: int = 0
 
-    def sighted(self, macs: list[bytes], now: float) -> None:
-        """MACs with no reservation, heard for the first time (monotonic `now`)."""
+    def sighted(self, macs: list[bytes], now: float) -> list[str]:
+        """MACs with no reservation, heard for the first time (monotonic `now`);
+        returns those logged (within the budget: the IPPool gets an Event each)."""
+        told: list[str] = []
         self.tick(now)
         if self._started is None:
             self._started = now
@@ -80,6 +82,7 @@ class UnknownMacLog:
             if self._logged < self.lines:
                 self._logged += 1
                 text = mac_text(mac)
+                told.append(text)
                 log.info(
                     "pool %s: DHCP from %s, a MAC with no reservation in this pool: not "
                     "answered (its later messages are counted, not logged; "
@@ -91,6 +94,7 @@ class UnknownMacLog:
                 )
             else:
                 self._more += 1
+        return told
 
     def tick(self, now: float) -> None:
         """End the window if it is over: say how many sightings went unlogged."""

@@ -43,6 +43,9 @@ class PacketThread:
     #: called once until the actor has taken them (`notices_taken`).
     post_notices: Callable[[], None]
     token: trio.lowlevel.TrioToken
+    #: Runs in the trio thread with the unknown MACs whose first sighting was
+    #: logged (within the log's budget).
+    sighted: Callable[[list[str]], None] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     _posted: bool = False
 
@@ -112,7 +115,12 @@ class PacketThread:
                 with lock:
                     observe(elapsed)
             if fresh:
-                unknown_macs.sighted(fresh, started)
+                told = unknown_macs.sighted(fresh, started)
+                if told and self.sighted is not None:
+                    try:
+                        self.token.run_sync_soon(self.sighted, told)
+                    except trio.RunFinishedError:
+                        return
             if seen is not None and enabled(logging.DEBUG):
                 log_packet(self.name, seen)
             if post:

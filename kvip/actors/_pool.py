@@ -284,6 +284,7 @@ class PoolActor:
                     self._lock,
                     self._post_notices,
                     trio.lowlevel.current_trio_token(),
+                    sighted=self._unknown_clients,
                 )
                 try:
                     async with trio.open_nursery() as nursery:
@@ -306,6 +307,20 @@ class PoolActor:
                     self._packets = None
         finally:
             closed.set()
+
+    def _unknown_clients(self, macs: list[str]) -> None:
+        """First sightings of MACs without a reservation (within the log's budget):
+        an Event on the IPPool, and its status counts them. Runs in the trio
+        thread, called by the packet thread: it must never raise."""
+        try:
+            for mac in macs:
+                if self.on_warning is not None:
+                    self.on_warning("UnknownClient", f"DHCP from {mac}, which has no "
+                                    "reservation in this pool: not answered")  # fmt: skip
+            if self.on_change is not None:
+                self.on_change()
+        except Exception:
+            log.exception("pool %s: reporting unknown clients failed", self.name)
 
     def _post_notices(self) -> None:
         """Runs in the trio thread, called by the packet thread: it must never raise

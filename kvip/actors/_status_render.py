@@ -35,6 +35,7 @@ class NicStatus:
 
 
 REPLICA_ADDRESSES = "ReplicaAddressesOutsideRange"
+UNKNOWN_CLIENTS = "UnknownClients"
 
 
 async def render_pool_status(
@@ -74,6 +75,18 @@ async def render_pool_status(
     conditions = set_condition(
         conditions, "Serving", status=serving, reason=reason, message=serving_message
     )
+    unknown = handle.actor.figures().unknown_macs if handle.actor is not None else 0
+    if unknown or any(c.get("type") == UNKNOWN_CLIENTS for c in conditions):
+        conditions = set_condition(
+            conditions,
+            UNKNOWN_CLIENTS,
+            status=bool(unknown),
+            reason="Heard" if unknown else "NoneHeard",
+            message=f"{unknown} MACs with no reservation sent DHCP lately (not answered; "
+            "`kvip why`, or GET /debug/mac/<mac> on a replica's metrics port)"
+            if unknown
+            else "no DHCP from MACs without a reservation lately",
+        )
     problems = handle.actor.address_problems if handle.actor is not None else {}
     if problems or any(c.get("type") == REPLICA_ADDRESSES for c in conditions):
         conditions = set_condition(
