@@ -45,7 +45,7 @@ class PoolSpec:
     exclude: tuple[IPv4Address, ...] = ()
 
     def __post_init__(self) -> None:
-        store_exclude_as_tuple(self, field=EXCLUDE, family="IPv4")
+        store_exclude_as_tuple(self, self.exclude, field=EXCLUDE, family="IPv4")
         problems = _problems(self)
         if problems:
             raise InvalidPool("; ".join(problems))
@@ -116,10 +116,9 @@ def exclusions_in_range(spec: _Range[_A]) -> dict[_A, ExclusionReason]:
     return dict(sorted(found.items()))
 
 
-def store_exclude_as_tuple(spec: object, *, field: str, family: str) -> None:
+def store_exclude_as_tuple(spec: object, exclude: object, *, field: str, family: str) -> None:
     """Accept any iterable of addresses as a spec's `exclude` but store a tuple,
     so that the spec stays hashable and immutable."""
-    exclude: object = getattr(spec, "exclude")  # noqa: B009 - typed `object` on purpose
     if isinstance(exclude, str | bytes) or not isinstance(exclude, Iterable):
         raise InvalidPool(f"{field} must be a list of {family} addresses, not {exclude!r}")
     if not isinstance(exclude, tuple):

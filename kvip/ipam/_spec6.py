@@ -54,7 +54,7 @@ class PoolSpec6:
     exclude: tuple[IPv6Address, ...] = ()
 
     def __post_init__(self) -> None:
-        store_exclude_as_tuple(self, field=EXCLUDE, family="IPv6")
+        store_exclude_as_tuple(self, self.exclude, field=EXCLUDE, family="IPv6")
         problems = _problems(self)
         if problems:
             raise InvalidPool("; ".join(problems))
