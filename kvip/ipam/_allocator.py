@@ -74,18 +74,17 @@ class _RangeAllocator(Generic[_A, _S]):
             return ()
         if isinstance(held, int):
             return (self._ip(held),)
-        return tuple(self._ip(address) for address in sorted(held))
+        return tuple(map(self._ip, sorted(held)))
 
     def allocations(self) -> Iterator[tuple[_A, Owner]]:
         """Every (address, owner) pair, in address order."""
-        owner_of = self._owner_of
+        owner_of, ip = self._owner_of, self._ip
         for address in sorted(owner_of):
-            yield self._ip(address), owner_of[address]
+            yield ip(address), owner_of[address]
 
     def excluded(self) -> Iterator[_A]:
         """In-range addresses that are never handed out, in address order."""
-        for address in sorted(self._excluded):
-            yield self._ip(address)
+        yield from map(self._ip, sorted(self._excluded))
 
     def exclusion_reason(self, ip: _A) -> ExclusionReason | None:
         """Why an in-range address is never handed out, or None if it can be."""
@@ -119,7 +118,10 @@ class _RangeAllocator(Generic[_A, _S]):
         held = self._held.setdefault(owner, address)
         if held != address:
             self._hold_another(owner, held, address)
-        return self._ip(address)
+        # Through a local: `self._ip(...)` compiles to a method load that
+        # CPython 3.11 cannot specialise for a slot, an attribute load it can.
+        ip = self._ip
+        return ip(address)
 
     def reserve(self, owner: Owner, ip: _A) -> None:
         """Record that `owner` holds `ip` (a known reservation restored at start-up).
