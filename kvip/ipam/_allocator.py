@@ -32,9 +32,9 @@ class _RangeAllocator(Generic[_A, _S]):
 
     __slots__ = ("_end", "_excluded", "_free", "_held", "_ip", "_owner_of", "_spec", "_start")
 
-    def __init__(self, spec: _S, ip: Callable[[int], _A]) -> None:
+    def __init__(self, spec: _S, address_type: Callable[[int], _A]) -> None:
         self._spec: _S = spec
-        self._ip: Callable[[int], _A] = ip
+        self._ip: Callable[[int], _A] = address_type
         self._start = int(spec.start)
         self._end = int(spec.end)
         self._excluded = {int(ip): reason for ip, reason in spec.exclusions().items()}
