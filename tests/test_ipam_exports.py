@@ -9,12 +9,14 @@ PUBLIC = {
     "AddressOutOfRange",
     "AddressTaken",
     "Allocator",
+    "Allocator6",
     "ExclusionReason",
     "InvalidPool",
     "IpamError",
     "Owner",
     "PoolExhausted",
     "PoolSpec",
+    "PoolSpec6",
 }
 
 

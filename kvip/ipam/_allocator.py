@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from ipaddress import IPv4Address
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Address, IPv6Address
+from typing import Generic, TypeVar
 
 from kvip.ipam._errors import (
     AddressExcluded,
@@ -15,24 +16,25 @@ from kvip.ipam._errors import (
 )
 from kvip.ipam._freemap import FreeMap
 from kvip.ipam._spec import PoolSpec
+from kvip.ipam._spec6 import PoolSpec6
+
+_A = TypeVar("_A", IPv4Address, IPv6Address)
+_S = TypeVar("_S", PoolSpec, PoolSpec6)
 
 
-class Allocator:
-    """The addresses of one pool's [start, end] range and their owners.
+class _RangeAllocator(Generic[_A, _S]):
+    """`Allocator` and `Allocator6`: one implementation on ints, typed per family.
 
-    Deterministic: a new owner gets the lowest free address. One owner may
-    hold several addresses (one per NIC). Never-assignable addresses (network,
-    broadcast, server IP, router, the exclude list) are never handed out.
-
-    Not thread-safe and never blocks: the pool actor is its single owner.
-    Memory grows with what is held (and with each 64-address block ever
-    touched: one small int), never with the size of the range.
+    Addresses are ints inside; `_ip` turns one back into an address of the
+    pool's family. PoolSpec6 keeps IPv6 ranges out of ::/8, so an address of
+    the other family (whose int is below 2**32 or above it) is never in range.
     """
 
-    __slots__ = ("_end", "_excluded", "_free", "_held", "_owner_of", "_spec", "_start")
+    __slots__ = ("_end", "_excluded", "_free", "_held", "_ip", "_owner_of", "_spec", "_start")
 
-    def __init__(self, spec: PoolSpec) -> None:
-        self._spec = spec
+    def __init__(self, spec: _S, address_type: Callable[[int], _A]) -> None:
+        self._spec: _S = spec
+        self._ip: Callable[[int], _A] = address_type
         self._start = int(spec.start)
         self._end = int(spec.end)
         self._excluded = {int(ip): reason for ip, reason in spec.exclusions().items()}
@@ -44,7 +46,7 @@ class Allocator:
         self._held: dict[Owner, int | set[int]] = {}
 
     @property
-    def spec(self) -> PoolSpec:
+    def spec(self) -> _S:
         return self._spec
 
     # --- queries -------------------------------------------------------------
@@ -62,41 +64,40 @@ class Allocator:
     def available(self) -> int:
         return self._free.free_count
 
-    def owner_of(self, ip: IPv4Address) -> Owner | None:
+    def owner_of(self, ip: _A) -> Owner | None:
         return self._owner_of.get(int(ip))
 
-    def addresses_of(self, owner: Owner) -> tuple[IPv4Address, ...]:
+    def addresses_of(self, owner: Owner) -> tuple[_A, ...]:
         """The owner's addresses in ascending order (empty if it holds none)."""
         held = self._held.get(owner)
         if held is None:
             return ()
         if isinstance(held, int):
-            return (IPv4Address(held),)
-        return tuple(IPv4Address(address) for address in sorted(held))
+            return (self._ip(held),)
+        return tuple(map(self._ip, sorted(held)))
 
-    def allocations(self) -> Iterator[tuple[IPv4Address, Owner]]:
+    def allocations(self) -> Iterator[tuple[_A, Owner]]:
         """Every (address, owner) pair, in address order."""
-        owner_of = self._owner_of
+        owner_of, ip = self._owner_of, self._ip
         for address in sorted(owner_of):
-            yield IPv4Address(address), owner_of[address]
+            yield ip(address), owner_of[address]
 
-    def excluded(self) -> Iterator[IPv4Address]:
+    def excluded(self) -> Iterator[_A]:
         """In-range addresses that are never handed out, in address order."""
-        for address in sorted(self._excluded):
-            yield IPv4Address(address)
+        yield from map(self._ip, sorted(self._excluded))
 
-    def exclusion_reason(self, ip: IPv4Address) -> ExclusionReason | None:
+    def exclusion_reason(self, ip: _A) -> ExclusionReason | None:
         """Why an in-range address is never handed out, or None if it can be."""
         return self._excluded.get(int(ip))
 
-    def is_assignable(self, ip: IPv4Address) -> bool:
+    def is_assignable(self, ip: _A) -> bool:
         """Whether the address is in the range and not excluded (held or not)."""
         address = int(ip)
         return self._in_range(address) and address not in self._excluded
 
     # --- changes -------------------------------------------------------------
 
-    def allocate(self, owner: Owner, *, requested: IPv4Address | None = None) -> IPv4Address:
+    def allocate(self, owner: Owner, *, requested: _A | None = None) -> _A:
         """Hand `owner` the requested address, or else the lowest free one.
 
         Idempotent for a request the owner already holds. Without a request
@@ -117,9 +118,12 @@ class Allocator:
         held = self._held.setdefault(owner, address)
         if held != address:
             self._hold_another(owner, held, address)
-        return IPv4Address(address)
+        # Through a local: `self._ip(...)` compiles to a method load that
+        # CPython 3.11 cannot specialise for a slot, an attribute load it can.
+        ip = self._ip
+        return ip(address)
 
-    def reserve(self, owner: Owner, ip: IPv4Address) -> None:
+    def reserve(self, owner: Owner, ip: _A) -> None:
         """Record that `owner` holds `ip` (a known reservation restored at start-up).
 
         Idempotent for the same owner. Raises `AddressTaken` (naming the holder)
@@ -136,7 +140,7 @@ class Allocator:
         self._free.take(address - self._start)
         self._record(address, owner)
 
-    def release(self, ip: IPv4Address) -> Owner | None:
+    def release(self, ip: _A) -> Owner | None:
         """Free the address; return who held it (None if nobody did)."""
         address = int(ip)
         owner = self._owner_of.pop(address, None)
@@ -151,22 +155,22 @@ class Allocator:
         self._free.put(address - self._start)
         return owner
 
-    def release_owner(self, owner: Owner) -> tuple[IPv4Address, ...]:
+    def release_owner(self, owner: Owner) -> tuple[_A, ...]:
         """Free every address of `owner`; return them in ascending order."""
         addresses = self.addresses_of(owner)
         for ip in addresses:
             self.release(ip)
         return addresses
 
-    def reconfigure(self, new_spec: PoolSpec) -> tuple[tuple[IPv4Address, Owner], ...]:
+    def reconfigure(self, new_spec: _S) -> tuple[tuple[_A, Owner], ...]:
         """Switch the live allocator to `new_spec` (new range, excludes, server, router).
 
         Keeps every allocation that is still assignable under `new_spec` and
         returns, in address order, those that are not; they are removed here,
         and the caller must report them: nothing is dropped silently.
         """
-        fresh = Allocator(new_spec)
-        evicted: list[tuple[IPv4Address, Owner]] = []
+        fresh = _RangeAllocator(new_spec, self._ip)
+        evicted: list[tuple[_A, Owner]] = []
         for ip, owner in self.allocations():
             if fresh.is_assignable(ip):
                 fresh.reserve(owner, ip)
@@ -188,7 +192,7 @@ class Allocator:
     def _in_range(self, address: int) -> bool:
         return self._start <= address <= self._end
 
-    def _check_assignable(self, ip: IPv4Address) -> None:
+    def _check_assignable(self, ip: _A) -> None:
         address = int(ip)
         if not self._in_range(address):
             # More useful to the operator than "out of range": why not that one.
@@ -211,3 +215,38 @@ class Allocator:
             self._held[owner] = {held, address}
         else:
             held.add(address)
+
+
+class Allocator(_RangeAllocator[IPv4Address, PoolSpec]):
+    """The addresses of one IPv4 pool's [start, end] range and their owners.
+
+    Deterministic: a new owner gets the lowest free address. One owner may
+    hold several addresses (one per NIC). Never-assignable addresses (network,
+    broadcast, server IP, router, the exclude list) are never handed out.
+
+    Not thread-safe and never blocks: the pool actor is its single owner.
+    Memory grows with what is held (and with each 64-address block ever
+    touched: one small int), never with the size of the range.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, spec: PoolSpec) -> None:
+        super().__init__(spec, IPv4Address)
+
+
+class Allocator6(_RangeAllocator[IPv6Address, PoolSpec6]):
+    """`Allocator` for an IPv6 pool: the same methods, errors and rules.
+
+    Never handed out: the Subnet-Router anycast address (outside every valid
+    range), the server IP, the router and the exclude list. A /64 range costs
+    what an empty /8 does until addresses are held: the free map stores only
+    the 64-address blocks ever touched. `capacity` and `available` are exact
+    ints (2**64 and more do not fit an int64: whoever publishes them must
+    say so).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, spec: PoolSpec6) -> None:
+        super().__init__(spec, IPv6Address)

@@ -8,12 +8,15 @@ the holder or the reason.
 from __future__ import annotations
 
 import enum
-from ipaddress import IPv4Address
-from typing import NewType
+from ipaddress import IPv4Address, IPv6Address
+from typing import NewType, TypeAlias
 
 # Who holds an address. Opaque to the allocator: the pool actor uses e.g.
 # "default/vm1 [52:54:00:aa:bb:cc]"; one owner may hold several addresses.
 Owner = NewType("Owner", str)
+
+# Errors name addresses of either family: an IPv4 or an IPv6 pool raises them.
+AnyAddress: TypeAlias = IPv4Address | IPv6Address
 
 
 class ExclusionReason(enum.StrEnum):
@@ -24,6 +27,7 @@ class ExclusionReason(enum.StrEnum):
 
     NETWORK = "network address"
     BROADCAST = "broadcast address"
+    SUBNET_ROUTER_ANYCAST = "subnet-router anycast address"
     SERVER_IP = "server IP"
     ROUTER = "router"
     SPEC = "excluded by spec"
@@ -37,6 +41,9 @@ class ExclusionReason(enum.StrEnum):
 _EXPLANATIONS = {
     ExclusionReason.NETWORK: "it is the subnet's network address",
     ExclusionReason.BROADCAST: "it is the subnet's broadcast address",
+    ExclusionReason.SUBNET_ROUTER_ANYCAST: (
+        "it is the subnet's Subnet-Router anycast address (RFC 4291 2.6.1)"
+    ),
     ExclusionReason.SERVER_IP: "it is the pool's server IP",
     ExclusionReason.ROUTER: "it is the pool's router",
     ExclusionReason.SPEC: "it is in the pool's exclude list",
@@ -54,7 +61,7 @@ class InvalidPool(IpamError):
 class PoolExhausted(IpamError):
     """Every assignable address of the range is in use."""
 
-    def __init__(self, *, start: IPv4Address, end: IPv4Address, capacity: int) -> None:
+    def __init__(self, *, start: AnyAddress, end: AnyAddress, capacity: int) -> None:
         self.start = start
         self.end = end
         self.capacity = capacity
@@ -66,7 +73,7 @@ class PoolExhausted(IpamError):
 class AddressTaken(IpamError):
     """The address is held by another owner."""
 
-    def __init__(self, address: IPv4Address, *, holder: Owner) -> None:
+    def __init__(self, address: AnyAddress, *, holder: Owner) -> None:
         self.address = address
         self.holder = holder
         super().__init__(f"{address} is already held by {holder}")
@@ -75,7 +82,7 @@ class AddressTaken(IpamError):
 class AddressOutOfRange(IpamError):
     """The address lies outside the pool's [start, end] range."""
 
-    def __init__(self, address: IPv4Address, *, start: IPv4Address, end: IPv4Address) -> None:
+    def __init__(self, address: AnyAddress, *, start: AnyAddress, end: AnyAddress) -> None:
         self.address = address
         self.start = start
         self.end = end
@@ -85,7 +92,7 @@ class AddressOutOfRange(IpamError):
 class AddressExcluded(IpamError):
     """The address is in the range but is never handed out."""
 
-    def __init__(self, address: IPv4Address, *, reason: ExclusionReason) -> None:
+    def __init__(self, address: AnyAddress, *, reason: ExclusionReason) -> None:
         self.address = address
         self.reason = reason
         super().__init__(f"{address} cannot be assigned: {reason.explanation}")

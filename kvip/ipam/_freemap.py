@@ -2,8 +2,9 @@
 
 Slots are grouped in blocks of 64. A block that was never touched is not
 stored at all: it is known to be entirely free. A touched block is one small
-`int` bitmap (bit set = slot taken) in a dict, so an empty /8 costs a few
-hundred bytes instead of one object per address, the original's mistake.
+`int` bitmap (bit set = slot taken) in a dict, so an empty /8, or an empty
+IPv6 /64 (2**58 blocks), costs a few hundred bytes instead of one object per
+address, the original's mistake.
 
 Lowest free slot = the lower of
 - the top of a heap that holds every touched block with a free slot (full

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from typing import Protocol, TypeVar
 
-from kvip.ipam._errors import ExclusionReason, InvalidPool
+from kvip.ipam._errors import AnyAddress, ExclusionReason, InvalidPool
+
+_A = TypeVar("_A", IPv4Address, IPv6Address)
+_A_co = TypeVar("_A_co", IPv4Address, IPv6Address, covariant=True)
 
 # RFC 3021: a /31 has no network or broadcast address (both are hosts), and a
 # /32 is a single host; only shorter prefixes reserve the two ends.
@@ -41,13 +45,7 @@ class PoolSpec:
     exclude: tuple[IPv4Address, ...] = ()
 
     def __post_init__(self) -> None:
-        exclude: object = self.exclude
-        if isinstance(exclude, str | bytes) or not isinstance(exclude, Iterable):
-            raise InvalidPool(f"{EXCLUDE} must be a list of IPv4 addresses, not {exclude!r}")
-        # Accept any iterable of addresses but store a tuple, so the spec stays
-        # hashable and immutable.
-        if not isinstance(exclude, tuple):
-            object.__setattr__(self, "exclude", tuple(exclude))
+        store_exclude_as_tuple(self, self.exclude, field=EXCLUDE, family="IPv4")
         problems = _problems(self)
         if problems:
             raise InvalidPool("; ".join(problems))
@@ -70,23 +68,13 @@ class PoolSpec:
         network and broadcast addresses never appear: validation keeps them
         out of the range.
         """
-        # Weakest reason first, so that a stronger one for the same address wins.
-        candidates = [(address, ExclusionReason.SPEC) for address in self.exclude]
-        candidates += [
-            (address, reason)
-            for address, reason in (
-                (self.router, ExclusionReason.ROUTER),
-                (self.server_ip, ExclusionReason.SERVER_IP),
-            )
-            if address is not None
-        ]
-        found = {
-            address: reason for address, reason in candidates if self.start <= address <= self.end
-        }
-        return dict(sorted(found.items()))
+        return exclusions_in_range(self)
 
-    def boundary_reason(self, ip: IPv4Address) -> ExclusionReason | None:
-        """NETWORK or BROADCAST if `ip` is one of the subnet's reserved ends."""
+    def boundary_reason(self, ip: AnyAddress) -> ExclusionReason | None:
+        """NETWORK or BROADCAST if `ip` is one of the subnet's reserved ends.
+
+        An address of the other family never is.
+        """
         if not self.has_broadcast:
             return None
         if ip == self.subnet.network_address:
@@ -94,6 +82,47 @@ class PoolSpec:
         if ip == self.subnet.broadcast_address:
             return ExclusionReason.BROADCAST
         return None
+
+
+class _Range(Protocol[_A_co]):
+    """What both families' specs share: the fields that say what is excluded."""
+
+    @property
+    def start(self) -> _A_co: ...
+    @property
+    def end(self) -> _A_co: ...
+    @property
+    def server_ip(self) -> _A_co | None: ...
+    @property
+    def router(self) -> _A_co | None: ...
+    @property
+    def exclude(self) -> tuple[_A_co, ...]: ...
+
+
+def exclusions_in_range(spec: _Range[_A]) -> dict[_A, ExclusionReason]:
+    """`exclusions()` of a spec of either family."""
+    # Weakest reason first, so that a stronger one for the same address wins.
+    candidates = [(address, ExclusionReason.SPEC) for address in spec.exclude]
+    candidates += [
+        (address, reason)
+        for address, reason in (
+            (spec.router, ExclusionReason.ROUTER),
+            (spec.server_ip, ExclusionReason.SERVER_IP),
+        )
+        if address is not None
+    ]
+    start, end = spec.start, spec.end
+    found = {address: reason for address, reason in candidates if start <= address <= end}
+    return dict(sorted(found.items()))
+
+
+def store_exclude_as_tuple(spec: object, exclude: object, *, field: str, family: str) -> None:
+    """Accept any iterable of addresses as a spec's `exclude` but store a tuple,
+    so that the spec stays hashable and immutable."""
+    if isinstance(exclude, str | bytes) or not isinstance(exclude, Iterable):
+        raise InvalidPool(f"{field} must be a list of {family} addresses, not {exclude!r}")
+    if not isinstance(exclude, tuple):
+        object.__setattr__(spec, "exclude", tuple(exclude))
 
 
 def _problems(spec: PoolSpec) -> list[str]:
