@@ -144,9 +144,12 @@ def set_condition(
     status: bool,
     reason: str,
     message: str,
+    generation: int | None = None,
 ) -> list[dict[str, Any]]:
     """`conditions` with the condition `kind` set; lastTransitionTime moves only
-    when the status flips, so rewriting the same state is a no-op."""
+    when the status flips, so rewriting the same state is a no-op. `generation`:
+    the object's metadata.generation the condition was computed from
+    (observedGeneration), when known."""
     text = "True" if status else "False"
     previous = next((c for c in conditions if c.get("type") == kind), None)
     since = (
@@ -156,9 +159,10 @@ def set_condition(
         and "lastTransitionTime" in previous
         else now_rfc3339()
     )
-    condition = {
-        "type": kind,
-        "status": text,
+    condition: dict[str, Any] = {"type": kind, "status": text}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    condition |= {
         "reason": reason,
         "message": message,
         "lastTransitionTime": since,

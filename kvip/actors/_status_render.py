@@ -47,7 +47,10 @@ async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dic
         reason, message, ready = "Starting", "the pool is starting", False
     else:
         reason, message, ready = "Loaded", "reservations loaded", True
-    conditions = set_condition(conditions, "Ready", status=ready, reason=reason, message=message)
+    generation = handle.generation
+    conditions = set_condition(
+        conditions, "Ready", status=ready, reason=reason, message=message, generation=generation
+    )
     serving = state is not None and state.serving
     paused = handle.config is not None and handle.config.paused
     if serving and handle.config is not None:
@@ -62,6 +65,7 @@ async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dic
         status=serving,
         reason="Paused" if paused else ("Listening" if serving else "NotListening"),
         message=serving_message,
+        generation=generation,
     )
     status["conditions"] = conditions
     if state is not None:
