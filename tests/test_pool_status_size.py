@@ -19,13 +19,24 @@ from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address
 from typing import Any
 
+import pytest
 import trio
 
 from kvip.actors._messages import RestoreReservation
-from kvip.actors._status_render import render_pool_status
+from kvip.actors._status import StatusWriter
+from kvip.actors._status_render import (
+    ALLOCATED_LIST_MAX,
+    ALLOCATED_LIST_MAX_BYTES,
+    TRUNCATED,
+    render_pool_status,
+)
 from kvip.actors._supervisor import Supervisor
 from kvip.ipam import Owner
+from kvip.k8s import ALLOCATED_LIST_MAX_ANNOTATION, IPPOOLS, Kube
 from tests.lab import objects
+from tests.lab.apiserver import ApiServer
+from tests.lab.crs import Resource
+from tests.lab.pool_harness import FakeSocketFactory
 
 #: A /16 pool: 198.18.0.10 .. 198.18.255.250 is 65,521 addresses.
 START, END = IPv4Address("198.18.0.10"), IPv4Address("198.18.255.250")
@@ -119,3 +130,116 @@ def test_below_the_cap_the_status_is_kubevirt_ip_helpers_and_conditions_carry_th
         assert {c["type"]: c["lastTransitionTime"] for c in again["conditions"]} == before
 
     with_pool(body, held, check)
+
+
+def test_the_cap_leaves_the_map_out_says_so_and_lifting_it_lists_it_again() -> None:
+    held = reservations(6)
+    body = big_pool("p", annotations={ALLOCATED_LIST_MAX_ANNOTATION: "5"})
+
+    async def check(supervisor: Supervisor, changed: list[str]) -> None:
+        handle = supervisor.pools["p"]
+        status = await render_pool_status(handle, {})
+        assert status["ipv4"] == {"used": 6, "available": RANGE - 6}
+        truncated = conditions_of(status)[TRUNCATED]
+        assert truncated["status"] == "True"
+        assert truncated["reason"] == "TooManyEntries"
+        assert truncated["observedGeneration"] == 1
+        assert "6 entries" in truncated["message"]
+        assert "virtualmachinenetworkconfigs" in truncated["message"]
+
+        # An annotation edit (no new generation) is applied to the status.
+        changed.clear()
+        lifted = copy.deepcopy(body)
+        lifted["metadata"]["annotations"] = {}
+        await supervisor.apply(lifted)
+        assert changed == ["p"]
+        listed = await render_pool_status(handle, status)
+        assert len(listed["ipv4"]["allocated"]) == 6
+        assert listed["ipv4"]["used"] == 6
+        assert conditions_of(listed)[TRUNCATED]["status"] == "False"
+        assert conditions_of(listed)[TRUNCATED]["reason"] == "Listed"
+
+    with_pool(body, held, check)
+
+
+@pytest.mark.parametrize(("value", "listed"), [("0", False), ("x", True), ("-1", True)])
+def test_the_annotation_zero_always_leaves_the_map_out_and_a_bad_value_is_ignored(
+    value: str, listed: bool
+) -> None:
+    body = big_pool("p", annotations={ALLOCATED_LIST_MAX_ANNOTATION: value})
+
+    async def check(supervisor: Supervisor, changed: list[str]) -> None:
+        status = await render_pool_status(supervisor.pools["p"], {})
+        assert ("allocated" in status["ipv4"]) is listed
+        assert status["ipv4"]["used"] == 1
+        assert (TRUNCATED in conditions_of(status)) is not listed
+
+    with_pool(body, reservations(1), check)
+
+
+def test_long_owner_names_are_capped_by_size_below_the_entry_cap() -> None:
+    # VM names may be 253 characters long: 3,000 of them pass the byte budget.
+    count = 3_000
+    assert count < ALLOCATED_LIST_MAX and count * 280 > ALLOCATED_LIST_MAX_BYTES
+    held = reservations(count, vm="v" * 250)
+
+    async def check(supervisor: Supervisor, changed: list[str]) -> None:
+        status = await render_pool_status(supervisor.pools["p"], {})
+        assert status["ipv4"] == {"used": count, "available": RANGE - count}
+        assert conditions_of(status)[TRUNCATED]["reason"] == "TooLarge"
+
+    with_pool(big_pool("p"), held, check)
+
+
+def test_a_pool_of_30000_reservations_keeps_an_accepted_status_on_the_api_server(
+    apiserver: ApiServer, crds: list[str], ippools: Resource, pool_name: str
+) -> None:
+    """Through the real path from the pool on: the IPPool as the API server
+    stores it, a serving PoolActor holding 30,000 reservations (restored as at
+    start-up; 30,000 VMs and vmnetcfgs would take minutes to create), its
+    status rendered and written by the StatusWriter to the API server. Before
+    the cap, that write was refused (500, "etcdserver: request is too large")."""
+    count = 30_000
+    created = ippools.create(
+        objects.ippool(pool_name, "ns/net", subnet="198.18.0.0/16", start=str(START), end=str(END))
+    )
+    held = reservations(count)
+
+    async def main() -> None:
+        kube = Kube.connect(kubeconfig=str(apiserver.kubeconfig))
+        async with trio.open_nursery() as nursery:
+            supervisor: Supervisor
+
+            async def render(name: str, current: dict[str, Any]) -> dict[str, Any] | None:
+                return await render_pool_status(supervisor.pools[name], current)
+
+            writer = StatusWriter(kube, IPPOOLS, render)
+            supervisor = Supervisor(
+                nursery,
+                restore=lambda config: held,
+                on_change=writer.mark,
+                on_started=lambda name, errors: None,
+                socket_factory=FakeSocketFactory(),
+            )
+            nursery.start_soon(writer.run)
+            await supervisor.apply(created)
+            with trio.fail_after(120):  # a bound on a hang, not a measurement
+                await supervisor.pools[pool_name].started.wait()
+                while not writer.idle.is_set() and writer.failures == 0:
+                    await trio.sleep(0.05)
+            assert writer.failures == 0, "the API server refused the status"
+            nursery.cancel_scope.cancel()
+        kube.close()
+
+    trio.run(main)
+    stored = ippools.get(pool_name)
+    status = stored["status"]
+    assert status["ipv4"] == {"used": count, "available": RANGE - count}
+    conditions = conditions_of(status)
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Serving"]["status"] == "True"
+    assert conditions[TRUNCATED]["status"] == "True"
+    assert conditions[TRUNCATED]["reason"] == "TooManyEntries"
+    assert f"{count} entries" in conditions[TRUNCATED]["message"]
+    generation = stored["metadata"]["generation"]
+    assert {c["observedGeneration"] for c in conditions.values()} == {generation}

@@ -50,9 +50,11 @@ class StatusWriter:
     _wakeup: trio.Event = field(default_factory=trio.Event)
     #: key -> resourceVersion of this writer's last write (only with `cached`).
     _written: dict[str, str] = field(default_factory=dict)
-    #: Writes done, and 409s met; tests and metrics read them.
+    #: Writes done, 409s met, and other failed writes (refused, unreachable);
+    #: tests and metrics read them.
     writes: int = 0
     conflicts: int = 0
+    failures: int = 0
     idle: trio.Event = field(default_factory=trio.Event)
 
     def mark(self, key: str) -> None:
@@ -103,6 +105,7 @@ class StatusWriter:
                 self.conflicts += 1
                 log.debug("status of %s %s changed meanwhile (409); retrying", self.resource, key)
             except KubeError as exc:
+                self.failures += 1
                 log.warning(
                     "writing the status of %s %s failed (attempt %d): %s",
                     self.resource,

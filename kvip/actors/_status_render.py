@@ -11,6 +11,16 @@ from kvip.actors._messages import Inspect, PoolState
 from kvip.actors._pool import PoolStopped
 from kvip.actors._status import now_rfc3339, set_condition
 from kvip.actors._supervisor import PoolHandle
+from kvip.k8s import ALLOCATED_LIST_MAX_ANNOTATION
+
+#: status.ipv4.allocated (kubevirt-ip-helper's map, about 55 bytes an entry) is
+#: written whole up to this many entries and this many bytes of JSON, and left
+#: out above: the API server refuses an IPPool past etcd's 1.5 MiB request limit
+#: ("etcdserver: request is too large", measured at about 28,800 entries), and
+#: until about 20,000 entries it also keeps managedFields of about 20 bytes an entry.
+ALLOCATED_LIST_MAX = 10_000
+ALLOCATED_LIST_MAX_BYTES = 800_000
+TRUNCATED = "AllocatedListTruncated"
 
 
 @dataclass(slots=True)
@@ -31,8 +41,9 @@ class NicStatus:
 
 
 async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dict[str, Any]:
-    """Conditions (Ready, Serving) and the allocated map of one pool; the
-    timestamps move only when something else does, so a rewrite is a no-op."""
+    """Conditions (Ready, Serving, and AllocatedListTruncated once the map was
+    ever too big to write) and the allocated map of one pool; the timestamps
+    move only when something else does, so a rewrite is a no-op."""
     status = dict(current)
     conditions = list(current.get("conditions") or [])
     state: PoolState | None = None
@@ -69,12 +80,71 @@ async def render_pool_status(handle: PoolHandle, current: dict[str, Any]) -> dic
     )
     status["conditions"] = conditions
     if state is not None:
-        allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
-        allocated.update((str(ip), owner) for ip, owner in state.allocations)
-        status["ipv4"] = {"allocated": allocated, "used": state.used, "available": state.available}
+        left_out = _left_out(state, handle.annotations)
+        if left_out is not None:
+            status["ipv4"] = {"used": state.used, "available": state.available}
+        else:
+            allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
+            allocated.update((str(ip), owner) for ip, owner in state.allocations)
+            status["ipv4"] = {
+                "allocated": allocated,
+                "used": state.used,
+                "available": state.available,
+            }
+        # Only pools that were ever over the cap carry the condition: the others
+        # keep the status they always had.
+        if left_out is not None or any(c.get("type") == TRUNCATED for c in conditions):
+            conditions = set_condition(
+                conditions,
+                TRUNCATED,
+                status=left_out is not None,
+                reason=left_out[0] if left_out is not None else "Listed",
+                message=left_out[1]
+                if left_out is not None
+                else "every address is listed in status.ipv4.allocated",
+                generation=generation,
+            )
+            status["conditions"] = conditions
     if status != current:
         status["lastupdate"] = now_rfc3339()
     return status
+
+
+def allocated_list_max(annotations: dict[str, str]) -> int:
+    """The pool's cap on allocated entries: ALLOCATED_LIST_MAX, or lower by
+    annotation (a value that is not a whole number >= 0 is ignored)."""
+    value = annotations.get(ALLOCATED_LIST_MAX_ANNOTATION, "").strip()
+    return min(int(value), ALLOCATED_LIST_MAX) if value.isdigit() else ALLOCATED_LIST_MAX
+
+
+def _left_out(state: PoolState, annotations: dict[str, str]) -> tuple[str, str] | None:
+    """(reason, message) when the allocated map is too big to write, else None."""
+    entries = len(state.excluded) + len(state.allocations)
+    cap = allocated_list_max(annotations)
+    where = (
+        "used and available stay exact; every reservation is in the vmnetcfgs "
+        "(spec.networkconfig[].ipaddress): kubectl get virtualmachinenetworkconfigs -A"
+    )
+    if entries > cap:
+        if cap < ALLOCATED_LIST_MAX:
+            why = f"over this pool's {ALLOCATED_LIST_MAX_ANNOTATION} of {cap}"
+        else:
+            why = f"over the cap of {cap} that keeps the IPPool within the API server's size limit"
+        return (
+            "TooManyEntries",
+            f"{entries} entries, {why}: status.ipv4.allocated is left out; {where}",
+        )
+    # JSON of each entry: two quoted strings, a colon and a comma.
+    size = sum(len(str(ip)) + 14 for ip in state.excluded) + sum(
+        len(str(ip)) + len(owner) + 6 for ip, owner in state.allocations
+    )
+    if size > ALLOCATED_LIST_MAX_BYTES:
+        return "TooLarge", (
+            f"{entries} entries, {size} bytes, over the {ALLOCATED_LIST_MAX_BYTES} bytes that keep "
+            f"the IPPool within the API server's size limit: status.ipv4.allocated is left out; "
+            f"{where}"
+        )
+    return None
 
 
 def render_vmnetcfg_status(
