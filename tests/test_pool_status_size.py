@@ -142,7 +142,7 @@ def test_the_cap_leaves_the_map_out_says_so_and_lifting_it_lists_it_again() -> N
         assert status["ipv4"] == {"used": 6, "available": RANGE - 6}
         truncated = conditions_of(status)[TRUNCATED]
         assert truncated["status"] == "True"
-        assert truncated["reason"] == "TooManyEntries"
+        assert truncated["reason"] == "CappedByAnnotation"
         assert truncated["observedGeneration"] == 1
         assert "6 entries" in truncated["message"]
         assert "virtualmachinenetworkconfigs" in truncated["message"]

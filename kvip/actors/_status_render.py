@@ -125,14 +125,16 @@ def _left_out(state: PoolState, annotations: dict[str, str]) -> tuple[str, str] 
         "used and available stay exact; every reservation is in the vmnetcfgs "
         "(spec.networkconfig[].ipaddress): kubectl get virtualmachinenetworkconfigs -A"
     )
+    counted = f"{entries} {'entry' if entries == 1 else 'entries'}"
+    if entries > cap and cap < ALLOCATED_LIST_MAX:
+        return "CappedByAnnotation", (
+            f"{counted}, over this pool's {ALLOCATED_LIST_MAX_ANNOTATION} of {cap}: "
+            f"status.ipv4.allocated is left out; {where}"
+        )
     if entries > cap:
-        if cap < ALLOCATED_LIST_MAX:
-            why = f"over this pool's {ALLOCATED_LIST_MAX_ANNOTATION} of {cap}"
-        else:
-            why = f"over the cap of {cap} that keeps the IPPool within the API server's size limit"
-        return (
-            "TooManyEntries",
-            f"{entries} entries, {why}: status.ipv4.allocated is left out; {where}",
+        return "TooManyEntries", (
+            f"{counted}, over the cap of {cap} that keeps the IPPool within the API server's "
+            f"size limit: status.ipv4.allocated is left out; {where}"
         )
     # JSON of each entry: two quoted strings, a colon and a comma.
     size = sum(len(str(ip)) + 14 for ip in state.excluded) + sum(
@@ -140,7 +142,7 @@ def _left_out(state: PoolState, annotations: dict[str, str]) -> tuple[str, str] 
     )
     if size > ALLOCATED_LIST_MAX_BYTES:
         return "TooLarge", (
-            f"{entries} entries, {size} bytes, over the {ALLOCATED_LIST_MAX_BYTES} bytes that keep "
+            f"{counted}, {size} bytes, over the {ALLOCATED_LIST_MAX_BYTES} bytes that keep "
             f"the IPPool within the API server's size limit: status.ipv4.allocated is left out; "
             f"{where}"
         )
