@@ -5,12 +5,15 @@ Run (root: the pools' sockets open inside a lab network namespace):
     .venv/bin/python -m bench.controller                  # 1,000 burst, 10,000 restore
     .venv/bin/python -m bench.controller --vms 200 --restore 2000
     .venv/bin/python -m bench.controller --workers 1 --restore 0   # one worker's burst
+    .venv/bin/python -m bench.controller --vms 0 --restore 65000 --restore-pools 1
+                                                          # one /16 pool of 65,000 VMs
 
 1. Burst: with kvip running, `--vms` VMs (one Multus NIC each, on one /16
    pool) are created by 16 threads as fast as the API server takes them. Per
    VM: the time from its create call returning to its vmnetcfg being seen (by
    a watch from here) with an address.
-2. Recovery: kvip stopped, the cluster gets `--restore` VMs over 4 pools,
+2. Recovery: kvip stopped, the cluster gets `--restore` VMs over
+   `--restore-pools` pools (default 4 /18s; 1: one /16),
    each with the vmnetcfg kvip would have written (finalizer, ownerReference,
    address, OK status). Then kvip starts; measured: until the controller is
    ready, until every pool serves with all its reservations (the actors'
@@ -130,15 +133,13 @@ def burst(cluster: Cluster, lab: Lab, args: argparse.Namespace, deadline: Deadli
     return BurstResult(args.vms, latencies, total, len(missing))
 
 
-def recovery_pools(namespace: str) -> list[BenchPool]:
+def recovery_pools(namespace: str, count: int = RECOVERY_POOLS) -> list[BenchPool]:
+    """`count` pools splitting 198.18.0.0/16 (4: four /18s; 1: the whole /16)."""
+    prefix = 16 + (count - 1).bit_length()
+    subnets = IPv4Network("198.18.0.0/16").subnets(new_prefix=prefix)
     return [
-        BenchPool(
-            f"bench-restore-{i}",
-            f"{namespace}/net{i}",
-            f"eth{2 + i}",
-            IPv4Network(f"198.18.{64 * i}.0/18"),
-        )
-        for i in range(RECOVERY_POOLS)
+        BenchPool(f"bench-restore-{i}", f"{namespace}/net{i}", f"eth{2 + i}", subnet)
+        for i, subnet in zip(range(count), subnets, strict=False)
     ]
 
 
@@ -154,18 +155,21 @@ class Restored:
     selector: str = f"kvip-bench=restore{os.getpid()}"
 
     @classmethod
-    def seed(cls, cluster: Cluster, lab: Lab, count: int) -> Restored:
+    def seed(cls, cluster: Cluster, lab: Lab, count: int, *, pools: int) -> Restored:
         namespace = cls.namespace
+        bench_pools = recovery_pools(namespace, pools)
+        room = min(int(p.end) - int(p.start) + 1 for p in bench_pools)
+        if -(-count // len(bench_pools)) > room:
+            raise SystemExit(f"{count} VMs do not fit {len(bench_pools)} pools of {room} addresses")
         cluster.create_namespace(namespace)
-        pools = recovery_pools(namespace)
         nics = []
         for i in range(count):
-            pool = pools[i % len(pools)]
-            ip = pool.start + i // len(pools)
+            pool = bench_pools[i % len(bench_pools)]
+            ip = pool.start + i // len(bench_pools)
             nics.append(Nic(f"vm{i}", pool.network, mac_of(0x20, i), str(ip)))
-        expected = {p.name: sum(1 for n in nics if n.network == p.network) for p in pools}
+        expected = {p.name: sum(1 for n in nics if n.network == p.network) for p in bench_pools}
         world = cls(cluster, lab, nics, expected)
-        for pool in pools:
+        for pool in bench_pools:
             lab.add_server_port(pool.interface, f"{pool.server}/{pool.subnet.prefixlen}")
             cluster.create_pool(pool, selector=world.selector)
         began = time.monotonic()
@@ -186,7 +190,8 @@ class Restored:
             start = kvip.started
             ready = kvip.wait_ready() - start
             serving = status = settled = None
-            limit = deadline.within(120)
+            # 120 s per 10,000 VMs: a bound, not a target.
+            limit = deadline.within(120 * max(1.0, len(self.nics) / 10_000))
             next_status_poll = 0.0
             while time.monotonic() < limit and (serving is None or status is None):
                 # Cheap probe first; the pools' own Inspect confirms.
@@ -228,7 +233,12 @@ class Restored:
         wanted = {nic.ip: nic.owner for nic in self.nics}
         mismatches = 0
         for body in self.cluster.pools(self.selector):
-            allocated = ((body.get("status") or {}).get("ipv4") or {}).get("allocated") or {}
+            ipv4 = (body.get("status") or {}).get("ipv4") or {}
+            if "allocated" not in ipv4 and _truncated(body):
+                # Too big to list (AllocatedListTruncated): used must be exact.
+                mismatches += abs(self.expected[body["metadata"]["name"]] - ipv4.get("used", 0))
+                continue
+            allocated = ipv4.get("allocated") or {}
             ours = {ip: owner for ip, owner in allocated.items() if owner != "EXCLUDED"}
             mismatches += sum(1 for ip, owner in ours.items() if wanted.get(ip) != owner)
             mismatches += self.expected[body["metadata"]["name"]] - len(ours)
@@ -242,6 +252,13 @@ def _all_serving(state: dict[str, Any], expected: dict[str, int]) -> bool:
     return all(
         pools.get(name, {}).get("serving") and pools[name].get("used") == count
         for name, count in expected.items()
+    )
+
+
+def _truncated(body: dict[str, Any]) -> bool:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") == "AllocatedListTruncated" and c.get("status") == "True" for c in conditions
     )
 
 
@@ -310,6 +327,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vms", type=int, default=1000, help="burst size (0: skip)")
     parser.add_argument("--restore", type=int, default=10_000, help="VMs to restore (0: skip)")
+    parser.add_argument(
+        "--restore-pools", type=int, default=RECOVERY_POOLS,
+        help="pools the restored VMs spread over (1: one /16, e.g. with --restore 65000)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900, help="bound on the whole run, s")
     parser.add_argument("--repeat", type=int, default=1, help="restarts measured (recovery)")
     parser.add_argument("--profile-burst", help="cProfile the controller during the burst")
@@ -329,7 +350,7 @@ def main(argv: list[str]) -> int:
             burst_result = burst(cluster, lab, args, deadline)
         if args.restore:
             print(f"recovery: {args.restore} VMs ...", flush=True)
-            world = Restored.seed(cluster, lab, args.restore)
+            world = Restored.seed(cluster, lab, args.restore, pools=args.restore_pools)
             for run in range(args.repeat):
                 last = run == args.repeat - 1
                 profile = Path(args.profile) if args.profile and last else None

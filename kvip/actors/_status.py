@@ -50,9 +50,11 @@ class StatusWriter:
     _wakeup: trio.Event = field(default_factory=trio.Event)
     #: key -> resourceVersion of this writer's last write (only with `cached`).
     _written: dict[str, str] = field(default_factory=dict)
-    #: Writes done, and 409s met; tests and metrics read them.
+    #: Writes done, 409s met, and other failed writes (refused, unreachable);
+    #: tests and metrics read them.
     writes: int = 0
     conflicts: int = 0
+    failures: int = 0
     idle: trio.Event = field(default_factory=trio.Event)
 
     def mark(self, key: str) -> None:
@@ -103,6 +105,7 @@ class StatusWriter:
                 self.conflicts += 1
                 log.debug("status of %s %s changed meanwhile (409); retrying", self.resource, key)
             except KubeError as exc:
+                self.failures += 1
                 log.warning(
                     "writing the status of %s %s failed (attempt %d): %s",
                     self.resource,
@@ -144,9 +147,12 @@ def set_condition(
     status: bool,
     reason: str,
     message: str,
+    generation: int | None = None,
 ) -> list[dict[str, Any]]:
     """`conditions` with the condition `kind` set; lastTransitionTime moves only
-    when the status flips, so rewriting the same state is a no-op."""
+    when the status flips, so rewriting the same state is a no-op. `generation`:
+    the object's metadata.generation the condition was computed from
+    (observedGeneration), when known."""
     text = "True" if status else "False"
     previous = next((c for c in conditions if c.get("type") == kind), None)
     since = (
@@ -156,9 +162,10 @@ def set_condition(
         and "lastTransitionTime" in previous
         else now_rfc3339()
     )
-    condition = {
-        "type": kind,
-        "status": text,
+    condition: dict[str, Any] = {"type": kind, "status": text}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    condition |= {
         "reason": reason,
         "message": message,
         "lastTransitionTime": since,

@@ -11,6 +11,16 @@ from kvip.actors._messages import Inspect, PoolState
 from kvip.actors._pool import PoolStopped
 from kvip.actors._status import now_rfc3339, set_condition
 from kvip.actors._supervisor import PoolHandle
+from kvip.k8s import ALLOCATED_LIST_MAX_ANNOTATION
+
+#: status.ipv4.allocated (kubevirt-ip-helper's map, about 55 bytes an entry) is
+#: written whole up to this many entries and this many bytes of JSON, and left
+#: out above: the API server refuses an IPPool past etcd's 1.5 MiB request limit
+#: ("etcdserver: request is too large", measured at about 28,800 entries), and
+#: until about 20,000 entries it also keeps managedFields of about 20 bytes an entry.
+ALLOCATED_LIST_MAX = 10_000
+ALLOCATED_LIST_MAX_BYTES = 800_000
+TRUNCATED = "AllocatedListTruncated"
 
 
 @dataclass(slots=True)
@@ -41,10 +51,10 @@ UNKNOWN_CLIENTS = "UnknownClients"
 async def render_pool_status(
     handle: PoolHandle, current: dict[str, Any], *, replicas: list[dict[str, str]] | None = None
 ) -> dict[str, Any]:
-    """Conditions (Ready, Serving, and ReplicaAddressesOutsideRange once a replica's
-    address was inside the range), the replicas that serve the pool and the
-    allocated map; the timestamps move only when something else does, so a
-    rewrite is a no-op."""
+    """Conditions (Ready, Serving; UnknownClients, ReplicaAddressesOutsideRange and
+    AllocatedListTruncated once they had something to say), the replicas that
+    serve the pool and the allocated map; the timestamps move only when
+    something else does, so a rewrite is a no-op."""
     status = dict(current)
     conditions = list(current.get("conditions") or [])
     state: PoolState | None = None
@@ -59,7 +69,10 @@ async def render_pool_status(
         reason, message, ready = "Starting", "the pool is starting", False
     else:
         reason, message, ready = "Loaded", "reservations loaded", True
-    conditions = set_condition(conditions, "Ready", status=ready, reason=reason, message=message)
+    generation = handle.generation
+    conditions = set_condition(
+        conditions, "Ready", status=ready, reason=reason, message=message, generation=generation
+    )
     serving = state is not None and state.serving
     paused = handle.config is not None and handle.config.paused
     no_address = handle.actor.no_address if handle.actor is not None else None
@@ -73,7 +86,12 @@ async def render_pool_status(
     else:
         serving_message = "not answering DHCP"
     conditions = set_condition(
-        conditions, "Serving", status=serving, reason=reason, message=serving_message
+        conditions,
+        "Serving",
+        status=serving,
+        reason=reason,
+        message=serving_message,
+        generation=generation,
     )
     unknown = handle.actor.figures().unknown_macs if handle.actor is not None else 0
     if unknown or any(c.get("type") == UNKNOWN_CLIENTS for c in conditions):
@@ -86,6 +104,7 @@ async def render_pool_status(
             "`kvip why`, or GET /debug/mac/<mac> on a replica's metrics port)"
             if unknown
             else "no DHCP from MACs without a reservation lately",
+            generation=generation,
         )
     problems = handle.actor.address_problems if handle.actor is not None else {}
     if problems or any(c.get("type") == REPLICA_ADDRESSES for c in conditions):
@@ -96,17 +115,79 @@ async def render_pool_status(
             reason="InsideRange" if problems else "OutsideRange",
             message="; ".join(problems[ip] for ip in sorted(problems))
             or "every kvip replica's address is outside the range",
+            generation=generation,
         )
     status["conditions"] = conditions
     if replicas is not None:
         status["replicas"] = replicas
     if state is not None:
-        allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
-        allocated.update((str(ip), owner) for ip, owner in state.allocations)
-        status["ipv4"] = {"allocated": allocated, "used": state.used, "available": state.available}
+        left_out = _left_out(state, handle.annotations)
+        if left_out is not None:
+            status["ipv4"] = {"used": state.used, "available": state.available}
+        else:
+            allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
+            allocated.update((str(ip), owner) for ip, owner in state.allocations)
+            status["ipv4"] = {
+                "allocated": allocated,
+                "used": state.used,
+                "available": state.available,
+            }
+        # Only pools that were ever over the cap carry the condition: the others
+        # keep the status they always had.
+        if left_out is not None or any(c.get("type") == TRUNCATED for c in conditions):
+            conditions = set_condition(
+                conditions,
+                TRUNCATED,
+                status=left_out is not None,
+                reason=left_out[0] if left_out is not None else "Listed",
+                message=left_out[1]
+                if left_out is not None
+                else "every address is listed in status.ipv4.allocated",
+                generation=generation,
+            )
+            status["conditions"] = conditions
     if status != current:
         status["lastupdate"] = now_rfc3339()
     return status
+
+
+def allocated_list_max(annotations: dict[str, str]) -> int:
+    """The pool's cap on allocated entries: ALLOCATED_LIST_MAX, or lower by
+    annotation (a value that is not a whole number >= 0 is ignored)."""
+    value = annotations.get(ALLOCATED_LIST_MAX_ANNOTATION, "").strip()
+    return min(int(value), ALLOCATED_LIST_MAX) if value.isdigit() else ALLOCATED_LIST_MAX
+
+
+def _left_out(state: PoolState, annotations: dict[str, str]) -> tuple[str, str] | None:
+    """(reason, message) when the allocated map is too big to write, else None."""
+    entries = len(state.excluded) + len(state.allocations)
+    cap = allocated_list_max(annotations)
+    where = (
+        "used and available stay exact; every reservation is in the vmnetcfgs "
+        "(spec.networkconfig[].ipaddress): kubectl get virtualmachinenetworkconfigs -A"
+    )
+    counted = f"{entries} {'entry' if entries == 1 else 'entries'}"
+    if entries > cap and cap < ALLOCATED_LIST_MAX:
+        return "CappedByAnnotation", (
+            f"{counted}, over this pool's {ALLOCATED_LIST_MAX_ANNOTATION} of {cap}: "
+            f"status.ipv4.allocated is left out; {where}"
+        )
+    if entries > cap:
+        return "TooManyEntries", (
+            f"{counted}, over the cap of {cap} that keeps the IPPool within the API server's "
+            f"size limit: status.ipv4.allocated is left out; {where}"
+        )
+    # JSON of each entry: two quoted strings, a colon and a comma.
+    size = sum(len(str(ip)) + 14 for ip in state.excluded) + sum(
+        len(str(ip)) + len(owner) + 6 for ip, owner in state.allocations
+    )
+    if size > ALLOCATED_LIST_MAX_BYTES:
+        return "TooLarge", (
+            f"{counted}, {size} bytes, over the {ALLOCATED_LIST_MAX_BYTES} bytes that keep "
+            f"the IPPool within the API server's size limit: status.ipv4.allocated is left out; "
+            f"{where}"
+        )
+    return None
 
 
 def render_vmnetcfg_status(

@@ -43,6 +43,10 @@ class PoolHandle:
     problem: tuple[str, str] | None = None
     restarts: int = 0
     started: trio.Event = field(default_factory=trio.Event)
+    #: The IPPool's metadata.generation and annotations as last applied: the
+    #: conditions' observedGeneration, and per-pool status settings.
+    generation: int | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
     ref: ObjectRef = field(default_factory=lambda: ObjectRef("", "IPPool", ""))
 
     @property
@@ -99,6 +103,11 @@ class Supervisor:
         name = str(body["metadata"]["name"])
         handle = self.pools.setdefault(name, PoolHandle(name))
         handle.ref = pool_ref(body)
+        seen = handle.generation, handle.annotations
+        handle.generation, handle.annotations = _generation(body), _annotations(body)
+        # Status only: a new generation the config ignores still moves the
+        # conditions' observedGeneration.
+        restatus = (handle.generation, handle.annotations) != seen
         try:
             config = parse_ippool(body)
             self._check_network_unique(name, config)
@@ -113,6 +122,8 @@ class Supervisor:
             self.on_change(name)
             return
         if handle.config == config and handle.actor is not None:
+            if restatus:
+                self.on_change(name)
             return
         handle.config = config
         handle.problem = None
@@ -251,6 +262,16 @@ def _root_cause(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def _generation(body: dict[str, Any]) -> int | None:
+    generation = body.get("metadata", {}).get("generation")
+    return generation if isinstance(generation, int) else None
+
+
+def _annotations(body: dict[str, Any]) -> dict[str, str]:
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    return {str(key): str(value) for key, value in annotations.items()}
 
 
 def pool_ref(body: dict[str, Any]) -> ObjectRef:

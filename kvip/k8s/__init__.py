@@ -15,6 +15,7 @@ from kvip.k8s._errors import translate as translate_error
 from kvip.k8s._health import ApiHealth
 from kvip.k8s._lease import Leases
 from kvip.k8s._resources import (
+    ALLOCATED_LIST_MAX_ANNOTATION,
     FINALIZER,
     GROUP,
     HARVESTER_MAC_ANNOTATION,
@@ -30,6 +31,7 @@ from kvip.k8s._watch import Changed, Deleted, Snapshot, Watcher, WatchMessage
 from kvip.k8s._webhooks import WebhookConfiguration
 
 __all__ = [
+    "ALLOCATED_LIST_MAX_ANNOTATION",
     "FINALIZER",
     "GROUP",
     "HARVESTER_MAC_ANNOTATION",

@@ -8,6 +8,7 @@ request carries a timeout, and every failure comes out as a `KubeError`.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -15,16 +16,25 @@ from typing import Any, TypeVar, cast
 import trio
 from kubernetes import client, config
 
-from kvip.k8s._errors import KubeError, NotFound, translate
+from kvip.k8s._errors import Gone, KubeError, NotFound, translate
 from kvip.k8s._health import ApiHealth
 from kvip.k8s._resources import Resource
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 Body = dict[str, Any]
+#: (Kube.list shadows the builtin inside the class.)
+Bodies = list[Body]
 
 MERGE_PATCH = "application/merge-patch+json"
 #: Ordinary API calls in flight at once (watches have threads of their own).
 MAX_THREADS = 8
+#: Objects per LIST request (client-go's page size). Unpaged, listing 65,000 VMs
+#: made the API server work longer than the request timeout before it answered.
+LIST_PAGE = 500
+#: Times a list starts again when its snapshot expires midway (410).
+LIST_ATTEMPTS = 3
 
 
 class Kube:
@@ -43,6 +53,7 @@ class Kube:
         #: elector report their requests' outcomes here.
         self.health = health or ApiHealth()
         self.request_timeout = request_timeout
+        self.list_page = LIST_PAGE
         self.custom = client.CustomObjectsApi(api_client)
         # Watches hold a thread for their whole life; ordinary calls get their own
         # pool so that a burst of writes can never starve the watches (or back).
@@ -105,19 +116,36 @@ class Kube:
     def list(
         self, resource: Resource, *, label_selector: str | None = None
     ) -> tuple[list[Body], str]:
-        """All objects of a resource (all namespaces) and the list's resourceVersion."""
-        kwargs: dict[str, Any] = {}
+        """All objects of a resource (all namespaces) and the list's resourceVersion,
+        read in pages of `list_page` objects from one snapshot; a snapshot that
+        expires midway (etcd compacted it: 410) is read again from the start."""
+        for attempt in range(1, LIST_ATTEMPTS + 1):
+            try:
+                return self._list_pages(resource, label_selector)
+            except Gone as exc:
+                if attempt == LIST_ATTEMPTS:
+                    raise
+                log.info("listing %s: the snapshot expired midway (%s); again", resource, exc)
+        raise AssertionError("unreachable")
+
+    def _list_pages(self, resource: Resource, label_selector: str | None) -> tuple[Bodies, str]:
+        kwargs: dict[str, Any] = {"limit": self.list_page}
         if label_selector:
             kwargs["label_selector"] = label_selector
-        body = self._call(
-            self.custom.list_cluster_custom_object,
-            resource.group,
-            resource.version,
-            resource.plural,
-            **kwargs,
-        )
-        items = cast(list[Body], body.get("items") or [])
-        return items, str(body["metadata"]["resourceVersion"])
+        items: Bodies = []
+        while True:
+            body = self._call(
+                self.custom.list_cluster_custom_object,
+                resource.group,
+                resource.version,
+                resource.plural,
+                **kwargs,
+            )
+            items.extend(cast(Bodies, body.get("items") or []))
+            token = body["metadata"].get("continue")
+            if not token:
+                return items, str(body["metadata"]["resourceVersion"])
+            kwargs["_continue"] = token
 
     def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Body:
         if resource.namespaced:

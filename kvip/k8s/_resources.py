@@ -11,6 +11,8 @@ STATIC_IP_ANNOTATION = f"{GROUP}/static-ip"
 #: Set by `kvip vmnetcfg reset`: clear declines and errors of this VM, retry.
 RESET_ANNOTATION = f"{GROUP}/reset"
 HARVESTER_MAC_ANNOTATION = "harvesterhci.io/mac-address"
+#: On an IPPool: at most this many entries in status.ipv4.allocated ("0": none).
+ALLOCATED_LIST_MAX_ANNOTATION = f"{GROUP}/allocated-list-max"
 
 
 @dataclass(frozen=True, slots=True)
