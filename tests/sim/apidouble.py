@@ -417,7 +417,8 @@ class DoubleWatcher(Watcher):
     from the last event seen, relisting on 410 Gone, the retry delays."""
 
     async def _watch_once(self, resource_version: str) -> str:
-        double = self.kube
+        # The double itself, or a replica's view of it (tests/sim/replicas.py).
+        double = getattr(self.kube, "double", self.kube)
         assert isinstance(double, ApiDouble), "DoubleWatcher watches an ApiDouble"
         self._seen = None
         with trio.move_on_after(self.timeout_seconds):  # the server ends each watch

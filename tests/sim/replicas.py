@@ -57,6 +57,11 @@ class ReplicaView:
         return guarded
 
     @property
+    def double(self) -> ApiDouble:
+        """The shared double (its watch is read as it is)."""
+        return self._double
+
+    @property
     def kube(self) -> Kube:
         """This view, typed as what the Controller takes."""
         return cast(Kube, self)
