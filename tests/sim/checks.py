@@ -164,6 +164,7 @@ class Checks:
             self._create_pool(network)
         if not await self.settle():
             return
+        self._declines_honoured()
         for name in sorted(self.declined & self.world.vms.keys()):
             annotations = {RESET_ANNOTATION: "sim"}
             with contextlib.suppress(NotFound):  # a VM that has no NIC left has none
@@ -177,6 +178,29 @@ class Checks:
             self.violations.append(f"{violation} (settled)")
         self._final_dhcp(obs, self.controller, "leader")
         self._final_dhcp(obs, self.follower, "follower")
+
+    def _declines_honoured(self) -> None:
+        """A decline the vmnetcfg status records is honoured by every replica: no
+        OFFER for that NIC from the leader or the follower (before the reset)."""
+        networks = {self.world.network_key(n): n for n in self.world.pools}
+        for body in self.double.stored(VMNETCFGS):
+            for entry in (body.get("status") or {}).get("networkconfig") or []:
+                network = networks.get(str(entry.get("networkname")))
+                if "declined" not in entry or network is None:
+                    continue
+                pool = self.world.pools[network]
+                for replica, role in ((self.controller, "leader"), (self.follower, "follower")):
+                    actor = self._actor(network, replica)
+                    if actor is None:
+                        continue
+                    ip = IPv4Address(entry["declined"])
+                    reply = self.send(actor, entry["macaddress"], MessageType.DISCOVER, ip,
+                                      pool.server)  # fmt: skip
+                    if reply is not None and reply.message_type == MessageType.OFFER:
+                        self.violations.append(
+                            f"decline: the {role} offers {ip} to {entry['macaddress']}, "
+                            "declined in its vmnetcfg status (settled)"
+                        )
 
     def _final_dhcp(self, obs: Observation, replica: Controller | None, role: str) -> None:
         """Every NIC with an address in range gets exactly it; nobody else gets one:

@@ -260,3 +260,10 @@ def test_a_follower_serves_what_the_leader_records_and_writes_nothing() -> None:
          CreateVm(((0, True),)), Wait(0.5), DeleteVm(0), LeaderLoss(2.0), CreateVm(((1, True),)),
          Wait(2.0), Dhcp(1, 0, "REQUEST")]
     )  # fmt: skip
+
+
+def test_a_recorded_decline_is_honoured_by_the_follower_too() -> None:
+    """Issue 12: the leader records a DECLINE in the vmnetcfg status, and every
+    replica honours it until the reset (it failed with followers that ignored
+    the status's `declined`)."""
+    assert_holds([CreateVm(((0, True),)), Wait(2.0), Dhcp(0, 0, "DECLINE"), Wait(5.0)])
