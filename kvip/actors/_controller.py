@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from kvip.actors._controller_state import owner_of, ref_of
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._diagnostics import Diagnostics
 from kvip.actors._events import Event, EventRecorder
@@ -32,7 +33,6 @@ from kvip.actors._plan import (
     first_per_nic,
 )
 from kvip.actors._pool import PoolStopped, SocketFactory
-from kvip.actors._reconcile import owner_of, ref_of
 from kvip.actors._replica_view import ReplicaView
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import render_pool_status, render_vmnetcfg_status

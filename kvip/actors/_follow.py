@@ -16,10 +16,11 @@ from ipaddress import AddressValueError, IPv4Address
 
 import trio
 
+from kvip.actors._controller_state import owner_of
 from kvip.actors._messages import RestoreReservation, ServeRecorded
 from kvip.actors._plan import first_per_nic
 from kvip.actors._pool import PoolStopped
-from kvip.actors._reconcile import VmReconciler, owner_of
+from kvip.actors._reconcile import VmReconciler
 from kvip.actors._replica_view import ReplicaView
 from kvip.actors._status import StatusWriter
 from kvip.actors._vm_state import store_newest

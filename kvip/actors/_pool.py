@@ -19,7 +19,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
 
@@ -37,9 +37,10 @@ from kvip.actors._messages import (
 )
 from kvip.actors._ntp import Resolver, resolve_ipv4, resolve_ntp_names
 from kvip.actors._packet_thread import PacketThread, log_notice
+from kvip.actors._pool_address import PoolAddress
 from kvip.actors._pool_book import HeardFrom, PoolBook, _Nic
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import Counters, Notice, PoolConfig, Responder, server_identity
+from kvip.serving import Counters, Notice, PoolConfig, Responder
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class PoolFigures(NamedTuple):
 
 
 @dataclass(slots=True)
-class PoolActor:
+class PoolActor(PoolAddress):
     """One pool's DHCP server and allocator.
 
     `run()` opens the socket only after the caller has restored the durable
@@ -308,20 +309,6 @@ class PoolActor:
         finally:
             closed.set()
 
-    def _unknown_clients(self, macs: list[str]) -> None:
-        """First sightings of MACs without a reservation (within the log's budget):
-        an Event on the IPPool, and its status counts them. Runs in the trio
-        thread, called by the packet thread: it must never raise."""
-        try:
-            for mac in macs:
-                if self.on_warning is not None:
-                    self.on_warning("UnknownClient", f"DHCP from {mac}, which has no "
-                                    "reservation in this pool: not answered")  # fmt: skip
-            if self.on_change is not None:
-                self.on_change()
-        except Exception:
-            log.exception("pool %s: reporting unknown clients failed", self.name)
-
     def _post_notices(self) -> None:
         """Runs in the trio thread, called by the packet thread: it must never raise
         (trio would end the whole process with TrioInternalError)."""
@@ -377,60 +364,6 @@ class PoolActor:
             return  # reconfigured meanwhile: that configuration resolves its own
         self._ntp_resolved = (config.ntp_names, resolved)
         self._set_options(resolved)
-
-    def _set_options(self, resolved: tuple[IPv4Address, ...]) -> None:
-        self._ntp_applied = resolved
-        options = self.config.options
-        ntp = options.ntp + tuple(a for a in resolved if a not in options.ntp)
-        server = server_identity(options.server_ip, options.subnet, self.interface_address)
-        with self._lock:
-            self.responder.set_options(replace(options, ntp=ntp, server_ip=server))
-
-    # -- this replica's own address -------------------------------------------------
-
-    def _usable(self, found: IPv4Address | None) -> bool:
-        """Whether `found` (the interface's address) is one to answer from: inside
-        the pool's subnet. If not, `no_address` says why (status, log, Event)."""
-        options = self.config.options
-        if server_identity(options.server_ip, options.subnet, found) == found:
-            if self.no_address is not None:
-                log.info("pool %s: %s has %s now: serving", self.name, self.config.interface, found)
-            self.no_address = None
-            return True
-        shown = f"its address is {found}" if found is not None else "it has no IPv4 address"
-        problem = (f"{self.config.interface} has no address in {options.subnet} ({shown}): "
-                   "kvip answers only from an address of its own in the pool's subnet; give "
-                   "the interface one (kvip's NetworkAttachmentDefinition)")  # fmt: skip
-        if problem != self.no_address:
-            self.no_address = problem
-            log.error("pool %s: not serving DHCP: %s", self.name, problem)
-            if self.on_warning is not None:
-                self.on_warning("NoAddress", problem)
-            if self.on_change is not None:
-                self.on_change()
-        return False
-
-    def _found_address(self, found: IPv4Address | None) -> None:
-        """Answer as the address this replica has on the pool's interface (each
-        replica its own), and make sure no VM is ever given it."""
-        self.interface_address = found
-        self._set_options(self._ntp_applied)
-        self._hold_replicas()
-
-    def _hold_replicas(self) -> dict[IPv4Address, str]:
-        own = self.interface_address
-        addresses = set(self._replicas)
-        if own is not None and own in self.config.options.subnet:
-            addresses.add(own)
-        with self._lock:
-            problems = self.book.hold_replica_addresses(addresses)
-        for ip in sorted(problems.keys() - self.address_problems.keys()):
-            log.error("pool %s: %s", self.name, problems[ip])
-        if problems != self.address_problems:
-            self.address_problems = problems
-            if self.on_change is not None:
-                self.on_change()
-        return dict(problems)
 
     # -- the messages -----------------------------------------------------------------
 
