@@ -8,7 +8,7 @@ between nodes cannot make two leaders. Every write is conditional on the
 resourceVersion read just before it, so two candidates never both win.
 
 A leader that has not renewed for the renew deadline steps down at once,
-whatever its renewal request is doing, while a standby still waits out the
+whatever its renewal request is doing, while a follower still waits out the
 longer lease duration. Lease requests have their own worker thread (never
 queued behind the controller's calls) and a timeout of half the renew deadline.
 """
@@ -81,11 +81,12 @@ class LeaderElector:
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Campaign forever; while leading, run `lead()`. Losing the Lease cancels
-        `lead()` (its sockets close) and the campaign starts over. On
-        cancellation a held Lease is released so a standby takes over at once.
+        `lead()` (kvip then stops claiming and writing, and goes on serving) and the
+        campaign starts over. On
+        cancellation a held Lease is released so another replica takes over at once.
 
         Not renewing for `renew_deadline` counts as losing: `lead()` is cancelled
-        then, before any standby may take the Lease (which it does only after
+        then, before any other replica may take the Lease (which it does only after
         the longer `lease_duration`)."""
         try:
             while True:
@@ -134,7 +135,7 @@ class LeaderElector:
     async def _renew_until_lost(self, renewed_at: float) -> None:
         """Renew every retry period; return once no renewal has succeeded within the
         renew deadline of `renewed_at`, the start of the last successful attempt
-        (a standby cannot have seen that write any earlier). A renewal still in
+        (another replica cannot have seen that write any earlier). A renewal still in
         flight then is abandoned: it has nothing to clean up, and its thread ends
         within two request timeouts."""
         while True:
@@ -204,7 +205,7 @@ class LeaderElector:
         spec: dict[str, Any] = dict((lease or {}).get("spec") or {})
         spec.update(
             holderIdentity=self.identity,
-            # Rounded up: a standby must never wait less than this leader's duration.
+            # Rounded up: a follower must never wait less than this leader's duration.
             leaseDurationSeconds=math.ceil(self.lease_duration),
             renewTime=now,
         )
@@ -230,7 +231,7 @@ class LeaderElector:
             if spec.get("holderIdentity") != self.identity:
                 return
             body = self._body(lease, _micro_time(), acquire=False)
-            # An empty holder with a 1 s lease: any standby may take it right away.
+            # An empty holder with a 1 s lease: any follower may take it right away.
             body["spec"].update(holderIdentity="", leaseDurationSeconds=1)
             self.leases.replace(self.namespace, body)
 
