@@ -12,10 +12,11 @@ from kvip.serving._admission import (
 )
 from kvip.serving._build import CLIENT_PORT, SERVER_PORT
 from kvip.serving._config import PoolOptions, Reservation, server_identity
+from kvip.serving._config6 import PoolOptions6, Reservation6, pool_server_duid
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
 from kvip.serving._history import History, MacSeen, Outcome, Seen
 from kvip.serving._notices import Declined, Notice, Released, mac_bytes
-from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, parse_ippool
+from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, PoolConfig6, parse_ippool
 from kvip.serving._responder import Reply, Responder
 
 __all__ = [
@@ -32,11 +33,14 @@ __all__ = [
     "Notice",
     "Outcome",
     "PoolConfig",
+    "PoolConfig6",
     "PoolOptions",
+    "PoolOptions6",
     "Recorded",
     "Released",
     "Reply",
     "Reservation",
+    "Reservation6",
     "Responder",
     "Seen",
     "Verdict",
@@ -44,6 +48,7 @@ __all__ = [
     "forced",
     "mac_bytes",
     "parse_ippool",
+    "pool_server_duid",
     "review_ippool",
     "review_vmnetcfg",
     "server_identity",

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from kvip.ipam import InvalidPool, PoolSpec
+from kvip.ipam import InvalidPool, PoolSpec, PoolSpec6
 from kvip.serving._config import PoolOptions
+from kvip.serving._config6 import PoolOptions6
 from kvip.serving._ippool_fields import (
     DNS_NAME,
     DNS_NAME_MAX,
@@ -42,6 +43,17 @@ V4 = "spec.ipv4config"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PoolConfig6:
+    """An IPPool's `ipv6config`: what it allocates and tells DHCPv6 clients."""
+
+    spec: PoolSpec6
+    options: PoolOptions6
+    #: Send Router Advertisements (M and O flags, the prefix without autonomous
+    #: addressing) on the pool's interface, for links with no router doing it.
+    router_advertisement: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PoolConfig:
     """One IPPool: where it serves, what it allocates, what it tells clients."""
 
@@ -53,6 +65,8 @@ class PoolConfig:
     #: NTP servers given by name; the pool actor resolves them.
     ntp_names: tuple[str, ...] = ()
     paused: bool = False
+    #: The IPv6 half of a dual-stack pool; None for an IPv4-only one.
+    v6: PoolConfig6 | None = None
 
 
 def _routes(fields: Fields, v4: Mapping[str, Any]) -> tuple[ClasslessRoute, ...]:
