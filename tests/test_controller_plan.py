@@ -9,6 +9,7 @@ from kvip.actors._plan import (
     Claim,
     Outcome,
     Settled,
+    ToServe,
     newly_claimed,
     plan_nics,
     refused_statuses,
@@ -115,7 +116,7 @@ def test_settling_claims_records_serves_and_remembers_a_move() -> None:
         NicStatus(NET_A, MAC2, True, "198.18.0.15 reserved", "198.18.0.15"),
         NicStatus(NET_B, MAC1, False, "could not restore it"),
     ]
-    assert outcome.to_serve == [(NET_A, MAC2, IPv4Address("198.18.0.15"))]
+    assert outcome.to_serve == [ToServe(NET_A, MAC2, IPv4Address("198.18.0.15"))]
     assert outcome.moved == {(NET_A, MAC2): old}
     assert outcome.failed == [(refused, "could not restore it")]
 
@@ -129,7 +130,7 @@ def test_a_declined_address_is_kept_and_shown_as_an_error() -> None:
     assert outcome.statuses == [shown]
     assert shown.as_status()["declined"] == "198.18.0.10"
     assert "declined" not in NicStatus(NET_A, MAC1, True, "ok", "198.18.0.10").as_status()
-    assert outcome.to_serve == [(NET_A, MAC1, IPv4Address("198.18.0.10"))]
+    assert outcome.to_serve == [ToServe(NET_A, MAC1, IPv4Address("198.18.0.10"))]
 
 
 def test_after_the_write_what_goes_and_what_a_refusal_gives_back() -> None:
@@ -141,10 +142,10 @@ def test_after_the_write_what_goes_and_what_a_refusal_gives_back() -> None:
     records = [NicRecord(NET_A, MAC1, "198.18.0.10"), NicRecord(NET_B, MAC1, "198.19.0.10")]
     assert released_records(old, records) == [old[(NET_A, MAC2)]]
     to_serve = [
-        (NET_A, MAC1, IPv4Address("198.18.0.10")),
-        (NET_B, MAC1, IPv4Address("198.19.0.10")),
+        ToServe(NET_A, MAC1, IPv4Address("198.18.0.10")),
+        ToServe(NET_B, MAC1, IPv4Address("198.19.0.10")),
     ]
-    assert newly_claimed(old, to_serve) == [(NET_B, MAC1, IPv4Address("198.19.0.10"))]
+    assert newly_claimed(old, to_serve) == [ToServe(NET_B, MAC1, IPv4Address("198.19.0.10"))]
     statuses = [
         NicStatus(NET_A, MAC1, True, "198.18.0.10 reserved", "198.18.0.10"),
         NicStatus(NET_B, MAC1, True, "198.19.0.10 reserved", "198.19.0.10"),

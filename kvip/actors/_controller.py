@@ -55,6 +55,7 @@ from kvip.k8s import (
 )
 from kvip.k8s._bodies import (
     object_key,
+    recorded_ip6,
     vm_nics,
     vmnetcfg_records,
 )
@@ -252,9 +253,9 @@ class Controller(RecordFollower):
                     self._state(key).restore_errors[(record.network, record.mac)] = problem
                     continue
                 hostname = key.rpartition("/")[2]
-                restore.append(
-                    RestoreReservation(owner_of(key, record.mac), record.mac, ip, hostname)
-                )
+                owner = owner_of(key, record.mac)
+                ip6 = recorded_ip6(record)
+                restore.append(RestoreReservation(owner, record.mac, ip, hostname, ip6))
         return restore
 
     def _pool_started(self, name: str, errors: list[tuple[RestoreReservation, IpamError]]) -> None:
@@ -396,7 +397,9 @@ class Controller(RecordFollower):
             )
             self._record(Event(self._supervisor_ref(pool), "Declined", message, warning=True))
             if key is not None and handle is not None and handle.config is not None:
-                self._state(key).declined[(handle.config.network, notice.mac)] = message
+                state = self._state(key)
+                declined = state.declined6 if notice.ip.version == 6 else state.declined
+                declined[(handle.config.network, notice.mac)] = message
                 vm = self.vms.get(key)
                 if vm is not None:
                     self._event(vm, "Declined", message, warning=True)

@@ -26,7 +26,7 @@ from kvip.actors._status import StatusWriter
 from kvip.actors._vm_state import store_newest
 from kvip.ipam import IpamError
 from kvip.k8s import RESET_ANNOTATION, VMNETCFGS, Body, KubeError
-from kvip.k8s._bodies import object_key, vmnetcfg_declines, vmnetcfg_records
+from kvip.k8s._bodies import object_key, recorded_ip6, vmnetcfg_declines, vmnetcfg_records
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,8 @@ class RecordFollower(VmReconciler):
                 ip = IPv4Address(record.ip)
             except AddressValueError:
                 continue  # the leader reports it in the vmnetcfg status
-            reservation = RestoreReservation(owner_of(key, record.mac), record.mac, ip, hostname)
+            owner = owner_of(key, record.mac)
+            reservation = RestoreReservation(owner, record.mac, ip, hostname, recorded_ip6(record))
             recorded.setdefault(record.network, []).append(reservation)
         return recorded
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from kvip.ipam import Owner
 from kvip.serving import PoolConfig
@@ -66,11 +66,30 @@ class ClaimAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimAddress6:
+    """Hold an IPv6 address for a NIC of a dual-stack pool (the requested one, or
+    the lowest free), after its ClaimAddress: the IPv4 claim makes the NIC
+    known, this one adds its second address. Answer: the IPv6Address. Not
+    served until ServeReservation names it. Raises IpamError as ClaimAddress
+    does, and NoIpv6 when the pool has no ipv6config.
+
+    `replaces`: as in ClaimAddress, the NIC under its previous MAC, whose IPv6
+    address moves with it."""
+
+    owner: Owner
+    mac: str
+    requested: IPv6Address | None = None
+    replaces: Owner | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServeReservation:
-    """The claim of `mac` is durable now: answer DHCP for it. Answer: bool."""
+    """The claim of `mac` is durable now: answer DHCP (and DHCPv6 for `ip6`,
+    when given) for it. Answer: bool."""
 
     mac: str
     ip: IPv4Address
+    ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +100,8 @@ class RestoreReservation:
     mac: str
     ip: IPv4Address
     hostname: str | None = None
+    #: The NIC's IPv6 address, on a dual-stack pool.
+    ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +135,7 @@ class ServeRecorded:
     key: str
     records: tuple[RestoreReservation, ...] = ()
     #: Recorded addresses the client declined: not answered (the VM's others are).
-    declined: frozenset[IPv4Address] = frozenset()
+    declined: frozenset[IPv4Address | IPv6Address] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +164,7 @@ class Reconfigure:
 class ClearDecline:
     """An operator resolved an address conflict. Answer: whether it was declined."""
 
-    ip: IPv4Address
+    ip: IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +172,7 @@ class MarkDeclined:
     """A client DECLINEd `ip` (seen by another replica, or recorded in its
     vmnetcfg): not answered until cleared. Answer: None."""
 
-    ip: IPv4Address
+    ip: IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +182,7 @@ class Inspect:
 
 PoolMessage = (
     ClaimAddress
+    | ClaimAddress6
     | ServeReservation
     | RestoreReservation
     | ReleaseOwner
@@ -186,3 +208,16 @@ class PoolState:
     available: int
     declined: tuple[IPv4Address, ...]
     counters: dict[str, object]
+    #: The IPv6 half of a dual-stack pool.
+    v6: PoolState6 | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolState6:
+    """A dual-stack pool's IPv6 addresses: counts are exact (a /64 holds 2**64)."""
+
+    allocations: tuple[tuple[IPv6Address, Owner], ...]
+    excluded: tuple[IPv6Address, ...]
+    used: int
+    available: int
+    declined: tuple[IPv6Address, ...]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import AddressValueError, IPv4Address, IPv6Address
+from typing import NamedTuple
 
 from kvip.actors._status_render import NicStatus
 from kvip.actors._vm_state import NicKey
@@ -34,6 +35,8 @@ class Claim:
     requested: IPv4Address | None
     #: The record of the NIC's old MAC that holds `requested` (a MAC change).
     replaces: NicRecord | None = None
+    #: On a dual-stack pool: the IPv6 address recorded or asked for.
+    requested6: IPv6Address | None = None
 
     @property
     def key(self) -> NicKey:
@@ -99,17 +102,26 @@ def plan_nics(
             steps.append(no_pool(nic.network, mac, previous, configured=known))
             continue
         requested_text = previous.ip if previous is not None and previous.ip else nic.requested_ip
+        requested6_text = (
+            previous.ip6 if previous is not None and previous.ip6 else nic.requested_ip6
+        )
         try:
             requested = IPv4Address(requested_text) if requested_text else None
         except AddressValueError:
             message = f"{requested_text!r} is not an address"
             steps.append(Settled(status=NicStatus(nic.network, mac, False, message)))
             continue
+        try:
+            requested6 = IPv6Address(requested6_text) if requested6_text else None
+        except AddressValueError:
+            message = f"{requested6_text!r} is not an IPv6 address"
+            steps.append(Settled(status=NicStatus(nic.network, mac, False, message)))
+            continue
         replaces = None
         if previous is None and requested is not None:
             # A MAC change: the NIC's old MAC holds what it asks for.
             replaces = _recorded_for_gone_nic(listed, current, nic.network, requested)
-        steps.append(Claim(nic, mac, previous, requested, replaces))
+        steps.append(Claim(nic, mac, previous, requested, replaces, requested6))
     return steps
 
 
@@ -120,6 +132,20 @@ def no_pool(network: str, mac: str, previous: NicRecord | None, *, configured: b
     return Settled(previous, status)
 
 
+class ToServe(NamedTuple):
+    """A NIC's claimed addresses, to serve once its record is durable."""
+
+    network: str
+    mac: str
+    ip: IPv4Address
+    ip6: IPv6Address | None = None
+
+
+#: What a dual-stack pool answered to a NIC's IPv6 claim: the address, why not,
+#: or None for a pool without ipv6config.
+Answer6 = IPv6Address | IpamError | None
+
+
 @dataclass(slots=True)
 class Outcome:
     """What the claims came to: the records to write, the statuses to show, and
@@ -127,7 +153,7 @@ class Outcome:
 
     records: list[NicRecord] = field(default_factory=list)
     statuses: list[NicStatus] = field(default_factory=list)
-    to_serve: list[tuple[str, str, IPv4Address]] = field(default_factory=list)
+    to_serve: list[ToServe] = field(default_factory=list)
     #: New NICs whose claim took the address of a record of the NIC's old MAC.
     moved: dict[NicKey, NicRecord] = field(default_factory=dict)
     #: (claim, message) of each claim the pool refused.
@@ -146,6 +172,8 @@ class Outcome:
         *,
         restore_error: str | None = None,
         declined: str | None = None,
+        answer6: Answer6 = None,
+        declined6: str | None = None,
     ) -> None:
         """Take a pool's answer to `claim`: an address, or why not. A failed claim
         keeps the NIC's record (its address stays recorded) and shows why;
@@ -159,12 +187,35 @@ class Outcome:
         ip = answer
         if claim.replaces is not None and ip == claim.requested:
             self.moved[claim.key] = claim.replaces
-        self.records.append(NicRecord(network, mac, str(ip)))
-        if declined is not None:
-            self.statuses.append(NicStatus(network, mac, False, declined, str(ip), declined=True))
+        ip6 = answer6 if isinstance(answer6, IPv6Address) else None
+        if isinstance(answer6, IpamError):
+            # The NIC keeps its IPv4 address, and its IPv6 record as it was.
+            kept6 = claim.previous.ip6 if claim.previous is not None else None
+            self.failed.append((claim, f"IPv6: {answer6}"))
+            self.records.append(NicRecord(network, mac, str(ip), kept6))
+            message = f"{ip} reserved; no IPv6 address: {answer6}"
+            self.statuses.append(NicStatus(network, mac, False, message, str(ip)))
+            self.to_serve.append(ToServe(network, mac, ip))
+            return
+        self.records.append(NicRecord(network, mac, str(ip), str(ip6) if ip6 else None))
+        shown = f"{ip} and {ip6}" if ip6 is not None else f"{ip}"
+        if declined6 is not None and ip6 is not None and declined is None:
+            # The IPv4 address is still answered: the entry's `declined` names it only.
+            declined6_status = NicStatus(network, mac, False, declined6, str(ip), str(ip6))
+            self.statuses.append(declined6_status)
+        elif declined is not None:
+            self.statuses.append(
+                NicStatus(
+                    network, mac, False, declined, str(ip), str(ip6) if ip6 else None, declined=True
+                )  # fmt: skip
+            )
         else:
-            self.statuses.append(NicStatus(network, mac, True, f"{ip} reserved", str(ip)))
-        self.to_serve.append((network, mac, ip))
+            self.statuses.append(
+                NicStatus(
+                    network, mac, True, f"{shown} reserved", str(ip), str(ip6) if ip6 else None
+                )  # fmt: skip
+            )
+        self.to_serve.append(ToServe(network, mac, ip, ip6))
 
 
 def first_per_nic(key: str, records: Iterable[NicRecord]) -> list[NicRecord]:
@@ -195,14 +246,12 @@ def released_records(
     return [record for nic, record in old.items() if nic not in kept]
 
 
-def newly_claimed(
-    old: Mapping[NicKey, NicRecord], to_serve: Iterable[tuple[str, str, IPv4Address]]
-) -> list[tuple[str, str, IPv4Address]]:
+def newly_claimed(old: Mapping[NicKey, NicRecord], to_serve: Iterable[ToServe]) -> list[ToServe]:
     """The claims that no record holds yet: a refused write must give them back."""
     return [
-        (network, mac, ip)
-        for network, mac, ip in to_serve
-        if (network, mac) not in old or not old[(network, mac)].ip
+        serve
+        for serve in to_serve
+        if (serve.network, serve.mac) not in old or not old[(serve.network, serve.mac)].ip
     ]
 
 

@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, NamedTuple
 
 import trio
@@ -130,7 +130,7 @@ class PoolActor(PoolAddress):
 
     def __post_init__(self) -> None:
         self._thread_limiter = trio.CapacityLimiter(1)
-        self.book = PoolBook.new(self.config.name, self.config.spec, self.config.options)
+        self.book = PoolBook.new(self.config)
         self._send, self._receive = trio.open_memory_channel[_Envelope](self.inbox_size)
 
     @property
@@ -401,10 +401,12 @@ class PoolActor(PoolAddress):
     def owner_of_mac(self, mac: str) -> Owner | None:
         return self.book.owner_of_mac(mac)
 
-    async def _reconfigure(self, message: Reconfigure) -> tuple[tuple[IPv4Address, Owner], ...]:
+    async def _reconfigure(
+        self, message: Reconfigure
+    ) -> tuple[tuple[IPv4Address | IPv6Address, Owner], ...]:
         old, new = self.config, message.config
         with self._lock:
-            evicted = self.book.reconfigure(new.spec, message.restore)
+            evicted = self.book.reconfigure(new, message.restore)
             self.book.name = new.name
             self.config = new
         self.book.say()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from kvip.actors._messages import (
     ClaimAddress,
+    ClaimAddress6,
     ClearDecline,
     Inspect,
     MarkDeclined,
@@ -27,8 +28,9 @@ from kvip.actors._messages import (
     ServeRecorded,
     ServeReservation,
 )
-from kvip.ipam import Allocator, IpamError, Owner, PoolSpec
-from kvip.serving import MacSeen, PoolOptions, Reservation, Responder, mac_bytes
+from kvip.actors._pool_book6 import Book6, NoIpv6
+from kvip.ipam import Allocator, IpamError, Owner
+from kvip.serving import MacSeen, PoolConfig, PoolConfig6, Reservation, Responder, mac_bytes
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class _Nic:
     ip: IPv4Address
     hostname: str | None
     serving: bool
+    #: Its IPv6 address, on a dual-stack pool (held with `ip`, served with it).
+    ip6: IPv6Address | None = None
 
 
 @dataclass(slots=True)
@@ -53,6 +57,8 @@ class PoolBook:
     name: str
     allocator: Allocator
     responder: Responder
+    #: The IPv6 half of a dual-stack pool.
+    v6: Book6 | None = None
     nics: dict[str, _Nic] = field(default_factory=dict)
     #: Log lines not yet written: (level, format, args).
     notes: list[tuple[int, str, tuple[object, ...]]] = field(default_factory=list)
@@ -67,17 +73,23 @@ class PoolBook:
             log.log(level, message, *args)
 
     @classmethod
-    def new(cls, name: str, spec: PoolSpec, options: PoolOptions) -> PoolBook:
-        return cls(name, Allocator(spec), Responder(options))
+    def new(cls, config: PoolConfig) -> PoolBook:
+        v6 = config.v6
+        book6 = Book6.new(config.name, v6.spec, v6.options) if v6 is not None else None
+        return cls(config.name, Allocator(config.spec), Responder(config.options), book6)
 
     def dispatch(self, message: PoolMessage, *, serving: bool) -> Any:
         """Apply one message (not Reconfigure: see `reconfigure`)."""
         if isinstance(message, ClaimAddress):
             return self.claim(message)
+        if isinstance(message, ClaimAddress6):
+            return self.claim6(message)
         if isinstance(message, RestoreReservation):
             self.check_mac(message.owner, message.mac)
+            ip6 = self.reserve6(message)
             self.allocator.reserve(message.owner, message.ip)
-            self.record(message.owner, message.mac, message.ip, message.hostname, serve=True)
+            self.record(message.owner, message.mac, message.ip, message.hostname, serve=True,
+                        ip6=ip6)  # fmt: skip
             return message.ip
         if isinstance(message, ServeReservation):
             return self.serve(message)
@@ -94,8 +106,12 @@ class PoolBook:
         if isinstance(message, ServeRecorded):
             return self.serve_recorded(message)
         if isinstance(message, ClearDecline):
+            if isinstance(message.ip, IPv6Address):
+                return self.v6 is not None and self.v6.responder.clear_declined(message.ip)
             return self.responder.clear_declined(message.ip)
         if isinstance(message, MarkDeclined):
+            if isinstance(message.ip, IPv6Address):
+                return self.v6.responder.mark_declined(message.ip) if self.v6 else None
             return self.responder.mark_declined(message.ip)
         if isinstance(message, Inspect):
             return self.state(serving=serving)
@@ -119,6 +135,8 @@ class PoolBook:
                       replaces, message.owner)  # fmt: skip
             self.allocator.release(requested)
             self.forget(replaces)
+        previous = self.nics.get(message.mac.lower())
+        ip6 = previous.ip6 if previous is not None and previous.owner == message.owner else None
         held = self.allocator.addresses_of(message.owner)
         if held and (message.requested is None or message.requested in held):
             ip = message.requested or held[0]
@@ -138,24 +156,56 @@ class PoolBook:
             for old in held:
                 self.free(old)
             self.forget(message.owner)
-        self.record(message.owner, message.mac, ip, message.hostname, serve=False)
+        self.record(message.owner, message.mac, ip, message.hostname, serve=False, ip6=ip6)
         return ip
+
+    def claim6(self, message: ClaimAddress6) -> IPv6Address:
+        """The IPv6 address of a NIC its ClaimAddress made known; held, not served
+        until ServeReservation names it."""
+        if self.v6 is None:
+            raise NoIpv6(self.name)
+        nic = self.nics.get(message.mac.lower())
+        if nic is None or nic.owner != message.owner:
+            raise IpamError(f"{message.owner} claims an IPv6 address before an IPv4 one")
+        ip6, freed = self.v6.claim(message.owner, message.requested, message.replaces)
+        for extra in freed:
+            self.note(logging.WARNING, "pool %s: %s held %s besides %s; released", self.name,
+                      message.owner, extra, ip6)  # fmt: skip
+        if nic.ip6 != ip6:
+            if nic.serving:
+                self.v6.unserve(message.mac)
+            nic.ip6 = ip6
+        return ip6
+
+    def reserve6(self, record: RestoreReservation) -> IPv6Address | None:
+        """Hold a record's IPv6 address (IpamError if it cannot be); None when it
+        has none, or the pool is IPv4-only (its record stays as it is)."""
+        if record.ip6 is None or self.v6 is None:
+            return None
+        self.v6.reserve(record.owner, record.ip6)
+        return record.ip6
 
     def serve_recorded(
         self, message: ServeRecorded
-    ) -> tuple[tuple[IPv4Address, ...], tuple[tuple[RestoreReservation, IpamError], ...]]:
+    ) -> tuple[
+        tuple[IPv4Address | IPv6Address, ...], tuple[tuple[RestoreReservation, IpamError], ...]
+    ]:
         """Make the VM's NICs here exactly its records (see ServeRecorded)."""
         wanted = {record.owner: record for record in message.records}
         prefix = f"{message.key} ["
-        released: list[IPv4Address] = []
+        released: list[IPv4Address | IPv6Address] = []
         for mac, nic in sorted(self.nics.items()):
             if not nic.owner.startswith(prefix):
                 continue
             record = wanted.get(nic.owner)
-            if record is not None and record.mac.lower() == mac and record.ip == nic.ip:
+            if (
+                record is not None
+                and record.mac.lower() == mac
+                and record.ip == nic.ip
+                and (record.ip6 == nic.ip6 or self.v6 is None)
+            ):
                 if not nic.serving:
-                    nic.serving = True
-                    self.responder.set_reservation(mac, Reservation(nic.ip, nic.hostname))
+                    self.serve_nic(mac, nic)
                 continue
             released.extend(self.release(nic.owner))
         problems: list[tuple[RestoreReservation, IpamError]] = []
@@ -165,16 +215,23 @@ class PoolBook:
                 continue
             try:
                 self.check_mac(record.owner, record.mac)
+                ip6 = self.reserve6(record)
                 self.allocator.reserve(record.owner, record.ip)
             except IpamError as exc:
                 problems.append((record, exc))
                 continue
-            self.record(record.owner, record.mac, record.ip, record.hostname, serve=True)
+            self.record(record.owner, record.mac, record.ip, record.hostname, serve=True, ip6=ip6)
         for record in message.records:
             if record.ip in message.declined:
                 self.responder.mark_declined(record.ip)
             elif record.ip in self.responder.declined:
                 self.responder.clear_declined(record.ip)
+            if record.ip6 is not None and self.v6 is not None:
+                declined6 = self.v6.responder.declined
+                if record.ip6 in message.declined:
+                    self.v6.responder.mark_declined(record.ip6)
+                elif record.ip6 in declined6:
+                    self.v6.responder.clear_declined(record.ip6)
         return tuple(released), tuple(problems)
 
     def hold_replica_addresses(self, addresses: Collection[IPv4Address]) -> dict[IPv4Address, str]:
@@ -229,17 +286,33 @@ class PoolBook:
                 message.mac,
             )
             return False
-        nic.serving = True
-        self.responder.set_reservation(message.mac.lower(), Reservation(nic.ip, nic.hostname))
+        if message.ip6 is not None and nic.ip6 != message.ip6:
+            self.note(logging.WARNING, "pool %s: not serving %s for %s: it holds no such claim",
+                      self.name, message.ip6, message.mac)  # fmt: skip
+        self.serve_nic(message.mac.lower(), nic)
         return True
 
+    def serve_nic(self, mac: str, nic: _Nic) -> None:
+        """Answer DHCP for the NIC, and DHCPv6 for its IPv6 address if it has one."""
+        nic.serving = True
+        self.responder.set_reservation(mac, Reservation(nic.ip, nic.hostname))
+        if nic.ip6 is not None and self.v6 is not None:
+            self.v6.serve(mac, nic.ip6, nic.hostname)
+
     def record(
-        self, owner: Owner, mac: str, ip: IPv4Address, hostname: str | None, *, serve: bool
+        self,
+        owner: Owner,
+        mac: str,
+        ip: IPv4Address,
+        hostname: str | None,
+        *,
+        serve: bool,
+        ip6: IPv6Address | None = None,
     ) -> None:
         mac = mac.lower()
-        self.nics[mac] = _Nic(owner, ip, hostname, serving=serve)
+        nic = self.nics[mac] = _Nic(owner, ip, hostname, serving=False, ip6=ip6)
         if serve:
-            self.responder.set_reservation(mac, Reservation(ip, hostname))
+            self.serve_nic(mac, nic)
 
     def free(self, ip: IPv4Address) -> None:
         """The address goes back to the pool. A client's DECLINE of it was about
@@ -249,10 +322,13 @@ class PoolBook:
         self.allocator.release(ip)
         self.responder.clear_declined(ip)
 
-    def release(self, owner: Owner) -> tuple[IPv4Address, ...]:
-        released = self.allocator.release_owner(owner)
-        for ip in released:
+    def release(self, owner: Owner) -> tuple[IPv4Address | IPv6Address, ...]:
+        released4 = self.allocator.release_owner(owner)
+        for ip in released4:
             self.responder.clear_declined(ip)
+        released: tuple[IPv4Address | IPv6Address, ...] = released4
+        if self.v6 is not None:
+            released += self.v6.release_owner(owner)
         self.forget(owner)
         return released
 
@@ -261,6 +337,8 @@ class PoolBook:
         for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
             del self.nics[mac]
             self.responder.remove_reservation(mac)
+            if self.v6 is not None:
+                self.v6.unserve(mac)
 
     def restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
         """Hold again the recorded addresses that fit the range again. A NIC the
@@ -271,6 +349,7 @@ class PoolBook:
                 continue
             if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
                 continue
+            ip6 = self._fitting6(reservation)
             self.note(
                 logging.INFO,
                 "pool %s: %s of %s fits the range again; serving it again",
@@ -279,9 +358,17 @@ class PoolBook:
                 reservation.owner,
             )
             allocator.reserve(reservation.owner, reservation.ip)
-            self.record(
-                reservation.owner, reservation.mac, reservation.ip, reservation.hostname, serve=True
-            )
+            self.record(reservation.owner, reservation.mac, reservation.ip, reservation.hostname,
+                        serve=True, ip6=ip6)  # fmt: skip
+
+    def _fitting6(self, reservation: RestoreReservation) -> IPv6Address | None:
+        """Hold the reservation's IPv6 address again if it fits (it may not, while
+        its IPv4 one does: the NIC is then served its IPv4 address alone)."""
+        ip6 = reservation.ip6
+        if ip6 is None or self.v6 is None or not self.v6.fits(ip6):
+            return None
+        self.v6.reserve(reservation.owner, ip6)
+        return ip6
 
     def state(self, *, serving: bool) -> PoolState:
         return PoolState(
@@ -293,13 +380,14 @@ class PoolBook:
             available=self.allocator.available,
             declined=tuple(sorted(self.responder.declined)),
             counters=self.responder.counters.as_dict(),
+            v6=self.v6.state() if self.v6 is not None else None,
         )
 
     def unserved(self) -> list[RestoreReservation]:
         """The claims handed out but not yet served: their vmnetcfg write may be in
         flight, so whoever holds the pool's addresses next must hold these too."""
         return [
-            RestoreReservation(nic.owner, mac, nic.ip, nic.hostname)
+            RestoreReservation(nic.owner, mac, nic.ip, nic.hostname, nic.ip6)
             for mac, nic in self.nics.items()
             if not nic.serving
         ]
@@ -314,19 +402,43 @@ class PoolBook:
                 continue
             if not allocator.is_assignable(claim.ip) or allocator.owner_of(claim.ip):
                 continue
+            ip6 = self._fitting6(claim)
             allocator.reserve(claim.owner, claim.ip)
-            self.record(claim.owner, claim.mac, claim.ip, claim.hostname, serve=False)
+            self.record(claim.owner, claim.mac, claim.ip, claim.hostname, serve=False, ip6=ip6)
 
     def reconfigure(
-        self, spec: PoolSpec, restore: tuple[RestoreReservation, ...]
-    ) -> tuple[tuple[IPv4Address, Owner], ...]:
+        self, config: PoolConfig, restore: tuple[RestoreReservation, ...]
+    ) -> tuple[tuple[IPv4Address | IPv6Address, Owner], ...]:
         """A new range: what no longer fits goes (returned), recorded addresses
-        that fit again come back."""
-        evicted = self.allocator.reconfigure(spec)
-        for ip, owner in evicted:
+        that fit again come back. An IPv6 address that no longer fits goes alone:
+        its NIC keeps its IPv4 address."""
+        evicted: tuple[tuple[IPv4Address | IPv6Address, Owner], ...] = self.reconfigure6(config.v6)
+        evicted4 = self.allocator.reconfigure(config.spec)
+        for ip, owner in evicted4:
             self.forget(owner)
             self.responder.clear_declined(ip)
         self.restore_fitting(restore)
+        return evicted + evicted4
+
+    def reconfigure6(self, v6: PoolConfig6 | None) -> tuple[tuple[IPv6Address, Owner], ...]:
+        """The IPv6 half added, changed or removed."""
+        if v6 is None or self.v6 is None:
+            if self.v6 is not None:  # removed: every NIC is IPv4-only now
+                gone = tuple(self.v6.allocator.allocations())
+                for mac, nic in self.nics.items():
+                    self.v6.unserve(mac)
+                    nic.ip6 = None
+                self.v6 = None
+                return gone
+            if v6 is not None:  # added: the next reconcile of each VM claims
+                self.v6 = Book6.new(self.name, v6.spec, v6.options)
+            return ()
+        evicted = self.v6.reconfigure(v6.spec, v6.options)
+        evicted_ips = {ip for ip, _ in evicted}
+        for mac, nic in self.nics.items():
+            if nic.ip6 in evicted_ips:
+                self.v6.unserve(mac)
+                nic.ip6 = None
         return evicted
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from kvip.actors._controller_state import ControllerState, owner_of
 from kvip.actors._events import Event
 from kvip.actors._messages import (
     ClaimAddress,
+    ClaimAddress6,
     ClearDecline,
     MarkDeclined,
     ReleaseOwner,
@@ -24,6 +25,7 @@ from kvip.actors._messages import (
     ServeReservation,
 )
 from kvip.actors._plan import (
+    Answer6,
     Claim,
     Outcome,
     Settled,
@@ -34,6 +36,7 @@ from kvip.actors._plan import (
     refused_statuses,
     released_records,
 )
+from kvip.actors._pool import PoolActor
 from kvip.actors._vm_state import NicKey, VmState, store_newest
 from kvip.ipam import IpamError, Owner
 from kvip.k8s import (
@@ -171,18 +174,38 @@ class VmReconciler(ControllerState):
                 answer: IPv4Address | IpamError = await pool.ask(claim)
             except IpamError as exc:
                 answer = exc
+            answer6: Answer6 = None
+            if pool.config.v6 is not None and not isinstance(answer, IpamError):
+                answer6 = await self._claim6(key, pool, step)
             outcome.settle(
                 step,
                 answer,
                 restore_error=state.restore_errors.get(step.key),
                 declined=state.declined.get(step.key),
+                answer6=answer6,
+                declined6=state.declined6.get(step.key),
             )
         for failed, message in outcome.failed:
             log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
             self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
-        for network, mac, _ in outcome.to_serve:
-            state.restore_errors.pop((network, mac), None)
+        for serve in outcome.to_serve:
+            state.restore_errors.pop((serve.network, serve.mac), None)
         return outcome
+
+    async def _claim6(self, key: str, pool: PoolActor, step: Claim) -> IPv6Address | IpamError:
+        """The NIC's IPv6 address on a dual-stack pool (after its IPv4 claim)."""
+        replaces = step.replaces
+        claim6 = ClaimAddress6(
+            owner_of(key, step.mac),
+            step.mac,
+            requested=step.requested6,
+            replaces=owner_of(key, replaces.mac) if replaces is not None else None,
+        )
+        try:
+            ip6: IPv6Address = await pool.ask(claim6)
+        except IpamError as exc:
+            return exc
+        return ip6
 
     async def _not_written(
         self,
@@ -203,7 +226,7 @@ class VmReconciler(ControllerState):
             # this write dropped, so its sweep must let go of those claims.
             for record in released_records(old, outcome.records):
                 state.unsure.add(record.network)
-        for network, mac, ip in newly_claimed(old, outcome.to_serve):
+        for network, mac, ip, _ in newly_claimed(old, outcome.to_serve):
             if not refused:
                 state.unsure.add(network)
                 continue
@@ -222,17 +245,25 @@ class VmReconciler(ControllerState):
         """The records are durable: serve them, and let go of what they dropped."""
         await self._sweep(key, frozenset(owner_of(key, r.mac) for r in outcome.records))
         # The durable record is written: only now may the pools answer for it.
-        for network, mac, ip in outcome.to_serve:
+        for network, mac, ip, ip6 in outcome.to_serve:
             pool = self.supervisor.by_network(network)
             if pool is not None:
+                if ip6 is not None and ((network, mac) not in old
+                                        or old[(network, mac)].ip6 != str(ip6)):  # fmt: skip
+                    log.info("VM %s: %s reserved for %s on %s", key, ip6, mac, network,
+                             extra={"vm": key, "ip": str(ip6), "mac": mac, "network": network,
+                                    "pool": pool.name})  # fmt: skip
+                    self._event(vm, "Allocated", f"{ip6} reserved for {mac} on {network}")
                 if (network, mac) not in old or old[(network, mac)].ip != str(ip):
                     log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network,
                              extra={"vm": key, "ip": str(ip), "mac": mac, "network": network,
                                     "pool": pool.name})  # fmt: skip
                     self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
-                await pool.ask(ServeReservation(mac, ip))
+                await pool.ask(ServeReservation(mac, ip, ip6))
                 if (network, mac) in self._state(key).declined:
                     await pool.ask(MarkDeclined(ip))  # declined where another replica saw it
+                if ip6 is not None and (network, mac) in self._state(key).declined6:
+                    await pool.ask(MarkDeclined(ip6))
         for record in released_records(old, outcome.records):
             await self._release(key, record)
         self._set_status(key, outcome.statuses, self.cfgs.get(key))
@@ -270,10 +301,13 @@ class VmReconciler(ControllerState):
         state = self._state(key)
         for record in records:
             state.declined.pop((record.network, record.mac), None)
+            state.declined6.pop((record.network, record.mac), None)
             state.restore_errors.pop((record.network, record.mac), None)
             pool = self.supervisor.by_network(record.network)
             if pool is not None and record.ip:
                 await pool.ask(ClearDecline(IPv4Address(record.ip)))
+            if pool is not None and record.ip6:
+                await pool.ask(ClearDecline(IPv6Address(record.ip6)))
 
     async def _move_back(self, key: str, mac: str, ip: IPv4Address, record: NicRecord) -> bool:
         """A claim moved from `record`'s MAC to `mac` was not written: the address is

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kvip.actors._messages import Inspect, PoolState
+from kvip.actors._messages import Inspect, PoolState, PoolState6
 from kvip.actors._pool import PoolStopped
 from kvip.actors._status import now_rfc3339, set_condition
 from kvip.actors._supervisor import PoolHandle
@@ -30,6 +30,9 @@ class NicStatus:
     ok: bool
     message: str
     ip: str | None = None
+    #: The NIC's IPv6 address on a dual-stack pool (not written in the entry: the
+    #: spec's ipv6address is the record; the message names it).
+    ip6: str | None = None
     #: The client DECLINEd `ip` (kvip's addition to the status entry: every replica
     #: reads it, and honours the decline).
     declined: bool = False
@@ -146,9 +149,25 @@ async def render_pool_status(
                 generation=generation,
             )
             status["conditions"] = conditions
+        if state.v6 is not None:
+            status["ipv6"] = _ipv6_status(state.v6, handle.annotations)
+        else:
+            status.pop("ipv6", None)
     if status != current:
         status["lastupdate"] = now_rfc3339()
     return status
+
+
+def _ipv6_status(state: PoolState6, annotations: dict[str, str]) -> dict[str, Any]:
+    """status.ipv6: counts as strings (a /64's available does not fit an int64),
+    and the allocated map under the same cap as the IPv4 one."""
+    entries = len(state.excluded) + len(state.allocations)
+    shown: dict[str, Any] = {"used": str(state.used), "available": str(state.available)}
+    if entries <= allocated_list_max(annotations):
+        allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
+        allocated.update((str(ip), owner) for ip, owner in state.allocations)
+        shown["allocated"] = allocated
+    return shown
 
 
 def allocated_list_max(annotations: dict[str, str]) -> int:

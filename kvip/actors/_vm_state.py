@@ -21,6 +21,9 @@ class VmState:
     nics: list[NicStatus] | None = None
     #: Addresses a client declined, by NIC: shown in the status until a reset.
     declined: dict[NicKey, str] = field(default_factory=dict)
+    #: The same for IPv6 addresses (DHCPv6 DECLINE): the NIC's IPv4 address is
+    #: still answered.
+    declined6: dict[NicKey, str] = field(default_factory=dict)
     #: Why a pool could not restore a NIC's record, by NIC.
     restore_errors: dict[NicKey, str] = field(default_factory=dict)
     #: Networks where the VM holds claims whose vmnetcfg write failed without a
@@ -41,6 +44,7 @@ class VmState:
         return (
             self.nics is None
             and not self.declined
+            and not self.declined6
             and not self.restore_errors
             and not self.unsure
             and self.refusal is None

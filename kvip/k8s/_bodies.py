@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import AddressValueError, IPv6Address
 from typing import Any
 
 from kvip.k8s._resources import (
@@ -39,6 +40,8 @@ class VmNic:
     mac: str | None
     #: From the static-ip annotation, if any (not yet validated).
     requested_ip: str | None
+    #: The IPv6 address the annotation asks for (its "<v4>,<v6>" form), if any.
+    requested_ip6: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class NicRecord:
     network: str
     mac: str
     ip: str | None
+    #: `ipv6address`: the NIC's IPv6 address on a dual-stack pool.
+    ip6: str | None = None
 
 
 def object_key(body: Mapping[str, Any]) -> str:
@@ -103,6 +108,7 @@ def vm_nics(vm: Mapping[str, Any]) -> list[VmNic]:
         if not isinstance(multus, Mapping) or not multus.get("networkName"):
             continue
         name = str(network.get("name", ""))
+        requested, requested6 = split_static_ip(static.get(name))
         mac_text = macs_by_name.get(name) or harvester.get(name)
         mac = normalize_mac(mac_text)
         if mac_text and mac is None:
@@ -112,10 +118,29 @@ def vm_nics(vm: Mapping[str, Any]) -> list[VmNic]:
                 interface=name,
                 network=network_key(str(multus["networkName"]), namespace=namespace),
                 mac=mac,
-                requested_ip=static.get(name),
+                requested_ip=requested,
+                requested_ip6=requested6,
             )
         )
     return nics
+
+
+def split_static_ip(text: str | None) -> tuple[str | None, str | None]:
+    """The static-ip annotation's value for one NIC: an IPv4 address, an IPv6
+    address, or both as "<v4>,<v6>" (either order). The parts are not validated
+    here; one with a ':' is the IPv6 one."""
+    if not text:
+        return None, None
+    v4: str | None = None
+    v6: str | None = None
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        if ":" in part:
+            v6 = v6 or part
+        else:
+            v4 = v4 or part
+    return v4, v6
 
 
 def vmnetcfg_records(cfg: Mapping[str, Any]) -> list[NicRecord]:
@@ -129,14 +154,27 @@ def vmnetcfg_records(cfg: Mapping[str, Any]) -> list[NicRecord]:
         if mac is None or not isinstance(network, str) or not network:
             continue
         ip = entry.get("ipaddress")
+        ip6 = entry.get("ipv6address")
         records.append(
             NicRecord(
                 network=network_key(network, namespace=namespace),
                 mac=mac,
                 ip=str(ip) if ip else None,
+                ip6=str(ip6) if ip6 else None,
             )
         )
     return records
+
+
+def recorded_ip6(record: NicRecord) -> IPv6Address | None:
+    """The record's IPv6 address; None if it has none or it is no IPv6 address
+    (the NIC is then served its IPv4 address, and its next claim says why)."""
+    if not record.ip6:
+        return None
+    try:
+        return IPv6Address(record.ip6)
+    except AddressValueError:
+        return None
 
 
 def vmnetcfg_declines(cfg: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -186,6 +224,8 @@ def records_spec(records: list[NicRecord]) -> list[dict[str, str]]:
         entry = {"networkname": record.network, "macaddress": record.mac}
         if record.ip:
             entry["ipaddress"] = record.ip
+        if record.ip6:
+            entry["ipv6address"] = record.ip6
         spec.append(entry)
     return spec
 

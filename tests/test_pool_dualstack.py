@@ -1,0 +1,151 @@
+"""A dual-stack pool's book: each NIC holds an IPv4 and an IPv6 address, both
+served once durable, both released together (PoolActor alone, no socket)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+
+import pytest
+
+from kvip.actors import (
+    ClaimAddress,
+    PoolActor,
+    ReleaseOwner,
+    RestoreReservation,
+    ServeReservation,
+)
+from kvip.actors._messages import ClaimAddress6, Inspect, PoolState, ServeRecorded
+from kvip.actors._pool_book6 import NoIpv6
+from kvip.ipam import AddressTaken, Owner, PoolExhausted, PoolSpec6
+from kvip.serving import PoolConfig, PoolConfig6, PoolOptions6
+from tests.lab.pool_harness import FakeSocketFactory, pool_config
+
+SUBNET6 = IPv6Network("2001:db8:0:1::/64")
+MAC1, MAC2, MAC3 = (f"52:54:00:00:60:0{n}" for n in range(1, 4))
+VM1, VM2, VM3 = (Owner(f"ns/vm{n} [{mac}]") for n, mac in enumerate((MAC1, MAC2, MAC3), 1))
+
+
+def v6(n: int) -> IPv6Address:
+    return SUBNET6.network_address + n
+
+
+def dual_config(start6: int = 0x10, end6: int = 0x20, **v4: object) -> PoolConfig:
+    spec6 = PoolSpec6(subnet=SUBNET6, start=v6(start6), end=v6(end6), server_ip=v6(1))
+    options6 = PoolOptions6(subnet=SUBNET6, dns=(v6(0x53),))
+    config = pool_config(paused=True, **v4)  # type: ignore[arg-type]
+    return replace(config, v6=PoolConfig6(spec=spec6, options=options6))
+
+
+def dual_pool(**kwargs: object) -> PoolActor:
+    return PoolActor(dual_config(**kwargs), socket_factory=FakeSocketFactory())  # type: ignore[arg-type]
+
+
+def claim_both(actor: PoolActor, owner: Owner, mac: str) -> tuple[IPv4Address, IPv6Address]:
+    ip = actor.handle_now(ClaimAddress(owner, mac))
+    ip6 = actor.handle_now(ClaimAddress6(owner, mac))
+    return ip, ip6
+
+
+def state(actor: PoolActor) -> PoolState:
+    found: PoolState = actor.handle_now(Inspect())
+    return found
+
+
+def test_each_nic_gets_the_lowest_free_address_of_each_family() -> None:
+    actor = dual_pool()
+    assert claim_both(actor, VM1, MAC1) == (IPv4Address("198.18.0.10"), v6(0x10))
+    assert claim_both(actor, VM2, MAC2) == (IPv4Address("198.18.0.11"), v6(0x11))
+    # Asked again, the NIC keeps what it holds.
+    assert claim_both(actor, VM1, MAC1) == (IPv4Address("198.18.0.10"), v6(0x10))
+    six = state(actor).v6
+    assert six is not None
+    assert dict(six.allocations) == {v6(0x10): VM1, v6(0x11): VM2}
+    assert six.used == 2 and six.available == 17 - 2
+
+
+def test_an_ipv4_only_pool_has_no_ipv6_to_claim() -> None:
+    actor = PoolActor(pool_config(paused=True), socket_factory=FakeSocketFactory())
+    actor.handle_now(ClaimAddress(VM1, MAC1))
+    with pytest.raises(NoIpv6):
+        actor.handle_now(ClaimAddress6(VM1, MAC1))
+    assert state(actor).v6 is None
+
+
+def test_an_ipv6_claim_needs_the_nic_known_first() -> None:
+    actor = dual_pool()
+    with pytest.raises(Exception, match="before an IPv4 one"):
+        actor.handle_now(ClaimAddress6(VM1, MAC1))
+
+
+def test_a_requested_ipv6_address_is_given_and_a_taken_one_refused() -> None:
+    actor = dual_pool()
+    actor.handle_now(ClaimAddress(VM1, MAC1))
+    assert actor.handle_now(ClaimAddress6(VM1, MAC1, requested=v6(0x18))) == v6(0x18)
+    actor.handle_now(ClaimAddress(VM2, MAC2))
+    with pytest.raises(AddressTaken):
+        actor.handle_now(ClaimAddress6(VM2, MAC2, requested=v6(0x18)))
+    # The refused claim left VM1's address where it was.
+    assert dict(state(actor).v6.allocations) == {v6(0x18): VM1}  # type: ignore[union-attr]
+
+
+def test_an_exhausted_ipv6_range_leaves_the_ipv4_claim_standing() -> None:
+    actor = dual_pool(start6=0x10, end6=0x10)
+    claim_both(actor, VM1, MAC1)
+    assert actor.handle_now(ClaimAddress(VM2, MAC2)) == IPv4Address("198.18.0.11")
+    with pytest.raises(PoolExhausted):
+        actor.handle_now(ClaimAddress6(VM2, MAC2))
+    assert IPv4Address("198.18.0.11") in dict(state(actor).allocations)
+
+
+def test_release_gives_both_addresses_back_at_once() -> None:
+    actor = dual_pool()
+    ip, ip6 = claim_both(actor, VM1, MAC1)
+    assert actor.handle_now(ServeReservation(MAC1, ip, ip6))
+    assert set(actor.handle_now(ReleaseOwner(VM1))) == {ip, ip6}
+    assert state(actor).v6.allocations == ()  # type: ignore[union-attr]
+    assert actor.book.v6 is not None and not actor.book.v6.responder.reservations
+
+
+def test_both_addresses_are_served_only_once_durable() -> None:
+    actor = dual_pool()
+    ip, ip6 = claim_both(actor, VM1, MAC1)
+    book6 = actor.book.v6
+    assert book6 is not None
+    assert not book6.responder.reservations
+    actor.handle_now(ServeReservation(MAC1, ip, ip6))
+    assert [r.ip for r in book6.responder.reservations.values()] == [ip6]
+
+
+def test_a_restored_record_holds_and_serves_both_addresses() -> None:
+    actor = dual_pool()
+    restored = RestoreReservation(VM1, MAC1, IPv4Address("198.18.0.20"), "vm1", v6(0x1A))
+    actor.handle_now(restored)
+    assert dict(state(actor).v6.allocations) == {v6(0x1A): VM1}  # type: ignore[union-attr]
+    # The claim of the restored NIC answers with what it holds.
+    assert claim_both(actor, VM1, MAC1) == (IPv4Address("198.18.0.20"), v6(0x1A))
+    assert actor.book.v6 is not None
+    assert [r.ip for r in actor.book.v6.responder.reservations.values()] == [v6(0x1A)]
+
+
+def test_a_follower_serves_the_recorded_ipv6_address_and_follows_its_change() -> None:
+    actor = dual_pool()
+    first = RestoreReservation(VM1, MAC1, IPv4Address("198.18.0.20"), "vm1", v6(0x1A))
+    actor.handle_now(ServeRecorded("ns/vm1", (first,)))
+    moved = replace(first, ip6=v6(0x1B))
+    released, problems = actor.handle_now(ServeRecorded("ns/vm1", (moved,)))
+    assert problems == ()
+    assert v6(0x1A) in released
+    assert dict(state(actor).v6.allocations) == {v6(0x1B): VM1}  # type: ignore[union-attr]
+    assert actor.book.v6 is not None
+    assert [r.ip for r in actor.book.v6.responder.reservations.values()] == [v6(0x1B)]
+
+
+def test_unserved_claims_carry_their_ipv6_address_to_the_next_actor() -> None:
+    actor = dual_pool()
+    ip, ip6 = claim_both(actor, VM1, MAC1)
+    (unserved,) = actor.book.unserved()
+    assert (unserved.ip, unserved.ip6) == (ip, ip6)
+    successor = dual_pool()
+    successor.book.hold_unserved([unserved])
+    assert dict(state(successor).v6.allocations) == {ip6: VM1}  # type: ignore[union-attr]
