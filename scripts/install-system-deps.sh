@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kvip's tests, demo and benchmarks use: real DHCP
-# clients and servers, network namespace tools, and promtool (package
+# clients and servers (DHCPv4 and DHCPv6, radvd for Router Advertisements,
+# ndisc6 for rdisc6), network namespace tools, and promtool (package
 # prometheus) for the alert rules' unit tests. Idempotent: installs only what
 # is missing, and runs `apt-get update` only when something is.
 set -euo pipefail
@@ -9,6 +10,7 @@ packages=(
     iproute2 procps iputils-ping util-linux
     isc-dhcp-client udhcpc dhcpcd-base systemd
     nmap kea-admin kea-dhcp4-server dnsmasq-base tcpdump
+    radvd wide-dhcpv6-client ndisc6 kea-dhcp6-server
     prometheus
 )
 

@@ -14,10 +14,17 @@ from kvip.serving._build import CLIENT_PORT, SERVER_PORT
 from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._config6 import PoolOptions6, Reservation6, pool_server_duid
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
+from kvip.serving._frame6 import Datagram6, build_udp6, parse_udp6
 from kvip.serving._history import History, MacSeen, Outcome, Seen
 from kvip.serving._notices import Declined, Notice, Released, mac_bytes
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, PoolConfig6, parse_ippool
 from kvip.serving._responder import Reply, Responder
+from kvip.serving._router_adv import (
+    Advertisement,
+    build_router_advertisement,
+    is_router_solicitation,
+    parse_router_advertisement,
+)
 
 __all__ = [
     "CLIENT_PORT",
@@ -25,7 +32,9 @@ __all__ = [
     "FORCE_ANNOTATION",
     "LATENCY_BUCKETS",
     "SERVER_PORT",
+    "Advertisement",
     "Counters",
+    "Datagram6",
     "Declined",
     "History",
     "LatencyHistogram",
@@ -45,9 +54,14 @@ __all__ = [
     "Seen",
     "Verdict",
     "admission_response",
+    "build_router_advertisement",
+    "build_udp6",
     "forced",
+    "is_router_solicitation",
     "mac_bytes",
     "parse_ippool",
+    "parse_router_advertisement",
+    "parse_udp6",
     "pool_server_duid",
     "review_ippool",
     "review_vmnetcfg",

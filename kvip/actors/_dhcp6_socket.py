@@ -1,0 +1,228 @@
+"""The DHCPv6 server sockets of one pool (DHCP.md, "DHCPv6 sockets").
+
+DHCPv6 has no chaddr: the server learns a client's MAC from the frame that
+carried its request. So a pool reads requests from a packet socket bound to
+its interface (AF_PACKET, SOCK_DGRAM: the address of each frame names its
+link-layer source), under a classic BPF filter that passes only incoming
+IPv6/UDP to port 547 with no extension headers; frames the host sends are
+dropped by the filter (a RELAY-REPL kvip sends goes to port 547 too).
+
+A UDP socket on [::]:547, bound to the interface, does the rest: it sends the
+replies, holds the membership of ff02::1:2 (All_DHCP_Relay_Agents_and_Servers)
+so the NIC's multicast filter lets SOLICITs in, and keeps the kernel from
+answering unicast requests with "port unreachable". It reads nothing: a
+drop-all BPF filter keeps the requests the packet socket already took from
+piling up in its buffer.
+
+A blocked `receive` is woken by `wake`: it loops one empty datagram back to
+ff02::1:2 with hop limit 0, which the kernel delivers locally (the packet
+socket sees it as looped back) and never puts on the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from pathlib import Path
+
+from kvip.actors._dhcp_socket import RECEIVE_BUFFER, _setns
+from kvip.serving import parse_udp6
+
+SERVER_PORT6 = 547
+CLIENT_PORT6 = 546
+ALL_DHCP_SERVERS = IPv6Address("ff02::1:2")
+
+ETH_P_IPV6 = 0x86DD
+_PACKET_OUTGOING = 4
+_PACKET_LOOPBACK = 5
+_SO_ATTACH_FILTER = 26
+#: Ancillary data offset of the frame's packet type (linux/filter.h SKF_AD_PKTTYPE).
+_SKF_AD_PKTTYPE = 0xFFFFF000 + 4
+
+
+def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
+    return b"".join(struct.pack("HBBI", *i) for i in instructions)
+
+
+# Classic BPF on the frame from its IPv6 header (SOCK_DGRAM strips the link
+# header before the filter runs): code, jump if true, jump if false, k.
+_LD_B, _LD_H, _LD_W, _JEQ, _RET = 0x30, 0x28, 0x20, 0x15, 0x06
+REQUESTS_FILTER = _bpf(
+    (_LD_W, 0, 0, _SKF_AD_PKTTYPE),  # what the host sent itself: drop
+    (_JEQ, 7, 0, _PACKET_OUTGOING),
+    (_LD_B, 0, 0, 0),  # version 6 (high nibble; 0x60..0x6f)
+    (0x54, 0, 0, 0xF0),  # and #0xf0
+    (_JEQ, 0, 4, 0x60),
+    (_LD_B, 0, 0, 6),  # next header: UDP, no extension headers
+    (_JEQ, 0, 2, 17),
+    (_LD_H, 0, 0, 42),  # UDP destination port
+    (_JEQ, 1, 0, SERVER_PORT6),
+    (_RET, 0, 0, 0),
+    (_RET, 0, 0, 0x40000),
+)
+DROP_ALL_FILTER = _bpf((_RET, 0, 0, 0))
+
+
+def _attach(sock: socket.socket, program: bytes) -> None:
+    """SO_ATTACH_FILTER: the kernel copies the program from the pointer in
+    struct sock_fprog while the buffer is alive here."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
+@dataclass(frozen=True, slots=True)
+class Interface6:
+    """What a pool's DHCPv6 side needs of its interface."""
+
+    name: str
+    index: int
+    mac: bytes
+    link_local: IPv6Address | None
+
+
+def link_local_address(interface: str) -> IPv6Address | None:
+    """The link-local address of `interface` in the calling thread's network
+    namespace that has passed duplicate address detection; None if none has."""
+    with contextlib.suppress(FileNotFoundError):
+        for line in Path("/proc/thread-self/net/if_inet6").read_text().splitlines():
+            address, _index, _length, scope, flags, name = line.split()
+            # Scope 0x20 is link; flag 0x40 tentative, 0x80 permanent, 0x01 temporary.
+            if name == interface and int(scope, 16) == 0x20 and not int(flags, 16) & 0x40:
+                return IPv6Address(bytes.fromhex(address))
+    return None
+
+
+Received6 = tuple[bytes, tuple[str, int, int, int], bytes]
+
+
+class Dhcp6Sockets:
+    """The packet socket a pool reads DHCPv6 requests from and the UDP socket
+    it answers with, on one interface (see the module's docstring)."""
+
+    def __init__(self, interface: str, *, port: int = SERVER_PORT6) -> None:
+        self.port = port
+        self.packets = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        try:
+            self.udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        except BaseException:
+            self.packets.close()
+            raise
+        try:
+            # Filter before binding (protocol 0 receives nothing): no frame
+            # slips in unfiltered.
+            program = REQUESTS_FILTER if port == SERVER_PORT6 else _with_port(port)
+            _attach(self.packets, program)
+            self.packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            self.packets.bind((interface, ETH_P_IPV6))
+            index, mac = _index_and_mac(self.packets)
+            self.interface = Interface6(interface, index, mac, link_local_address(interface))
+            udp = self.udp
+            _attach(udp, DROP_ALL_FILTER)
+            udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode() + b"\0")
+            udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            # RFC 8415 does not ask for a hop limit; replies stay on the link
+            # or travel back to a relay.
+            udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+            udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 64)
+            udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+            udp.bind(("::", port, 0, 0))
+            group = ALL_DHCP_SERVERS.packed + struct.pack("@I", index)
+            udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group)
+        except BaseException:
+            self.close()
+            raise
+
+    def fileno(self) -> int:
+        return self.packets.fileno()
+
+    def set_timeout(self, seconds: float) -> None:
+        """How long `receive` blocks at most (a kernel timeout, no poll per packet)."""
+        whole = int(seconds)
+        timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+        self.packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+
+    def receive(self) -> Received6 | None:
+        """The next request: (payload, (source address, source port, 0, interface
+        index), source MAC). None when the timeout passed, when woken by
+        `wake`, or for a frame that is no UDP datagram to our port."""
+        try:
+            frame, (_, _, pkttype, _, mac) = self.packets.recvfrom(65535)
+        except BlockingIOError:
+            return None
+        if pkttype == _PACKET_LOOPBACK:
+            return None
+        datagram = parse_udp6(frame)
+        if datagram is None or datagram.destination_port != self.port:
+            return None
+        source = (str(datagram.source), datagram.source_port, 0, self.interface.index)
+        return datagram.payload, source, mac
+
+    def send(self, payload: bytes, address: tuple[str, int, int, int]) -> None:
+        """Send `payload` to `address` (host, port, flowinfo, scope id) from port 547."""
+        self.udp.sendto(payload, address)
+
+    def wake(self) -> None:
+        """Make a blocked `receive` return None soon (see the module's docstring)."""
+        target = (str(ALL_DHCP_SERVERS), self.port, 0, self.interface.index)
+        hop_limit_zero = [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("@i", 0))]
+        with contextlib.suppress(OSError):  # a closed socket or a downed link: the timeout will do
+            self.udp.sendmsg([b""], hop_limit_zero, 0, target)
+
+    def close(self) -> None:
+        self.packets.close()
+        self.udp.close()
+
+
+def _with_port(port: int) -> bytes:
+    """REQUESTS_FILTER listening on another port (tests run beside a real server)."""
+    program = bytearray(REQUESTS_FILTER)
+    struct.pack_into("HBBI", program, 8 * 8, _JEQ, 1, 0, port)
+    return bytes(program)
+
+
+def _index_and_mac(packets: socket.socket) -> tuple[int, bytes]:
+    name, _, _, _, mac = packets.getsockname()
+    return socket.if_nametoindex(name), mac
+
+
+@contextlib.contextmanager
+def in_netns(netns: str | None) -> Iterator[None]:
+    """Move the calling thread into /run/netns/`netns` for the block (None:
+    stay); sockets made in it stay in that namespace."""
+    if netns is None:
+        yield
+        return
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(Path("/run/netns") / netns, os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+
+
+def dhcp6_sockets_in(netns: str | None) -> Callable[[str], Dhcp6Sockets]:
+    """A factory that opens a pool's `Dhcp6Sockets` inside the network
+    namespace /run/netns/`netns` (None: the process's own)."""
+
+    def open_sockets(interface: str) -> Dhcp6Sockets:
+        with in_netns(netns):
+            return Dhcp6Sockets(interface)
+
+    return open_sockets

@@ -1,0 +1,95 @@
+"""The IPv6 and UDP headers in front of a DHCPv6 message, as a pool's packet
+socket hands them over (DHCP.md, "DHCPv6 sockets").
+
+DHCPv6 carries no hardware address of its own, so the server reads its
+requests from a packet socket, which tells the link-layer source, and must
+take the IPv6 and UDP headers apart itself. Only a UDP header straight after
+the fixed IPv6 header is understood: DHCPv6 clients and relays send no
+extension headers, and a frame that carries any is not a DHCPv6 request kvip
+answers. The UDP checksum is left to the sender's good faith (the kernel did
+not check it for a packet socket, and the DHCPv6 decoder rejects garbage).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+
+#: The fixed IPv6 header (RFC 8200 3) and the UDP header (RFC 768).
+IPV6_HEADER = 40
+UDP_HEADER = 8
+NEXT_HEADER_UDP = 17
+
+_IPV6 = struct.Struct("!IHBB16s16s")
+_UDP = struct.Struct("!HHHH")
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram6:
+    """One UDP datagram over IPv6, headers taken apart."""
+
+    source: IPv6Address
+    source_port: int
+    destination: IPv6Address
+    destination_port: int
+    hop_limit: int
+    payload: bytes
+
+
+def parse_udp6(frame: bytes) -> Datagram6 | None:
+    """The UDP datagram in `frame` (an IPv6 packet from its first header byte);
+    None when it is not IPv6, not UDP right after the fixed header, or when the
+    lengths disagree. Bytes after the IPv6 payload length (link padding) are
+    ignored."""
+    if len(frame) < IPV6_HEADER + UDP_HEADER:
+        return None
+    first, payload_length, next_header, hop_limit, source, destination = _IPV6.unpack_from(frame)
+    if first >> 28 != 6 or next_header != NEXT_HEADER_UDP:
+        return None
+    if payload_length < UDP_HEADER or IPV6_HEADER + payload_length > len(frame):
+        return None
+    source_port, destination_port, udp_length, _checksum = _UDP.unpack_from(frame, IPV6_HEADER)
+    if udp_length != payload_length:
+        return None
+    return Datagram6(
+        source=IPv6Address(source),
+        source_port=source_port,
+        destination=IPv6Address(destination),
+        destination_port=destination_port,
+        hop_limit=hop_limit,
+        payload=frame[IPV6_HEADER + UDP_HEADER : IPV6_HEADER + payload_length],
+    )
+
+
+def build_udp6(
+    source: IPv6Address,
+    destination: IPv6Address,
+    source_port: int,
+    destination_port: int,
+    payload: bytes,
+    *,
+    hop_limit: int = 64,
+) -> bytes:
+    """An IPv6 packet carrying `payload` in UDP, with the checksum RFC 8200 8.1
+    asks for (what tests and the lab put on a wire as a client would)."""
+    length = UDP_HEADER + len(payload)
+    udp = _UDP.pack(source_port, destination_port, length, 0) + payload
+    checksum = internet_checksum(
+        source.packed + destination.packed + struct.pack("!I3xB", length, NEXT_HEADER_UDP) + udp
+    )
+    udp = udp[:6] + struct.pack("!H", checksum or 0xFFFF) + udp[8:]
+    header = _IPV6.pack(
+        6 << 28, length, NEXT_HEADER_UDP, hop_limit, source.packed, destination.packed
+    )
+    return header + udp
+
+
+def internet_checksum(data: bytes) -> int:
+    """The ones' complement sum of RFC 1071 over `data` (padded to even length)."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
