@@ -1,10 +1,12 @@
 """Trio actors: the supervisor, one PoolActor per IPPool, watchers, status writers."""
 
 from kvip.actors._controller import Controller
+from kvip.actors._dhcp6_socket import Dhcp6Sockets, dhcp6_sockets_in
 from kvip.actors._dhcp_socket import open_dhcp_socket, socket_factory_in
 from kvip.actors._leader import LeaderElector
 from kvip.actors._messages import (
     ClaimAddress,
+    ClaimAddress6,
     ClearDecline,
     HoldReplicaAddresses,
     Inspect,
@@ -25,8 +27,10 @@ from kvip.actors._replicas import ReplicaDirectory, ReplicaHeartbeat
 
 __all__ = [
     "ClaimAddress",
+    "ClaimAddress6",
     "ClearDecline",
     "Controller",
+    "Dhcp6Sockets",
     "HoldReplicaAddresses",
     "Inspect",
     "LeaderElector",
@@ -45,6 +49,7 @@ __all__ = [
     "RestoreReservation",
     "ServeRecorded",
     "ServeReservation",
+    "dhcp6_sockets_in",
     "open_dhcp_socket",
     "socket_factory_in",
 ]

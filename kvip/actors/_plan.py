@@ -199,22 +199,15 @@ class Outcome:
             return
         self.records.append(NicRecord(network, mac, str(ip), str(ip6) if ip6 else None))
         shown = f"{ip} and {ip6}" if ip6 is not None else f"{ip}"
+        text6 = str(ip6) if ip6 is not None else None
         if declined6 is not None and ip6 is not None and declined is None:
             # The IPv4 address is still answered: the entry's `declined` names it only.
-            declined6_status = NicStatus(network, mac, False, declined6, str(ip), str(ip6))
-            self.statuses.append(declined6_status)
+            self.statuses.append(NicStatus(network, mac, False, declined6, str(ip), text6))
         elif declined is not None:
-            self.statuses.append(
-                NicStatus(
-                    network, mac, False, declined, str(ip), str(ip6) if ip6 else None, declined=True
-                )  # fmt: skip
-            )
+            status = NicStatus(network, mac, False, declined, str(ip), text6, declined=True)
+            self.statuses.append(status)
         else:
-            self.statuses.append(
-                NicStatus(
-                    network, mac, True, f"{shown} reserved", str(ip), str(ip6) if ip6 else None
-                )  # fmt: skip
-            )
+            self.statuses.append(NicStatus(network, mac, True, f"{shown} reserved", str(ip), text6))
         self.to_serve.append(ToServe(network, mac, ip, ip6))
 
 

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import trio
 
+from kvip.actors._dhcp6_socket import Dhcp6Sockets
 from kvip.actors._dhcp_socket import interface_address, open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
@@ -35,10 +36,12 @@ from kvip.actors._messages import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._ntp import Resolver, resolve_ipv4, resolve_ntp_names
+from kvip.actors._ntp import Resolver, resolve_ipv4
 from kvip.actors._packet_thread import PacketThread, log_notice
+from kvip.actors._packet_thread6 import PacketThread6
 from kvip.actors._pool_address import PoolAddress
 from kvip.actors._pool_book import HeardFrom, PoolBook, _Nic
+from kvip.actors._pool_dhcp6 import PoolDhcp6, Socket6Factory
 from kvip.ipam import Allocator, IpamError, Owner
 from kvip.serving import Counters, Notice, PoolConfig, Responder
 
@@ -75,7 +78,7 @@ class PoolFigures(NamedTuple):
 
 
 @dataclass(slots=True)
-class PoolActor(PoolAddress):
+class PoolActor(PoolAddress, PoolDhcp6):
     """One pool's DHCP server and allocator.
 
     `run()` opens the socket only after the caller has restored the durable
@@ -85,6 +88,7 @@ class PoolActor(PoolAddress):
 
     config: PoolConfig
     socket_factory: SocketFactory = open_dhcp_socket
+    socket6_factory: Socket6Factory = Dhcp6Sockets
     inbox_size: int = INBOX_SIZE
     #: Called after anything that changes what the pool's status shows.
     on_change: Callable[[], None] | None = None
@@ -108,6 +112,9 @@ class PoolActor(PoolAddress):
     #: Set when the socket is closed and its packet thread has let go of it.
     _socket_closed: trio.Event | None = field(init=False, default=None)
     _packets: PacketThread | None = field(init=False, default=None)
+    _packets6: PacketThread6 | None = field(init=False, default=None)
+    #: Why DHCPv6 is not served on a dual-stack pool that serves DHCP (None: it is).
+    no_dhcp6: str | None = field(init=False, default=None)
     _nursery: trio.Nursery | None = field(init=False, default=None)
     #: Held by whoever touches the responder: the packet thread or the trio thread.
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -129,7 +136,7 @@ class PoolActor(PoolAddress):
     address_problems: dict[IPv4Address, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._thread_limiter = trio.CapacityLimiter(1)
+        self._thread_limiter = trio.CapacityLimiter(2)  # DHCP and DHCPv6
         self.book = PoolBook.new(self.config)
         self._send, self._receive = trio.open_memory_channel[_Envelope](self.inbox_size)
 
@@ -167,6 +174,8 @@ class PoolActor(PoolAddress):
         """The replica is shutting down: see Responder.drain."""
         with self._lock:
             self.responder.drain()
+            if self.book.v6 is not None:
+                self.book.v6.responder.drain()
 
     # -- talking to the actor -----------------------------------------------------
 
@@ -296,6 +305,8 @@ class PoolActor(PoolAddress):
                                 trio.to_thread.run_sync, packets.run, limiter=self._thread_limiter
                             )
                         )
+                        if self.book.v6 is not None:
+                            nursery.start_soon(self._serve_dhcp6)
                         if not started:
                             task_status.started()
                         try:
@@ -332,6 +343,11 @@ class PoolActor(PoolAddress):
             self.responder.notices.clear()
             if self._packets is not None:
                 self._packets.notices_taken()
+            if self.book.v6 is not None:
+                notices += self.book.v6.responder.notices
+                self.book.v6.responder.notices.clear()
+            if self._packets6 is not None:
+                self._packets6.notices_taken()
         if not notices:
             return
         if self.on_change is not None:
@@ -343,27 +359,6 @@ class PoolActor(PoolAddress):
                     self.on_notice(notice)
                 except Exception:
                     log.exception("pool %s: handling %r failed", self.name, notice)
-
-    # -- NTP servers given by name ----------------------------------------------------
-
-    def _resolve_ntp_later(self) -> None:
-        """Resolve the configuration's NTP names in the background: a slow resolver
-        must delay neither the pool's start nor a Reconfigure (nor its caller)."""
-        names = self.config.ntp_names
-        known_names, known = self._ntp_resolved
-        if names == known_names:
-            self._set_options(known)
-            return
-        self._set_options(())
-        if names and self._nursery is not None:
-            self._nursery.start_soon(self._resolve_ntp, self.config)
-
-    async def _resolve_ntp(self, config: PoolConfig) -> None:
-        resolved = await resolve_ntp_names(self.name, config.ntp_names, self.resolve)
-        if self.config is not config:
-            return  # reconfigured meanwhile: that configuration resolves its own
-        self._ntp_resolved = (config.ntp_names, resolved)
-        self._set_options(resolved)
 
     # -- the messages -----------------------------------------------------------------
 
@@ -419,7 +414,10 @@ class PoolActor(PoolAddress):
                 ip,
                 owner,
             )
-        if (old.interface, old.paused) != (new.interface, new.paused):
+        # DHCPv6 starts and stops with the socket: a pool that became (or stopped
+        # being) dual-stack opens its sockets again.
+        if (old.interface, old.paused, old.v6 is None) != (new.interface, new.paused,
+                                                           new.v6 is None):  # fmt: skip
             if self._socket_scope is not None and self._socket_closed is not None:
                 # One socket at a time: the old one is closed, and its thread gone,
                 # before the new one opens.

@@ -1,4 +1,5 @@
-"""What a PoolActor answers as, and what it says about its own wire: the
+"""What a PoolActor answers as, and what it says about its own wire: its
+options with the NTP servers given by name resolved (in the background), the
 server identifier (this replica's address on the pool's interface), the
 replicas' addresses it must never hand out, an interface with no address to
 answer from, and DHCP from MACs it has no reservation for.
@@ -14,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from ipaddress import IPv4Address
 
+import trio
+
+from kvip.actors._ntp import Resolver, resolve_ntp_names
 from kvip.actors._pool_book import PoolBook
 from kvip.serving import PoolConfig, server_identity
 
@@ -32,7 +36,31 @@ class PoolAddress:
     address_problems: dict[IPv4Address, str]
     _replicas: frozenset[IPv4Address]
     _ntp_applied: tuple[IPv4Address, ...]
+    _ntp_resolved: tuple[tuple[str, ...], tuple[IPv4Address, ...]]
+    _nursery: trio.Nursery | None
     _lock: threading.Lock
+    resolve: Resolver
+
+    # -- NTP servers given by name ----------------------------------------------------
+
+    def _resolve_ntp_later(self) -> None:
+        """Resolve the configuration's NTP names in the background: a slow resolver
+        must delay neither the pool's start nor a Reconfigure (nor its caller)."""
+        names = self.config.ntp_names
+        known_names, known = self._ntp_resolved
+        if names == known_names:
+            self._set_options(known)
+            return
+        self._set_options(())
+        if names and self._nursery is not None:
+            self._nursery.start_soon(self._resolve_ntp, self.config)
+
+    async def _resolve_ntp(self, config: PoolConfig) -> None:
+        resolved = await resolve_ntp_names(self.config.name, config.ntp_names, self.resolve)
+        if self.config is not config:
+            return  # reconfigured meanwhile: that configuration resolves its own
+        self._ntp_resolved = (config.ntp_names, resolved)
+        self._set_options(resolved)
 
     def _set_options(self, resolved: tuple[IPv4Address, ...]) -> None:
         self._ntp_applied = resolved

@@ -19,6 +19,7 @@ from kvip.actors import (
     LeaderElector,
     ReplicaDirectory,
     ReplicaHeartbeat,
+    dhcp6_sockets_in,
     socket_factory_in,
 )
 from kvip.actors._replica_view import ReplicaView
@@ -114,6 +115,7 @@ async def run(options: RunOptions) -> None:
         pool_selector=options.pool_selector,
         workers=options.workers,
         socket_factory=socket_factory_in(options.socket_netns),
+        socket6_factory=dhcp6_sockets_in(options.socket_netns),
         leading=elector is None,
         replica_view=ReplicaView(replica_name()),
     )
