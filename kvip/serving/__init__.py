@@ -1,5 +1,5 @@
-"""A pool's DHCP server behaviour (RFC 2131/2132) without I/O: decide the reply;
-and what the admission webhook decides about IPPools and vmnetcfgs."""
+"""A pool's DHCP server behaviour (RFC 2131/2132; RFC 8415 for DHCPv6) without
+I/O: decide the reply; and what the admission webhook decides about IPPools and vmnetcfgs."""
 
 from kvip.serving._admission import (
     FORCE_ANNOTATION,
@@ -11,6 +11,7 @@ from kvip.serving._admission import (
     review_vmnetcfg,
 )
 from kvip.serving._build import CLIENT_PORT, SERVER_PORT
+from kvip.serving._build6 import CLIENT_PORT6, SERVER_PORT6, client_mac
 from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._config6 import PoolOptions6, Reservation6, pool_server_duid
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
@@ -19,6 +20,7 @@ from kvip.serving._history import History, MacSeen, Outcome, Seen
 from kvip.serving._notices import Declined, Notice, Released, mac_bytes
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, PoolConfig6, parse_ippool
 from kvip.serving._responder import Reply, Responder
+from kvip.serving._responder6 import Reply6, Responder6
 from kvip.serving._router_adv import (
     Advertisement,
     build_router_advertisement,
@@ -28,10 +30,12 @@ from kvip.serving._router_adv import (
 
 __all__ = [
     "CLIENT_PORT",
+    "CLIENT_PORT6",
     "DEFAULT_INTERFACE",
     "FORCE_ANNOTATION",
     "LATENCY_BUCKETS",
     "SERVER_PORT",
+    "SERVER_PORT6",
     "Advertisement",
     "Counters",
     "Datagram6",
@@ -48,14 +52,17 @@ __all__ = [
     "Recorded",
     "Released",
     "Reply",
+    "Reply6",
     "Reservation",
     "Reservation6",
     "Responder",
+    "Responder6",
     "Seen",
     "Verdict",
     "admission_response",
     "build_router_advertisement",
     "build_udp6",
+    "client_mac",
     "forced",
     "is_router_solicitation",
     "mac_bytes",

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
 class Declined:
-    """A client said its reserved address is in use by someone else."""
+    """A client said its reserved address (IPv4 or IPv6) is in use by someone else."""
 
     mac: str
-    ip: IPv4Address
+    ip: IPv4Address | IPv6Address
     message: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Released:
     mac: str
-    ip: IPv4Address
+    ip: IPv4Address | IPv6Address
 
 
 Notice = Declined | Released

@@ -1,0 +1,172 @@
+"""The pieces of a DHCPv6 reply (RFC 8415): who the client is, what goes in its
+IAs, the pool's configuration options, the relay layers and the destination.
+
+Pure functions of the request, the pool's options and the reservation; the
+Responder6 decides which reply to build from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv6Address
+
+from kvip.serving._config6 import PoolOptions6
+from protocol.dhcp6 import (
+    IANA,
+    IAPD,
+    IATA,
+    DnsServers,
+    DomainList,
+    DuidLL,
+    DuidLLT,
+    IAAddress,
+    InterfaceId,
+    Message,
+    MessageType,
+    NtpServer,
+    NtpServerAddress,
+    NtpServerFqdn,
+    Option,
+    RelayMessage,
+    RelayMessageOption,
+    Status,
+    StatusCode,
+)
+
+#: RFC 8415 7.2: clients listen on 546, servers and relays on 547.
+CLIENT_PORT6 = 546
+SERVER_PORT6 = 547
+
+#: IANA hardware type of Ethernet (DUIDs, RFC 6939's link-layer type).
+ETHERNET = 1
+MAC_SIZE = 6
+
+#: The socket address of an AF_INET6 peer: host, port, flowinfo, scope id.
+SockAddr6 = tuple[str, int, int, int]
+
+# Status options are the same few values again and again: made once.
+NO_ADDRS = StatusCode(Status.NO_ADDRS_AVAIL, "no address reserved for this client")
+NO_ADDRS_DECLINED = StatusCode(
+    Status.NO_ADDRS_AVAIL, "the reserved address was declined as in use; ask an operator"
+)
+NO_PREFIX = StatusCode(Status.NO_PREFIX_AVAIL, "this server delegates no prefixes")
+NO_BINDING = StatusCode(Status.NO_BINDING, "no binding for this IA")
+NOT_ON_LINK = StatusCode(Status.NOT_ON_LINK, "an address is not on this link")
+SUCCESS = StatusCode(Status.SUCCESS, "")
+
+
+def duid_mac(message: Message) -> bytes | None:
+    """The Ethernet address in the client's DUID-LL or DUID-LLT, else None."""
+    option = message.client_duid
+    if type(option) is DuidLL or type(option) is DuidLLT:
+        address = option.link_layer_address
+        if option.hardware_type == ETHERNET and len(address) == MAC_SIZE:
+            return address
+    return None
+
+
+def link_mac(source_mac: bytes | None, relays: Sequence[RelayMessage]) -> bytes | None:
+    """The client's MAC as the link saw it: for a direct message the frame's
+    source; for a relayed one option 79 of the relay next to the client (the
+    innermost, last of `relays`: only it saw the client's frame)."""
+    if not relays:
+        return source_mac if source_mac is not None and len(source_mac) == MAC_SIZE else None
+    option = relays[-1].client_link_layer_address
+    if (
+        option is not None
+        and option.link_layer_type == ETHERNET
+        and len(option.address) == MAC_SIZE
+    ):
+        return option.address
+    return None
+
+
+def client_mac(
+    message: Message, source_mac: bytes | None, relays: Sequence[RelayMessage]
+) -> bytes | None:
+    """The MAC that identifies the client (see kvip.serving._responder6): its
+    DUID's when a DUID-LL(T) carries one, else the link's (`link_mac`)."""
+    mac = duid_mac(message)
+    return mac if mac is not None else link_mac(source_mac, relays)
+
+
+def configuration(options: PoolOptions6) -> tuple[Option, ...]:
+    """The pool's configuration options, the same in every reply: DNS servers
+    (23), search list (24), one NTP option (56) per server, by address
+    (sub-option 1) or name (sub-option 3)."""
+    found: list[Option] = []
+    if options.dns:
+        found.append(DnsServers(options.dns))
+    if options.domain_search:
+        found.append(DomainList(options.domain_search))
+    found.extend(NtpServer((NtpServerAddress(ip),)) for ip in options.ntp)
+    found.extend(NtpServer((NtpServerFqdn(name),)) for name in options.ntp_names)
+    return tuple(found)
+
+
+def listed(ia: IANA | IATA) -> list[IPv6Address]:
+    """The addresses the client put in an IA, in order."""
+    return [o.address for o in ia.options if type(o) is IAAddress]
+
+
+def withdrawn(addresses: Sequence[IPv6Address], keep: IPv6Address | None) -> list[IAAddress]:
+    """RFC 8415 18.3.4/18.3.5: addresses the client holds that are not (or no
+    longer) its own come back with lifetimes 0, so it stops using them."""
+    return [IAAddress(address=a) for a in addresses if a != keep]
+
+
+def assigned(ia: IANA, address: IPv6Address, options: PoolOptions6) -> IANA:
+    """`ia` holding the reserved `address` with the pool's lifetimes and T1/T2,
+    and the client's other addresses withdrawn."""
+    held: list[Option] = [
+        IAAddress(
+            address=address,
+            preferred_lifetime=options.preferred_lifetime,
+            valid_lifetime=options.valid_lifetime,
+        )
+    ]
+    held.extend(withdrawn(listed(ia), address))
+    return IANA(
+        iaid=ia.iaid, t1=options.renewal_time, t2=options.rebinding_time, options=tuple(held)
+    )
+
+
+def refused(ia: IANA | IATA | IAPD, status: StatusCode, *, withdraw: bool = False) -> Option:
+    """`ia` with no address but a status (and, with `withdraw`, the client's
+    addresses at lifetimes 0); T1 and T2 zero."""
+    if isinstance(ia, IAPD):
+        return IAPD(iaid=ia.iaid, options=(status,))
+    held: list[Option] = []
+    if withdraw:
+        held.extend(withdrawn(listed(ia), None))
+    held.append(status)
+    if isinstance(ia, IATA):
+        return IATA(iaid=ia.iaid, options=tuple(held))
+    return IANA(iaid=ia.iaid, options=tuple(held))
+
+
+def wrapped(reply: Message, relays: Sequence[RelayMessage]) -> Message | RelayMessage:
+    """The reply inside a RELAY-REPL per relay the request came through (RFC
+    8415 19.3), innermost first: each copies its relay's hop count,
+    link-address and peer-address, and its Interface-Id (option 18)."""
+    inner: Message | RelayMessage = reply
+    for relay in reversed(relays):
+        interface = relay.interface_id
+        carried: tuple[Option, ...] = (RelayMessageOption(inner),)
+        if interface is not None:
+            carried = (InterfaceId(interface), *carried)
+        inner = RelayMessage(
+            msg_type=MessageType.RELAY_REPL,
+            hop_count=relay.hop_count,
+            link_address=relay.link_address,
+            peer_address=relay.peer_address,
+            options=carried,
+        )
+    return inner
+
+
+def destination(source: SockAddr6, *, relayed: bool) -> SockAddr6:
+    """RFC 8415 18.3.10, 19.3: a reply goes back to the address it came from,
+    at the client port, or at the server port when a relay sent it; the scope
+    id keeps a link-local destination on its interface."""
+    return (source[0], SERVER_PORT6 if relayed else CLIENT_PORT6, 0, source[3])

@@ -1,0 +1,426 @@
+"""RFC 8415 server behaviour for static reservations, without any I/O: the
+DHCPv6 twin of `Responder`.
+
+`Responder6.handle(data, now, source, source_mac)` decides what one pool
+answers to one packet and returns the reply with its destination, or None for
+silence. It never raises: a packet `protocol.dhcp6.decode` refuses is counted
+as malformed and dropped.
+
+Who is the client? DHCPv6 has no chaddr, and a reservation belongs to a NIC's
+MAC. `client_mac` (in _build6.py) takes it, in this order, from:
+
+1. the client's DUID, when it is a DUID-LL or DUID-LLT of an Ethernet address
+   (dhclient, Windows and wide-dhcpv6 by default, dhcpcd with `duid ll`);
+2. for a direct message, the Ethernet source of the frame, which the pool's
+   socket sees on the bridge (clients whose DUID holds no MAC: systemd-networkd's
+   DUID-EN, dhcpcd's DUID-UUID, any UnknownDuid);
+3. for a relayed message, option 79 (RFC 6939) of the relay next to the client.
+
+A DUID-LLT is made once per host, from whichever NIC came first, and kept; a
+VM with two NICs sends it on both. So when the DUID's MAC has no reservation
+in this pool, the link's MAC (2 or 3) is tried before the client is unknown.
+
+What it answers (RFC 8415 18.3):
+
+- SOLICIT: ADVERTISE (Preference 255: the client need not wait for others),
+  or REPLY with Rapid Commit when the client asks and the pool allows; the
+  first IA_NA holds the reserved address, other IA_NAs and IA_TAs get
+  NoAddrsAvail, IA_PDs NoPrefixAvail. A declined address is not offered: the
+  IA_NA says NoAddrsAvail. Unknown clients and a draining replica: silence.
+- REQUEST, RENEW, RELEASE, DECLINE: only when their Server Identifier is ours.
+  REQUEST as SOLICIT; RENEW and REBIND hold the reservation in the first IA_NA
+  and give NoBinding to the other IAs, and every address the client holds that
+  is not its reservation comes back with lifetimes 0. Clients we do not know
+  get an IA status (NoAddrsAvail, NoBinding) where the message names us, and
+  silence for a REBIND.
+- CONFIRM: Success when every address the client lists is on the pool's
+  subnet, NotOnLink otherwise; silence without addresses.
+- RELEASE and DECLINE: REPLY Success; the reservation stays the VM's, and the
+  actor is told (a `Released` or `Declined` notice). A declined address is
+  not offered again until `clear_declined`.
+- INFORMATION-REQUEST from a known client: REPLY with configuration only.
+
+Configuration options (DNS servers, search list, NTP servers) go in every
+REPLY and ADVERTISE that assigns an address, and in every INFORMATION-REQUEST
+reply, whether the client's ORO lists them or not: RFC 8415 18.3 lets a
+server send what it is configured to, the operator configured them for these
+VMs, clients ignore what they do not use, and the reply then does not depend
+on the ORO (dhclient, for one, asks for NTP only when told to).
+
+Not done: Server Unicast (the replies never offer it, so a unicast request
+is answered like a multicast one), Reconfigure and authentication.
+
+Counters are the DHCPv4 ones, keyed by DHCPv6 message type names; `naks`
+counts replies that assign nothing to a client that asked for an address
+(REQUEST, RENEW, REBIND) and CONFIRMs answered NotOnLink.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+from typing import NamedTuple
+
+from kvip.serving._build6 import (
+    NO_ADDRS,
+    NO_ADDRS_DECLINED,
+    NO_BINDING,
+    NO_PREFIX,
+    NOT_ON_LINK,
+    SUCCESS,
+    SockAddr6,
+    assigned,
+    configuration,
+    destination,
+    duid_mac,
+    link_mac,
+    listed,
+    refused,
+    wrapped,
+)
+from kvip.serving._config6 import PoolOptions6, Reservation6
+from kvip.serving._counters import Counters
+from kvip.serving._notices import Declined, Notice, Released, mac_bytes
+from protocol.dhcp6 import (
+    IANA,
+    IAPD,
+    IATA,
+    ClientId,
+    DecodeError,
+    Duid,
+    EncodeError,
+    Message,
+    MessageType,
+    Option,
+    Preference,
+    RapidCommit,
+    RelayMessage,
+    ServerId,
+    decode,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+#: RFC 8415 18.2.1: a client takes an ADVERTISE of preference 255 at once.
+MAX_PREFERENCE = Preference(255)
+_RAPID_COMMIT = RapidCommit()
+_IA_TYPES = (IANA, IATA, IAPD)
+
+
+class Reply6(NamedTuple):
+    """One answer and where it goes (an AF_INET6 `sendto` address)."""
+
+    payload: bytes
+    address: SockAddr6
+    message_type: MessageType
+
+
+#: The last packet handled: when, the client's MAC (None: unknown), its type.
+Last6 = tuple[float, bytes | None, str]
+
+
+@dataclass(slots=True)
+class Responder6:
+    options: PoolOptions6
+    #: The pool's DUID (`pool_server_duid`), the same on every replica; fixed.
+    server_duid: Duid
+    #: Reservations by the NIC's 6-byte MAC.
+    reservations: dict[bytes, Reservation6] = field(default_factory=dict)
+    #: Addresses a client declined: not handed out until an operator clears them.
+    declined: set[IPv6Address] = field(default_factory=set)
+    counters: Counters = field(default_factory=Counters)
+    #: What happened that the actor must act on (DECLINE, RELEASE); it drains this.
+    notices: list[Notice] = field(default_factory=list)
+    #: This replica is shutting down: no SOLICIT is answered (clients move to
+    #: the other replicas), while REQUEST, RENEW and the rest still are.
+    draining: bool = False
+    #: The last packet handled, for the packet thread's DEBUG line.
+    last: Last6 | None = None
+    _server_id: ServerId = field(init=False)
+    _configuration: tuple[Option, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._server_id = ServerId(self.server_duid)
+        self._configuration = configuration(self.options)
+
+    # -- state changes, from the pool actor ------------------------------------
+
+    def set_options(self, options: PoolOptions6) -> None:
+        self.options = options
+        self._configuration = configuration(options)
+
+    def set_reservation(self, mac: str, reservation: Reservation6) -> None:
+        self.reservations[mac_bytes(mac)] = reservation
+
+    def remove_reservation(self, mac: str) -> Reservation6 | None:
+        return self.reservations.pop(mac_bytes(mac), None)
+
+    def mark_declined(self, ip: IPv6Address) -> bool:
+        """A client declined `ip`, as another replica saw (no notice: not news).
+        True when it was not declined here yet."""
+        if ip in self.declined:
+            return False
+        self.declined.add(ip)
+        return True
+
+    def clear_declined(self, ip: IPv6Address) -> bool:
+        if ip in self.declined:
+            self.declined.discard(ip)
+            return True
+        return False
+
+    def drain(self) -> None:
+        self.draining = True
+
+    # -- the packet path ---------------------------------------------------------
+
+    def handle(
+        self, data: bytes, now: float, source: SockAddr6, source_mac: bytes | None
+    ) -> Reply6 | None:
+        """The reply to one received packet, or None when the pool stays silent.
+
+        `now`: when it arrived; `source`: the sender's (host, port, flowinfo,
+        scope id) as the socket saw it; `source_mac`: the Ethernet source of
+        its frame, None when unknown.
+        """
+        counters = self.counters
+        try:
+            message = decode(data)
+        except DecodeError:
+            counters.malformed += 1
+            self.last = (now, None, "?")
+            return None
+        relays: list[RelayMessage] = []
+        while isinstance(message, RelayMessage):
+            if message.msg_type != MessageType.RELAY_FORW:  # a RELAY-REPL is not ours
+                counters.ignored += 1
+                return None
+            relays.append(message)
+            inner = message.relayed
+            if inner is None:  # RFC 8415 19.1: a RELAY-FORW always relays a message
+                counters.malformed += 1
+                return None
+            message = inner
+        kind = message.msg_type
+        counters.received[kind.name] += 1
+        answer = _ANSWERS.get(kind)
+        if answer is None:  # ADVERTISE, REPLY, RECONFIGURE: from servers, not to them
+            counters.ignored += 1
+            self.last = (now, None, kind.name)
+            return None
+        mac, reservation = self._client(message, relays, source_mac)
+        self.last = (now, mac, kind.name)
+        if reservation is None:
+            counters.unknown_mac += 1
+        reply = answer(self, message, mac, reservation)
+        if reply is None:
+            return None
+        try:
+            payload = encode(wrapped(reply, relays) if relays else reply)
+        except EncodeError as exc:
+            counters.send_errors += 1
+            log.error("cannot build a %s for %s: %s", reply.msg_type.name, mac, exc)
+            return None
+        counters.sent[reply.msg_type.name] += 1
+        return Reply6(payload, destination(source, relayed=bool(relays)), reply.msg_type)
+
+    def _client(
+        self, message: Message, relays: Sequence[RelayMessage], source_mac: bytes | None
+    ) -> tuple[bytes | None, Reservation6 | None]:
+        """The client's MAC and its reservation (see the module docstring)."""
+        mac = duid_mac(message)
+        if mac is not None:
+            reservation = self.reservations.get(mac)
+            if reservation is not None:
+                return mac, reservation
+        on_link = link_mac(source_mac, relays)
+        if on_link is None:
+            return mac, None
+        return on_link, self.reservations.get(on_link)
+
+    def _ours(self, message: Message) -> bool:
+        """The message names this pool's DUID (RFC 8415 16: REQUEST, RENEW,
+        RELEASE and DECLINE for another server are discarded)."""
+        if message.server_duid == self.server_duid:
+            return True
+        self.counters.ignored += 1
+        return False
+
+    def _valid(self, message: Message, *, server_id: bool) -> bool:
+        """RFC 8415 16: a client id, and a server id exactly when expected
+        (SOLICIT, CONFIRM and REBIND must carry none)."""
+        if message.get(ClientId) is None or (message.get(ServerId) is not None) != server_id:
+            self.counters.ignored += 1
+            return False
+        return True
+
+    def _reply(self, kind: MessageType, request: Message, body: Sequence[Option]) -> Message:
+        """Server id, the client's id (RFC 8415 18.3), then `body`."""
+        client = request.get(ClientId)
+        head: tuple[Option, ...] = (
+            (self._server_id,) if client is None else (self._server_id, client)
+        )
+        return Message(msg_type=kind, transaction_id=request.transaction_id, options=(*head, *body))
+
+    def _ias(
+        self, request: Message, reservation: Reservation6 | None, *, renewing: bool
+    ) -> tuple[list[Option], bool]:
+        """The reply's IAs: the reservation in the first IA_NA, a status in the
+        others; and whether an address was assigned. `renewing` (RENEW,
+        REBIND): NoBinding where there is no binding, and a declined address
+        withdrawn."""
+        address = reservation.ip if reservation is not None else None
+        declined = address is not None and address in self.declined
+        ias: list[Option] = []
+        first, given = True, False
+        for option in request.options:
+            if isinstance(option, IANA):
+                if not first or address is None:
+                    ias.append(refused(option, NO_BINDING if renewing else NO_ADDRS))
+                elif declined:
+                    ias.append(refused(option, NO_ADDRS_DECLINED, withdraw=renewing))
+                else:
+                    ias.append(assigned(option, address, self.options))
+                    given = True
+                first = False
+            elif isinstance(option, IATA):
+                ias.append(refused(option, NO_BINDING if renewing else NO_ADDRS))
+            elif isinstance(option, IAPD):
+                ias.append(refused(option, NO_BINDING if renewing else NO_PREFIX))
+        return ias, given
+
+    # -- one method per message type -----------------------------------------------
+
+    def _solicit(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        if reservation is None or not self._valid(request, server_id=False):
+            return None
+        if self.draining:
+            self.counters.ignored += 1
+            return None
+        ias, given = self._ias(request, reservation, renewing=False)
+        if not given:
+            # RFC 8415 18.3.9: nothing to assign is said at the top level.
+            return self._reply(MessageType.ADVERTISE, request, (NO_ADDRS, *ias))
+        if request.rapid_commit and self.options.rapid_commit:
+            body = (*ias, _RAPID_COMMIT, *self._configuration)
+            return self._reply(MessageType.REPLY, request, body)
+        body = (*ias, MAX_PREFERENCE, *self._configuration)
+        return self._reply(MessageType.ADVERTISE, request, body)
+
+    def _request(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        return self._bind(request, reservation, renewing=False)
+
+    def _renew(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        return self._bind(request, reservation, renewing=True)
+
+    def _rebind(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        if reservation is None or not self._valid(request, server_id=False):
+            return None
+        return self._bind(request, reservation, renewing=True)
+
+    def _bind(
+        self, request: Message, reservation: Reservation6 | None, *, renewing: bool
+    ) -> Message | None:
+        """REQUEST, RENEW (for us) and REBIND (for anyone): the reservation."""
+        named = request.msg_type != MessageType.REBIND
+        if named and not (self._valid(request, server_id=True) and self._ours(request)):
+            return None
+        ias, given = self._ias(request, reservation, renewing=renewing)
+        if not given:
+            self.counters.naks += 1
+            return self._reply(MessageType.REPLY, request, ias)
+        return self._reply(MessageType.REPLY, request, (*ias, *self._configuration))
+
+    def _confirm(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        if reservation is None or not self._valid(request, server_id=False):
+            return None
+        subnet = self.options.subnet
+        addresses = [
+            a for ia in request.options if isinstance(ia, IANA | IATA) for a in listed(ia)
+        ]
+        if not addresses:  # RFC 8415 18.3.3: nothing to confirm, no reply
+            self.counters.ignored += 1
+            return None
+        if all(a in subnet for a in addresses):
+            return self._reply(MessageType.REPLY, request, (SUCCESS,))
+        self.counters.naks += 1
+        return self._reply(MessageType.REPLY, request, (NOT_ON_LINK,))
+
+    def _release(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        if not (self._valid(request, server_id=True) and self._ours(request)):
+            return None
+        ias, found = self._given_back(request, reservation)
+        if reservation is not None and mac is not None and found:
+            # The address stays the VM's (RFC 8415 18.3.7 lets a server keep it).
+            self.counters.releases += 1
+            self.notices.append(Released(mac.hex(":"), reservation.ip))
+        return self._reply(MessageType.REPLY, request, (SUCCESS, *ias))
+
+    def _decline(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        if not (self._valid(request, server_id=True) and self._ours(request)):
+            return None
+        ias, found = self._given_back(request, reservation)
+        if reservation is not None and mac is not None and found:
+            self.counters.declines += 1
+            if self.mark_declined(reservation.ip):
+                self.notices.append(Declined(mac.hex(":"), reservation.ip, None))
+        return self._reply(MessageType.REPLY, request, (SUCCESS, *ias))
+
+    def _given_back(
+        self, request: Message, reservation: Reservation6 | None
+    ) -> tuple[list[Option], bool]:
+        """RELEASE and DECLINE: NoBinding for each IA that does not hold the
+        reservation (RFC 8415 18.3.7, 18.3.8), and whether one did."""
+        address = reservation.ip if reservation is not None else None
+        ias: list[Option] = []
+        found = False
+        for option in request.options:
+            if isinstance(option, IANA) and address is not None and address in listed(option):
+                found = True
+            elif isinstance(option, _IA_TYPES):
+                ias.append(refused(option, NO_BINDING))
+        return ias, found
+
+    def _information(
+        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
+    ) -> Message | None:
+        if reservation is None:
+            return None
+        server = request.server_duid
+        if (server is not None and server != self.server_duid) or any(
+            isinstance(o, _IA_TYPES) for o in request.options
+        ):
+            # RFC 8415 16.12: another server's, or with IAs: not a valid one.
+            self.counters.ignored += 1
+            return None
+        return self._reply(MessageType.REPLY, request, self._configuration)
+
+
+_Answer = Callable[[Responder6, Message, bytes | None, Reservation6 | None], Message | None]
+_ANSWERS: dict[MessageType, _Answer] = {
+    MessageType.SOLICIT: Responder6._solicit,
+    MessageType.REQUEST: Responder6._request,
+    MessageType.CONFIRM: Responder6._confirm,
+    MessageType.RENEW: Responder6._renew,
+    MessageType.REBIND: Responder6._rebind,
+    MessageType.RELEASE: Responder6._release,
+    MessageType.DECLINE: Responder6._decline,
+    MessageType.INFORMATION_REQUEST: Responder6._information,
+}
