@@ -109,9 +109,7 @@ def _ntp(fields: Fields, v4: Mapping[str, Any]) -> tuple[tuple[IPv4Address, ...]
     return tuple(addresses), tuple(names)
 
 
-def _domain_search(
-    fields: Fields, config: Mapping[str, Any], prefix: str = V4
-) -> tuple[str, ...]:
+def _domain_search(fields: Fields, config: Mapping[str, Any], prefix: str = V4) -> tuple[str, ...]:
     found = []
     for path, item in fields.items(config, "domainsearch", f"{prefix}.domainsearch"):
         name = fields.text(item, path, pattern=DNS_NAME, what="a DNS name", max_length=DNS_NAME_MAX)
@@ -192,9 +190,7 @@ _V4_MISSING = (
 )
 
 
-def _ntp6(
-    fields: Fields, v6: Mapping[str, Any]
-) -> tuple[tuple[IPv6Address, ...], tuple[str, ...]]:
+def _ntp6(fields: Fields, v6: Mapping[str, Any]) -> tuple[tuple[IPv6Address, ...], tuple[str, ...]]:
     addresses: list[IPv6Address] = []
     names: list[str] = []
     for path, item in fields.items(v6, "ntp", f"{V6}.ntp"):
