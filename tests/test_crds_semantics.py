@@ -65,9 +65,9 @@ def test_ippool_printer_columns(ippools: Resource, pool_name: str) -> None:
     ippools.replace_status(pool_name, {**created, "status": pool_status()})
     table = ippools.table(pool_name)
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns == ["Name", "Network", "Subnet", "Used", "Available", "Ready", "Age"]
+    assert columns == ["Name", "Network", "Subnet", "Subnet6", "Used", "Available", "Ready", "Age"]
     (row,) = table["rows"]
-    assert row["cells"][:6] == [pool_name, "default/net1", "172.16.0.0/16", 1, 65000, "True"]
+    assert row["cells"][:7] == [pool_name, "default/net1", "172.16.0.0/16", None, 1, 65000, "True"]
 
 
 def test_vmnetcfg_printer_columns(vmnetcfgs: Resource) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 #: Dotted quad, no leading zeros (Go's net.ParseIP refuses them too).
@@ -33,8 +33,30 @@ NETWORK_NAME = r"([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0
 NETWORK_NAME_MAX = 317
 INTERFACE = r"[a-zA-Z0-9_.-]{1,15}"
 
+_H = "[0-9a-fA-F]{1,4}"
+#: RFC 4291 2.2 text forms: eight groups of 1-4 hex digits, or fewer with one
+#: "::". Not the forms with a dotted quad at the end, nor a zone ("%eth0"):
+#: neither names an address a pool hands out or a client is told.
+IPV6 = (
+    f"(({_H}:){{7}}{_H}"
+    f"|({_H}:){{1,7}}:"
+    f"|({_H}:){{1,6}}:{_H}"
+    f"|({_H}:){{1,5}}(:{_H}){{1,2}}"
+    f"|({_H}:){{1,4}}(:{_H}){{1,3}}"
+    f"|({_H}:){{1,3}}(:{_H}){{1,4}}"
+    f"|({_H}:){{1,2}}(:{_H}){{1,5}}"
+    f"|{_H}:(:{_H}){{1,6}}"
+    f"|:((:{_H}){{1,7}}|:))"
+)
+#: An IPv6 network of /64 or longer: DHCPv6 hands out addresses from at most a
+#: /64 (a longer prefix is the schema's to refuse, being about one field).
+IPV6_CIDR = IPV6 + r"/(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-8])"
+NTP_SERVER6 = f"({IPV6}|{DNS_NAME})"
+
 _IPV4 = re.compile(IPV4)
 _IPV4_CIDR = re.compile(IPV4_CIDR)
+_IPV6 = re.compile(IPV6)
+_IPV6_CIDR = re.compile(IPV6_CIDR)
 
 
 def _shown(value: object) -> str:
@@ -171,3 +193,34 @@ class Fields:
         if value is None or not self._typed(value, bool, path, "true or false"):
             return None
         return value  # type: ignore[no-any-return]
+
+    def address6(self, value: Any, path: str) -> IPv6Address | None:
+        if not self._typed(value, str, path, "an IPv6 address as text"):
+            return None
+        if _IPV6.fullmatch(value) is None:
+            self.problem(path, f"{value!r} is not an IPv6 address such as 2001:db8::10")
+            return None
+        return IPv6Address(value)
+
+    def field_address6(
+        self, parent: Mapping[str, Any], key: str, path: str, *, required: bool = False
+    ) -> IPv6Address | None:
+        value = self._get(parent, key, path, required=required)
+        return None if value is None else self.address6(value, path)
+
+    def network6(self, value: Any, path: str) -> IPv6Network | None:
+        """An IPv6 network of /64 or longer; host bits are dropped, as in `network`."""
+        if not self._typed(value, str, path, "an IPv6 network as text"):
+            return None
+        if _IPV6_CIDR.fullmatch(value) is None:
+            self.problem(
+                path, f"{value!r} is not an IPv6 network of /64 or longer such as 2001:db8::/64"
+            )
+            return None
+        return IPv6Network(value, strict=False)
+
+    def field_network6(
+        self, parent: Mapping[str, Any], key: str, path: str, *, required: bool = False
+    ) -> IPv6Network | None:
+        value = self._get(parent, key, path, required=required)
+        return None if value is None else self.network6(value, path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from kvip.ipam import InvalidPool, PoolSpec, PoolSpec6
@@ -26,6 +26,7 @@ from kvip.serving._ippool_fields import (
     NETWORK_NAME,
     NETWORK_NAME_MAX,
     NTP_SERVER,
+    NTP_SERVER6,
     Fields,
 )
 from protocol import ClasslessRoute
@@ -39,7 +40,16 @@ LEASE_TIME_RANGE = (1, 0xFFFFFFFF)
 #: RFC 2132 5.1: the MTU option's minimum is 68.
 MTU_RANGE = (68, 65535)
 
+#: RFC 8415 7.7: lifetimes are unsigned 32-bit seconds, 0xFFFFFFFF meaning
+#: infinity; an address valid for 0 s would expire as it is handed out.
+LIFETIME_RANGE = (1, 0xFFFFFFFF)
+#: kvip's defaults when an ipv6config gives none (a renewal at half of the
+#: preferred lifetime, so every half hour).
+DEFAULT_PREFERRED_LIFETIME = 3600
+DEFAULT_VALID_LIFETIME = 7200
+
 V4 = "spec.ipv4config"
+V6 = "spec.ipv6config"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,9 +109,9 @@ def _ntp(fields: Fields, v4: Mapping[str, Any]) -> tuple[tuple[IPv4Address, ...]
     return tuple(addresses), tuple(names)
 
 
-def _domain_search(fields: Fields, v4: Mapping[str, Any]) -> tuple[str, ...]:
+def _domain_search(fields: Fields, config: Mapping[str, Any], prefix: str = V4) -> tuple[str, ...]:
     found = []
-    for path, item in fields.items(v4, "domainsearch", f"{V4}.domainsearch"):
+    for path, item in fields.items(config, "domainsearch", f"{prefix}.domainsearch"):
         name = fields.text(item, path, pattern=DNS_NAME, what="a DNS name", max_length=DNS_NAME_MAX)
         if name is not None:
             found.append(name.rstrip("."))
@@ -174,6 +184,103 @@ def _options(
     )
 
 
+_V4_MISSING = (
+    "is missing: a pool is IPv4-only or dual-stack (ipv4config and ipv6config); "
+    "IPv6-only pools are not supported yet"
+)
+
+
+def _ntp6(fields: Fields, v6: Mapping[str, Any]) -> tuple[tuple[IPv6Address, ...], tuple[str, ...]]:
+    addresses: list[IPv6Address] = []
+    names: list[str] = []
+    for path, item in fields.items(v6, "ntp", f"{V6}.ntp"):
+        what = "an IPv6 address or a DNS name"
+        text = fields.text(item, path, pattern=NTP_SERVER6, what=what, max_length=DNS_NAME_MAX)
+        if text is None:
+            continue
+        # The pattern's two halves never overlap: a name has no ':', an address has.
+        if ":" in text:
+            addresses.append(IPv6Address(text))
+        else:
+            names.append(text.rstrip("."))
+    return tuple(addresses), tuple(names)
+
+
+def _range6(fields: Fields, v6: Mapping[str, Any]) -> PoolSpec6 | None:
+    """The IPv6 address part; `PoolSpec6`'s rules only once its fields read."""
+    known = len(fields.problems)
+    subnet = fields.field_network6(v6, "subnet", f"{V6}.subnet", required=True)
+    server_ip = fields.field_address6(v6, "serverip", f"{V6}.serverip")
+    router = fields.field_address6(v6, "router", f"{V6}.router")
+    pool = fields.mapping(v6, "pool", f"{V6}.pool", required=True)
+    if pool is None:
+        return None
+    start = fields.field_address6(pool, "start", f"{V6}.pool.start", required=True)
+    end = fields.field_address6(pool, "end", f"{V6}.pool.end", required=True)
+    exclude = [
+        fields.address6(item, path)
+        for path, item in fields.items(pool, "exclude", f"{V6}.pool.exclude")
+    ]
+    if len(fields.problems) > known or subnet is None or start is None or end is None:
+        return None
+    try:
+        return PoolSpec6(
+            subnet=subnet,
+            start=start,
+            end=end,
+            server_ip=server_ip,
+            router=router,
+            exclude=tuple(address for address in exclude if address is not None),
+        )
+    except InvalidPool as exc:
+        fields.problems.append(str(exc))
+        return None
+
+
+def _v6(fields: Fields, spec: Mapping[str, Any]) -> PoolConfig6 | None:
+    """The `ipv6config` of a dual-stack pool; None when absent or wrong."""
+    v6 = fields.mapping(spec, "ipv6config", V6)
+    if v6 is None:
+        return None
+    known = len(fields.problems)
+    pool_spec = _range6(fields, v6)
+    dns = [fields.address6(item, path) for path, item in fields.items(v6, "dns", f"{V6}.dns")]
+    domain_search = _domain_search(fields, v6, V6)
+    ntp, ntp_names = _ntp6(fields, v6)
+    lifetimes = len(fields.problems)
+    low, high = LIFETIME_RANGE
+    preferred = fields.integer(
+        v6, "preferredlifetime", f"{V6}.preferredlifetime", low=low, high=high
+    )
+    valid = fields.integer(v6, "validlifetime", f"{V6}.validlifetime", low=low, high=high)
+    preferred = DEFAULT_PREFERRED_LIFETIME if preferred is None else preferred
+    valid = DEFAULT_VALID_LIFETIME if valid is None else valid
+    if len(fields.problems) == lifetimes and preferred > valid:
+        # RFC 8415 21.6: a client discards an address whose preferred lifetime
+        # is greater than its valid lifetime.
+        fields.problem(
+            f"{V6}.preferredlifetime",
+            f"{preferred} is greater than {V6}.validlifetime {valid}"
+            + ("" if v6.get("validlifetime") is not None else " (its default)"),
+        )
+    router_advertisement = fields.boolean(v6, "routeradvertisement", f"{V6}.routeradvertisement")
+    if len(fields.problems) > known or pool_spec is None:
+        return None
+    return PoolConfig6(
+        spec=pool_spec,
+        options=PoolOptions6(
+            subnet=pool_spec.subnet,
+            dns=tuple(address for address in dns if address is not None),
+            domain_search=domain_search,
+            ntp=ntp,
+            ntp_names=ntp_names,
+            preferred_lifetime=preferred,
+            valid_lifetime=valid,
+        ),
+        router_advertisement=bool(router_advertisement),
+    )
+
+
 def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
     """The PoolConfig of an IPPool object; InvalidPool lists what is wrong."""
     fields = Fields()
@@ -194,12 +301,17 @@ def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
         spec, "bindinterface", "spec.bindinterface", pattern=INTERFACE, what="an interface name"
     )
     paused = fields.boolean(spec, "paused", "spec.paused")
-    v4 = fields.mapping(spec, "ipv4config", V4, required=True)
-    if v4 is None:
-        raise InvalidPool("; ".join(fields.problems))
-    pool_spec = _range(fields, v4)
-    ntp_addresses, ntp_names = _ntp(fields, v4)
-    options = _options(fields, v4, pool_spec, ntp_addresses)
+    v4 = fields.mapping(spec, "ipv4config", V4)
+    if v4 is None and spec.get("ipv4config") is None:
+        fields.problem(V4, _V4_MISSING if spec.get("ipv6config") is not None else "is missing")
+    pool_spec: PoolSpec | None = None
+    options: PoolOptions | None = None
+    ntp_names: tuple[str, ...] = ()
+    if v4 is not None:
+        pool_spec = _range(fields, v4)
+        ntp_addresses, ntp_names = _ntp(fields, v4)
+        options = _options(fields, v4, pool_spec, ntp_addresses)
+    v6 = _v6(fields, spec)
     if fields.problems or network is None or options is None:
         raise InvalidPool("; ".join(fields.problems))
     assert pool_spec is not None  # options need it
@@ -212,4 +324,5 @@ def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
         options=options,
         ntp_names=ntp_names,
         paused=bool(paused),
+        v6=v6,
     )
