@@ -12,7 +12,7 @@ from ipaddress import IPv6Address
 
 from kvip.actors._messages import PoolState6
 from kvip.ipam import Allocator6, IpamError, Owner, PoolSpec6
-from kvip.serving import PoolOptions6, Reservation6, Responder6, mac_bytes, pool_server_duid
+from kvip.serving import PoolOptions6, Reservation6, Responder6, pool_server_duid
 
 
 class NoIpv6(IpamError):
@@ -64,10 +64,10 @@ class Book6:
         return self.allocator.is_assignable(ip) and self.allocator.owner_of(ip) is None
 
     def serve(self, mac: str, ip: IPv6Address, hostname: str | None) -> None:
-        self.responder.set_reservation(mac_bytes(mac), Reservation6(ip, hostname))
+        self.responder.set_reservation(mac, Reservation6(ip, hostname))
 
     def unserve(self, mac: str) -> None:
-        self.responder.remove_reservation(mac_bytes(mac))
+        self.responder.remove_reservation(mac)
 
     def free(self, ip: IPv6Address) -> None:
         """Back to the pool; a DECLINE of it was about the NIC that held it."""
