@@ -14,9 +14,12 @@ answering unicast requests with "port unreachable". It reads nothing: a
 drop-all BPF filter keeps the requests the packet socket already took from
 piling up in its buffer.
 
-A blocked `receive` is woken by `wake`: it loops one empty datagram back to
-ff02::1:2 with hop limit 0, which the kernel delivers locally (the packet
-socket sees it as looped back) and never puts on the wire.
+A packet socket cannot be shut down (Linux refuses), so `receive` cannot be
+woken the way the IPv4 packet thread wakes its UDP socket. It reads without
+blocking and only when nothing is queued waits in poll() on the packet socket
+and an eventfd that `wake` writes to: under load no poll per packet, and a
+stop is seen at once. (Looping a datagram back to the packet socket does not
+work: packet sockets never see frames the host loops back to itself.)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -40,7 +44,6 @@ ALL_DHCP_SERVERS = IPv6Address("ff02::1:2")
 
 ETH_P_IPV6 = 0x86DD
 _PACKET_OUTGOING = 4
-_PACKET_LOOPBACK = 5
 _SO_ATTACH_FILTER = 26
 #: Ancillary data offset of the frame's packet type (linux/filter.h SKF_AD_PKTTYPE).
 _SKF_AD_PKTTYPE = 0xFFFFF000 + 4
@@ -54,7 +57,9 @@ def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
 # header before the filter runs): code, jump if true, jump if false, k.
 _LD_B, _LD_H, _LD_W, _JEQ, _RET = 0x30, 0x28, 0x20, 0x15, 0x06
 REQUESTS_FILTER = _bpf(
-    (_LD_W, 0, 0, _SKF_AD_PKTTYPE),  # what the host sent itself: drop
+    # What the host sends itself: drop (a socket bound to one protocol is not
+    # shown outgoing frames today; the filter does not rely on it).
+    (_LD_W, 0, 0, _SKF_AD_PKTTYPE),
     (_JEQ, 7, 0, _PACKET_OUTGOING),
     (_LD_B, 0, 0, 0),  # version 6 (high nibble; 0x60..0x6f)
     (0x54, 0, 0, 0xF0),  # and #0xf0
@@ -108,11 +113,15 @@ class Dhcp6Sockets:
 
     def __init__(self, interface: str, *, port: int = SERVER_PORT6) -> None:
         self.port = port
+        self._timeout_ms = 1000
+        self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._poller = select.poll()
         self.packets = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
         try:
             self.udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         except BaseException:
             self.packets.close()
+            os.close(self._wakeup)
             raise
         try:
             # Filter before binding (protocol 0 receives nothing): no frame
@@ -121,6 +130,9 @@ class Dhcp6Sockets:
             _attach(self.packets, program)
             self.packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             self.packets.bind((interface, ETH_P_IPV6))
+            self.packets.setblocking(False)
+            self._poller.register(self.packets, select.POLLIN)
+            self._poller.register(self._wakeup, select.POLLIN)
             index, mac = _index_and_mac(self.packets)
             self.interface = Interface6(interface, index, mac, link_local_address(interface))
             udp = self.udp
@@ -146,21 +158,24 @@ class Dhcp6Sockets:
         return self.packets.fileno()
 
     def set_timeout(self, seconds: float) -> None:
-        """How long `receive` blocks at most (a kernel timeout, no poll per packet)."""
-        whole = int(seconds)
-        timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-        self.packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        """How long `receive` waits at most for a request (default 1 s)."""
+        self._timeout_ms = max(0, round(seconds * 1000))
 
     def receive(self) -> Received6 | None:
         """The next request: (payload, (source address, source port, 0, interface
         index), source MAC). None when the timeout passed, when woken by
         `wake`, or for a frame that is no UDP datagram to our port."""
+        recvfrom = self.packets.recvfrom
         try:
-            frame, (_, _, pkttype, _, mac) = self.packets.recvfrom(65535)
+            frame, (_, _, _, _, mac) = recvfrom(65535)
         except BlockingIOError:
-            return None
-        if pkttype == _PACKET_LOOPBACK:
-            return None
+            for fd, _ in self._poller.poll(self._timeout_ms):
+                if fd == self._wakeup:
+                    return None
+            try:
+                frame, (_, _, _, _, mac) = recvfrom(65535)
+            except BlockingIOError:
+                return None
         datagram = parse_udp6(frame)
         if datagram is None or datagram.destination_port != self.port:
             return None
@@ -172,15 +187,16 @@ class Dhcp6Sockets:
         self.udp.sendto(payload, address)
 
     def wake(self) -> None:
-        """Make a blocked `receive` return None soon (see the module's docstring)."""
-        target = (str(ALL_DHCP_SERVERS), self.port, 0, self.interface.index)
-        hop_limit_zero = [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("@i", 0))]
-        with contextlib.suppress(OSError):  # a closed socket or a downed link: the timeout will do
-            self.udp.sendmsg([b""], hop_limit_zero, 0, target)
+        """Make a waiting `receive` return None at once, and every later one
+        that finds nothing queued (the owner is stopping)."""
+        with contextlib.suppress(OSError):  # closed already: nobody waits
+            os.eventfd_write(self._wakeup, 1)
 
     def close(self) -> None:
         self.packets.close()
         self.udp.close()
+        with contextlib.suppress(OSError):
+            os.close(self._wakeup)
 
 
 def _with_port(port: int) -> bytes:

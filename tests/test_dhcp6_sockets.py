@@ -1,0 +1,172 @@
+"""A pool's DHCPv6 sockets on a lab wire: requests arrive with the sender's
+MAC and link-local address, replies reach the client's port 546, the UDP
+socket piles nothing up, and a blocked receive can be woken."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv6Address
+
+import pytest
+
+from kvip.actors._dhcp6_socket import Dhcp6Sockets, dhcp6_sockets_in
+from tests.lab import netlab
+from tests.lab.dhcp6lab import enable_ipv6
+from tests.lab.dhcpchecks import need
+
+pytestmark = pytest.mark.netns
+
+PREFIX = "kv6s"
+CLIENT_MAC = "52:54:00:06:01:01"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _clear_crashed_runs() -> None:
+    if netlab.is_root():
+        netlab.cleanup_stale(PREFIX)
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[netlab.Lab, netlab.Client]]:
+    need("ip")
+    with netlab.netlab(PREFIX) as lab:
+        client = lab.add_client(CLIENT_MAC)
+        enable_ipv6(lab.server, "eth1")
+        enable_ipv6(client.netns, client.ifname)
+        yield lab, client
+
+
+def _link_local(netns: str, ifname: str) -> IPv6Address:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        out = netlab.run_in(
+            netns, ["ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link"]
+        )
+        words = out.stdout.split()
+        if "inet6" in words and "tentative" not in words:
+            return IPv6Address(words[words.index("inet6") + 1].split("/")[0])
+        time.sleep(0.05)
+    raise netlab.LabError(f"no link-local address on {ifname} in {netns}")
+
+
+def _client_exchange(ifname: str, request: bytes, unicast_to: str | None) -> tuple[bytes, str]:
+    """As a DHCPv6 client would: from [::]:546 to ff02::1:2 (or the server's
+    link-local), then the first datagram back."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    sock.bind(("::", 546))
+    sock.settimeout(5)
+    index = socket.if_nametoindex(ifname)
+    sock.sendto(request, (unicast_to or "ff02::1:2", 547, 0, index))
+    data, source = sock.recvfrom(4096)
+    return data, source[0]
+
+
+def test_requests_come_with_mac_and_link_local_and_replies_reach_port_546(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    lab, client = wire
+    client_ll = _link_local(client.netns, client.ifname)
+    server_ll = _link_local(lab.server, "eth1")
+    sockets = dhcp6_sockets_in(lab.server)("eth1")
+    try:
+        sockets.set_timeout(5)
+        assert sockets.interface.link_local == server_ll
+        assert sockets.interface.name == "eth1"
+        for unicast_to in (None, str(server_ll)):
+            with ThreadPoolExecutor(1) as pool:
+                future = pool.submit(
+                    netlab.call_in, client.netns, _client_exchange, client.ifname,
+                    b"\x01\xab\xcd\xef", unicast_to,
+                )  # fmt: skip
+                received = None
+                while received is None:
+                    received = sockets.receive()
+                payload, source, mac = received
+                assert payload == b"\x01\xab\xcd\xef"
+                assert source == (str(client_ll), 546, 0, sockets.interface.index)
+                assert mac == bytes.fromhex(CLIENT_MAC.replace(":", ""))
+                sockets.send(b"\x07\xab\xcd\xef", source)
+                answer, answered_from = future.result(timeout=10)
+            assert answer == b"\x07\xab\xcd\xef"
+            assert answered_from == str(server_ll)
+        # The UDP socket heard both requests and kept neither.
+        with pytest.raises(BlockingIOError):
+            sockets.udp.recv(4096, socket.MSG_DONTWAIT)
+    finally:
+        sockets.close()
+
+
+def test_wake_returns_a_waiting_receive_at_once(wire: tuple[netlab.Lab, netlab.Client]) -> None:
+    lab, _ = wire
+    sockets = dhcp6_sockets_in(lab.server)("eth1")
+    try:
+        sockets.set_timeout(30)
+        returned = threading.Event()
+
+        def receive() -> None:
+            assert sockets.receive() is None
+            returned.set()
+
+        thread = threading.Thread(target=receive)
+        thread.start()
+        time.sleep(0.3)
+        assert not returned.is_set()
+        sockets.wake()
+        assert returned.wait(1), "receive stayed blocked after wake()"
+        thread.join()
+        started = time.monotonic()
+        assert sockets.receive() is None  # stays woken: the owner is stopping
+        assert time.monotonic() - started < 0.5
+    finally:
+        sockets.close()
+
+
+def test_the_filter_passes_only_udp_to_port_547(wire: tuple[netlab.Lab, netlab.Client]) -> None:
+    lab, client = wire
+    sockets = dhcp6_sockets_in(lab.server)("eth1")
+    try:
+        sockets.set_timeout(0.5)
+
+        def send_noise(ifname: str) -> None:
+            index = socket.if_nametoindex(ifname)
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.sendto(b"to 548", ("ff02::1:2", 548, 0, index))
+            ping = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+            ping.sendto(struct.pack("!BBHHH", 128, 0, 0, 1, 1), ("ff02::1:2", 0, 0, index))
+            sock.sendto(b"to 547", ("ff02::1:2", 547, 0, index))
+
+        netlab.call_in(client.netns, send_noise, client.ifname)
+        received = sockets.receive()
+        assert received is not None and received[0] == b"to 547"
+        assert sockets.receive() is None
+    finally:
+        sockets.close()
+
+
+def test_a_missing_interface_is_an_oserror_and_leaks_nothing() -> None:
+    need("ip")
+    with netlab.netlab(PREFIX) as lab, pytest.raises(OSError):
+        dhcp6_sockets_in(lab.server)("nosuch0")
+
+
+def test_two_pools_on_two_interfaces_share_port_547() -> None:
+    need("ip")
+    with netlab.netlab(PREFIX) as lab:
+        lab.add_server_port("eth2", "198.19.0.1/16")
+        lab.add_client(CLIENT_MAC)
+        for ifname in ("eth1", "eth2"):
+            enable_ipv6(lab.server, ifname)
+        opened: list[Dhcp6Sockets] = []
+        try:
+            opened.append(dhcp6_sockets_in(lab.server)("eth1"))
+            opened.append(dhcp6_sockets_in(lab.server)("eth2"))
+            assert opened[0].interface.index != opened[1].interface.index
+        finally:
+            for sockets in opened:
+                sockets.close()

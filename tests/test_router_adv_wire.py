@@ -1,0 +1,159 @@
+"""kvip's Router Advertisements on a lab wire, as hosts see them: rdisc6 and a
+raw ICMPv6 receiver in a client namespace (RFC 4861 4.2, 6.2.4, 6.2.6)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv6Network
+
+import pytest
+import trio
+
+from kvip.actors._router_adv import advertise_routes, hop_limit_of
+from kvip.serving import parse_router_advertisement
+from tests.lab import netlab
+from tests.lab.dhcp6lab import enable_ipv6
+from tests.lab.dhcpchecks import need
+
+pytestmark = pytest.mark.netns
+
+PREFIX = "kv6r"
+SUBNET = IPv6Network("2001:db8:0:1::/64")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _clear_crashed_runs() -> None:
+    if netlab.is_root():
+        netlab.cleanup_stale(PREFIX)
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[netlab.Lab, netlab.Client]]:
+    need("ip", "rdisc6")
+    with netlab.netlab(PREFIX) as lab:
+        client = lab.add_client("52:54:00:06:02:01")
+        enable_ipv6(lab.server, "eth1")
+        enable_ipv6(client.netns, client.ifname)
+        yield lab, client
+
+
+@contextlib.contextmanager
+def advertising(netns: str, *, interval: float = 200) -> Iterator[None]:
+    """kvip's advertiser on the server's eth1, in a trio run of its own thread."""
+    started, failed = threading.Event(), []
+    holder: list[tuple[trio.lowlevel.TrioToken, trio.CancelScope]] = []
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            holder.append((trio.lowlevel.current_trio_token(), scope))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    lambda task_status: advertise_routes(
+                        "eth1", SUBNET, interval=interval, netns=netns, task_status=task_status
+                    )
+                )
+                started.set()
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:
+            failed.append(exc)
+            started.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert started.wait(5) and not failed, failed
+        yield
+    finally:
+        if holder:
+            token, scope = holder[0]
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(scope.cancel)
+        thread.join(5)
+    assert not failed, failed
+
+
+def _receive_advertisement(ifname: str, timeout: float) -> tuple[bytes, int | None, str]:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+    sock.settimeout(timeout)
+    while True:
+        data, ancillary, _, source = sock.recvmsg(1500, socket.CMSG_SPACE(4))
+        if data[:1] == b"\x86":
+            return data, hop_limit_of(ancillary), source[0]
+
+
+def test_hosts_see_managed_other_and_the_prefix_without_autonomous_addressing(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    lab, client = wire
+    server_mac = netlab.run_in(lab.server, ["cat", "/sys/class/net/eth1/address"]).stdout.strip()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            netlab.call_in, client.netns, _receive_advertisement, client.ifname, 8.0
+        )
+        time.sleep(0.5)  # the receiver listens before the first advertisement
+        with advertising(lab.server):
+            data, hop_limit, source = future.result(timeout=10)
+    assert hop_limit == 255
+    assert source.startswith("fe80::")
+    advert = parse_router_advertisement(data)
+    assert advert is not None
+    assert advert.managed and advert.other
+    assert advert.router_lifetime == 0
+    assert advert.prefix == SUBNET
+    assert advert.on_link and not advert.autonomous
+    assert advert.source_mac == bytes.fromhex(server_mac.replace(":", ""))
+    assert struct.unpack("!H", data[2:4])[0] != 0  # the kernel filled in the checksum
+
+
+def _rdisc6(client: netlab.Client, wait_ms: int) -> tuple[int, str, float]:
+    started = time.monotonic()
+    result = netlab.run_in(
+        client.netns, ["rdisc6", "-1", "-n", "-r", "1", "-w", str(wait_ms), client.ifname],
+        check=False,
+    )  # fmt: skip
+    return result.returncode, result.stdout, time.monotonic() - started
+
+
+def _rdisc6_fields(out: str) -> dict[str, str]:
+    """rdisc6's "Name : value (...)" lines as name -> first word of the value."""
+    fields = {}
+    for line in out.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and value.split():
+            fields[name.strip()] = value.split()[0]
+    return fields
+
+
+def test_a_solicitation_is_answered_promptly_and_a_flood_is_rate_limited(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    lab, client = wire
+    with advertising(lab.server):
+        time.sleep(3.2)  # past the first (unsolicited) advertisement's rate limit
+        code, out, took = _rdisc6(client, 1500)
+        assert code == 0, out
+        assert took < 1.2
+        said = _rdisc6_fields(out)
+        assert said["Stateful address conf."] == "Yes"
+        assert said["Stateful other conf."] == "Yes"
+        assert said["Router lifetime"] == "0"
+        assert said["Prefix"] == str(SUBNET)
+        assert said["On-link"] == "Yes"
+        assert said["Autonomous address conf."] == "No"
+        # A second solicitation at once: no advertisement within a second (one per 3 s) ...
+        code, _, _ = _rdisc6(client, 1000)
+        assert code != 0
+        # ... but one within the three seconds after the first answer.
+        code, out, _ = _rdisc6(client, 2500)
+        assert code == 0, out
