@@ -1,7 +1,6 @@
 """Trio actors: the supervisor, one PoolActor per IPPool, watchers, status writers."""
 
 from kvip.actors._controller import Controller
-from kvip.actors._dhcp6_socket import Dhcp6Sockets, dhcp6_sockets_in
 from kvip.actors._dhcp_socket import open_dhcp_socket, socket_factory_in
 from kvip.actors._leader import LeaderElector
 from kvip.actors._messages import (
@@ -22,6 +21,7 @@ from kvip.actors._messages import (
 )
 from kvip.actors._pool import PoolActor, PoolStopped
 from kvip.actors._pool_book import MacConflict
+from kvip.actors._pool_dhcp6 import Dhcp6Wire
 from kvip.actors._replica_card import ReplicaCard
 from kvip.actors._replicas import ReplicaDirectory, ReplicaHeartbeat
 
@@ -30,7 +30,7 @@ __all__ = [
     "ClaimAddress6",
     "ClearDecline",
     "Controller",
-    "Dhcp6Sockets",
+    "Dhcp6Wire",
     "HoldReplicaAddresses",
     "Inspect",
     "LeaderElector",
@@ -49,7 +49,6 @@ __all__ = [
     "RestoreReservation",
     "ServeRecorded",
     "ServeReservation",
-    "dhcp6_sockets_in",
     "open_dhcp_socket",
     "socket_factory_in",
 ]

@@ -21,7 +21,6 @@ from typing import Any
 import trio
 
 from kvip.actors._controller_state import owner_of, ref_of
-from kvip.actors._dhcp6_socket import Dhcp6Sockets
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._diagnostics import Diagnostics
 from kvip.actors._events import Event, EventRecorder
@@ -34,7 +33,7 @@ from kvip.actors._plan import (
     first_per_nic,
 )
 from kvip.actors._pool import PoolStopped, SocketFactory
-from kvip.actors._pool_dhcp6 import Socket6Factory
+from kvip.actors._pool_dhcp6 import Dhcp6Wire
 from kvip.actors._replica_view import ReplicaView
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import render_pool_status, render_vmnetcfg_status
@@ -72,7 +71,7 @@ EVENTS_BUFFER = 1024
 class Controller(RecordFollower):
     kube: Kube
     socket_factory: SocketFactory = open_dhcp_socket
-    socket6_factory: Socket6Factory = Dhcp6Sockets
+    wire6: Dhcp6Wire = field(default_factory=Dhcp6Wire)
     pool_selector: str | None = None
     workers: int = 8
     #: Makes the watchers: Watcher, or a stand-in with the same stream (tests/sim).
@@ -117,7 +116,7 @@ class Controller(RecordFollower):
                 on_change=self._pool_status.mark,
                 on_started=self._pool_started,
                 socket_factory=self.socket_factory,
-                socket6_factory=self.socket6_factory,
+                wire6=self.wire6,
                 on_event=self._events.record,
                 on_notice=self._pool_notice,
                 on_reconfigured=self._requeue_pool_vms,

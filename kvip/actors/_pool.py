@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import trio
 
-from kvip.actors._dhcp6_socket import Dhcp6Sockets
 from kvip.actors._dhcp_socket import interface_address, open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
@@ -41,7 +40,7 @@ from kvip.actors._packet_thread import PacketThread, log_notice
 from kvip.actors._packet_thread6 import PacketThread6
 from kvip.actors._pool_address import PoolAddress
 from kvip.actors._pool_book import HeardFrom, PoolBook, _Nic
-from kvip.actors._pool_dhcp6 import PoolDhcp6, Socket6Factory
+from kvip.actors._pool_dhcp6 import Dhcp6Wire, PoolDhcp6
 from kvip.ipam import Allocator, IpamError, Owner
 from kvip.serving import Counters, Notice, PoolConfig, Responder
 
@@ -88,7 +87,7 @@ class PoolActor(PoolAddress, PoolDhcp6):
 
     config: PoolConfig
     socket_factory: SocketFactory = open_dhcp_socket
-    socket6_factory: Socket6Factory = Dhcp6Sockets
+    wire6: Dhcp6Wire = field(default_factory=Dhcp6Wire)
     inbox_size: int = INBOX_SIZE
     #: Called after anything that changes what the pool's status shows.
     on_change: Callable[[], None] | None = None

@@ -9,27 +9,56 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 
-from kvip.actors._dhcp6_socket import Dhcp6Sockets
+from kvip.actors._dhcp6_socket import Dhcp6Sockets, in_netns
 from kvip.actors._packet_thread6 import PacketThread6
 from kvip.actors._pool_book import PoolBook
-from kvip.serving import PoolConfig
+from kvip.actors._router_adv import advertise_routes
+from kvip.serving import PoolConfig, PoolConfig6
 
 log = logging.getLogger("kvip.actors._pool")
 
-#: Opens a dual-stack pool's DHCPv6 sockets on an interface.
-Socket6Factory = Callable[[str], Dhcp6Sockets]
 #: Seconds between tries to open the DHCPv6 sockets of an interface.
 SOCKET6_RETRY = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Dhcp6Wire:
+    """Where a dual-stack pool's DHCPv6 sockets and Router Advertisements open:
+    in the network namespace /run/netns/`netns` (None: the process's own)."""
+
+    netns: str | None = None
+
+    def open(self, interface: str) -> Dhcp6Sockets:
+        with in_netns(self.netns):
+            return Dhcp6Sockets(interface)
+
+    async def advertise(
+        self,
+        interface: str,
+        v6: PoolConfig6,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Router Advertisements for the pool's prefix, until cancelled."""
+        await advertise_routes(
+            interface,
+            v6.spec.subnet,
+            netns=self.netns,
+            valid_lifetime=v6.options.valid_lifetime,
+            preferred_lifetime=v6.options.preferred_lifetime,
+            task_status=task_status,
+        )
 
 
 class PoolDhcp6:
     # (No __slots__: see PoolAddress.)
     config: PoolConfig
     book: PoolBook
-    socket6_factory: Socket6Factory
+    wire6: Dhcp6Wire
     on_change: Callable[[], None] | None
     on_warning: Callable[[str, str], None] | None
     no_dhcp6: str | None
@@ -48,7 +77,7 @@ class PoolDhcp6:
         assert book6 is not None
         while True:
             try:
-                sockets = self.socket6_factory(self.config.interface)
+                sockets = self.wire6.open(self.config.interface)
                 break
             except OSError as exc:
                 problem = f"cannot answer DHCPv6 on {self.config.interface}: {exc}"
@@ -80,6 +109,9 @@ class PoolDhcp6:
                         trio.to_thread.run_sync, packets.run, limiter=self._thread_limiter
                     )
                 )
+                v6 = self.config.v6
+                if v6 is not None and v6.router_advertisement:
+                    nursery.start_soon(self._advertise, v6)
                 try:
                     await trio.sleep_forever()
                 finally:
@@ -87,3 +119,17 @@ class PoolDhcp6:
         finally:
             self._packets6 = None
             sockets.close()
+
+    async def _advertise(self, v6: PoolConfig6) -> None:
+        """Router Advertisements (ipv6config.routeradvertisement), so that guests
+        start DHCPv6 by themselves on a link with no router saying so. One that
+        cannot start (no privilege for the raw socket, say) is said and leaves
+        DHCP and DHCPv6 served."""
+        interface = self.config.interface
+        try:
+            await self.wire6.advertise(interface, v6)
+        except OSError as exc:
+            problem = f"cannot send Router Advertisements on {interface}: {exc}"
+            log.error("pool %s: %s", self.config.name, problem)
+            if self.on_warning is not None:
+                self.on_warning("NoRouterAdvertisement", problem)

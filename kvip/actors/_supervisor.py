@@ -17,12 +17,11 @@ from typing import Any
 
 import trio
 
-from kvip.actors._dhcp6_socket import Dhcp6Sockets
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._events import Event, ObjectRef
 from kvip.actors._messages import Reconfigure, RestoreReservation
 from kvip.actors._pool import PoolActor, PoolStopped, SocketFactory
-from kvip.actors._pool_dhcp6 import Socket6Factory
+from kvip.actors._pool_dhcp6 import Dhcp6Wire
 from kvip.ipam import InvalidPool, IpamError
 from kvip.k8s import IPPOOLS
 from kvip.serving import Notice, PoolConfig, parse_ippool
@@ -68,7 +67,7 @@ class Supervisor:
     #: Called with (pool name, restore errors) after a pool (re)starts.
     on_started: Callable[[str, list[tuple[RestoreReservation, IpamError]]], None]
     socket_factory: SocketFactory = open_dhcp_socket
-    socket6_factory: Socket6Factory = Dhcp6Sockets
+    wire6: Dhcp6Wire = field(default_factory=Dhcp6Wire)
     #: Where Events about pools go (best effort).
     on_event: Callable[[Event], None] = lambda event: None
     #: Called with (pool name, notice) for each client DECLINE and RELEASE.
@@ -193,7 +192,7 @@ class Supervisor:
             actor = PoolActor(
                 handle.config,
                 socket_factory=self.socket_factory,
-                socket6_factory=self.socket6_factory,
+                wire6=self.wire6,
                 on_change=functools.partial(self.on_change, handle.name),
                 on_notice=functools.partial(self.on_notice, handle.name),
                 on_reconfigured=functools.partial(self.on_reconfigured, handle.name),

@@ -16,10 +16,10 @@ import trio
 from kvip import __version__
 from kvip.actors import (
     Controller,
+    Dhcp6Wire,
     LeaderElector,
     ReplicaDirectory,
     ReplicaHeartbeat,
-    dhcp6_sockets_in,
     socket_factory_in,
 )
 from kvip.actors._replica_view import ReplicaView
@@ -115,7 +115,7 @@ async def run(options: RunOptions) -> None:
         pool_selector=options.pool_selector,
         workers=options.workers,
         socket_factory=socket_factory_in(options.socket_netns),
-        socket6_factory=dhcp6_sockets_in(options.socket_netns),
+        wire6=Dhcp6Wire(options.socket_netns),
         leading=elector is None,
         replica_view=ReplicaView(replica_name()),
     )

@@ -348,9 +348,7 @@ class Responder6:
         if reservation is None or not self._valid(request, server_id=False):
             return None
         subnet = self.options.subnet
-        addresses = [
-            a for ia in request.options if isinstance(ia, IANA | IATA) for a in listed(ia)
-        ]
+        addresses = [a for ia in request.options if isinstance(ia, IANA | IATA) for a in listed(ia)]
         if not addresses:  # RFC 8415 18.3.3: nothing to confirm, no reply
             self.counters.ignored += 1
             return None

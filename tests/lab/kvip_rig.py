@@ -2,7 +2,7 @@
 
 The controller talks to the session's API server on the host's loopback and
 opens its pools' DHCP and DHCPv6 sockets inside a lab namespace (socket_factory_in,
-dhcp6_sockets_in), so
+Dhcp6Wire), so
 real DHCP clients in client namespaces talk to it while nothing touches the
 host's network.
 """
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import trio
 from kubernetes import client
 
-from kvip.actors import Controller, dhcp6_sockets_in, socket_factory_in
+from kvip.actors import Controller, Dhcp6Wire, socket_factory_in
 from kvip.k8s import Kube
 
 T = TypeVar("T")
@@ -87,7 +87,7 @@ class RunningKvip:
             kube,
             pool_selector=self.selector,
             socket_factory=socket_factory_in(self.netns),
-            socket6_factory=dhcp6_sockets_in(self.netns),
+            wire6=Dhcp6Wire(self.netns),
             workers=self.workers,
         )
         try:

@@ -108,7 +108,6 @@ class Sim(Checks):
         controller = Controller(
             self.double,
             socket_factory=no_socket,
-            socket6_factory=no_socket,
             pool_selector=SELECTOR,
             workers=WORKERS,
             watcher_factory=DoubleWatcher,
