@@ -75,6 +75,7 @@ def ippool(
     end: str = "198.18.0.250",
     exclude: Sequence[str] = (),
     paused: bool = False,
+    ipv6config: Mapping[str, Any] | None = None,
     **ipv4config: Any,
 ) -> dict[str, Any]:
     """An IPPool serving `start`..`end` of `subnet` from `server` on `interface`
@@ -83,6 +84,7 @@ def ippool(
     `selector` ("key=value") labels the pool for a kvip that serves a label
     selector. `ipv4config` keywords (router, dns, leasetime, mtu, ntp, ...) set
     options over the `options` set; a keyword set to None leaves that option out.
+    `ipv6config` makes it a dual-stack pool (API.md), as given.
     """
     config: dict[str, Any] = {
         "serverip": server,
@@ -102,6 +104,8 @@ def ippool(
     if interface is not None:
         spec["bindinterface"] = interface
     spec["ipv4config"] = config
+    if ipv6config is not None:
+        spec["ipv6config"] = dict(ipv6config)
     if paused:
         spec["paused"] = True
     return {

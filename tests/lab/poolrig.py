@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import trio
 
 from kvip.actors import (
+    Dhcp6Wire,
     Inspect,
     PoolActor,
     PoolMessage,
@@ -138,6 +139,8 @@ class Reserved:
     mac: str
     ip: str
     vm: str = "vm"
+    #: Its IPv6 address, on a dual-stack pool.
+    ip6: str | None = None
 
     @property
     def owner(self) -> Owner:
@@ -170,10 +173,11 @@ class PoolRig:
         def factory(interface: str) -> socket.socket:
             return open_recording_socket(server, interface, tap=tap)
 
-        actor = PoolActor(config, socket_factory=factory)
+        actor = PoolActor(config, socket_factory=factory, wire6=Dhcp6Wire(server))
         for nic in setup.reservations:
+            ip6 = ipaddress.IPv6Address(nic.ip6) if nic.ip6 else None
             message = RestoreReservation(
-                nic.owner, nic.mac, ipaddress.IPv4Address(nic.ip), hostname=nic.vm
+                nic.owner, nic.mac, ipaddress.IPv4Address(nic.ip), hostname=nic.vm, ip6=ip6
             )
             actor.handle_now(message)
         self.actors[config.name] = actor
