@@ -1,0 +1,56 @@
+"""A dual-stack pool on the wire: kvip's PoolActor answers real DHCPv6 clients
+in lab namespaces with exactly their reserved IPv6 address (and DHCP beside it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab.dhcp6lab import dhclient6, enable_ipv6
+from tests.lab.dhcpchecks import mac, need, open_lab, plug
+from tests.lab.leases import last_event
+from tests.lab.netlab import Lab
+from tests.lab.objects import ippool
+from tests.lab.poolrig import PoolSetup, Reserved, serve_pools
+
+pytestmark = pytest.mark.netns
+
+SUBNET6 = "2001:db8:0:1::/64"
+IPV6CONFIG = {
+    "subnet": SUBNET6,
+    "pool": {"start": "2001:db8:0:1::100", "end": "2001:db8:0:1::1ff"},
+    "dns": ["2001:db8:0:1::53"],
+    "domainsearch": ["lab.example"],
+    "preferredlifetime": 600,
+    "validlifetime": 1200,
+}
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    with open_lab() as the_lab:
+        enable_ipv6(the_lab.server, "eth1")
+        yield the_lab
+
+
+def test_dhclient6_gets_its_reserved_address_dns_and_search_list(lab: Lab, tmp_path: Path) -> None:
+    need("dhclient")
+    client = plug(lab, mac(0x601))
+    enable_ipv6(client.netns, client.ifname)
+    other = Reserved(mac(0x602), "198.18.0.12", "vm-other", ip6="2001:db8:0:1::100")
+    mine = Reserved(client.mac, "198.18.0.11", "vm6", ip6="2001:db8:0:1::123")
+    pool = ippool("dual", options="full", ipv6config=IPV6CONFIG)
+    with serve_pools(lab, PoolSetup(pool, (other, mine))) as rig:
+        dhclient6(client, tmp_path, [], timeout=15)
+        counters = rig.state("dual")
+    lease = last_event(tmp_path / "dumps", ("BOUND6", "REBOOT6"))
+    assert lease is not None, "dhclient -6 got no lease"
+    assert lease["new_ip6_address"] == "2001:db8:0:1::123"
+    assert lease["new_dhcp6_name_servers"].split() == ["2001:db8:0:1::53"]
+    assert lease["new_dhcp6_domain_search"].split() == ["lab.example."]
+    assert (lease["new_preferred_life"], lease["new_max_life"]) == ("600", "1200")
+    assert counters.v6 is not None
+    assert dict(counters.v6.allocations)
