@@ -525,7 +525,8 @@ def offered(reply: Reply6) -> list[IPv6Address]:
     assert inner is not None
     return [
         a.address
-        for ia in (*inner.ia_nas, *inner.ia_tas)
+        for ia in inner.options
+        if isinstance(ia, IANA | IATA)
         for a in addresses(ia)
         if a.valid_lifetime
     ]
