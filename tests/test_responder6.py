@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import kvip.serving
 from kvip.serving import (
     Declined,
     PoolOptions6,
@@ -209,6 +210,7 @@ def test_solicit_gets_an_advertise_of_the_reserved_address_with_the_pool_options
         *CONFIGURATION,
     )
     assert r.counters.received["SOLICIT"] == 1 and r.counters.sent["ADVERTISE"] == 1
+    assert r.last == (1.0, MAC, "SOLICIT")
 
 
 def test_rapid_commit_solicit_gets_a_reply_when_the_pool_allows_it() -> None:
@@ -513,6 +515,12 @@ def test_option_and_reservation_changes_reach_the_very_next_reply() -> None:
     assert (reply.ia_nas[0].t1, addresses(reply.ia_nas[0])[0].preferred_lifetime) == (5, 10)
     assert r.remove_reservation(MAC.hex(":")) == Reservation6(IP, "vm1")
     assert ask(r, client(MessageType.SOLICIT, IANA(iaid=1))) is None
+
+
+def test_the_dhcpv6_server_is_part_of_the_public_face() -> None:
+    public = {"Reply6", "Responder6", "client_mac", "CLIENT_PORT6", "SERVER_PORT6"}
+    assert public <= set(kvip.serving.__all__)
+    assert (kvip.serving.CLIENT_PORT6, kvip.serving.SERVER_PORT6) == (546, 547)
 
 
 # -- properties ----------------------------------------------------------------------------
