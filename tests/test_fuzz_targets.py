@@ -34,6 +34,8 @@ def load_target(name: str) -> ModuleType:
 fuzz_decode = load_target("fuzz_decode")
 fuzz_roundtrip = load_target("fuzz_roundtrip")
 fuzz_decode6 = load_target("fuzz_decode6")
+fuzz_server6 = load_target("fuzz_server6")
+CORPUS6 = sorted(p for p in (FUZZ / "corpus6").rglob("*") if p.is_file() and p.suffix != ".md")
 
 
 def mutated() -> st.SearchStrategy[bytes]:
@@ -86,3 +88,23 @@ headed6 = st.tuples(
 @example(b"\x0d" + bytes(33) + b"\x00\x09\x00\x04\x07\x00\x00\x01")
 def test_decode6_target_property(data: bytes) -> None:
     fuzz_decode6.check_decode6(data)
+
+
+# The DHCPv6 server: the same inputs, and mutations of the captured corpus.
+corpus6_mutated = st.sampled_from(CORPUS6).flatmap(lambda path: mutations(path.read_bytes()))
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300) | mutated6 | headed6.map(b"".join) | corpus6_mutated)
+@example(b"")
+@example(b"\x0c" + bytes(33) + b"\x00\x09\x00\x04\x01\x00\x00\x01")
+def test_server6_target_property(data: bytes) -> None:
+    fuzz_server6.check_server6(data)
+
+
+def test_server6_target_answers_the_captured_corpus() -> None:
+    pool = fuzz_server6.Pool()
+    for path in CORPUS6:
+        fuzz_server6.check_server6(path.read_bytes(), pool)
+    sent = [r.counters.sent for r in pool.responders]
+    assert all(s["REPLY"] and s["ADVERTISE"] for s in sent), sent

@@ -7,10 +7,10 @@ Responder6 decides which reply to build from them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from ipaddress import IPv6Address
 
-from kvip.serving._config6 import PoolOptions6
+from kvip.serving._config6 import PoolOptions6, Reservation6
 from protocol.dhcp6 import (
     IANA,
     IAPD,
@@ -143,6 +143,52 @@ def refused(ia: IANA | IATA | IAPD, status: StatusCode, *, withdraw: bool = Fals
     if isinstance(ia, IATA):
         return IATA(iaid=ia.iaid, options=tuple(held))
     return IANA(iaid=ia.iaid, options=tuple(held))
+
+
+def bound_ias(
+    request: Message,
+    reservation: Reservation6 | None,
+    declined: Set[IPv6Address],
+    options: PoolOptions6,
+    *,
+    renewing: bool,
+) -> tuple[list[Option], bool]:
+    """A SOLICIT's, REQUEST's, RENEW's or REBIND's IAs answered: the reservation
+    in the first IA_NA, a status in the others; and whether an address was
+    assigned. `renewing` (RENEW, REBIND): NoBinding where there is no binding
+    (RFC 8415 18.3.4), and a declined address withdrawn."""
+    address = reservation.ip if reservation is not None else None
+    ias: list[Option] = []
+    first, given = True, False
+    for option in request.options:
+        if isinstance(option, IANA):
+            if not first or address is None:
+                ias.append(refused(option, NO_BINDING if renewing else NO_ADDRS))
+            elif address in declined:
+                ias.append(refused(option, NO_ADDRS_DECLINED, withdraw=renewing))
+            else:
+                ias.append(assigned(option, address, options))
+                given = True
+            first = False
+        elif isinstance(option, IATA):
+            ias.append(refused(option, NO_BINDING if renewing else NO_ADDRS))
+        elif isinstance(option, IAPD):
+            ias.append(refused(option, NO_BINDING if renewing else NO_PREFIX))
+    return ias, given
+
+
+def given_back(request: Message, reservation: Reservation6 | None) -> tuple[list[Option], bool]:
+    """A RELEASE's or DECLINE's IAs answered: NoBinding for each that does not
+    hold the reservation (RFC 8415 18.3.7, 18.3.8); and whether one did."""
+    address = reservation.ip if reservation is not None else None
+    ias: list[Option] = []
+    found = False
+    for option in request.options:
+        if isinstance(option, IANA) and address is not None and address in listed(option):
+            found = True
+        elif isinstance(option, IANA | IATA | IAPD):
+            ias.append(refused(option, NO_BINDING))
+    return ias, found
 
 
 def wrapped(reply: Message, relays: Sequence[RelayMessage]) -> Message | RelayMessage:

@@ -65,19 +65,16 @@ from typing import NamedTuple
 
 from kvip.serving._build6 import (
     NO_ADDRS,
-    NO_ADDRS_DECLINED,
-    NO_BINDING,
-    NO_PREFIX,
     NOT_ON_LINK,
     SUCCESS,
     SockAddr6,
-    assigned,
+    bound_ias,
     configuration,
     destination,
     duid_mac,
+    given_back,
     link_mac,
     listed,
-    refused,
     wrapped,
 )
 from kvip.serving._config6 import PoolOptions6, Reservation6
@@ -265,33 +262,6 @@ class Responder6:
         )
         return Message(msg_type=kind, transaction_id=request.transaction_id, options=(*head, *body))
 
-    def _ias(
-        self, request: Message, reservation: Reservation6 | None, *, renewing: bool
-    ) -> tuple[list[Option], bool]:
-        """The reply's IAs: the reservation in the first IA_NA, a status in the
-        others; and whether an address was assigned. `renewing` (RENEW,
-        REBIND): NoBinding where there is no binding, and a declined address
-        withdrawn."""
-        address = reservation.ip if reservation is not None else None
-        declined = address is not None and address in self.declined
-        ias: list[Option] = []
-        first, given = True, False
-        for option in request.options:
-            if isinstance(option, IANA):
-                if not first or address is None:
-                    ias.append(refused(option, NO_BINDING if renewing else NO_ADDRS))
-                elif declined:
-                    ias.append(refused(option, NO_ADDRS_DECLINED, withdraw=renewing))
-                else:
-                    ias.append(assigned(option, address, self.options))
-                    given = True
-                first = False
-            elif isinstance(option, IATA):
-                ias.append(refused(option, NO_BINDING if renewing else NO_ADDRS))
-            elif isinstance(option, IAPD):
-                ias.append(refused(option, NO_BINDING if renewing else NO_PREFIX))
-        return ias, given
-
     # -- one method per message type -----------------------------------------------
 
     def _solicit(
@@ -302,7 +272,7 @@ class Responder6:
         if self.draining:
             self.counters.ignored += 1
             return None
-        ias, given = self._ias(request, reservation, renewing=False)
+        ias, given = bound_ias(request, reservation, self.declined, self.options, renewing=False)
         if not given:
             # RFC 8415 18.3.9: nothing to assign is said at the top level.
             return self._reply(MessageType.ADVERTISE, request, (NO_ADDRS, *ias))
@@ -336,7 +306,7 @@ class Responder6:
         named = request.msg_type != MessageType.REBIND
         if named and not (self._valid(request, server_id=True) and self._ours(request)):
             return None
-        ias, given = self._ias(request, reservation, renewing=renewing)
+        ias, given = bound_ias(request, reservation, self.declined, self.options, renewing=renewing)
         if not given:
             self.counters.naks += 1
             return self._reply(MessageType.REPLY, request, ias)
@@ -362,7 +332,7 @@ class Responder6:
     ) -> Message | None:
         if not (self._valid(request, server_id=True) and self._ours(request)):
             return None
-        ias, found = self._given_back(request, reservation)
+        ias, found = given_back(request, reservation)
         if reservation is not None and mac is not None and found:
             # The address stays the VM's (RFC 8415 18.3.7 lets a server keep it).
             self.counters.releases += 1
@@ -374,27 +344,12 @@ class Responder6:
     ) -> Message | None:
         if not (self._valid(request, server_id=True) and self._ours(request)):
             return None
-        ias, found = self._given_back(request, reservation)
+        ias, found = given_back(request, reservation)
         if reservation is not None and mac is not None and found:
             self.counters.declines += 1
             if self.mark_declined(reservation.ip):
                 self.notices.append(Declined(mac.hex(":"), reservation.ip, None))
         return self._reply(MessageType.REPLY, request, (SUCCESS, *ias))
-
-    def _given_back(
-        self, request: Message, reservation: Reservation6 | None
-    ) -> tuple[list[Option], bool]:
-        """RELEASE and DECLINE: NoBinding for each IA that does not hold the
-        reservation (RFC 8415 18.3.7, 18.3.8), and whether one did."""
-        address = reservation.ip if reservation is not None else None
-        ias: list[Option] = []
-        found = False
-        for option in request.options:
-            if isinstance(option, IANA) and address is not None and address in listed(option):
-                found = True
-            elif isinstance(option, _IA_TYPES):
-                ias.append(refused(option, NO_BINDING))
-        return ias, found
 
     def _information(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
