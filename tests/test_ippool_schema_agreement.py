@@ -29,7 +29,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 import pytest
@@ -46,6 +46,15 @@ from tests.lab.objects import (
     VERSION,
     seed_readme_ippool,
     with_value,
+)
+from tests.lab.strategies_ippool6 import (
+    ACROSS_FIELDS6,
+    PREFERRED,
+    VALID,
+    across_fields6,
+    cross_field_problems6,
+    mutations6,
+    servable_ipv6configs,
 )
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.usefixtures("crds")]
@@ -100,6 +109,8 @@ def servable_pools(draw: st.DrawFn) -> dict[str, Any]:
         spec["bindinterface"] = draw(st.sampled_from(["eth1", "net1", "eth1.100", "br_0"]))
     if draw(st.booleans()):
         spec["paused"] = draw(st.booleans())
+    if draw(st.booleans()):
+        spec["ipv6config"] = draw(servable_ipv6configs())
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "IPPool",
@@ -184,6 +195,7 @@ MUTATIONS: dict[str, st.SearchStrategy[Any]] = {
         ),
         WRONG_TYPES,
     ),
+    **mutations6(DELETE, st.one_of(NAMES, FUZZ_TEXT), WRONG_TYPES),
 }
 
 
@@ -249,6 +261,11 @@ def ippools(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         change = draw(st.sampled_from(ACROSS_FIELDS))
         body = across_fields(body, change, draw(st.integers(0, 2**16)))
+    if "ipv6config" in body["spec"] and draw(st.booleans()):
+        change = draw(st.sampled_from(ACROSS_FIELDS6))
+        v6 = across_fields6(body["spec"]["ipv6config"], change, draw(st.integers(0, 2**16)))
+        body = mutated(body, "spec.ipv6config", v6)
+        event(change)
     for path in draw(st.lists(st.sampled_from(sorted(MUTATIONS)), max_size=3, unique=True)):
         # A null or a missing key for one change in four: the API server
         # prunes nulls, and a missing required field is its own error.
@@ -302,6 +319,11 @@ def cross_field_problems(stored: dict[str, Any]) -> set[str]:
     return found
 
 
+def all_cross_field_problems(stored: dict[str, Any]) -> set[str]:
+    v6 = stored["spec"].get("ipv6config")
+    return cross_field_problems(stored) | (set() if v6 is None else cross_field_problems6(v6))
+
+
 def refusal(body: dict[str, Any]) -> str | None:
     """The parser's InvalidPool message for `body`, or None if it accepts it.
 
@@ -353,7 +375,7 @@ def test_the_api_server_and_the_parser_agree_on_every_ippool(
         assert not missing, f"{missing} not named in {message!r}"
         return
     stored = verdict.stored
-    expected = cross_field_problems(stored)
+    expected = all_cross_field_problems(stored)
     message = refusal(stored)
     assert refusal(body) == message
     event("the API server accepts it, " + ("a rule across fields" if expected else "servable"))
@@ -375,3 +397,13 @@ def test_the_api_server_and_the_parser_agree_on_every_ippool(
     assert len(config.options.routes) == len(v4.get("routes", []))
     assert config.interface == spec.get("bindinterface", DEFAULT_INTERFACE)
     assert config.paused is spec.get("paused", False)
+    v6 = spec.get("ipv6config")
+    assert (config.v6 is None) == (v6 is None)
+    if config.v6 is not None:
+        assert config.v6.spec.start == IPv6Address(v6["pool"]["start"])
+        assert config.v6.spec.end == IPv6Address(v6["pool"]["end"])
+        assert config.v6.spec.subnet == IPv6Network(v6["subnet"], strict=False)
+        assert config.v6.options.preferred_lifetime == v6.get("preferredlifetime", PREFERRED)
+        assert config.v6.options.valid_lifetime == v6.get("validlifetime", VALID)
+        assert config.v6.router_advertisement is v6["routeradvertisement"]  # the schema's default
+        assert len(config.v6.options.dns) == len(v6.get("dns", []))
