@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import fields
+from ipaddress import IPv6Address
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -24,16 +25,21 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from kvip import __version__
-from kvip.actors import Controller, PoolActor
+from kvip.actors import ClaimAddress, ClaimAddress6, Controller, PoolActor, ServeReservation
 from kvip.actors._status_render import NicStatus
 from kvip.actors._supervisor import PoolHandle
 from kvip.actors._vm_state import VmState
 from kvip.actors._workqueue import WorkQueue
 from kvip.app._metrics import KvipCollector, LogCounter, registry_for
+from kvip.ipam import Owner
 from kvip.k8s import ApiHealth, Unavailable
 from kvip.serving import Counters
 from protocol import Message, MessageType, Op, OptionCode, Options, encode
-from tests.lab.pool_harness import FakeSocketFactory, pool_config
+from protocol.dhcp6 import IANA, ClientId, DuidLL
+from protocol.dhcp6 import Message as Message6
+from protocol.dhcp6 import MessageType as MessageType6
+from protocol.dhcp6 import encode as encode6
+from tests.lab.pool_harness import FakeSocketFactory, dual_config, pool_config
 
 #: Every simulated reply takes exactly this long, so that sum = count * this.
 LATENCY = 0.5
@@ -264,3 +270,36 @@ def test_unknown_macs_heard_are_a_gauge_per_pool() -> None:
     found = samples(collector_for(actor).collect())
     assert found["kvip_dhcp_unknown_macs{}"] == 5
     assert found["kvip_dhcp_events_total{event=unknown_mac}"] == 15
+
+
+def test_a_dual_stack_pool_shows_its_ipv6_range_and_dhcpv6_counts() -> None:
+    """The IPv6 range is a second kubevirtiphelper_ippool_used/available series (its
+    subnet tells it apart); DHCPv6 traffic has kvip_dhcp6_* metrics of its own."""
+    actor = PoolActor(dual_config(), socket_factory=FakeSocketFactory())
+    owner, mac = Owner("ns/vm [02:00:00:00:00:01]"), "02:00:00:00:00:01"
+    ip = actor.handle_now(ClaimAddress(owner, mac))
+    ip6 = actor.handle_now(ClaimAddress6(owner, mac))
+    actor.handle_now(ServeReservation(mac, ip, ip6))
+    solicit = Message6(
+        msg_type=MessageType6.SOLICIT,
+        transaction_id=1,
+        options=(ClientId(DuidLL(1, bytes.fromhex("020000000001"))), IANA(iaid=1)),
+    )
+    book6 = actor.book.v6
+    assert book6 is not None
+    with actor._lock:
+        reply = book6.responder.handle(encode6(solicit), 0.0, ("fe80::1", 546, 0, 1), None)
+    assert reply is not None
+    metrics = list(collector_for(actor).collect())
+    used = {
+        sample.labels["subnet"]: sample.value
+        for metric in metrics
+        if metric.name == "kubevirtiphelper_ippool_used"
+        for sample in metric.samples
+    }
+    assert used == {"198.18.0.0/24": 1, "2001:db8:0:1::/64": 1}
+    found = samples(iter(metrics))
+    assert found["kvip_dhcp6_received_total{type=SOLICIT}"] == 1
+    assert found["kvip_dhcp6_sent_total{type=ADVERTISE}"] == 1
+    assert "kvip_dhcp_received_total{type=SOLICIT}" not in found
+    assert ip6 == IPv6Address("2001:db8:0:1::10")

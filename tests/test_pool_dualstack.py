@@ -4,7 +4,7 @@ served once durable, both released together (PoolActor alone, no socket)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
@@ -17,24 +17,15 @@ from kvip.actors import (
 )
 from kvip.actors._messages import ClaimAddress6, Inspect, PoolState, ServeRecorded
 from kvip.actors._pool_book6 import NoIpv6
-from kvip.ipam import AddressTaken, Owner, PoolExhausted, PoolSpec6
-from kvip.serving import PoolConfig, PoolConfig6, PoolOptions6
-from tests.lab.pool_harness import FakeSocketFactory, pool_config
+from kvip.ipam import AddressTaken, Owner, PoolExhausted
+from tests.lab.pool_harness import SUBNET6, FakeSocketFactory, dual_config, pool_config
 
-SUBNET6 = IPv6Network("2001:db8:0:1::/64")
 MAC1, MAC2, MAC3 = (f"52:54:00:00:60:0{n}" for n in range(1, 4))
 VM1, VM2, VM3 = (Owner(f"ns/vm{n} [{mac}]") for n, mac in enumerate((MAC1, MAC2, MAC3), 1))
 
 
 def v6(n: int) -> IPv6Address:
     return SUBNET6.network_address + n
-
-
-def dual_config(start6: int = 0x10, end6: int = 0x20, **v4: object) -> PoolConfig:
-    spec6 = PoolSpec6(subnet=SUBNET6, start=v6(start6), end=v6(end6), server_ip=v6(1))
-    options6 = PoolOptions6(subnet=SUBNET6, dns=(v6(0x53),))
-    config = pool_config(paused=True, **v4)  # type: ignore[arg-type]
-    return replace(config, v6=PoolConfig6(spec=spec6, options=options6))
 
 
 def dual_pool(**kwargs: object) -> PoolActor:

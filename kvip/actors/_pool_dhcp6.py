@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import trio
 
@@ -17,7 +18,7 @@ from kvip.actors._dhcp6_socket import Dhcp6Sockets, in_netns
 from kvip.actors._packet_thread6 import PacketThread6
 from kvip.actors._pool_book import PoolBook
 from kvip.actors._router_adv import advertise_routes
-from kvip.serving import PoolConfig, PoolConfig6
+from kvip.serving import Counters, PoolConfig, PoolConfig6
 
 log = logging.getLogger("kvip.actors._pool")
 
@@ -54,6 +55,14 @@ class Dhcp6Wire:
         )
 
 
+class PoolFigures6(NamedTuple):
+    """A dual-stack pool's DHCPv6 counters and IPv6 address figures."""
+
+    counters: Counters
+    used: int
+    available: int
+
+
 class PoolDhcp6:
     # (No __slots__: see PoolAddress.)
     config: PoolConfig
@@ -68,6 +77,17 @@ class PoolDhcp6:
 
     #: PoolActor's: wakes the actor to take the notices of either family.
     _post_notices: Callable[[], None]
+
+    def figures6(self) -> PoolFigures6 | None:
+        """The DHCPv6 counters and IPv6 address figures of a dual-stack pool, as of
+        one moment (None for an IPv4-only pool)."""
+        with self._lock:
+            book6 = self.book.v6
+            if book6 is None:
+                return None
+            allocator = book6.allocator
+            counters = book6.responder.counters.snapshot()
+            return PoolFigures6(counters, allocator.used, allocator.available)
 
     async def _serve_dhcp6(self) -> None:
         """Answer DHCPv6 beside DHCP, until cancelled. An interface where the

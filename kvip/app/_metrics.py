@@ -117,6 +117,24 @@ class KvipCollector(Collector):
             "Time from a request's arrival to its reply's sending",
             labels=["ippool"],
         )
+        # DHCPv6 has metrics of its own: its message types share names with
+        # DHCP's (REQUEST, RELEASE, DECLINE) and mean other exchanges.
+        received6 = CounterMetricFamily(
+            "kvip_dhcp6_received", "DHCPv6 requests received", labels=["ippool", "type"]
+        )
+        sent6 = CounterMetricFamily(
+            "kvip_dhcp6_sent", "DHCPv6 replies sent", labels=["ippool", "type"]
+        )
+        events6 = CounterMetricFamily(
+            "kvip_dhcp6_events",
+            "DHCPv6 packets dropped or noted (as kvip_dhcp_events)",
+            labels=["ippool", "event"],
+        )
+        latency6 = HistogramMetricFamily(
+            "kvip_dhcp6_reply_latency_seconds",
+            "Time from a DHCPv6 request's arrival to its reply's sending",
+            labels=["ippool"],
+        )
         for name, handle in sorted(controller.pools.items()):
             actor = handle.actor
             ready.add_metric([name], 1 if handle.ready and actor and actor.serving else 0)
@@ -135,6 +153,21 @@ class KvipCollector(Collector):
                 events.add_metric([name, event], count)
             latency.add_metric([name], *_buckets(counters.latency))
             unknown.add_metric([name], figures.unknown_macs)
+            six = actor.figures6()
+            v6 = handle.config.v6
+            if six is None or v6 is None:
+                continue
+            # The IPv6 range is a series of its own, told apart by its subnet.
+            labels6 = [name, str(v6.spec.subnet), handle.config.network]
+            used.add_metric(labels6, six.used)
+            available.add_metric(labels6, six.available)
+            for kind, count in sorted(six.counters.received.items()):
+                received6.add_metric([name, kind], count)
+            for kind, count in sorted(six.counters.sent.items()):
+                sent6.add_metric([name, kind], count)
+            for event, count in six.counters.events().items():
+                events6.add_metric([name, event], count)
+            latency6.add_metric([name], *_buckets(six.counters.latency))
         restarts = CounterMetricFamily(
             "kvip_ippool_restarts",
             "Restarts of a pool's DHCP server after it failed",
@@ -149,6 +182,7 @@ class KvipCollector(Collector):
                 [name], 1 if handle.config is not None and handle.config.paused else 0
             )
         yield from (used, available, ready, received, sent, events, latency, unknown, restarts)
+        yield from (received6, sent6, events6, latency6)
         yield paused
 
     def _vmnetcfgs(self, controller: Controller) -> Iterator[Metric]:

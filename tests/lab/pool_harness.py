@@ -15,13 +15,13 @@ import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, cast
 
 from hypothesis import strategies as st
 
-from kvip.ipam import PoolSpec
-from kvip.serving import PoolConfig, PoolOptions
+from kvip.ipam import PoolSpec, PoolSpec6
+from kvip.serving import PoolConfig, PoolConfig6, PoolOptions, PoolOptions6
 from protocol import EncodeError, Message, MessageType, Op, OptionCode, Options, encode
 from tests.lab.strategies import options as random_options
 
@@ -257,3 +257,20 @@ def garbage(*, macs: Sequence[bytes], addresses: Sequence[IPv4Address]) -> st.Se
     """Random bytes, and mutations of well-formed requests."""
     valid = dhcp_requests(macs=macs, addresses=addresses)
     return st.binary(max_size=600) | valid.flatmap(mutations)
+
+
+#: A dual-stack pool's IPv6 subnet (dual_config).
+SUBNET6 = IPv6Network("2001:db8:0:1::/64")
+
+
+def dual_config(start6: int = 0x10, end6: int = 0x20, **v4: object) -> PoolConfig:
+    """pool_config (paused) plus an IPv6 range ::start6-::end6 of SUBNET6."""
+    spec6 = PoolSpec6(
+        subnet=SUBNET6,
+        start=SUBNET6.network_address + start6,
+        end=SUBNET6.network_address + end6,
+        server_ip=SUBNET6.network_address + 1,
+    )
+    options6 = PoolOptions6(subnet=SUBNET6, dns=(SUBNET6.network_address + 0x53,))
+    config = pool_config(paused=True, **v4)  # type: ignore[arg-type]
+    return replace(config, v6=PoolConfig6(spec=spec6, options=options6))
