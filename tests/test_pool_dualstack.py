@@ -7,10 +7,13 @@ from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
+import trio
+import trio.testing
 
 from kvip.actors import (
     ClaimAddress,
     PoolActor,
+    Reconfigure,
     ReleaseOwner,
     RestoreReservation,
     ServeReservation,
@@ -18,6 +21,7 @@ from kvip.actors import (
 from kvip.actors._messages import ClaimAddress6, Inspect, PoolState, ServeRecorded
 from kvip.actors._pool_book6 import NoIpv6
 from kvip.ipam import AddressTaken, Owner, PoolExhausted
+from kvip.serving import PoolConfig
 from tests.lab.pool_harness import SUBNET6, FakeSocketFactory, dual_config, pool_config
 
 MAC1, MAC2, MAC3 = (f"52:54:00:00:60:0{n}" for n in range(1, 4))
@@ -140,3 +144,47 @@ def test_unserved_claims_carry_their_ipv6_address_to_the_next_actor() -> None:
     successor = dual_pool()
     successor.book.hold_unserved([unserved])
     assert dict(state(successor).v6.allocations) == {ip6: VM1}  # type: ignore[union-attr]
+
+
+def reconfigured(actor: PoolActor, config: PoolConfig) -> tuple[object, ...]:
+    """Apply a Reconfigure to the running (paused) actor; its answer."""
+    answer: tuple[object, ...] = ()
+
+    async def main() -> None:
+        nonlocal answer
+        async with trio.open_nursery() as nursery:
+            await nursery.start(actor.run)
+            answer = await actor.ask(Reconfigure(config))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return answer
+
+
+def test_a_shrunk_ipv6_range_evicts_ipv6_addresses_alone() -> None:
+    actor = dual_pool()
+    ip1, ip6_1 = claim_both(actor, VM1, MAC1)
+    ip2, ip6_2 = claim_both(actor, VM2, MAC2)
+    for mac, ip, ip6 in ((MAC1, ip1, ip6_1), (MAC2, ip2, ip6_2)):
+        actor.handle_now(ServeReservation(mac, ip, ip6))
+    evicted = reconfigured(actor, dual_config(start6=0x11, end6=0x20))
+    assert evicted == ((ip6_1, VM1),)
+    # VM1 keeps its IPv4 address, served; only its IPv6 one went.
+    assert dict(state(actor).allocations) == {ip1: VM1, ip2: VM2}
+    book6 = actor.book.v6
+    assert book6 is not None
+    assert [r.ip for r in book6.responder.reservations.values()] == [ip6_2]
+    assert actor.nics[MAC1].ip6 is None and actor.nics[MAC1].serving
+
+
+def test_ipv6config_removed_then_added_again() -> None:
+    actor = dual_pool()
+    ip, ip6 = claim_both(actor, VM1, MAC1)
+    actor.handle_now(ServeReservation(MAC1, ip, ip6))
+    gone = reconfigured(actor, pool_config(paused=True))
+    assert gone == ((ip6, VM1),)
+    assert actor.book.v6 is None and state(actor).v6 is None
+    assert dict(state(actor).allocations) == {ip: VM1}
+    reconfigured(actor, dual_config())
+    # Added again: the NIC's next claim (the controller's next reconcile) asks for it.
+    assert actor.handle_now(ClaimAddress6(VM1, MAC1, requested=ip6)) == ip6
