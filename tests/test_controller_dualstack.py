@@ -15,7 +15,8 @@ import pytest
 
 from tests.lab.dhcp6lab import dhclient6, enable_ipv6
 from tests.lab.e2e_world import World, lease_ip
-from tests.lab.kvip_rig import wait_for
+from tests.lab.kvip_process import kvip_process
+from tests.lab.kvip_rig import unique, wait_for
 from tests.lab.leases import NoLeaseError, last_event
 from tests.lab.objects import GROUP
 
@@ -88,3 +89,34 @@ def test_a_dual_stack_nic_is_recorded_served_kept_and_released(
             what="both IPv6 addresses released",
         )
         assert dhcp6_address(w, mac_a, tmp_path / "a2", timeout=6) is None
+
+
+@pytest.mark.slow
+def test_both_replicas_answer_dhcpv6_and_kill_9_of_the_leader_changes_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    """Every replica serves DHCPv6 as the pool's one server (one DUID): with the
+    leader killed (-9), the follower answers for what is recorded; a process
+    started afterwards serves the same addresses."""
+    w = world
+    enable_ipv6(w.lab.server, "eth1")
+    w.create_pool(w.net("net-a"), ipv6config=IPV6CONFIG)
+    mac = "52:54:00:00:6b:01"
+    lease = unique("lease")
+    first, second = kvip_process(w, lease), kvip_process(w, lease)
+    with first, second:
+        leader, follower = wait_for(
+            lambda: (first, second) if first.is_leader() else (second, first) if second.is_leader()
+            else None,
+            what="one leader",
+        )  # fmt: skip
+        w.create_vm("vm", [("nic", "net-a", mac)])
+        entry = wait_for(lambda: nic_entry(w, "vm", mac), what="the NIC's ipv6address")
+        ip6 = entry["ipv6address"]
+        wait_for(lambda: follower.get("/readyz")[0] == 200, what="the follower to be ready")
+        assert dhcp6_address(w, mac, tmp_path / "both") == ip6
+        leader.kill()
+        assert dhcp6_address(w, mac, tmp_path / "follower") == ip6
+    with kvip_process(w, unique("lease")):
+        assert dhcp6_address(w, mac, tmp_path / "restarted") == ip6
+        assert nic_entry(w, "vm", mac) == entry

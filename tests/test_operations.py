@@ -14,24 +14,10 @@ from kubernetes import client
 from kvip import __version__
 from kvip.actors._replica_card import card_annotations, card_labels, replica_lease_name
 from tests.lab.e2e_world import World, lease_ip
-from tests.lab.kvip_process import KvipProcess
+from tests.lab.kvip_process import kvip_process
 from tests.lab.kvip_rig import unique, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver, pytest.mark.slow]
-
-FAST_LEASE = ("--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5")
-
-
-def kvip_process(w: World, lease: str, *extra: str) -> KvipProcess:
-    return KvipProcess(
-        w.api.kubeconfig,
-        "--socket-netns", w.lab.server,
-        "--pool-selector", w.selector,
-        "--lease-name", lease,
-        "--lease-namespace", w.namespace,
-        *FAST_LEASE,
-        *extra,
-    )  # fmt: skip
 
 
 def dhcp_listeners(w: World) -> str:
