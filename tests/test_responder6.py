@@ -273,7 +273,7 @@ def test_a_draining_replica_takes_no_solicit_but_answers_the_rest() -> None:
     [
         (DuidLL(1, MAC), None),
         (DuidLLT(1, 0x2F000000, MAC), None),
-        (DuidLL(1, MAC), OTHER_MAC),  # the DUID wins when it is reserved
+        (DuidLL(1, MAC), UNKNOWN_MAC),  # the DUID wins over an unreserved frame
         (DuidEN(32473, b"\x01\x02vm-1"), MAC),
         (DuidUUID(UUID("6f1b5bd2-1f2e-4b8c-9a3e-0123456789ab")), MAC),
         (DuidLLT(1, 0x2F000000, UNKNOWN_MAC), MAC),  # a host DUID from another NIC
@@ -286,6 +286,15 @@ def test_a_client_is_found_by_its_duid_or_its_frame(duid: Duid, source_mac: byte
     )
     assert holds_reservation(reply.ia_nas[0])
     assert reply.client_duid == duid
+
+
+def test_two_nics_of_one_vm_sharing_a_host_duid_are_told_apart_by_their_frames() -> None:
+    r = responder()
+    host_duid = DuidLLT(1, 0x2F000000, MAC)
+    solicit = client(MessageType.SOLICIT, IANA(iaid=2), duid=host_duid)
+    assert holds_reservation(answer(r, solicit, source_mac=OTHER_MAC).ia_nas[0], OTHER_IP)
+    assert holds_reservation(answer(r, solicit, source_mac=MAC).ia_nas[0], IP)
+    assert holds_reservation(answer(r, solicit).ia_nas[0], IP)
 
 
 def test_a_duid_without_a_mac_and_no_frame_source_is_unknown() -> None:
@@ -598,7 +607,8 @@ def test_an_address_offered_to_a_mac_is_exactly_its_reservation(
     if reply is None:
         return
     reserved = {MAC: IP, OTHER_MAC: OTHER_IP}
-    owner = duid_mac if duid_mac in reserved else source_mac
+    # The frame (or option 79) names the NIC when reserved; else the DUID does.
+    owner = source_mac if source_mac in reserved else duid_mac
     expected = (
         [reserved[owner]] if owner in reserved and held and kind != MessageType.CONFIRM else []
     )
