@@ -243,6 +243,16 @@ def test_other_ias_get_the_statuses_rfc_8415_asks_for() -> None:
     assert status(second.options) == Status.NO_ADDRS_AVAIL
 
 
+def test_a_solicit_with_nothing_to_assign_gets_the_ids_and_no_addrs_avail_only() -> None:
+    reply = answer(responder(), client(MessageType.SOLICIT, IAPD(iaid=3), IATA(iaid=1)))
+    assert reply.msg_type == MessageType.ADVERTISE
+    assert reply.options == (
+        ServerId(SERVER),
+        ClientId(CLIENT),
+        StatusCode(Status.NO_ADDRS_AVAIL, "no address reserved for this client"),
+    )
+
+
 def test_unknown_client_solicit_gets_no_answer() -> None:
     r = responder()
     assert ask(r, client(MessageType.SOLICIT, IANA(iaid=1), duid=DuidLL(1, UNKNOWN_MAC))) is None
@@ -481,8 +491,8 @@ def test_decline_is_reported_and_the_address_not_offered_until_cleared() -> None
     assert r.declined == {IP} and r.counters.declines == 1
     advertise = answer(r, client(MessageType.SOLICIT, IANA(iaid=1), RapidCommit()))
     assert advertise.msg_type == MessageType.ADVERTISE
+    assert [type(o) for o in advertise.options[2:]] == [StatusCode]  # RFC 8415 18.3.9
     assert status(advertise.options) == Status.NO_ADDRS_AVAIL
-    assert addresses(advertise.ia_nas[0]) == []
     renewed = answer(r, client(MessageType.RENEW, IANA(iaid=1, options=(IAAddress(address=IP),))))
     ia = renewed.ia_nas[0]
     assert addresses(ia) == [IAAddress(address=IP)] and status(ia.options) == Status.NO_ADDRS_AVAIL

@@ -26,8 +26,9 @@ What it answers (RFC 8415 18.3):
 - SOLICIT: ADVERTISE (Preference 255: the client need not wait for others),
   or REPLY with Rapid Commit when the client asks and the pool allows; the
   first IA_NA holds the reserved address, other IA_NAs and IA_TAs get
-  NoAddrsAvail, IA_PDs NoPrefixAvail. A declined address is not offered: the
-  IA_NA says NoAddrsAvail. Unknown clients and a draining replica: silence.
+  NoAddrsAvail, IA_PDs NoPrefixAvail. When nothing is offered (a declined
+  address, no IA_NA), the ADVERTISE holds the ids and NoAddrsAvail only.
+  Unknown clients and a draining replica: silence.
 - REQUEST, RENEW, RELEASE, DECLINE: only when their Server Identifier is ours.
   REQUEST as SOLICIT; RENEW and REBIND hold the reservation in the first IA_NA
   and give NoBinding to the other IAs, and every address the client holds that
@@ -66,6 +67,7 @@ from typing import NamedTuple
 
 from kvip.serving._build6 import (
     NO_ADDRS,
+    NO_ADDRS_DECLINED,
     NOT_ON_LINK,
     SUCCESS,
     SockAddr6,
@@ -281,8 +283,10 @@ class Responder6:
             return None
         ias, given = bound_ias(request, reservation, self.declined, self.options, renewing=False)
         if not given:
-            # RFC 8415 18.3.9: nothing to assign is said at the top level.
-            return self._reply(MessageType.ADVERTISE, request, (NO_ADDRS, *ias))
+            # RFC 8415 18.3.9: nothing to assign is an ADVERTISE of the ids and
+            # a NoAddrsAvail status only (some clients fail on IAs without addresses).
+            why = NO_ADDRS_DECLINED if reservation.ip in self.declined else NO_ADDRS
+            return self._reply(MessageType.ADVERTISE, request, (why,))
         if request.rapid_commit and self.options.rapid_commit:
             body = (*ias, _RAPID_COMMIT, *self._configuration)
             return self._reply(MessageType.REPLY, request, body)
