@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -70,6 +71,10 @@ ANOTHER_SERVER = pool_server_duid("someone-else")
 CLIENT = DuidLL(1, MAC)
 SOURCE = ("fe80::5054:ff:fe12:3456", 546, 0, 7)
 RELAY_SOURCE = ("2001:db8:2::1", 547, 0, 0)
+CORPUS6 = Path(__file__).resolve().parent.parent / "fuzz" / "corpus6"
+CAPTURED_SOLICITS = sorted(
+    p for p in CORPUS6.glob("*/*solicit*") if p.parent.name != "synthetic"
+) + sorted(CORPUS6.glob("*/*relay-forw*"))
 
 OPTIONS = PoolOptions6(
     subnet=SUBNET,
@@ -333,6 +338,40 @@ def test_a_relayed_client_is_found_by_option_79_of_the_relay_next_to_it() -> Non
     # Without option 79 the frame's source is the relay, not the client.
     r = responder()
     assert ask(r, relay(solicit), source=RELAY_SOURCE, source_mac=OTHER_MAC) is None
+
+
+@pytest.mark.parametrize("path", CAPTURED_SOLICITS, ids=lambda p: p.name)
+def test_real_clients_solicits_get_their_reservation(path: Path) -> None:
+    """dhclient, dhcpcd (DUID-LLT, -LL, -UUID, -EN), systemd-networkd and a
+    dnsmasq relay, as captured: each gets the address of the MAC it is
+    identified by (for DUIDs without one, the frame's source)."""
+    data = path.read_bytes()
+    message = decode(data)
+    relays = []
+    while isinstance(message, RelayMessage):
+        relays.append(message)
+        assert message.relayed is not None
+        message = message.relayed
+    assert message.msg_type in (MessageType.SOLICIT, MessageType.REQUEST)
+    mac = client_mac(message, None, relays) or MAC
+    r = Responder6(OPTIONS, SERVER)
+    r.set_reservation(mac.hex(":"), Reservation6(IP))
+    source = RELAY_SOURCE if relays else SOURCE
+    reply = r.handle(data, 0.0, source, MAC)
+    if message.msg_type == MessageType.REQUEST:  # names dnsmasq, not us
+        assert reply is None and r.counters.ignored == 1
+        return
+    assert reply is not None and reply.address[1] == (547 if relays else 546)
+    answered = decode(reply.payload)
+    inner = answered.innermost if isinstance(answered, RelayMessage) else answered
+    assert inner is not None and inner.transaction_id == message.transaction_id
+    if not message.ia_nas:  # dhclient -T (IA_TA) and -P (IA_PD): nothing to give
+        assert inner.msg_type == MessageType.ADVERTISE
+        assert status(inner.options) == Status.NO_ADDRS_AVAIL and not inner.ia_nas
+        return
+    expected = MessageType.REPLY if message.rapid_commit else MessageType.ADVERTISE
+    assert inner.msg_type == expected
+    assert addresses(inner.ia_nas[0])[0].address == IP
 
 
 # -- relays and destinations -----------------------------------------------------------
