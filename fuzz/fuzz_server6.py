@@ -4,8 +4,8 @@ Nothing may escape `Responder6.handle`; every reply decodes, goes back the way
 the request came (through the same relays, with their fields copied, to port
 547; else to the client's port 546), names our server and the client's DUID,
 and lets the client use no address but the reservation of the MAC that
-identifies it (its DUID-LL(T)'s when reserved, else the frame's source or the
-nearest relay's option 79), never a declined one. Silence is always counted.
+identifies it (the frame's source or the nearest relay's option 79 when
+reserved, else its DUID-LL(T)'s), never a declined one. Silence is always counted.
 Run under atheris (libFuzzer flags after the script name):
 
     .venv/bin/python fuzz/fuzz_server6.py -max_total_time=60 .fuzz-work6 fuzz/corpus6
@@ -98,8 +98,15 @@ def _owner(
     reservations: Mapping[bytes, Reservation6],
 ) -> bytes | None:
     """Who the reply may be for, worked out here from the RFCs' fields (not
-    with kvip's own functions): the DUID's Ethernet address when reserved,
-    else the frame's source (direct) or the nearest relay's option 79."""
+    with kvip's own functions): the frame's source (direct) or the nearest
+    relay's option 79 when reserved, else the DUID's Ethernet address when
+    reserved."""
+    on_link = source_mac
+    if relays:
+        option = relays[-1].client_link_layer_address
+        on_link = option.address if option and option.link_layer_type == _ETHERNET else None
+    if on_link in reservations:
+        return on_link
     duid = message.client_duid
     if (
         isinstance(duid, dhcp6.DuidLL | dhcp6.DuidLLT)
@@ -107,12 +114,7 @@ def _owner(
         and duid.link_layer_address in reservations
     ):
         return duid.link_layer_address
-    if relays:
-        option = relays[-1].client_link_layer_address
-        if option is None or option.link_layer_type != _ETHERNET:
-            return None
-        return option.address if option.address in reservations else None
-    return source_mac if source_mac in reservations else None
+    return None
 
 
 def check_reply6(

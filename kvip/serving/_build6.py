@@ -84,8 +84,10 @@ def link_mac(source_mac: bytes | None, relays: Sequence[RelayMessage]) -> bytes 
 def client_mac(
     message: Message, source_mac: bytes | None, relays: Sequence[RelayMessage]
 ) -> bytes | None:
-    """The MAC that identifies the client (see kvip.serving._responder6): its
-    DUID's when a DUID-LL(T) carries one, else the link's (`link_mac`)."""
+    """The MAC that identifies the client: its DUID's when a DUID-LL(T) carries
+    one, else the link's (`link_mac`). The Responder6 also tries the link's
+    when the DUID's is not reserved, or is but the link's names another
+    reserved NIC (see kvip.serving._responder6)."""
     mac = duid_mac(message)
     return mac if mac is not None else link_mac(source_mac, relays)
 

@@ -17,16 +17,18 @@ MAC. `client_mac` (in _build6.py) takes it, in this order, from:
 3. for a relayed message, option 79 (RFC 6939) of the relay next to the client.
 
 A DUID-LLT is made once per host, from whichever NIC came first, and kept; a
-VM with two NICs sends it on both. So when the DUID's MAC has no reservation
-in this pool, the link's MAC (2 or 3) is tried before the client is unknown.
+VM with two NICs sends it on both. So the link's MAC (2 or 3) is tried when
+the DUID's has no reservation in this pool, and wins when it is reserved too
+but differs (two NICs of one VM on one network: the frame says which sent it).
 
 What it answers (RFC 8415 18.3):
 
 - SOLICIT: ADVERTISE (Preference 255: the client need not wait for others),
   or REPLY with Rapid Commit when the client asks and the pool allows; the
   first IA_NA holds the reserved address, other IA_NAs and IA_TAs get
-  NoAddrsAvail, IA_PDs NoPrefixAvail. A declined address is not offered: the
-  IA_NA says NoAddrsAvail. Unknown clients and a draining replica: silence.
+  NoAddrsAvail, IA_PDs NoPrefixAvail. When nothing is offered (a declined
+  address, no IA_NA), the ADVERTISE holds the ids and NoAddrsAvail only.
+  Unknown clients and a draining replica: silence.
 - REQUEST, RENEW, RELEASE, DECLINE: only when their Server Identifier is ours.
   REQUEST as SOLICIT; RENEW and REBIND hold the reservation in the first IA_NA
   and give NoBinding to the other IAs, and every address the client holds that
@@ -65,6 +67,7 @@ from typing import NamedTuple
 
 from kvip.serving._build6 import (
     NO_ADDRS,
+    NO_ADDRS_DECLINED,
     NOT_ON_LINK,
     SUCCESS,
     SockAddr6,
@@ -121,6 +124,8 @@ Last6 = tuple[float, bytes | None, str]
 
 @dataclass(slots=True)
 class Responder6:
+    """One pool's DHCPv6 server state: reservations, declines, counters."""
+
     options: PoolOptions6
     #: The pool's DUID (`pool_server_duid`), the same on every replica; fixed.
     server_duid: Duid
@@ -229,14 +234,18 @@ class Responder6:
     ) -> tuple[bytes | None, Reservation6 | None]:
         """The client's MAC and its reservation (see the module docstring)."""
         mac = duid_mac(message)
+        on_link = link_mac(source_mac, relays)
+        if on_link is not None and on_link != mac:
+            # The DUID's MAC when reserved, unless the link names another
+            # reserved NIC: a host DUID is shared by all the VM's NICs.
+            reservation = self.reservations.get(on_link)
+            if reservation is not None:
+                return on_link, reservation
         if mac is not None:
             reservation = self.reservations.get(mac)
             if reservation is not None:
                 return mac, reservation
-        on_link = link_mac(source_mac, relays)
-        if on_link is None:
-            return mac, None
-        return on_link, self.reservations.get(on_link)
+        return (mac if on_link is None else on_link), None
 
     def _ours(self, message: Message) -> bool:
         """The message names this pool's DUID (RFC 8415 16: REQUEST, RENEW,
@@ -274,8 +283,10 @@ class Responder6:
             return None
         ias, given = bound_ias(request, reservation, self.declined, self.options, renewing=False)
         if not given:
-            # RFC 8415 18.3.9: nothing to assign is said at the top level.
-            return self._reply(MessageType.ADVERTISE, request, (NO_ADDRS, *ias))
+            # RFC 8415 18.3.9: nothing to assign is an ADVERTISE of the ids and
+            # a NoAddrsAvail status only (some clients fail on IAs without addresses).
+            why = NO_ADDRS_DECLINED if reservation.ip in self.declined else NO_ADDRS
+            return self._reply(MessageType.ADVERTISE, request, (why,))
         if request.rapid_commit and self.options.rapid_commit:
             body = (*ias, _RAPID_COMMIT, *self._configuration)
             return self._reply(MessageType.REPLY, request, body)
