@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pools = commands.add_parser(
         "pools",
-        help="list the IPPools: network, subnet, used, available, ready",
+        help="list the IPPools: network, subnet (and IPv6 subnet), used, available, ready",
         description="A table of every IPPool with its usage, read from the pools' status.",
     )
     vmnetcfg = commands.add_parser("vmnetcfg", help="act on one VM's VirtualMachineNetworkConfig")

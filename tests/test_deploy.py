@@ -19,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kvip.actors import open_dhcp_socket
+from kvip.serving import parse_ippool
 from tests.lab.apiserver import ApiServer
 from tests.lab.deploy_manifests import (
     BASE,
@@ -113,6 +114,7 @@ def test_the_api_server_accepts_everything_in_deploy(
     assert out.count("(server dry run)") == 11
     # The example pool fits the CRD's schema, and so does the overlay's.
     dry_run(apiserver, "-f", str(EXAMPLES / "ippool.yaml"))
+    dry_run(apiserver, "-f", str(EXAMPLES / "ippool-dualstack.yaml"))
     dry_run(apiserver, "-f", str(OVERLAY / "ippool.yaml"))
 
 
@@ -205,6 +207,13 @@ def test_the_examples_agree_with_the_base(kubectl_ok: None) -> None:
         nad["metadata"]["namespace"],
     )
     assert_address_plan(load(EXAMPLES / "ippool.yaml")[0], nad, deployment)
+    # The dual-stack example is the same pool with an IPv6 half kvip serves.
+    ipv4_only, dual_stack = (
+        load(EXAMPLES / "ippool.yaml")[0],
+        load(EXAMPLES / "ippool-dualstack.yaml")[0],
+    )
+    assert {**dual_stack["spec"], "ipv6config": None} == {**ipv4_only["spec"], "ipv6config": None}
+    assert parse_ippool(dual_stack).v6 is not None
 
 
 def test_the_plan_check_refuses_a_range_inside_the_pool(kubectl_ok: None) -> None:

@@ -236,6 +236,59 @@ def test_moving_a_nics_address_is_refused_except_to_kvip(
     assert written["spec"]["networkconfig"][0]["ipaddress"] == "198.18.0.21"
 
 
+V6 = "spec.ipv6config"
+
+
+def _dual_stack(webhook: RunningWebhook, name: str, network: str) -> dict[str, Any]:
+    body = _pool(webhook, name, network)
+    body["spec"]["ipv6config"] = {
+        "subnet": "2001:db8:1::/64",
+        "pool": {"start": "2001:db8:1::10", "end": "2001:db8:1::ffff"},
+    }
+    return body
+
+
+def _record6(webhook: RunningWebhook, namespace: str, network: str) -> dict[str, Any]:
+    cfg = objects.vmnetcfg(
+        "vm", [(network, "52:54:00:00:77:01", "198.18.0.20")], namespace=namespace
+    )
+    cfg["spec"]["networkconfig"][0]["ipv6address"] = "2001:db8:1::200"
+    cfg["metadata"]["labels"] = webhook.labels()
+    admin: Any = client.CustomObjectsApi(webhook.admin)
+    created: dict[str, Any] = admin.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, CFGS, cfg
+    )
+    return created
+
+
+def test_an_update_that_strands_an_ipv6_reservation_is_refused_unless_forced(
+    webhook: RunningWebhook, custom: Any, pools: list[str], namespace: str
+) -> None:
+    network, name = f"{namespace}/net", unique("pool")
+    _create(custom, pools, _dual_stack(webhook, name, network))
+    _record6(webhook, namespace, network)
+    narrower = {"spec": {"ipv6config": {"pool": {"end": "2001:db8:1::1ff"}}}}
+    args = (GROUP, VERSION, "ippools", name)
+    message = _refused(custom.patch_cluster_custom_object, *args, narrower, **MERGE)
+    assert f"{namespace}/vm 2001:db8:1::200 (it is after {V6}.pool.end 2001:db8:1::1ff)" in message
+    assert "198.18.0.20" not in message
+    forced = {**narrower, "metadata": {"annotations": {FORCE: "true"}}}
+    pool = custom.patch_cluster_custom_object(*args, forced, **MERGE)
+    assert pool["spec"]["ipv6config"]["pool"]["end"] == "2001:db8:1::1ff"
+
+
+def test_moving_a_nics_ipv6_address_is_refused(
+    webhook: RunningWebhook, custom: Any, namespace: str
+) -> None:
+    cfg = _record6(webhook, namespace, f"{namespace}/net")
+    nic = cfg["spec"]["networkconfig"][0]
+    moved = {"spec": {"networkconfig": [{**nic, "ipv6address": "2001:db8:1::201"}]}}
+    args = (GROUP, VERSION, namespace, CFGS, "vm")
+    message = _refused(custom.patch_namespaced_custom_object, *args, moved, **MERGE)
+    assert "spec.networkconfig[].ipv6address" in message
+    assert f"on {namespace}/net from 2001:db8:1::200 to 2001:db8:1::201" in message
+
+
 def new_client_from(kubeconfig: Path) -> client.ApiClient:
     from kubernetes import config
 

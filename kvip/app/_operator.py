@@ -36,8 +36,16 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
         print("  ".join(cells).rstrip(), file=out)
 
 
-def list_pools(kube: Kube, out: TextIO) -> int:
-    pools, _ = kube.list(IPPOOLS)
+def _subnets(spec: dict[str, Any]) -> str:
+    """The pool's subnet, and its IPv6 subnet after a comma on a dual-stack pool."""
+    subnets = [
+        str((spec.get(config) or {}).get("subnet", "")) for config in ("ipv4config", "ipv6config")
+    ]
+    return ",".join(subnet for subnet in subnets if subnet)
+
+
+def pool_rows(pools: list[dict[str, Any]]) -> list[list[str]]:
+    """`kvip pools`'s table: a header, then one row per IPPool, by name."""
     rows = [["POOL", "NETWORK", "SUBNET", "USED", "AVAILABLE", "READY"]]
     for pool in sorted(pools, key=lambda p: str(p["metadata"]["name"])):
         spec = pool.get("spec") or {}
@@ -45,12 +53,17 @@ def list_pools(kube: Kube, out: TextIO) -> int:
         rows.append([
             str(pool["metadata"]["name"]),
             str(spec.get("networkname", "")),
-            str((spec.get("ipv4config") or {}).get("subnet", "")),
+            _subnets(spec),
             str(ipv4.get("used", "-")),
             str(ipv4.get("available", "-")),
             _ready(pool),
         ])  # fmt: skip
-    _table(rows, out)
+    return rows
+
+
+def list_pools(kube: Kube, out: TextIO) -> int:
+    pools, _ = kube.list(IPPOOLS)
+    _table(pool_rows(pools), out)
     return 0
 
 

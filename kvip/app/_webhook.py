@@ -35,7 +35,7 @@ from kvip.app._certs import (
     utc_now,
 )
 from kvip.k8s import IPPOOLS, VMNETCFGS, Kube, KubeError, WebhookConfiguration
-from kvip.k8s._bodies import object_key, vmnetcfg_records
+from kvip.k8s._bodies import network_key, normalize_mac, object_key, vmnetcfg_records
 from kvip.serving import Recorded, Verdict, admission_response, review_ippool, review_vmnetcfg
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,33 @@ class BadRequest(Exception):
     """The request is not an AdmissionReview kvip can judge."""
 
 
+def _ipv6_addresses(body: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(network, MAC) -> the `ipv6address` of each NIC that has one (the first
+    entry of a NIC listed twice, as `vmnetcfg_records` reads them)."""
+    namespace = str((body.get("metadata") or {}).get("namespace", "default"))
+    found: dict[tuple[str, str], str] = {}
+    for entry in (body.get("spec") or {}).get("networkconfig") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        mac, network, ip6 = (
+            normalize_mac(entry.get("macaddress")),
+            entry.get("networkname"),
+            entry.get("ipv6address"),
+        )
+        if mac is not None and isinstance(network, str) and network and ip6:
+            found.setdefault((network_key(network, namespace=namespace), mac), str(ip6))
+    return found
+
+
 def _records(body: Mapping[str, Any] | None) -> list[Recorded]:
     if not body:
         return []
     key = object_key(body)
-    return [Recorded(key, r.network, r.mac, r.ip) for r in vmnetcfg_records(body)]
+    ip6 = _ipv6_addresses(body)
+    return [
+        Recorded(key, r.network, r.mac, r.ip, ip6.get((r.network, r.mac)))
+        for r in vmnetcfg_records(body)
+    ]
 
 
 def _response(status: str, body: bytes, content_type: str = "application/json") -> bytes:

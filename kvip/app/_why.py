@@ -118,7 +118,10 @@ def _pool_for(nic: VmNic, pools: list[dict[str, Any]]) -> tuple[dict[str, Any] |
                 for kind, c in sorted(conditions.items())
                 if kind in ("Ready", "Serving", "ReplicaAddressesOutsideRange")
             )
-            return pool, f"IPPool {name}, subnet {config.spec.subnet}: {state or 'no status yet'}"
+            subnet = f"subnet {config.spec.subnet}"
+            if config.v6 is not None:
+                subnet += f" and {config.v6.spec.subnet}"
+            return pool, f"IPPool {name}, {subnet}: {state or 'no status yet'}"
     return None, f"no IPPool has networkname {nic.network}: kvip gives this NIC no address"
 
 

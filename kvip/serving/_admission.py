@@ -17,21 +17,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import AddressValueError, IPv4Address, IPv6Address
 from typing import Any
 
-from kvip.ipam import ExclusionReason, InvalidPool
-from kvip.serving._pool_config import PoolConfig, parse_ippool
+from kvip.ipam import ExclusionReason, InvalidPool, PoolSpec, PoolSpec6
+from kvip.serving._pool_config import PoolConfig, PoolConfig6, parse_ippool
 
 FORCE_ANNOTATION = "kubevirtiphelper.k8s.binbash.org/force"
 #: Reservations named in one message; the rest are counted.
 SHOWN = 5
 
-_FIELD_OF_EXCLUSION = {
-    ExclusionReason.SERVER_IP: "it is spec.ipv4config.serverip",
-    ExclusionReason.ROUTER: "it is spec.ipv4config.router",
-    ExclusionReason.SPEC: "it is listed in spec.ipv4config.pool.exclude",
-}
+
+def _fields_of_exclusion(config: str) -> dict[ExclusionReason, str]:
+    return {
+        ExclusionReason.SERVER_IP: f"it is spec.{config}.serverip",
+        ExclusionReason.ROUTER: f"it is spec.{config}.router",
+        ExclusionReason.SPEC: f"it is listed in spec.{config}.pool.exclude",
+    }
+
+
+_FIELD_OF_EXCLUSION = _fields_of_exclusion("ipv4config")
+_FIELD_OF_EXCLUSION6 = _fields_of_exclusion("ipv6config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,8 @@ class Recorded:
     network: str
     mac: str
     ip: str | None
+    #: The NIC's IPv6 address (`ipv6address`) on a dual-stack pool.
+    ip6: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,28 @@ def _address(text: str | None) -> IPv4Address | None:
         return None if text is None else IPv4Address(text)
     except AddressValueError:
         return None
+
+
+def _address6(text: str | None) -> IPv6Address | None:
+    try:
+        return None if text is None else IPv6Address(text)
+    except AddressValueError:
+        return None
+
+
+def _why_unusable6(config: PoolConfig6 | None, ip: IPv6Address) -> str | None:
+    """Why a pool with the IPv6 half `config` cannot hand out `ip` (None: it can)."""
+    if config is None:
+        return "the pool has no spec.ipv6config"
+    spec = config.spec
+    if ip < spec.start:
+        return f"it is before spec.ipv6config.pool.start {spec.start}"
+    if ip > spec.end:
+        return f"it is after spec.ipv6config.pool.end {spec.end}"
+    reason = spec.exclusions().get(ip) or spec.boundary_reason(ip)
+    if reason is None:
+        return None
+    return _FIELD_OF_EXCLUSION6.get(reason, reason.explanation)
 
 
 def _why_unusable(config: PoolConfig, ip: IPv4Address) -> str | None:
@@ -102,13 +132,18 @@ def _network_conflict(config: PoolConfig, others: Iterable[Mapping[str, Any]]) -
         other = _parsed(body)
         if other is None or other.name == config.name or other.network != config.network:
             continue
-        mine, theirs = config.spec, other.spec
-        if mine.start <= theirs.end and theirs.start <= mine.end:
-            return (
-                f"spec.ipv4config.pool {mine.start}-{mine.end} overlaps IPPool {other.name}'s "
-                f"range {theirs.start}-{theirs.end} on the same network {config.network} "
-                f"(spec.networkname); kvip serves one IPPool per network"
-            )
+        ranges: list[tuple[int, PoolSpec | PoolSpec6, PoolSpec | PoolSpec6]] = [
+            (4, config.spec, other.spec)
+        ]
+        if config.v6 is not None and other.v6 is not None:
+            ranges.append((6, config.v6.spec, other.v6.spec))
+        for family, mine, theirs in ranges:
+            if int(mine.start) <= int(theirs.end) and int(theirs.start) <= int(mine.end):
+                return (
+                    f"spec.ipv{family}config.pool {mine.start}-{mine.end} overlaps IPPool "
+                    f"{other.name}'s range {theirs.start}-{theirs.end} on the same network "
+                    f"{config.network} (spec.networkname); kvip serves one IPPool per network"
+                )
         return (
             f"spec.networkname {config.network} is already served by IPPool {other.name}; "
             "kvip serves one IPPool per network: widen that pool instead"
@@ -123,17 +158,20 @@ def _stranded(
     found = []
     network = old.network if old is not None else new.network
     for record in reservations:
-        ip = _address(record.ip)
-        if record.network != network or ip is None:
+        if record.network != network:
             continue
-        if old is not None and _why_unusable(old, ip) is not None:
-            continue  # not the pool's to begin with: this change does not strand it
-        if new.network != network:
-            why: str | None = f"spec.networkname is now {new.network}"
-        else:
-            why = _why_unusable(new, ip)
-        if why is not None:
-            found.append(f"{record.vm} {ip} ({why})")
+        moved = f"spec.networkname is now {new.network}" if new.network != network else None
+        ip = _address(record.ip)
+        if ip is not None and (old is None or _why_unusable(old, ip) is None):
+            why = moved or _why_unusable(new, ip)
+            if why is not None:
+                found.append(f"{record.vm} {ip} ({why})")
+        ip6 = _address6(record.ip6)
+        # An address the old pool could not hand out is not the pool's to begin with.
+        if ip6 is not None and (old is None or _why_unusable6(old.v6, ip6) is None):
+            why = moved or _why_unusable6(new.v6, ip6)
+            if why is not None:
+                found.append(f"{record.vm} {ip6} ({why})")
     return found
 
 
@@ -180,7 +218,13 @@ def _review_delete(old: Mapping[str, Any] | None, reservations: Iterable[Recorde
     if not isinstance(network, str):
         return ALLOWED  # no network: nothing can be reserved in it
     network = network if "/" in network else f"default/{network}"
-    held = [f"{r.vm} {r.ip}" for r in reservations if r.network == network and _address(r.ip)]
+    held = [
+        f"{r.vm} {ip}"
+        for r in reservations
+        if r.network == network
+        for ip in (_address(r.ip), _address6(r.ip6))
+        if ip is not None
+    ]
     if not held:
         return ALLOWED
     if forced(old):
@@ -200,22 +244,28 @@ def review_vmnetcfg(
     new_records: Iterable[Recorded],
 ) -> Verdict:
     """An UPDATE of a vmnetcfg by someone other than kvip: a NIC listed before
-    and after (same network and MAC) keeps its address."""
-    before: dict[tuple[str, str], str | None] = {}
+    and after (same network and MAC) keeps its addresses, IPv4 and IPv6."""
+    before: dict[tuple[str, str], Recorded] = {}
     for r in old_records:  # a NIC listed twice: its first entry counts, as in the controller
-        before.setdefault((r.network, r.mac), r.ip)
-    moved = [
-        f"the NIC {r.mac} on {r.network} from {before[(r.network, r.mac)]} to {r.ip}"
-        for r in new_records
-        if r.ip and before.get((r.network, r.mac)) not in (None, r.ip)
-    ]
+        before.setdefault((r.network, r.mac), r)
+    moved = []
+    fields = set()
+    for r in new_records:
+        was = before.get((r.network, r.mac))
+        if was is None:
+            continue
+        for field, old_ip, new_ip in (("ipaddress", was.ip, r.ip), ("ipv6address", was.ip6, r.ip6)):
+            if new_ip and old_ip not in (None, new_ip):
+                moved.append(f"the NIC {r.mac} on {r.network} from {old_ip} to {new_ip}")
+                fields.add(field)
     if not moved:
         return ALLOWED
     if forced(new):
         return Verdict(True, warnings=(f"forced: moved {_listed(moved)}",))
     return Verdict(
         False,
-        f"spec.networkconfig[].ipaddress: this edit moves a running VM's address: "
+        f"{' and '.join(f'spec.networkconfig[].{f}' for f in sorted(fields))}: "
+        f"this edit moves a running VM's address: "
         f"{_listed(moved)}. kvip assigns these addresses (a VM asks for one with its "
         f'static-ip annotation); set the annotation {FORCE_ANNOTATION}: "true" on the '
         "vmnetcfg to force it",

@@ -1,0 +1,41 @@
+"""Where `kvip pools` and `kvip why` show a pool's subnet, a dual-stack pool
+shows its IPv6 subnet too (the commands themselves run against the real API
+server in test_operator and test_why)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvip.app._operator import pool_rows
+from kvip.app._why import _pool_for
+from kvip.k8s._bodies import VmNic
+from tests.lab.objects import ippool
+
+NET = "ns/net"
+
+
+def dual_stack(name: str) -> dict[str, Any]:
+    body = ippool(name, NET, subnet="198.18.0.0/16")
+    body["spec"]["ipv6config"] = {
+        "subnet": "2001:db8:1::/64",
+        "pool": {"start": "2001:db8:1::10", "end": "2001:db8:1::ffff"},
+    }
+    return body
+
+
+def test_kvip_pools_shows_both_subnets_of_a_dual_stack_pool() -> None:
+    header, *rows = pool_rows([dual_stack("b"), ippool("a", "ns/other", subnet="198.19.0.0/16")])
+    assert header == ["POOL", "NETWORK", "SUBNET", "USED", "AVAILABLE", "READY"]
+    assert [row[:3] for row in rows] == [
+        ["a", "ns/other", "198.19.0.0/16"],
+        ["b", NET, "198.18.0.0/16,2001:db8:1::/64"],
+    ]
+
+
+def test_kvip_why_names_both_subnets_of_the_nics_pool() -> None:
+    nic = VmNic(interface="nic", network=NET, mac="52:54:00:00:13:01", requested_ip=None)
+    pool, text = _pool_for(nic, [dual_stack("p")])
+    assert pool is not None
+    assert text.startswith("IPPool p, subnet 198.18.0.0/16 and 2001:db8:1::/64: ")
+    _, text = _pool_for(nic, [ippool("p", NET, subnet="198.18.0.0/16")])
+    assert text.startswith("IPPool p, subnet 198.18.0.0/16: ")
