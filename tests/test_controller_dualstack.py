@@ -79,6 +79,14 @@ def test_a_dual_stack_nic_is_recorded_served_kept_and_released(
             what="IPPool status.ipv6",
         )
         assert status["allocated"]["2001:db8:0:1::150"] == f"{w.namespace}/vm1 [{mac_b}]"
+        assert status["excluded"] == "0"
+        shown = wait_for(
+            lambda: (w.cfg("vm1") or {}).get("status", {}).get("networkconfig"),
+            what="the vmnetcfg status",
+        )
+        by_mac = {entry["macaddress"]: entry for entry in shown}
+        assert by_mac[mac_b]["ipv6address"] == "2001:db8:0:1::150"
+        assert by_mac[mac_b]["status"] == "OK"
     # A new process: both addresses come back from the vmnetcfg, nothing else.
     with w.kvip():
         assert dhcp6_address(w, mac_b, tmp_path / "b1") == "2001:db8:0:1::150"

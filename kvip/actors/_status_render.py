@@ -30,8 +30,7 @@ class NicStatus:
     ok: bool
     message: str
     ip: str | None = None
-    #: The NIC's IPv6 address on a dual-stack pool (not written in the entry: the
-    #: spec's ipv6address is the record; the message names it).
+    #: The NIC's IPv6 address on a dual-stack pool (the entry's ipv6address).
     ip6: str | None = None
     #: The client DECLINEd `ip` (kvip's addition to the status entry: every replica
     #: reads it, and honours the decline).
@@ -44,6 +43,8 @@ class NicStatus:
         entry.update(status="OK" if self.ok else "ERROR", message=self.message)
         if self.declined and self.ip is not None:
             entry["declined"] = self.ip
+        if self.ip6 is not None:
+            entry["ipv6address"] = self.ip6
         return entry
 
 
@@ -125,6 +126,8 @@ async def render_pool_status(
         status["replicas"] = replicas
     if state is not None:
         left_out = _left_out(state, handle.annotations)
+        if left_out is None and state.v6 is not None:
+            left_out = _left_out6(state.v6, handle.annotations)
         if left_out is not None:
             status["ipv4"] = {"used": state.used, "available": state.available}
         else:
@@ -145,7 +148,7 @@ async def render_pool_status(
                 reason=left_out[0] if left_out is not None else "Listed",
                 message=left_out[1]
                 if left_out is not None
-                else "every address is listed in status.ipv4.allocated",
+                else "every address is listed in status.ipv4.allocated (and status.ipv6's)",
                 generation=generation,
             )
             status["conditions"] = conditions
@@ -162,12 +165,29 @@ def _ipv6_status(state: PoolState6, annotations: dict[str, str]) -> dict[str, An
     """status.ipv6: counts as strings (a /64's available does not fit an int64),
     and the allocated map under the same cap as the IPv4 one."""
     entries = len(state.excluded) + len(state.allocations)
-    shown: dict[str, Any] = {"used": str(state.used), "available": str(state.available)}
+    shown: dict[str, Any] = {
+        "used": str(state.used),
+        "available": str(state.available),
+        "excluded": str(len(state.excluded)),
+    }
     if entries <= allocated_list_max(annotations):
         allocated = {str(ip): "EXCLUDED" for ip in state.excluded}
         allocated.update((str(ip), owner) for ip, owner in state.allocations)
         shown["allocated"] = allocated
     return shown
+
+
+def _left_out6(state: PoolState6, annotations: dict[str, str]) -> tuple[str, str] | None:
+    """(reason, message) when status.ipv6.allocated is left out, else None."""
+    entries = len(state.excluded) + len(state.allocations)
+    cap = allocated_list_max(annotations)
+    if entries <= cap:
+        return None
+    return "TooManyEntries", (
+        f"{entries} IPv6 entries, over the cap of {cap}: status.ipv6.allocated is left out; "
+        "used and available stay exact; every reservation is in the vmnetcfgs "
+        "(spec.networkconfig[].ipv6address)"
+    )
 
 
 def allocated_list_max(annotations: dict[str, str]) -> int:
