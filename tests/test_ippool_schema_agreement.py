@@ -357,9 +357,23 @@ def leasetime(value: int) -> dict[str, Any]:
     )
 
 
+def dual_stack(**v6: Any) -> dict[str, Any]:
+    body = leasetime(300)
+    body["spec"]["ipv6config"] = {
+        "subnet": "2001:db8::/64",
+        "pool": {"start": "2001:db8::10", "end": "2001:db8::ff"},
+        **v6,
+    }
+    return body
+
+
 @settings(max_examples=200)
 @given(body=ippools())
 @example(body=seed_readme_ippool("schema-agreement"))
+@example(body=dual_stack(serverip="fe80::1", ntp=["2001:db8::123", "ntp.example.com"]))
+@example(body=dual_stack(preferredlifetime=7201))
+@example(body=dual_stack(preferredlifetime=10, validlifetime=9))
+@example(body=dual_stack(subnet="fe80::/64"))
 @example(body=leasetime(0))
 @example(body=leasetime(-1))
 @example(body=leasetime(1))
