@@ -10,7 +10,10 @@ The rule, for every generated IPPool body B:
    watch delivers), refuses S exactly when S breaks a rule that spans fields,
    which the schema cannot express (Kubernetes 1.20 has no CEL): the range,
    server IP or router outside the subnet, start after end, the network or
-   broadcast address in the range. Its message then names those fields. Every
+   broadcast address in the range; for an ipv6config (tests/lab/strategies_ippool6)
+   the same range rules, the Subnet-Router anycast address as start, a
+   preferred lifetime over the valid one, and a subnet in ::/8, fe80::/10 or
+   ff00::/8 (one field, but no readable pattern). Its message then names those fields. Every
    rule about one field alone (a pattern, a type, a minimum) is the schema's,
    so a refusal of S for such a reason is a drift (`leasetime: 0` was one).
    When it accepts S, the config holds S's values.
