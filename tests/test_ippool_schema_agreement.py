@@ -10,7 +10,10 @@ The rule, for every generated IPPool body B:
    watch delivers), refuses S exactly when S breaks a rule that spans fields,
    which the schema cannot express (Kubernetes 1.20 has no CEL): the range,
    server IP or router outside the subnet, start after end, the network or
-   broadcast address in the range. Its message then names those fields. Every
+   broadcast address in the range; for an ipv6config (tests/lab/strategies_ippool6)
+   the same range rules, the Subnet-Router anycast address as start, a
+   preferred lifetime over the valid one, and a subnet in ::/8, fe80::/10 or
+   ff00::/8 (one field, but no readable pattern). Its message then names those fields. Every
    rule about one field alone (a pattern, a type, a minimum) is the schema's,
    so a refusal of S for such a reason is a drift (`leasetime: 0` was one).
    When it accepts S, the config holds S's values.
@@ -357,9 +360,23 @@ def leasetime(value: int) -> dict[str, Any]:
     )
 
 
+def dual_stack(**v6: Any) -> dict[str, Any]:
+    body = leasetime(300)
+    body["spec"]["ipv6config"] = {
+        "subnet": "2001:db8::/64",
+        "pool": {"start": "2001:db8::10", "end": "2001:db8::ff"},
+        **v6,
+    }
+    return body
+
+
 @settings(max_examples=200)
 @given(body=ippools())
 @example(body=seed_readme_ippool("schema-agreement"))
+@example(body=dual_stack(serverip="fe80::1", ntp=["2001:db8::123", "ntp.example.com"]))
+@example(body=dual_stack(preferredlifetime=7201))
+@example(body=dual_stack(preferredlifetime=10, validlifetime=9))
+@example(body=dual_stack(subnet="fe80::/64"))
 @example(body=leasetime(0))
 @example(body=leasetime(-1))
 @example(body=leasetime(1))

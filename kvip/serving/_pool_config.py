@@ -5,8 +5,12 @@ checked here and reported as `InvalidPool`, every problem at once, each named
 by its field (`spec.ipv4config.pool.start ...`), so that a bad pool gets a
 status condition instead of taking anything down. It accepts exactly what
 the CRD's schema accepts (see `_ippool_fields`), and refuses beyond that only
-what the schema cannot express: rules that span fields, which `PoolSpec`
-checks.
+what the schema cannot express: rules that span fields, which `PoolSpec` and
+`PoolSpec6` check (and the IPv6 subnet's block, ::/8, fe80::/10 or ff00::/8,
+which no readable pattern says), and a preferred lifetime over the valid one.
+
+A dual-stack pool's `ipv6config` becomes `PoolConfig.v6`; `ipv4config` stays
+required, so an IPv6-only pool is refused with a message that says so.
 """
 
 from __future__ import annotations
