@@ -25,7 +25,7 @@ from kvip.actors._replica_view import ReplicaView
 from kvip.actors._status import StatusWriter
 from kvip.actors._vm_state import store_newest
 from kvip.ipam import IpamError
-from kvip.k8s import RESET_ANNOTATION, VMNETCFGS, Body, KubeError
+from kvip.k8s import RESET_ANNOTATION, VIRTUAL_MACHINES, VMNETCFGS, Body, KubeError
 from kvip.k8s._bodies import object_key, recorded_ip6, vmnetcfg_declines, vmnetcfg_records
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,29 @@ class RecordFollower(VmReconciler):
             if _version(self.cfgs[key]) <= _version_of(version):  # deleted since
                 self.cfgs.pop(key)
                 self._forget_cfg(key)
+        await self._catch_up_vms()
         for key in sorted(self.vms.keys() | self.cfgs.keys()):
             with contextlib.suppress(IpamError, PoolStopped):
                 await self.follow_records(key)
+
+    async def _catch_up_vms(self) -> None:
+        """The VMs as listed after the vmnetcfgs: a VM watch that lags them would
+        make a recorded VM look deleted (its records not held, its address
+        handed to another VM). Listed second, every VM a listed vmnetcfg was
+        written for is in the list, unless deleted since."""
+        while True:
+            try:
+                bodies, version = await self.kube.run(lambda: self.kube.list(VIRTUAL_MACHINES))
+                break
+            except KubeError as exc:
+                log.warning("taking the lead: cannot list the VMs yet: %s", exc)
+                await trio.sleep(1.0)
+        listed = {object_key(body): body for body in bodies}
+        for key, body in listed.items():
+            store_newest(self.vms, key, body)
+        for key in self.vms.keys() - listed.keys():
+            if _version(self.vms[key]) <= _version_of(version):  # deleted since
+                self.vms.pop(key)
 
     def follow(self) -> None:
         """The Lease is lost (or was never held): stop claiming and writing at once,
@@ -114,7 +134,8 @@ class RecordFollower(VmReconciler):
                 handle.actor.drain()
 
     def _requeue_all(self) -> None:
-        for key in self.vms.keys() | self.cfgs.keys() | self.states.keys():
+        # In order: the same work in the same order every time (the simulation replays).
+        for key in sorted(self.vms.keys() | self.cfgs.keys() | self.states.keys()):
             self.queue.add(key)
 
     def recorded(self, key: str) -> dict[str, list[RestoreReservation]]:

@@ -42,6 +42,7 @@ from kvip.ipam import IpamError, Owner
 from kvip.k8s import (
     FINALIZER,
     RESET_ANNOTATION,
+    VIRTUAL_MACHINES,
     VMNETCFGS,
     Body,
     KubeError,
@@ -344,7 +345,13 @@ class VmReconciler(ControllerState):
         """The VM was deleted: release its addresses at once, then drop its vmnetcfg.
         Every pool is asked, so that an address claimed but never written is freed too.
         The VM's state goes with it, but for a refusal to remove the vmnetcfg: that is
-        told once, however often the removal is retried."""
+        told once, however often the removal is retried.
+
+        A recorded VM is first asked for at the API server: a replica's VM watch
+        may lag its vmnetcfgs (a new leader lists those afresh), and taking a
+        live VM for deleted would give its addresses away."""
+        if cfg is not None and _adopted(cfg) and await self._still_there(key):
+            return
         state = self.states.pop(key, None)
         if state is not None and state.refusal is not None:
             self.states[key] = VmState(refusal=state.refusal)
@@ -361,14 +368,27 @@ class VmReconciler(ControllerState):
                 )
         if cfg is None:
             return
-        meta = cfg["metadata"]
-        if FINALIZER not in (meta.get("finalizers") or []) and not meta.get("ownerReferences"):
-            # Not adopted yet: written ahead by a user for a VM still to come.
-            return
+        if not _adopted(cfg):
+            return  # written ahead by a user for a VM still to come
         namespace, _, name = key.partition("/")
         log.info("VM %s deleted: removing its vmnetcfg", key)
         await self._drop_finalizer(cfg)
         await self.kube.run(lambda: self.kube.delete(VMNETCFGS, name, namespace=namespace))
+
+    async def _still_there(self, key: str) -> bool:
+        """Whether the API server still has the VM `key` that the cache lacks; if
+        so it is cached (and reconciled again) as the watch would have."""
+        namespace, _, name = key.partition("/")
+        try:
+            vm = await self.kube.run(
+                lambda: self.kube.get(VIRTUAL_MACHINES, name, namespace=namespace)
+            )
+        except NotFound:
+            return False
+        log.info("VM %s: not seen by the watch yet, but there: keeping its records", key)
+        store_newest(self.vms, key, vm)
+        self.queue.add(key)
+        return True
 
     async def _finalize(self, key: str, cfg: Body) -> None:
         """Someone deleted the vmnetcfg, then the finalizer goes. Without its VM, its
@@ -403,3 +423,10 @@ class VmReconciler(ControllerState):
             await self.kube.run(
                 lambda: self.kube.patch(VMNETCFGS, meta["name"], patch, namespace=meta["namespace"])
             )
+
+
+def _adopted(cfg: Body) -> bool:
+    """Whether kvip keeps this vmnetcfg (its finalizer or the VM as owner), as
+    opposed to one a user wrote ahead for a VM still to come."""
+    meta = cfg["metadata"]
+    return FINALIZER in (meta.get("finalizers") or []) or bool(meta.get("ownerReferences"))
