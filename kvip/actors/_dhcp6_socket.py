@@ -82,6 +82,23 @@ def _attach(sock: socket.socket, program: bytes) -> None:
     sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
 
 
+def open_request_socket(interface: str, *, port: int = SERVER_PORT6) -> socket.socket:
+    """A packet socket on `interface` that receives only incoming IPv6/UDP to
+    `port`, each frame from its IPv6 header, with the link-layer source in
+    its address. OSError when the interface does not exist."""
+    packets = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+    try:
+        # Filter before binding (protocol 0 receives nothing): no frame slips
+        # in unfiltered.
+        _attach(packets, REQUESTS_FILTER if port == SERVER_PORT6 else _with_port(port))
+        packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        packets.bind((interface, ETH_P_IPV6))
+    except BaseException:
+        packets.close()
+        raise
+    return packets
+
+
 @dataclass(frozen=True, slots=True)
 class Interface6:
     """What a pool's DHCPv6 side needs of its interface."""
@@ -116,7 +133,11 @@ class Dhcp6Sockets:
         self._timeout_ms = 1000
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = select.poll()
-        self.packets = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        try:
+            self.packets = open_request_socket(interface, port=port)
+        except BaseException:
+            os.close(self._wakeup)
+            raise
         try:
             self.udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         except BaseException:
@@ -124,12 +145,6 @@ class Dhcp6Sockets:
             os.close(self._wakeup)
             raise
         try:
-            # Filter before binding (protocol 0 receives nothing): no frame
-            # slips in unfiltered.
-            program = REQUESTS_FILTER if port == SERVER_PORT6 else _with_port(port)
-            _attach(self.packets, program)
-            self.packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            self.packets.bind((interface, ETH_P_IPV6))
             self.packets.setblocking(False)
             self._poller.register(self.packets, select.POLLIN)
             self._poller.register(self._wakeup, select.POLLIN)
