@@ -3,23 +3,21 @@ raw ICMPv6 receiver in a client namespace (RFC 4861 4.2, 6.2.4, 6.2.6)."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv6Network
 
 import pytest
-import trio
 
-from kvip.actors._router_adv import advertise_routes, hop_limit_of
+from kvip.actors._router_adv import hop_limit_of
 from kvip.serving import parse_router_advertisement
 from tests.lab import netlab
 from tests.lab.dhcp6lab import enable_ipv6
 from tests.lab.dhcpchecks import need
+from tests.lab.router_adv import advertising
 
 pytestmark = pytest.mark.netns
 
@@ -43,44 +41,6 @@ def wire() -> Iterator[tuple[netlab.Lab, netlab.Client]]:
         yield lab, client
 
 
-@contextlib.contextmanager
-def advertising(netns: str, *, interval: float = 200) -> Iterator[None]:
-    """kvip's advertiser on the server's eth1, in a trio run of its own thread."""
-    started, failed = threading.Event(), []
-    holder: list[tuple[trio.lowlevel.TrioToken, trio.CancelScope]] = []
-
-    async def main() -> None:
-        with trio.CancelScope() as scope:
-            holder.append((trio.lowlevel.current_trio_token(), scope))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(
-                    lambda task_status: advertise_routes(
-                        "eth1", SUBNET, interval=interval, netns=netns, task_status=task_status
-                    )
-                )
-                started.set()
-
-    def run() -> None:
-        try:
-            trio.run(main)
-        except BaseException as exc:
-            failed.append(exc)
-            started.set()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        assert started.wait(5) and not failed, failed
-        yield
-    finally:
-        if holder:
-            token, scope = holder[0]
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(scope.cancel)
-        thread.join(5)
-    assert not failed, failed
-
-
 def _receive_advertisement(ifname: str, timeout: float) -> tuple[bytes, int | None, str]:
     sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
@@ -102,7 +62,7 @@ def test_hosts_see_managed_other_and_the_prefix_without_autonomous_addressing(
             netlab.call_in, client.netns, _receive_advertisement, client.ifname, 8.0
         )
         time.sleep(0.5)  # the receiver listens before the first advertisement
-        with advertising(lab.server):
+        with advertising(lab.server, SUBNET):
             data, hop_limit, source = future.result(timeout=10)
     assert hop_limit == 255
     assert source.startswith("fe80::")
@@ -139,7 +99,7 @@ def test_a_solicitation_is_answered_promptly_and_a_flood_is_rate_limited(
     wire: tuple[netlab.Lab, netlab.Client],
 ) -> None:
     lab, client = wire
-    with advertising(lab.server):
+    with advertising(lab.server, SUBNET):
         time.sleep(3.2)  # past the first (unsolicited) advertisement's rate limit
         code, out, took = _rdisc6(client, 1500)
         assert code == 0, out

@@ -124,7 +124,7 @@ def kea6_config(
         },
         "lease-database": leases,
         "host-reservation-identifiers": ["hw-address", "duid"],
-        "mac-sources": ["any"],
+        "mac-sources": ["ipv6-link-local", "duid"],
         "multi-threading": {"enable-multi-threading": False},
         **timers,
         "subnet6": [
