@@ -49,6 +49,8 @@ FAST = Pool6(preferred_lifetime=8, valid_lifetime=12, renew=2, rebind=4)
 SLOW = Pool6(preferred_lifetime=40, valid_lifetime=60, renew=2, rebind=4)
 #: With T1 2 s networkd (252) goes from renew to rebind without sending RENEW.
 NETWORKD_POOL = Pool6(preferred_lifetime=20, valid_lifetime=30, renew=5, rebind=12)
+#: dnsmasq's one lease time is both lifetimes.
+DNSMASQ_POOL = Pool6(preferred_lifetime=3600, valid_lifetime=3600)
 POOLS = {"dhcp6c": SLOW, "networkd": NETWORKD_POOL}
 #: When each client renews and rebinds under FAST and SLOW (T1, T2 as it uses them).
 TIMERS = {"dhcp6c": (18, 30)}
@@ -172,7 +174,7 @@ def test_client_gets_its_reservation_renews_rebinds_releases_with_kea(
 def test_client_gets_its_reservation_and_releases_with_dnsmasq(name: str, tmp_path: Path) -> None:
     _need(name)
     need("dnsmasq")
-    pool = Pool6()
+    pool = DNSMASQ_POOL
     with (
         wire(name) as (lab, client, watch),
         dnsmasq6(lab, RESERVED, pool=pool),
@@ -209,7 +211,7 @@ def test_networkd_starts_dhcpv6_on_kvip_s_advertisement_with_its_default_duid(
     by the client's MAC from its neighbour table; kvip by the frame's source."""
     _need("networkd")
     need("dnsmasq")
-    pool = Pool6()
+    pool = DNSMASQ_POOL
     with (
         wire("networkd") as (lab, client, watch),
         dnsmasq6(lab, RESERVED, pool=pool),

@@ -200,9 +200,11 @@ def kea6_leases(server: Server6) -> list[dict[str, str]]:
 def dnsmasq6_config(
     ifname: str, reservations: Mapping[str, str], pool: Pool6, workdir: Path
 ) -> str:
-    # dnsmasq has no T1/T2 of its own: they follow from the lease time, at
-    # least two minutes.
-    lease = max(120, pool.valid_lifetime)
+    # dnsmasq has one lease time (at least two minutes): it sends it as both
+    # lifetimes, and T1 and T2 follow from it.
+    if pool.preferred_lifetime != pool.valid_lifetime or pool.valid_lifetime < 120:
+        raise LabError("dnsmasq needs preferred == valid lifetime, at least 120 s")
+    lease = pool.valid_lifetime
     lines = [
         "port=0",
         f"interface={ifname}",
