@@ -11,12 +11,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv6Address
+from pathlib import Path
 
 import pytest
 
 from kvip.actors._dhcp6_socket import Dhcp6Sockets, dhcp6_sockets_in
 from tests.lab import netlab
+from tests.lab.dhcp6clients import Dhclient6
 from tests.lab.dhcp6lab import enable_ipv6
+from tests.lab.dhcp6watch import SOLICIT, client_duid
 from tests.lab.dhcpchecks import need
 
 pytestmark = pytest.mark.netns
@@ -170,3 +173,44 @@ def test_two_pools_on_two_interfaces_share_port_547() -> None:
         finally:
             for sockets in opened:
                 sockets.close()
+
+
+def _listen_546(ifname: str, timeout: float) -> tuple[bytes, str, int]:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    sock.bind(("::", 546))
+    sock.settimeout(timeout)
+    data, source = sock.recvfrom(4096)
+    return data, source[0], source[1]
+
+
+def test_a_real_clients_solicit_arrives_and_a_reply_reaches_its_port(
+    wire: tuple[netlab.Lab, netlab.Client], tmp_path: Path
+) -> None:
+    lab, client = wire
+    need("dhclient")
+    client_ll = _link_local(client.netns, client.ifname)
+    sockets = dhcp6_sockets_in(lab.server)("eth1")
+    try:
+        sockets.set_timeout(10)
+        with Dhclient6(client, tmp_path / "dhclient"):
+            received = None
+            while received is None:
+                received = sockets.receive()
+        payload, source, mac = received
+        assert payload[0] == SOLICIT
+        assert mac == bytes.fromhex(CLIENT_MAC.replace(":", ""))
+        assert source == (str(client_ll), 546, 0, sockets.interface.index)
+        duid = client_duid(payload)
+        assert duid[:2] == b"\x00\x01" and duid[-6:] == mac  # DUID-LLT of its MAC
+        # dhclient is gone; a socket on its port hears what the server sends.
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(netlab.call_in, client.netns, _listen_546, client.ifname, 5.0)
+            time.sleep(0.5)
+            reply = b"\x02" + payload[1:4]  # ADVERTISE, the SOLICIT's transaction id
+            sockets.send(reply, source)
+            data, sender, port = future.result(timeout=10)
+        assert (data, port) == (reply, 547)
+        assert sender == str(sockets.interface.link_local)
+    finally:
+        sockets.close()

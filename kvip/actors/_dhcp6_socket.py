@@ -1,4 +1,4 @@
-"""The DHCPv6 server sockets of one pool (DHCP.md, "DHCPv6 sockets").
+"""The DHCPv6 server sockets of one pool.
 
 DHCPv6 has no chaddr: the server learns a client's MAC from the frame that
 carried its request. So a pool reads requests from a packet socket bound to

@@ -1,6 +1,6 @@
 """Router Advertisements on a pool's interface (`ipv6config.routeradvertisement`),
-for links where no router tells hosts to use DHCPv6 (DHCP.md, "Router
-Advertisements"). The advertisement itself is built in kvip/serving.
+for links where no router tells hosts to use DHCPv6. The advertisement itself
+is built in kvip/serving/_router_adv.py.
 
 Timing follows RFC 4861 6.2.4 and 6.2.6: the first MAX_INITIAL advertisements
 go out at most INITIAL_INTERVAL apart, then one every 0.75 to 1.0 times

@@ -1,5 +1,5 @@
 """The IPv6 and UDP headers in front of a DHCPv6 message, as a pool's packet
-socket hands them over (DHCP.md, "DHCPv6 sockets").
+socket hands them over (kvip/actors/_dhcp6_socket.py).
 
 DHCPv6 carries no hardware address of its own, so the server reads its
 requests from a packet socket, which tells the link-layer source, and must
