@@ -4,8 +4,9 @@ DHCPv6 has no chaddr: the server learns a client's MAC from the frame that
 carried its request. So a pool reads requests from a packet socket bound to
 its interface (AF_PACKET, SOCK_DGRAM: the address of each frame names its
 link-layer source), under a classic BPF filter that passes only incoming
-IPv6/UDP to port 547 with no extension headers; frames the host sends are
-dropped by the filter (a RELAY-REPL kvip sends goes to port 547 too).
+IPv6/UDP to port 547 with no extension headers, addressed to this host or
+multicast; frames the host sends (a RELAY-REPL goes to port 547 too) and
+frames a promiscuous interface overhears for other hosts are dropped.
 
 A UDP socket on [::]:547, bound to the interface, does the rest: it sends the
 replies, holds the membership of ff02::1:2 (All_DHCP_Relay_Agents_and_Servers)
@@ -43,7 +44,7 @@ CLIENT_PORT6 = 546
 ALL_DHCP_SERVERS = IPv6Address("ff02::1:2")
 
 ETH_P_IPV6 = 0x86DD
-_PACKET_OUTGOING = 4
+_PACKET_MULTICAST = 2  # PACKET_HOST 0, PACKET_BROADCAST 1; OTHERHOST 3, OUTGOING 4
 _SO_ATTACH_FILTER = 26
 #: Ancillary data offset of the frame's packet type (linux/filter.h SKF_AD_PKTTYPE).
 _SKF_AD_PKTTYPE = 0xFFFFF000 + 4
@@ -55,12 +56,13 @@ def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
 
 # Classic BPF on the frame from its IPv6 header (SOCK_DGRAM strips the link
 # header before the filter runs): code, jump if true, jump if false, k.
-_LD_B, _LD_H, _LD_W, _JEQ, _RET = 0x30, 0x28, 0x20, 0x15, 0x06
+_LD_B, _LD_H, _LD_W, _JEQ, _JGT, _RET = 0x30, 0x28, 0x20, 0x15, 0x25, 0x06
 REQUESTS_FILTER = _bpf(
-    # What the host sends itself: drop (a socket bound to one protocol is not
-    # shown outgoing frames today; the filter does not rely on it).
+    # Only frames to this host, its broadcasts and multicasts: not those a
+    # promiscuous interface (a bridge port) overhears for other hosts, nor
+    # those the host sends itself.
     (_LD_W, 0, 0, _SKF_AD_PKTTYPE),
-    (_JEQ, 7, 0, _PACKET_OUTGOING),
+    (_JGT, 7, 0, _PACKET_MULTICAST),
     (_LD_B, 0, 0, 0),  # version 6 (high nibble; 0x60..0x6f)
     (0x54, 0, 0, 0xF0),  # and #0xf0
     (_JEQ, 0, 4, 0x60),
