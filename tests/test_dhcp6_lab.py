@@ -223,3 +223,20 @@ def test_networkd_starts_dhcpv6_on_kvip_s_advertisement_with_its_default_duid(
         assert first.duid_type == DUID_TYPES["networkd"], first
         assert first.mac == client.mac
         runner.stop()
+
+
+@pytest.mark.parametrize("name", ["dhclient", "dhcpcd", "dhcp6c"])
+def test_stop_ends_the_client_without_a_release(name: str, tmp_path: Path) -> None:
+    _need(name)
+    need("kea-dhcp6")
+    with (
+        wire(name) as (lab, client, watch),
+        kea6(lab, RESERVED, pool=Pool6()),
+        _runner(name, client, tmp_path) as runner,
+    ):
+        runner.lease(timeout=20)
+        stopped = time.monotonic()
+        runner.stop()
+        assert not runner.alive()
+        time.sleep(1.5)
+        assert watch.seen(client.mac, (RELEASE,), since=stopped) == []

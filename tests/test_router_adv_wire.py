@@ -3,6 +3,7 @@ raw ICMPv6 receiver in a client namespace (RFC 4861 4.2, 6.2.4, 6.2.6)."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 import time
@@ -117,3 +118,47 @@ def test_a_solicitation_is_answered_promptly_and_a_flood_is_rate_limited(
         # ... but one within the three seconds after the first answer.
         code, out, _ = _rdisc6(client, 2500)
         assert code == 0, out
+
+
+def _advertisement_times(ifname: str, count: int, timeout: float) -> list[float]:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    deadline = time.monotonic() + timeout
+    times: list[float] = []
+    while len(times) < count and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(1500)
+        except TimeoutError:
+            break
+        if data[:1] == b"\x86":
+            times.append(time.monotonic())
+    return times
+
+
+def test_unsolicited_advertisements_follow_the_interval(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    lab, client = wire
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            netlab.call_in, client.netns, _advertisement_times, client.ifname, 4, 14.0, timeout=20
+        )
+        time.sleep(0.5)
+        with advertising(lab.server, SUBNET, interval=4):
+            times = future.result(timeout=20)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 4, times
+    # The first ones MAX_INITIAL apart at min(16 s, interval), then 0.75 to 1.0 of it.
+    assert 3.8 < gaps[0] < 4.3 and 3.8 < gaps[1] < 4.3, gaps
+    assert 2.9 < gaps[2] < 4.3, gaps
+
+
+def test_an_interval_outside_rfc_4861_is_refused(wire: tuple[netlab.Lab, netlab.Client]) -> None:
+    lab, _ = wire
+    for interval in (1, 3.9, 1801):
+        with (
+            pytest.raises(RuntimeError, match="interval"),
+            advertising(lab.server, SUBNET, interval=interval),
+        ):
+            pass

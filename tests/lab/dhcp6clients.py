@@ -13,178 +13,22 @@ networkd run in a private mount namespace with tmpfs over what they write
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
 import re
 import shlex
 import signal
-import subprocess
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
-from tests.lab.dhcp6watch import Lease6, global_addresses, wait_address
-from tests.lab.leases import CLIENT_ENV, NoLeaseError, last_event, read_env_dumps, write_hook
-from tests.lab.netlab import Client, LabError, ns_argv, run_in
+from tests.lab.dhcp6runner import Client6, addresses, int_or_none, names, private_daemon
+from tests.lab.dhcp6watch import Lease6, global_addresses
+from tests.lab.leases import CLIENT_ENV, last_event, write_hook
+from tests.lab.netlab import Client, LabError, run_in
 
 __all__ = ["CLIENTS6", "Client6", "Dhclient6", "Dhcp6c", "Dhcpcd6", "Networkd6"]
 
 IPv6 = ipaddress.IPv6Address
 NETWORKD = "/lib/systemd/systemd-networkd"
-
-
-def _addresses(value: str | None) -> tuple[ipaddress.IPv6Address, ...]:
-    return tuple(IPv6(v) for v in (value or "").replace(",", " ").split())
-
-
-def _names(value: str | None) -> tuple[str, ...]:
-    return tuple(n.rstrip(".") for n in (value or "").strip("'\"").split())
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value else None
-
-
-class Client6:
-    """One DHCPv6 client daemon in ``client``'s namespace (a context manager)."""
-
-    name = ""
-    bound_events: tuple[str, ...] = ()
-    #: Whether ``release()`` can make the client send RELEASE.
-    releases = True
-
-    def __init__(self, client: Client, workdir: Path) -> None:
-        self.client = client
-        self.work = workdir
-        self.work.mkdir(parents=True, exist_ok=True)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = self.work / f"{self.name}.log"
-
-    def argv(self) -> list[str]:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                ns_argv(self.client.netns, self.argv()),
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def env(self) -> dict[str, str]:
-        return dict(CLIENT_ENV)
-
-    def __enter__(self) -> Client6:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def events(self) -> list[str]:
-        return [event for event, _ in read_env_dumps(self.work / "dumps")]
-
-    def lease(self, *, timeout: float = 20) -> Lease6:
-        """Wait for the client to report a lease and hold its address."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.reported()
-            if found is not None:
-                wait_address(self.client, found.address, timeout=deadline - time.monotonic())
-                return found
-            if not self.alive():
-                break
-            time.sleep(0.1)
-        raise NoLeaseError(f"{self.name} in {self.client.netns}: no lease\n{self.output()[-3000:]}")
-
-    def reported(self) -> Lease6 | None:
-        """The lease the client last reported, None before it has one."""
-        env = last_event(self.work / "dumps", self.bound_events)
-        return None if env is None else self.parse(env)
-
-    def parse(self, env: Mapping[str, str]) -> Lease6:
-        raise NotImplementedError
-
-    def replies(self) -> int:
-        """How many REPLYs carrying its lease the client has acted on so far."""
-        return sum(1 for event in self.events() if event in self.bound_events)
-
-    def release(self, *, timeout: float = 10) -> None:
-        """Have the client send RELEASE; it ends (and drops the address)."""
-        raise NotImplementedError
-
-    def stop(self, *, timeout: float = 5) -> None:
-        """End the client without releasing (SIGTERM where that does not release)."""
-        self._signal(signal.SIGTERM, timeout=timeout)
-
-    def _signal(self, sig: signal.Signals, *, timeout: float) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise LabError(f"{self.name} did not end on {sig.name}") from None
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-
-    def in_mounts(self, argv: Sequence[str], *, timeout: float = 10) -> str:
-        """Run ``argv`` in the client's namespaces (its private /run), as root."""
-        if self.proc is None:
-            raise LabError(f"{self.name} is not running")
-        pid = str(self.proc.pid)
-        result = subprocess.run(
-            ["nsenter", "-t", pid, "-m", "-n", "-u", "--", *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=CLIENT_ENV,
-        )
-        if result.returncode != 0:
-            raise LabError(f"{shlex.join(argv)}: {result.stdout}{result.stderr}")
-        return result.stdout
-
-    def read_private(self, path: str) -> bytes:
-        """A file the client wrote in its private mounts (/proc/PID/root)."""
-        if self.proc is None:
-            raise LabError(f"{self.name} is not running")
-        return Path(f"/proc/{self.proc.pid}/root{path}").read_bytes()
-
-
-def _private(argv: Sequence[str], *, tmpfs: Sequence[str], hostname: str) -> list[str]:
-    """``argv`` exec'd in fresh mount and UTS namespaces with tmpfs over
-    ``tmpfs``: the daemon keeps the pid, so nsenter finds its /run."""
-    steps = [f"mount -t tmpfs tmpfs {shlex.quote(d)}" for d in tmpfs]
-    steps += [f"hostname {shlex.quote(hostname)}", "exec " + shlex.join(argv)]
-    return [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "-u",
-        "--",
-        "sh",
-        "-ec",
-        " && ".join(steps),
-    ]
-
 
 # --- ISC dhclient -6 -----------------------------------------------------------------
 
@@ -225,10 +69,10 @@ class Dhclient6(Client6):
         return Lease6(
             client=self.name,
             address=IPv6(env["new_ip6_address"]),
-            dns=_addresses(env.get("new_dhcp6_name_servers")),
-            search=_names(env.get("new_dhcp6_domain_search")),
-            preferred_lifetime=_int(env.get("new_preferred_life")),
-            valid_lifetime=_int(env.get("new_max_life")),
+            dns=addresses(env.get("new_dhcp6_name_servers")),
+            search=names(env.get("new_dhcp6_domain_search")),
+            preferred_lifetime=int_or_none(env.get("new_preferred_life")),
+            valid_lifetime=int_or_none(env.get("new_max_life")),
             raw=dict(env),
         )
 
@@ -265,16 +109,16 @@ class Dhcpcd6(Client6):
         conf = self.work / "dhcpcd6.conf"
         conf.write_text(DHCPCD6_CONF)
         argv = ["dhcpcd", "-6", "-B", "-f", str(conf), "-c", str(hook), self.client.ifname]
-        return _private(argv, tmpfs=["/var/lib/dhcpcd", "/run"], hostname="guest-dhcpcd6")
+        return private_daemon(argv, tmpfs=["/var/lib/dhcpcd", "/run"], hostname="guest-dhcpcd6")
 
     def parse(self, env: Mapping[str, str]) -> Lease6:
         return Lease6(
             client=self.name,
             address=IPv6(env["new_dhcp6_ia_na1_ia_addr1"]),
-            dns=_addresses(env.get("new_dhcp6_name_servers")),
-            search=_names(env.get("new_dhcp6_domain_search")),
-            preferred_lifetime=_int(env.get("new_dhcp6_ia_na1_ia_addr1_pltime")),
-            valid_lifetime=_int(env.get("new_dhcp6_ia_na1_ia_addr1_vltime")),
+            dns=addresses(env.get("new_dhcp6_name_servers")),
+            search=names(env.get("new_dhcp6_domain_search")),
+            preferred_lifetime=int_or_none(env.get("new_dhcp6_ia_na1_ia_addr1_pltime")),
+            valid_lifetime=int_or_none(env.get("new_dhcp6_ia_na1_ia_addr1_vltime")),
             raw=dict(env),
         )
 
@@ -319,7 +163,7 @@ class Dhcp6c(Client6):
         conf = self.work / "dhcp6c.conf"
         conf.write_text(DHCP6C_CONF.format(ifname=self.client.ifname, script=hook))
         argv = ["dhcp6c", "-f", "-D", "-c", str(conf), "-p", "/run/dhcp6c.pid", self.client.ifname]
-        return _private(argv, tmpfs=["/var/lib/dhcpv6", "/run"], hostname="guest-dhcp6c")
+        return private_daemon(argv, tmpfs=["/var/lib/dhcpv6", "/run"], hostname="guest-dhcp6c")
 
     def reported(self) -> Lease6 | None:
         env = last_event(self.work / "dumps", self.bound_events)
@@ -334,8 +178,8 @@ class Dhcp6c(Client6):
         return Lease6(
             client=self.name,
             address=IPv6(address),
-            dns=_addresses(env.get("new_domain_name_servers")),
-            search=_names(env.get("new_domain_name")),
+            dns=addresses(env.get("new_domain_name_servers")),
+            search=names(env.get("new_domain_name")),
             preferred_lifetime=int(preferred),
             valid_lifetime=int(valid),
             raw=dict(env),
@@ -443,8 +287,8 @@ class Networkd6(Client6):
         return Lease6(
             client=self.name,
             address=held[0].address,
-            dns=_addresses(values.get("DNS")),
-            search=_names(values.get("DOMAINS")),
+            dns=addresses(values.get("DNS")),
+            search=names(values.get("DOMAINS")),
             preferred_lifetime=held[0].preferred_left,
             valid_lifetime=held[0].valid_left,
             raw=values,
