@@ -231,7 +231,7 @@ def test_stop_ends_the_client_without_a_release(name: str, tmp_path: Path) -> No
     need("kea-dhcp6")
     with (
         wire(name) as (lab, client, watch),
-        kea6(lab, RESERVED, pool=Pool6()),
+        kea6(lab, RESERVED, pool=Pool6(), persist=False),
         _runner(name, client, tmp_path) as runner,
     ):
         runner.lease(timeout=20)

@@ -35,9 +35,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
+from socket import AF_INET6, inet_ntop
 
 from kvip.actors._dhcp_socket import RECEIVE_BUFFER, _setns
-from kvip.serving import parse_udp6
+from kvip.serving import split_udp6
 
 SERVER_PORT6 = 547
 CLIENT_PORT6 = 546
@@ -152,6 +153,7 @@ class Dhcp6Sockets:
             self._poller.register(self._wakeup, select.POLLIN)
             index, mac = _index_and_mac(self.packets)
             self.interface = Interface6(interface, index, mac, link_local_address(interface))
+            self._index = index
             udp = self.udp
             _attach(udp, DROP_ALL_FILTER)
             udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -193,11 +195,11 @@ class Dhcp6Sockets:
                 frame, (_, _, _, _, mac) = recvfrom(65535)
             except BlockingIOError:
                 return None
-        datagram = parse_udp6(frame)
-        if datagram is None or datagram.destination_port != self.port:
+        fields = split_udp6(frame)
+        if fields is None or fields[3] != self.port:
             return None
-        source = (str(datagram.source), datagram.source_port, 0, self.interface.index)
-        return datagram.payload, source, mac
+        source, source_port, _, _, payload = fields
+        return payload, (inet_ntop(AF_INET6, source), source_port, 0, self._index), mac
 
     def send(self, payload: bytes, address: tuple[str, int, int, int]) -> None:
         """Send `payload` to `address` (host, port, flowinfo, scope id) from port 547."""
