@@ -104,7 +104,7 @@ def test_a_solicitation_is_answered_promptly_and_a_flood_is_rate_limited(
         time.sleep(3.2)  # past the first (unsolicited) advertisement's rate limit
         code, out, took = _rdisc6(client, 1500)
         assert code == 0, out
-        assert took < 1.2
+        assert took < 1.5  # MAX_RA_DELAY is 0.5 s; the rest is rdisc6 starting
         said = _rdisc6_fields(out)
         assert said["Stateful address conf."] == "Yes"
         assert said["Stateful other conf."] == "Yes"
@@ -150,8 +150,8 @@ def test_unsolicited_advertisements_follow_the_interval(
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) == 4, times
     # The first ones MAX_INITIAL apart at min(16 s, interval), then 0.75 to 1.0 of it.
-    assert 3.8 < gaps[0] < 4.3 and 3.8 < gaps[1] < 4.3, gaps
-    assert 2.9 < gaps[2] < 4.3, gaps
+    assert 3.7 < gaps[0] < 4.6 and 3.7 < gaps[1] < 4.6, gaps
+    assert 2.8 < gaps[2] < 4.6, gaps
 
 
 def test_an_interval_outside_rfc_4861_is_refused(wire: tuple[netlab.Lab, netlab.Client]) -> None:
