@@ -4,6 +4,7 @@ socket piles nothing up, and a blocked receive can be woken."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 import threading
@@ -11,12 +12,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv6Address
+from pathlib import Path
 
 import pytest
 
 from kvip.actors._dhcp6_socket import Dhcp6Sockets, dhcp6_sockets_in
 from tests.lab import netlab
-from tests.lab.dhcp6lab import enable_ipv6
+from tests.lab.dhcp6clients import Dhclient6
+from tests.lab.dhcp6lab import add_address6, enable_ipv6
+from tests.lab.dhcp6watch import SOLICIT, client_duid
 from tests.lab.dhcpchecks import need
 
 pytestmark = pytest.mark.netns
@@ -170,3 +174,93 @@ def test_two_pools_on_two_interfaces_share_port_547() -> None:
         finally:
             for sockets in opened:
                 sockets.close()
+
+
+def _listen_546(ifname: str, timeout: float) -> tuple[bytes, str, int]:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    sock.bind(("::", 546))
+    sock.settimeout(timeout)
+    data, source = sock.recvfrom(4096)
+    return data, source[0], source[1]
+
+
+def test_a_real_clients_solicit_arrives_and_a_reply_reaches_its_port(
+    wire: tuple[netlab.Lab, netlab.Client], tmp_path: Path
+) -> None:
+    lab, client = wire
+    need("dhclient")
+    client_ll = _link_local(client.netns, client.ifname)
+    sockets = dhcp6_sockets_in(lab.server)("eth1")
+    try:
+        sockets.set_timeout(10)
+        with Dhclient6(client, tmp_path / "dhclient"):
+            received = None
+            while received is None:
+                received = sockets.receive()
+        payload, source, mac = received
+        assert payload[0] == SOLICIT
+        assert mac == bytes.fromhex(CLIENT_MAC.replace(":", ""))
+        assert source == (str(client_ll), 546, 0, sockets.interface.index)
+        duid = client_duid(payload)
+        assert duid[:2] == b"\x00\x01" and duid[-6:] == mac  # DUID-LLT of its MAC
+        # dhclient is gone; a socket on its port hears what the server sends.
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(netlab.call_in, client.netns, _listen_546, client.ifname, 5.0)
+            time.sleep(0.5)
+            reply = b"\x02" + payload[1:4]  # ADVERTISE, the SOLICIT's transaction id
+            sockets.send(reply, source)
+            data, sender, port = future.result(timeout=10)
+        assert (data, port) == (reply, 547)
+        assert sender == str(sockets.interface.link_local)
+    finally:
+        sockets.close()
+
+
+def test_frames_overheard_for_another_host_are_dropped(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    lab, client = wire
+    # A promiscuous bridge hands up unicast frames for other MACs too.
+    netlab.run_in(lab.server, ["ip", "link", "set", "eth1", "promisc", "on"])
+    add_address6(client.netns, client.ifname, ipaddress.IPv6Interface("2001:db8:0:1::50/64"))
+    other = "2001:db8:0:1::99"
+    netlab.run_in(client.netns, ["ip", "-6", "neigh", "add", other, "lladdr",
+                                 "52:54:00:aa:bb:cc", "dev", client.ifname])  # fmt: skip
+    sockets = dhcp6_sockets_in(lab.server)("eth1")
+    try:
+        sockets.set_timeout(2)
+
+        def send(ifname: str) -> None:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.sendto(b"for another server", (other, 547))
+            index = socket.if_nametoindex(ifname)
+            sock.sendto(b"for us", ("ff02::1:2", 547, 0, index))
+
+        with ThreadPoolExecutor(1) as pool:
+            tap = pool.submit(_overhears, lab.server, other)
+            time.sleep(0.5)
+            netlab.call_in(client.netns, send, client.ifname)
+            assert tap.result(timeout=5), "the frame for another host never reached eth1"
+        received = sockets.receive()
+        assert received is not None and received[0] == b"for us"
+        assert sockets.receive() is None
+    finally:
+        sockets.close()
+
+
+def _overhears(netns: str, destination: str) -> bool:
+    """Whether a plain packet socket on the server's eth1 sees a frame to ``destination``."""
+    with netlab.inside(netns):
+        tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x86DD))
+    tap.bind(("eth1", 0x86DD))
+    tap.settimeout(3)
+    try:
+        while True:
+            frame = tap.recv(4096)
+            if frame[24:40] == IPv6Address(destination).packed:
+                return True
+    except TimeoutError:
+        return False
+    finally:
+        tap.close()

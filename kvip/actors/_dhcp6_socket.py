@@ -1,11 +1,12 @@
-"""The DHCPv6 server sockets of one pool (DHCP.md, "DHCPv6 sockets").
+"""The DHCPv6 server sockets of one pool.
 
 DHCPv6 has no chaddr: the server learns a client's MAC from the frame that
 carried its request. So a pool reads requests from a packet socket bound to
 its interface (AF_PACKET, SOCK_DGRAM: the address of each frame names its
 link-layer source), under a classic BPF filter that passes only incoming
-IPv6/UDP to port 547 with no extension headers; frames the host sends are
-dropped by the filter (a RELAY-REPL kvip sends goes to port 547 too).
+IPv6/UDP to port 547 with no extension headers, addressed to this host or
+multicast; frames the host sends (a RELAY-REPL goes to port 547 too) and
+frames a promiscuous interface overhears for other hosts are dropped.
 
 A UDP socket on [::]:547, bound to the interface, does the rest: it sends the
 replies, holds the membership of ff02::1:2 (All_DHCP_Relay_Agents_and_Servers)
@@ -34,16 +35,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
+from socket import AF_INET6, inet_ntop
 
 from kvip.actors._dhcp_socket import RECEIVE_BUFFER, _setns
-from kvip.serving import parse_udp6
+from kvip.serving import split_udp6
 
 SERVER_PORT6 = 547
 CLIENT_PORT6 = 546
 ALL_DHCP_SERVERS = IPv6Address("ff02::1:2")
 
 ETH_P_IPV6 = 0x86DD
-_PACKET_OUTGOING = 4
+_PACKET_MULTICAST = 2  # PACKET_HOST 0, PACKET_BROADCAST 1; OTHERHOST 3, OUTGOING 4
 _SO_ATTACH_FILTER = 26
 #: Ancillary data offset of the frame's packet type (linux/filter.h SKF_AD_PKTTYPE).
 _SKF_AD_PKTTYPE = 0xFFFFF000 + 4
@@ -55,12 +57,13 @@ def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
 
 # Classic BPF on the frame from its IPv6 header (SOCK_DGRAM strips the link
 # header before the filter runs): code, jump if true, jump if false, k.
-_LD_B, _LD_H, _LD_W, _JEQ, _RET = 0x30, 0x28, 0x20, 0x15, 0x06
+_LD_B, _LD_H, _LD_W, _JEQ, _JGT, _RET = 0x30, 0x28, 0x20, 0x15, 0x25, 0x06
 REQUESTS_FILTER = _bpf(
-    # What the host sends itself: drop (a socket bound to one protocol is not
-    # shown outgoing frames today; the filter does not rely on it).
+    # Only frames to this host, its broadcasts and multicasts: not those a
+    # promiscuous interface (a bridge port) overhears for other hosts, nor
+    # those the host sends itself.
     (_LD_W, 0, 0, _SKF_AD_PKTTYPE),
-    (_JEQ, 7, 0, _PACKET_OUTGOING),
+    (_JGT, 7, 0, _PACKET_MULTICAST),
     (_LD_B, 0, 0, 0),  # version 6 (high nibble; 0x60..0x6f)
     (0x54, 0, 0, 0xF0),  # and #0xf0
     (_JEQ, 0, 4, 0x60),
@@ -80,6 +83,23 @@ def _attach(sock: socket.socket, program: bytes) -> None:
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(buffer))
     sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
+def open_request_socket(interface: str, *, port: int = SERVER_PORT6) -> socket.socket:
+    """A packet socket on `interface` that receives only incoming IPv6/UDP to
+    `port`, each frame from its IPv6 header, with the link-layer source in
+    its address. OSError when the interface does not exist."""
+    packets = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+    try:
+        # Filter before binding (protocol 0 receives nothing): no frame slips
+        # in unfiltered.
+        _attach(packets, REQUESTS_FILTER if port == SERVER_PORT6 else _with_port(port))
+        packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        packets.bind((interface, ETH_P_IPV6))
+    except BaseException:
+        packets.close()
+        raise
+    return packets
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +136,11 @@ class Dhcp6Sockets:
         self._timeout_ms = 1000
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = select.poll()
-        self.packets = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        try:
+            self.packets = open_request_socket(interface, port=port)
+        except BaseException:
+            os.close(self._wakeup)
+            raise
         try:
             self.udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         except BaseException:
@@ -124,17 +148,12 @@ class Dhcp6Sockets:
             os.close(self._wakeup)
             raise
         try:
-            # Filter before binding (protocol 0 receives nothing): no frame
-            # slips in unfiltered.
-            program = REQUESTS_FILTER if port == SERVER_PORT6 else _with_port(port)
-            _attach(self.packets, program)
-            self.packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            self.packets.bind((interface, ETH_P_IPV6))
             self.packets.setblocking(False)
             self._poller.register(self.packets, select.POLLIN)
             self._poller.register(self._wakeup, select.POLLIN)
             index, mac = _index_and_mac(self.packets)
             self.interface = Interface6(interface, index, mac, link_local_address(interface))
+            self._index = index
             udp = self.udp
             _attach(udp, DROP_ALL_FILTER)
             udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -176,11 +195,11 @@ class Dhcp6Sockets:
                 frame, (_, _, _, _, mac) = recvfrom(65535)
             except BlockingIOError:
                 return None
-        datagram = parse_udp6(frame)
-        if datagram is None or datagram.destination_port != self.port:
+        fields = split_udp6(frame)
+        if fields is None or fields[3] != self.port:
             return None
-        source = (str(datagram.source), datagram.source_port, 0, self.interface.index)
-        return datagram.payload, source, mac
+        source, source_port, _, _, payload = fields
+        return payload, (inet_ntop(AF_INET6, source), source_port, 0, self._index), mac
 
     def send(self, payload: bytes, address: tuple[str, int, int, int]) -> None:
         """Send `payload` to `address` (host, port, flowinfo, scope id) from port 547."""

@@ -1,6 +1,6 @@
 """Router Advertisements on a pool's interface (`ipv6config.routeradvertisement`),
-for links where no router tells hosts to use DHCPv6 (DHCP.md, "Router
-Advertisements"). The advertisement itself is built in kvip/serving.
+for links where no router tells hosts to use DHCPv6. The advertisement itself
+is built in kvip/serving/_router_adv.py.
 
 Timing follows RFC 4861 6.2.4 and 6.2.6: the first MAX_INITIAL advertisements
 go out at most INITIAL_INTERVAL apart, then one every 0.75 to 1.0 times
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 ALL_NODES = IPv6Address("ff02::1")
 ALL_ROUTERS = IPv6Address("ff02::2")
 DEFAULT_INTERVAL = 200.0
+#: MaxRtrAdvInterval's bounds (RFC 4861 6.2.1).
+MIN_INTERVAL = 4.0
+MAX_INTERVAL = 1800.0
 MAX_INITIAL = 3
 INITIAL_INTERVAL = 16.0
 MAX_RA_DELAY = 0.5
@@ -95,8 +98,11 @@ async def advertise_routes(
     namespace) until cancelled: Managed and Other flags, the prefix on-link
     without autonomous addressing, router lifetime 0. Started once the socket
     is open (OSError before that: no such interface, no privilege)."""
-    if interval <= 0:
-        raise ValueError(f"an advertisement interval must be positive, not {interval}")
+    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        raise ValueError(
+            f"an advertisement interval is {MIN_INTERVAL} to {MAX_INTERVAL} s (RFC 4861 6.2.1),"
+            f" not {interval}"
+        )
     with in_netns(netns):
         raw, index, mac = open_router_socket(interface)
     message = build_router_advertisement(

@@ -15,7 +15,7 @@ from kvip.serving._build6 import CLIENT_PORT6, SERVER_PORT6, client_mac
 from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._config6 import PoolOptions6, Reservation6, pool_server_duid
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
-from kvip.serving._frame6 import Datagram6, build_udp6, parse_udp6
+from kvip.serving._frame6 import Datagram6, Udp6Fields, build_udp6, parse_udp6, split_udp6
 from kvip.serving._history import History, MacSeen, Outcome, Seen
 from kvip.serving._notices import Declined, Notice, Released, mac_bytes
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, PoolConfig6, parse_ippool
@@ -58,6 +58,7 @@ __all__ = [
     "Responder",
     "Responder6",
     "Seen",
+    "Udp6Fields",
     "Verdict",
     "admission_response",
     "build_router_advertisement",
@@ -73,4 +74,5 @@ __all__ = [
     "review_ippool",
     "review_vmnetcfg",
     "server_identity",
+    "split_udp6",
 ]
