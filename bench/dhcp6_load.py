@@ -36,7 +36,7 @@ from bench.dhcp_load import (
 from bench.servers import Server, pinned
 from tests.lab.dhcp6lab import add_address6, enable_ipv6
 from tests.lab.dhcpservers import PoolOptions
-from tests.lab.netlab import Lab, cleanup_stale, is_root, netlab, run_in
+from tests.lab.netlab import Lab, LabError, cleanup_stale, is_root, netlab, run_in
 from tests.lab.perfdhcp import PerfdhcpError, perfdhcp6_argv, run_step
 
 PREFIX = "kvbench6"
@@ -101,6 +101,33 @@ def _wait_link_local(lab: Lab, netns: str, ifname: str, *, timeout: float = 10) 
         if time.monotonic() > deadline:
             raise PerfdhcpError(f"{netns}/{ifname} has no link-local address")
         time.sleep(0.05)
+
+
+_LEASES6 = "***Leases for REQUEST-REPLY***"
+
+
+def check_reservations(
+    contender: Contender, res: Mapping[str, tuple[str, str]], *, mac_file: Path
+) -> int:
+    """A few exchanges with perfdhcp -x l, before any load: every address the
+    server gave must be the client's reserved one (perfdhcp itself does not
+    look). Returns how many leases were checked; LabError on a wrong one."""
+    argv = ["perfdhcp", "-6", "-l", contender.generator_if, "-M", str(mac_file),
+            "-n", "20", "-r", "20", "-x", "l", "all"]  # fmt: skip
+    out = run_in(contender.generator_netns, argv, check=False, timeout=30).stdout
+    reserved = {servers6.duid_ll(mac): ip6 for mac, (_, ip6) in res.items()}
+    checked = 0
+    for line in out.partition(_LEASES6)[2].splitlines():
+        duid, _, rest = line.strip().partition(",")
+        if duid not in reserved:
+            continue
+        given = rest.split(",")[0]
+        if given != reserved[duid]:
+            raise LabError(f"{contender.name} gave {duid} {given}, not {reserved[duid]}")
+        checked += 1
+    if not checked:
+        raise LabError(f"{contender.name} completed no exchange:\n{out[-1500:]}")
+    return checked
 
 
 def run_step_for(
@@ -252,6 +279,9 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
         # machine falls on every server about alike.
         contenders = [start_contender(name, made[name], stack=stack) for name in args.servers]
         time.sleep(1)
+        for contender in contenders:
+            checked = check_reservations(contender, res, mac_file=mac_file)
+            print(f"{contender.name}: {checked} leases checked, each the reserved address")
         print(HEADER, flush=True)
         if args.warmup > 0:
             for contender in contenders:

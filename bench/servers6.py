@@ -187,8 +187,15 @@ def kea6(
 def dnsmasq6_config(
     ifname: str, reservations: Mapping[str, str], *, options6: Options6, workdir: Path
 ) -> str:
-    """dnsmasq answering only reserved MACs (a ``static`` range), no DNS, no log
-    line a packet (``log-dhcp`` would measure its logger)."""
+    """dnsmasq answering only reserved clients (a ``static`` range), no DNS, no
+    log line a packet (``log-dhcp`` would measure its logger).
+
+    dnsmasq matches a ``dhcp-host`` MAC against the frame's link-layer source
+    only, never the MAC inside a DUID: every perfdhcp client would come from
+    the generator's one MAC and get NoAddrsAvail. So each reservation is keyed
+    by the client's DUID instead (``id:`` + the DUID-LL perfdhcp builds of the
+    MAC: type 3, hardware type 1, the MAC), the same client, still a static
+    address."""
     lines = [
         "port=0",
         f"interface={ifname}",
@@ -203,8 +210,13 @@ def dnsmasq6_config(
         f"dhcp-leasefile={workdir / 'dnsmasq.leases'}",
         f"pid-file={workdir / 'dnsmasq.pid'}",
     ]
-    lines += [f"dhcp-host={mac},[{ip6}]" for mac, ip6 in reservations.items()]
+    lines += [f"dhcp-host=id:{duid_ll(mac)},[{ip6}]" for mac, ip6 in reservations.items()]
     return "\n".join(lines) + "\n"
+
+
+def duid_ll(mac: str) -> str:
+    """RFC 8415 11.4: DUID-LL of an Ethernet MAC, colon-separated hex."""
+    return f"00:03:00:01:{mac.lower()}"
 
 
 @contextlib.contextmanager
