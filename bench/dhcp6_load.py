@@ -57,23 +57,21 @@ ServerFactory = Callable[[Lab], AbstractContextManager[Server]]
 
 def reservations6(count: int) -> dict[str, tuple[str, str]]:
     """The v4 bench's MACs and IPv4 addresses, each with 2001:db8:0:1::1:1 onwards."""
-    return {
-        mac: (ip, str(FIRST6 + i)) for i, (mac, ip) in enumerate(reservations(count).items())
-    }
+    return {mac: (ip, str(FIRST6 + i)) for i, (mac, ip) in enumerate(reservations(count).items())}
 
 
-def factories(res: Mapping[str, tuple[str, str]], *, nice: int) -> dict[str, ServerFactory]:
+def factories(
+    res: Mapping[str, tuple[str, str]], *, nice: int, profile: Path | None = None
+) -> dict[str, ServerFactory]:
     cpu = SERVER_CPU
     options6 = servers6.Options6()
     only6 = {mac: ip6 for mac, (_, ip6) in res.items()}
     return {
         "kvip": lambda lab: servers6.kvip6(
-            lab, res, options=PoolOptions(), options6=options6, cpu=cpu, nice=nice
+            lab, res, options=PoolOptions(), options6=options6, cpu=cpu, nice=nice, profile=profile
         ),
         "kea6": lambda lab: servers6.kea6(lab, only6, options6=options6, cpu=cpu, nice=nice),
-        "dnsmasq": lambda lab: servers6.dnsmasq6(
-            lab, only6, options6=options6, cpu=cpu, nice=nice
-        ),
+        "dnsmasq": lambda lab: servers6.dnsmasq6(lab, only6, options6=options6, cpu=cpu, nice=nice),
     }
 
 
@@ -171,7 +169,9 @@ def measure(
             print(f"{contender.name}: {exc}", flush=True)
             return best
         retry = not step.passed(args.max_drops) and attempt < args.retries
-        print(format_step(step, max_drops=args.max_drops) + ("  (trying again)" * retry), flush=True)
+        print(
+            format_step(step, max_drops=args.max_drops) + ("  (trying again)" * retry), flush=True
+        )
         if best is None or step.report.drop_ratio < best.report.drop_ratio:
             best = step
         time.sleep(0.5)
@@ -198,7 +198,9 @@ def summarize(results: dict[str, list[Step]], *, max_drops: float, top_rate: int
     if peers:
         print("\n== kvip against each peer")
         for name in peers:
-            ratio = f"{best['kvip'] / best[name]:5.2f}x" if best[name] else "  n/a (peer passed none)"
+            ratio = (
+                f"{best['kvip'] / best[name]:5.2f}x" if best[name] else "  n/a (peer passed none)"
+            )
             print(f"zero-drop rate  kvip/{name:<8} {ratio}")
         top_peer = max(best[name] for name in peers)
         ratio_best = best["kvip"] / top_peer if top_peer else float("inf")
@@ -251,6 +253,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup-rate", type=int, default=1000)
     parser.add_argument("--retries", type=int, default=1, help="tries again of a step with drops")
     parser.add_argument("--keep-going", action="store_true", help="run every rate")
+    parser.add_argument(
+        "--profile", type=Path, help="run kvip under cProfile, stats to this file (slows it)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds = 3.0
@@ -269,7 +274,7 @@ def load() -> str:
 def run(args: argparse.Namespace) -> dict[str, list[Step]]:
     """Every contender's steps; the labs are gone when this returns (or raises)."""
     res = reservations6(args.reservations)
-    made = factories(res, nice=args.nice)
+    made = factories(res, nice=args.nice, profile=args.profile)
     with _terminate_as_interrupt(), ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kvip-load6-")))
         mac_file = workdir / "macs.txt"
@@ -300,12 +305,12 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
             for contender in contenders:
                 if contender.done:
                     continue
-                step = measure(contender, rate=rate, args=args, mac_file=mac_file, workdir=workdir)
-                if step is None:
+                best = measure(contender, rate=rate, args=args, mac_file=mac_file, workdir=workdir)
+                if best is None:
                     contender.done = True
                     continue
-                contender.steps.append(step)
-                if not step.passed(args.max_drops) and not args.keep_going:
+                contender.steps.append(best)
+                if not best.passed(args.max_drops) and not args.keep_going:
                     contender.done = True
             if all(c.done for c in contenders):
                 break

@@ -28,12 +28,15 @@ from bench.servers import REPO, START_TIMEOUT, Server, _wait_ready, ippool_body,
 from tests.lab.dhcpservers import PoolOptions
 from tests.lab.netlab import Lab, LabError, run_in, stop_process
 
+#: The servers' address on the wire: every server's, 2001:db8::/32 only.
+SERVER6 = IPv6Interface("2001:db8:0:1::1/64")
+
 
 @dataclass(frozen=True, slots=True)
 class Options6:
     """What every DHCPv6 server hands out besides the address."""
 
-    subnet: IPv6Interface = IPv6Interface("2001:db8:0:1::1/64")
+    subnet: IPv6Interface = SERVER6
     dns: tuple[str, ...] = ("2001:db8:0:1::53",)
     search: tuple[str, ...] = ("lab.example", "vms.example")
     #: dnsmasq gives one lease time for both lifetimes: so do the others.
@@ -76,8 +79,10 @@ def kvip6(
     options6: Options6,
     cpu: int,
     nice: int,
+    profile: Path | None = None,
 ) -> Iterator[Server]:
-    """A dual-stack pool: ``reservations`` maps a MAC to (IPv4, IPv6) address."""
+    """A dual-stack pool: ``reservations`` maps a MAC to (IPv4, IPv6) address.
+    With ``profile``, its threads run under cProfile (slower) and the stats land there."""
     port = next(iter(lab.ports.values()))
     with tempfile.TemporaryDirectory(prefix="kvip-bench6-") as tmp:
         workdir = Path(tmp)
@@ -90,6 +95,8 @@ def kvip6(
         config.write_text(json.dumps({"ippool": body, "reservations": rows}))
         argv = [*pinned(cpu, nice=nice), sys.executable, "-m", "bench.kvip_server",
                 "--config", str(config)]  # fmt: skip
+        if profile is not None:
+            argv += ["--profile", str(profile)]
         with open(workdir / "server.log", "wb") as log:
             proc = lab.popen(lab.server, argv, stdout=subprocess.PIPE, stderr=log, cwd=REPO)
         server = Server("kvip", proc, workdir)
@@ -115,8 +122,11 @@ def kea6_config(
         "interfaces-config": {"interfaces": [ifname]},
         "data-directory": str(workdir),
         "server-id": {"type": "LL", "persist": False},
-        "lease-database": {"type": "memfile", "persist": False,
-                           "name": str(workdir / "leases6.csv")},  # fmt: skip
+        "lease-database": {
+            "type": "memfile",
+            "persist": False,
+            "name": str(workdir / "leases6.csv"),
+        },
         "host-reservation-identifiers": ["hw-address"],
         "mac-sources": ["duid"],
         "multi-threading": {"enable-multi-threading": False},
@@ -135,8 +145,7 @@ def kea6_config(
                 "reservations-in-subnet": True,
                 "reservations-out-of-pool": True,
                 "reservations": [
-                    {"hw-address": mac, "ip-addresses": [ip6]}
-                    for mac, ip6 in reservations.items()
+                    {"hw-address": mac, "ip-addresses": [ip6]} for mac, ip6 in reservations.items()
                 ],
             }
         ],
