@@ -5,7 +5,10 @@ perfdhcp acts as a relay (it sends from its own address, port 67, with giaddr
 set, and expects replies at giaddr:67), so it can load a static-reservation
 server from one namespace with many MACs (``-M``). We always run it with
 ``-g single`` on a core of its own: in its default two-thread mode on one
-core its own socket overflows long before a good server does.
+core its own socket overflows long before a good server does. perfdhcp -6
+(``perfdhcp6_argv``) is a client instead, on the link: its report has the same
+shape, SOLICIT-ADVERTISE and REQUEST-REPLY in the places of the two DHCPv4
+exchanges.
 
 Latency: perfdhcp's summary has only min/avg/max/stddev, but ``-x t`` prints,
 for every successful exchange, the send and receive timestamps of both
