@@ -9,7 +9,7 @@ export KVIP_CACHE ?= /var/cache/kvip
 # CI runs each fuzz target longer than a developer's `make test` does.
 FUZZ_SECONDS ?= $(if $(filter true,$(CI)),60,10)
 
-.PHONY: deps apiserver lint test pytest fuzz bench bench-controller abuse soak demo chaos clean
+.PHONY: deps apiserver lint test pytest fuzz bench bench-dhcp6 bench-controller abuse soak demo chaos clean
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -65,6 +65,11 @@ chaos: deps apiserver
 bench: deps
 	$(BIN)/python -m bench.codec
 	$(BIN)/python -m bench.ipam
+
+# DHCPv6 under perfdhcp -6 (root, netns): kvip against kea-dhcp6 and dnsmasq, about
+# 10 minutes on 2 cores (a smoke run: ARGS=--quick). bench/README.md explains the figures.
+bench-dhcp6: deps
+	$(BIN)/python -m bench.dhcp6_load $(ARGS)
 
 # DHCP under abuse: perfdhcp's served rate with and without a flood (root, netns).
 abuse: deps

@@ -5,7 +5,10 @@ perfdhcp acts as a relay (it sends from its own address, port 67, with giaddr
 set, and expects replies at giaddr:67), so it can load a static-reservation
 server from one namespace with many MACs (``-M``). We always run it with
 ``-g single`` on a core of its own: in its default two-thread mode on one
-core its own socket overflows long before a good server does.
+core its own socket overflows long before a good server does. perfdhcp -6
+(``perfdhcp6_argv``) is a client instead, on the link: its report has the same
+shape, SOLICIT-ADVERTISE and REQUEST-REPLY in the places of the two DHCPv4
+exchanges.
 
 Latency: perfdhcp's summary has only min/avg/max/stddev, but ``-x t`` prints,
 for every successful exchange, the send and receive timestamps of both
@@ -28,8 +31,12 @@ from pathlib import Path
 
 from tests.lab.netlab import Client, Lab, run_in, stop_process
 
-_STATS = re.compile(r"\*\*\*Statistics for: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*")
-_TIMES = re.compile(r"\*\*\*Timestamps for packets: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*")
+_EXCHANGES = r"(DISCOVER-OFFER|REQUEST-ACK|SOLICIT-ADVERTISE|REQUEST-REPLY)"
+_STATS = re.compile(rf"\*\*\*Statistics for: {_EXCHANGES}\*\*\*")
+_TIMES = re.compile(rf"\*\*\*Timestamps for packets: {_EXCHANGES}\*\*\*")
+#: perfdhcp -6 names its two exchanges SOLICIT-ADVERTISE and REQUEST-REPLY:
+#: the report keeps them in the places of DISCOVER-OFFER and REQUEST-ACK.
+_SECTION = {"SOLICIT-ADVERTISE": "DISCOVER-OFFER", "REQUEST-REPLY": "REQUEST-ACK"}
 _FIELD = re.compile(r"^(sent packets|received packets|drops): (\d+)$")
 _STAMP = re.compile(r"^sent / received: ([\d.]+) / ([\d.]+)$")
 #: Beyond the step itself: start-up, the drop timer (-d 1) and printing the timers.
@@ -100,11 +107,11 @@ def parse_report(text: str, *, returncode: int = 0, seconds: float = 0.0) -> Rep
     for line in text.splitlines():
         line = line.strip()
         if match := _STATS.match(line):
-            section, timing = match.group(1), False
+            section, timing = _SECTION.get(match.group(1), match.group(1)), False
             stats[section] = {}
             continue
         if match := _TIMES.match(line):
-            section, timing = match.group(1), True
+            section, timing = _SECTION.get(match.group(1), match.group(1)), True
             continue
         if line.startswith("***"):
             section = None
@@ -194,6 +201,25 @@ def perfdhcp_argv(
         "perfdhcp", "-4", "-l", interface, "-M", str(mac_file),
         "-r", str(rate), "-p", f"{seconds:g}", "-d", "1",
         "-x", "t", "-g", "single", server,
+    ]  # fmt: skip
+
+
+def perfdhcp6_argv(
+    *,
+    interface: str,
+    mac_file: Path,
+    rate: int,
+    seconds: float,
+    prefix: Sequence[str],
+) -> list[str]:
+    """perfdhcp -6 as a client on ``interface``: SOLICIT/ADVERTISE then
+    REQUEST/REPLY to ff02::1:2 from its link-local address, one DUID-LL a
+    client built from a MAC of ``mac_file`` picked at random each exchange."""
+    return [
+        *prefix,
+        "perfdhcp", "-6", "-l", interface, "-M", str(mac_file),
+        "-r", str(rate), "-p", f"{seconds:g}", "-d", "1",
+        "-x", "t", "-g", "single", "all",
     ]  # fmt: skip
 
 
