@@ -37,6 +37,7 @@ from tests.sim.steps import (
     Handover,
     LeaderLoss,
     PoolRange,
+    PoolRange6,
     RemoveNic,
     Step,
     Wait,
@@ -267,3 +268,15 @@ def test_a_recorded_decline_is_honoured_by_the_follower_too() -> None:
     replica honours it until the reset (it failed with followers that ignored
     the status's `declined`)."""
     assert_holds([CreateVm(((0, True),)), Wait(2.0), Dhcp(0, 0, "DECLINE"), Wait(5.0)])
+
+
+def test_a_follower_serves_ipv4_to_a_nic_whose_ipv6_address_left_the_range() -> None:
+    """Found by the simulation (dual-stack pools): an exclude (or a shrink) of the
+    IPv6 range that left a NIC's recorded IPv6 address outside made the follower
+    stop answering the NIC's DHCP: its ServeRecorded could not hold the IPv6
+    address and so held neither (the leader serves the IPv4 address alone, as
+    it should)."""
+    assert_holds(
+        [PoolRange6(0, "end", 0), CreateVm(((0, True),)), Wait(2.0), PoolRange6(0, "exclude", 0),
+         Wait(2.0)]
+    )  # fmt: skip
