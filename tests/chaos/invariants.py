@@ -218,14 +218,15 @@ def check_settled(world: World, obs: Observation) -> list[str]:
                 if record.ip6:
                     violations.append(f"ipv6: {name} [{mac}] records {record.ip6} on "
                                       f"IPv4-only {network}")  # fmt: skip
-            elif fits:
+            else:
                 # An IPv6 address in the range, or a status that says why not
-                # (range exhausted, or the address left outside by a shrink).
+                # (range exhausted, or the address left outside by a shrink). An
+                # IPv6 address stays held while its IPv4 one is outside the range.
                 fits6 = bool(record.ip6) and pool.v6.assignable(str(record.ip6))
                 message = cfg.messages.get((record.network, mac), "")
                 if fits6:
                     expected_alloc6[network][str(record.ip6)] = world.owner(name, mac)
-                elif "no IPv6 address" not in message:
+                elif fits and "no IPv6 address" not in message:
                     violations.append(f"ipv6: {name} [{mac}] on dual-stack {network} records "
                                       f"{record.ip6!r} (in range: False) and its status says "
                                       f"{message!r}")  # fmt: skip

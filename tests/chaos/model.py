@@ -57,7 +57,7 @@ class Range6:
 
     subnet: IPv6Network
     start: int = 0x10
-    end: int = 0x15
+    end: int = 0x12
     exclude: list[int] = field(default_factory=list)
 
     def address(self, offset: int) -> IPv6Address:

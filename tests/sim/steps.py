@@ -232,7 +232,7 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
         PoolRange6,
         small,
         st.sampled_from(("add", "remove", "end", "end", "exclude", "include")),
-        st.integers(0, 12),
+        st.integers(0, 6),
     ),
     "pool-options": st.builds(PoolOptions, small, st.integers(50, 60)),
     "delete-pool": st.builds(DeletePool, small),
