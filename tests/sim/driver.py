@@ -7,7 +7,7 @@ the chaos invariants on what the double stores.
 
 Pools are paused (no socket, no packet thread: threads and MockClock do not
 mix); a DHCP packet goes to the pool's Responder the way the packet thread
-hands it over (checks.deliver).
+hands it over (checks.deliver; DHCPv6: dhcp6.deliver6).
 """
 
 from __future__ import annotations

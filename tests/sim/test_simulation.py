@@ -1,6 +1,8 @@
 """The simulation tier: Controller + Supervisor + PoolActors under trio's
 MockClock against the API double (apidouble.py, pinned to the real API
-server by test_conformance.py), with hypothesis choosing the steps.
+server by test_conformance.py), with hypothesis choosing the steps. Every
+other pool starts dual-stack with a 3-address IPv6 range (steps add, remove,
+shrink and exclude it), so both families are checked, exhaustion included.
 
 SIM_EXAMPLES sets the number of runs (default 200, of 20-40 steps each: at
 least 4,000 steps). A failure prints its violations and its replay, the
