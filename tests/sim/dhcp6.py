@@ -9,7 +9,7 @@ may, by a DUID-EN while the frame's source MAC says who it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
 import trio
@@ -72,7 +72,7 @@ class Declined6:
     """A DECLINE the leader's pool took: until the reset, that leader must not
     hand the address to the NIC again."""
 
-    controller: Controller
+    controller: Controller = field(repr=False)
     network: str
     mac: str
     ip6: str

@@ -38,6 +38,7 @@ from tests.sim.steps import (
     DeleteVm,
     DeleteVmnetcfg,
     Dhcp,
+    Dhcp6,
     Fault,
     Handover,
     LeaderLoss,
@@ -313,3 +314,12 @@ def test_a_new_leader_whose_vm_watch_lags_does_not_take_a_live_vm_for_deleted() 
          Wait(0.5), PoolRange(0, "exclude", 12), LeaderLoss(0.0)],
         1483,
     )  # fmt: skip
+
+
+def test_a_dhcpv6_decline_is_honoured_until_the_reset() -> None:
+    """A DECLINE of a NIC's IPv6 address (through the pool's Responder6): the
+    leader does not hand it to the NIC again, at once nor once settled, until
+    the reset; after it the NIC is served its address again (final checks)."""
+    sim = run_steps([CreateVm(((0, True),)), Wait(2.0), Dhcp6(0, 0, "DECLINE"), Wait(5.0)])
+    assert not sim.violations, explain(sim)
+    assert [(d.mac, d.ip6) for d in sim.declined6] == [("52:54:00:5e:00:01", "2001:db8:1::10")]
