@@ -42,6 +42,20 @@ def _version(body: Body) -> int:
     return _version_of(str(body["metadata"].get("resourceVersion", "")))
 
 
+def _listed(cache: dict[str, Body], bodies: list[Body], version: str) -> list[str]:
+    """Bring `cache` up to a fresh list (newer cached versions win); the keys of
+    the objects deleted since, dropped."""
+    listed = {object_key(body): body for body in bodies}
+    for key, body in listed.items():
+        store_newest(cache, key, body)
+    gone = [
+        key for key in cache.keys() - listed.keys() if _version(cache[key]) <= _version_of(version)
+    ]
+    for key in gone:
+        del cache[key]
+    return gone
+
+
 class RecordFollower(VmReconciler):
     """The Controller's following half and its changes of role (a mixin, like
     VmReconciler)."""
@@ -76,43 +90,23 @@ class RecordFollower(VmReconciler):
                 self._pool_status.mark(name)
 
     async def _catch_up(self) -> None:
+        """The vmnetcfgs and the VMs listed afresh: a VM the watch has not brought
+        yet must not be taken for deleted (its vmnetcfg removed, its addresses
+        released)."""
         while True:
             try:
                 bodies, version = await self.kube.run(lambda: self.kube.list(VMNETCFGS))
+                vms, vms_version = await self.kube.run(lambda: self.kube.list(VIRTUAL_MACHINES))
                 break
             except KubeError as exc:
-                log.warning("taking the lead: cannot list the vmnetcfgs yet: %s", exc)
+                log.warning("taking the lead: cannot list the vmnetcfgs and VMs yet: %s", exc)
                 await trio.sleep(1.0)
-        listed = {object_key(body): body for body in bodies}
-        for key, body in listed.items():
-            store_newest(self.cfgs, key, body)
-        for key in self.cfgs.keys() - listed.keys():
-            if _version(self.cfgs[key]) <= _version_of(version):  # deleted since
-                self.cfgs.pop(key)
-                self._forget_cfg(key)
-        await self._catch_up_vms()
+        for key in _listed(self.cfgs, bodies, version):
+            self._forget_cfg(key)
+        _listed(self.vms, vms, vms_version)
         for key in sorted(self.vms.keys() | self.cfgs.keys()):
             with contextlib.suppress(IpamError, PoolStopped):
                 await self.follow_records(key)
-
-    async def _catch_up_vms(self) -> None:
-        """The VMs as listed after the vmnetcfgs: a VM watch that lags them would
-        make a recorded VM look deleted (its records not held, its address
-        handed to another VM). Listed second, every VM a listed vmnetcfg was
-        written for is in the list, unless deleted since."""
-        while True:
-            try:
-                bodies, version = await self.kube.run(lambda: self.kube.list(VIRTUAL_MACHINES))
-                break
-            except KubeError as exc:
-                log.warning("taking the lead: cannot list the VMs yet: %s", exc)
-                await trio.sleep(1.0)
-        listed = {object_key(body): body for body in bodies}
-        for key, body in listed.items():
-            store_newest(self.vms, key, body)
-        for key in self.vms.keys() - listed.keys():
-            if _version(self.vms[key]) <= _version_of(version):  # deleted since
-                self.vms.pop(key)
 
     def follow(self) -> None:
         """The Lease is lost (or was never held): stop claiming and writing at once,

@@ -179,11 +179,9 @@ class PoolBook:
 
     def reserve6(self, record: RestoreReservation) -> IPv6Address | None:
         """Hold a record's IPv6 address (IpamError if it cannot be); None when it
-        has none, or the pool is IPv4-only (its record stays as it is)."""
-        if record.ip6 is None or self.v6 is None:
-            return None
-        self.v6.reserve(record.owner, record.ip6)
-        return record.ip6
+        has none, the pool is IPv4-only, or the address is outside the IPv6 range
+        now (Book6.inside: the NIC is served its IPv4 address alone)."""
+        return self.v6.reserve_inside(record.owner, record.ip6) if self.v6 is not None else None
 
     def serve_recorded(
         self, message: ServeRecorded
@@ -202,7 +200,7 @@ class PoolBook:
                 record is not None
                 and record.mac.lower() == mac
                 and record.ip == nic.ip
-                and (record.ip6 == nic.ip6 or self.v6 is None)
+                and (self.v6.inside(record.ip6) if self.v6 is not None else None) == nic.ip6
             ):
                 if not nic.serving:
                     self.serve_nic(mac, nic)

@@ -59,6 +59,19 @@ class Book6:
         if self.allocator.owner_of(ip) != owner:
             self.allocator.reserve(owner, ip)
 
+    def inside(self, ip: IPv6Address | None) -> IPv6Address | None:
+        """A recorded address if the range still holds it, else None: one that a
+        shrink or an exclude left outside is not held, and its NIC is served its
+        IPv4 address alone (its record keeps it, the status says so)."""
+        return ip if ip is not None and self.allocator.is_assignable(ip) else None
+
+    def reserve_inside(self, owner: Owner, ip: IPv6Address | None) -> IPv6Address | None:
+        """Hold a recorded address that is `inside` (IpamError if it cannot be)."""
+        held = self.inside(ip)
+        if held is not None:
+            self.reserve(owner, held)
+        return held
+
     def fits(self, ip: IPv6Address) -> bool:
         """Whether a recorded address can be held again: in range and free."""
         return self.allocator.is_assignable(ip) and self.allocator.owner_of(ip) is None

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import random
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,13 @@ from tests.chaos.invariants import (
     check_settled,
     dhcp_candidates,
 )
-from tests.chaos.model import Nic, Pool, Vm, World
-from tests.chaos.rig import Rig, new_custom, patiently
+from tests.chaos.model import Nic, Pool, Range6, Vm, World
+from tests.chaos.rig import Rig, patiently
+from tests.chaos.writer import MERGE, StatusWriter
 from tests.lab import objects
 from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
 from tests.lab.objects import CFGS, GROUP, VERSION, VMS
 
-MERGE = "application/merge-patch+json"
 #: Fault kinds and their weights. "compact" compacts etcd, then restarts the API
 #: server: kvip's watches resume from a compacted resourceVersion and get 410 Gone.
 FAULTS = {"kill": 3, "apiserver-restart": 1, "compact": 1.5, "status-writer": 3}
@@ -80,51 +79,6 @@ class Result:
         return "\n".join(lines)
 
 
-class StatusWriter(threading.Thread):
-    """A second writer: merge-patches bogus entries into vmnetcfg and IPPool
-    statuses while kvip works, so kvip's status writes meet 409 Conflicts and
-    must repair what the intruder wrote."""
-
-    def __init__(self, rig: Rig, world: World, seed: int) -> None:
-        super().__init__(name="chaos-status-writer", daemon=True)
-        self.custom = new_custom(rig.api)
-        self.world = world
-        self.names = list(world.vms)
-        self.rng = random.Random(seed)
-        self.stop = threading.Event()
-        self.writes = 0
-
-    def run(self) -> None:
-        while not self.stop.wait(self.rng.uniform(0.01, 0.08)):
-            try:
-                self._write_once()
-                self.writes += 1
-            except Exception:  # the API server may be away or the object gone: keep going
-                pass
-
-    def _write_once(self) -> None:
-        world, rng = self.world, self.rng
-        ghost = f"02:00:00:{rng.randrange(256):02x}:{rng.randrange(256):02x}:00"
-        if self.names and rng.random() < 0.5:
-            name = rng.choice(self.names)
-            network = world.network_key(rng.choice(list(world.pools)))
-            body: dict[str, Any] = {"status": {"networkconfig": [
-                {"networkname": network, "macaddress": ghost, "status": "OK", "message": "ghost"}
-            ]}}  # fmt: skip
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, world.namespace, CFGS, name, body, _content_type=MERGE
-            )
-        else:
-            pool = rng.choice(list(world.pools.values()))
-            ip = str(pool.address(rng.randint(pool.start, pool.end)))
-            body = {"status": {"ipv4": {
-                "allocated": {ip: f"{world.namespace}/ghost [{ghost}]"}, "used": 999
-            }}}  # fmt: skip
-            self.custom.patch_cluster_custom_object_status(
-                GROUP, VERSION, "ippools", pool.name, body, _content_type=MERGE
-            )
-
-
 class Scenario:
     def __init__(
         self,
@@ -144,14 +98,16 @@ class Scenario:
         self.namespace = f"chaos-{tag}"
         self.selector = rig.selector
         pools = {}
-        for network, interface, subnet in (
+        for index, (network, interface, subnet) in enumerate((
             ("net-a", "eth1", "198.18.0.0/16"),
             ("net-b", "eth2", "198.19.0.0/16"),
-        ):
+        )):  # fmt: skip
             end = 10 + self.rng.randint(10, 30)
             pools[network] = Pool(
                 f"chaos-{tag}-{network}", network, interface, IPv4Network(subnet), 10, end
             )
+            if index % 2 == 0:  # every other pool is dual-stack
+                pools[network].v6 = self._range6(index)
         self.world = World(self.namespace, pools)
         self.tracker = Tracker()
         self.result = Result(seed)
@@ -217,7 +173,7 @@ class Scenario:
 
     def _operation(self) -> None:
         world, rng = self.world, self.rng
-        choices: dict[str, float] = {"pool-options": 1, "pool-range": 1.5}
+        choices: dict[str, float] = {"pool-options": 1, "pool-range": 1.5, "pool-range6": 1}
         if len(world.vms) < MAX_VMS:
             choices["create-vm"] = 3
         if world.vms:
@@ -322,8 +278,13 @@ class Scenario:
         self.tracker.forget(vm.uid, old)
         self.note(f"change-mac {vm.name} {nic.iface}: {old} -> {nic.mac}")
 
+    def _range6(self, index: int) -> Range6:
+        """A small IPv6 range (3-10 addresses: it runs out before the IPv4 one)."""
+        subnet = IPv6Network(f"fd00:18:{index + 1}::/64")
+        return Range6(subnet, 0x10, 0x10 + self.rng.randint(2, 9))
+
     def _patch_pool(self, pool: Pool) -> None:
-        patch = {"spec": {"ipv4config": pool.ipv4config()}}
+        patch = pool.spec_patch()
         patiently(
             self.rig.custom.patch_cluster_custom_object,
             GROUP,
@@ -364,6 +325,27 @@ class Scenario:
             f"pool-range {network}: {pool.address(pool.start)}-{pool.address(pool.end)} "
             f"exclude={excluded}"
         )
+
+    def _op_pool_range6(self) -> None:
+        """ipv6config added, removed, its end moved, an exclude added or removed."""
+        rng = self.rng
+        network = rng.choice(sorted(self.world.pools))
+        pool = self.world.pools[network]
+        v6 = pool.v6
+        if v6 is None:
+            pool.v6 = self._range6(sorted(self.world.pools).index(network))
+        elif rng.random() < 0.2:
+            pool.v6 = None
+        else:
+            kind = rng.choice(("end", "end", "exclude", "include"))
+            if kind == "end":  # down to one address: running out is the point
+                v6.end = v6.start + rng.randint(0, 9)
+            elif kind == "exclude":
+                v6.exclude.append(rng.randint(v6.start, v6.end))
+            elif v6.exclude:
+                v6.exclude.remove(rng.choice(v6.exclude))
+        self._patch_pool(pool)
+        self.note(f"pool-range6 {network}: {pool.spec_patch()['spec']['ipv6config']}")
 
     # -- faults ----------------------------------------------------------------------
 

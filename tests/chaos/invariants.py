@@ -5,11 +5,13 @@ functions compare it with the driver's model and return violations as text
 (empty: all held).
 
 - `Tracker.observe` runs after every operation, while kvip is still catching
-  up: no two live VMs ever record the same address, and a NIC's recorded
-  address never changes while the NIC (VM uid, MAC) lives.
+  up: no two live VMs ever record the same address (IPv4 or IPv6), and a NIC's
+  recorded IPv4 address never changes while the NIC (VM uid, MAC) lives.
 - `check_settled` runs once kvip has settled: every NIC has exactly one
-  address, deleted VMs hold nothing, IPPool status agrees with the vmnetcfgs,
-  and vmnetcfg status agrees with the spec.
+  address, and on a dual-stack pool an IPv6 address in the pool's IPv6 range
+  too, or a status that says why not; deleted VMs hold nothing, IPPool status
+  (both families) agrees with the vmnetcfgs, and vmnetcfg status agrees with
+  the spec.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Record:
     network: str
     mac: str
     ip: str | None
+    #: `ipv6address`: the NIC's IPv6 address on a dual-stack pool.
+    ip6: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,8 @@ class CfgView:
     records: tuple[Record, ...]
     #: (networkname, macaddress, status) of status.networkconfig.
     status: tuple[tuple[str, str, str], ...]
+    #: (networkname, macaddress) -> message of status.networkconfig.
+    messages: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CfgView:
@@ -49,6 +55,7 @@ class CfgView:
                 str(entry.get("networkname")),
                 str(entry.get("macaddress", "")).lower(),
                 str(entry["ipaddress"]) if entry.get("ipaddress") else None,
+                str(entry["ipv6address"]) if entry.get("ipv6address") else None,
             )
             for entry in (body.get("spec") or {}).get("networkconfig") or []
         )
@@ -60,32 +67,53 @@ class CfgView:
             )
             for entry in (body.get("status") or {}).get("networkconfig") or []
         )
+        messages = {
+            (str(entry.get("networkname")), str(entry.get("macaddress", "")).lower()): str(
+                entry.get("message", "")
+            )
+            for entry in (body.get("status") or {}).get("networkconfig") or []
+        }
         return CfgView(
             name=str(meta.get("name")),
             owner_uids=frozenset(str(ref.get("uid")) for ref in meta.get("ownerReferences") or []),
             deleting=bool(meta.get("deletionTimestamp")),
             records=records,
             status=status,
+            messages=messages,
         )
+
+
+def _allocated(family: dict[str, Any]) -> dict[str, str]:
+    return {
+        str(ip): str(owner)
+        for ip, owner in (family.get("allocated") or {}).items()
+        if owner != EXCLUDED
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class PoolView:
-    """One IPPool's status.ipv4 (EXCLUDED entries left out)."""
+    """One IPPool's status.ipv4 and status.ipv6 (EXCLUDED entries left out)."""
 
     allocated: dict[str, str]
     used: int | None
+    #: status.ipv6 (None: the status has none); its counts are strings.
+    allocated6: dict[str, str] | None = None
+    used6: int | None = None
 
     @staticmethod
     def parse(body: dict[str, Any]) -> PoolView:
-        ipv4 = (body.get("status") or {}).get("ipv4") or {}
-        allocated = {
-            str(ip): str(owner)
-            for ip, owner in (ipv4.get("allocated") or {}).items()
-            if owner != EXCLUDED
-        }
+        status = body.get("status") or {}
+        ipv4 = status.get("ipv4") or {}
         used = ipv4.get("used")
-        return PoolView(allocated, int(used) if used is not None else None)
+        ipv6 = status.get("ipv6")
+        used6 = ipv6.get("used") if isinstance(ipv6, dict) else None
+        return PoolView(
+            _allocated(ipv4),
+            int(used) if used is not None else None,
+            _allocated(ipv6) if isinstance(ipv6, dict) else None,
+            int(used6) if used6 is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +137,12 @@ def live_records(world: World, obs: Observation) -> list[tuple[str, Record]]:
 
 
 def duplicates(pairs: list[tuple[str, Record]]) -> list[str]:
+    """Addresses (IPv4 or IPv6) recorded for more than one NIC."""
     holders: dict[str, list[str]] = defaultdict(list)
     for name, record in pairs:
-        if record.ip:
-            holders[record.ip].append(f"{name} [{record.mac}]")
+        for ip in (record.ip, record.ip6):
+            if ip:
+                holders[ip].append(f"{name} [{record.mac}]")
     return [
         f"duplicate: {ip} is recorded for {', '.join(sorted(who))}"
         for ip, who in sorted(holders.items())
@@ -154,6 +184,7 @@ def check_settled(world: World, obs: Observation) -> list[str]:
     all_records = [(name, r) for name, cfg in obs.cfgs.items() for r in cfg.records]
     violations += duplicates(all_records)
     expected_alloc: dict[str, dict[str, str]] = {network: {} for network in world.pools}
+    expected_alloc6: dict[str, dict[str, str]] = {network: {} for network in world.pools}
     for name, vm in world.vms.items():
         cfg = obs.cfgs.get(name)
         wanted = {nic.mac: nic.network for nic in vm.nics if nic.mac}
@@ -182,11 +213,29 @@ def check_settled(world: World, obs: Observation) -> list[str]:
             fits = pool.assignable(record.ip)
             if fits:
                 expected_alloc[network][record.ip] = world.owner(name, mac)
+            fits6 = True
+            if pool.v6 is None:
+                if record.ip6:
+                    violations.append(f"ipv6: {name} [{mac}] records {record.ip6} on "
+                                      f"IPv4-only {network}")  # fmt: skip
+            else:
+                # An IPv6 address in the range, or a status that says why not
+                # (range exhausted, or the address left outside by a shrink). An
+                # IPv6 address stays held while its IPv4 one is outside the range.
+                fits6 = bool(record.ip6) and pool.v6.assignable(str(record.ip6))
+                message = cfg.messages.get((record.network, mac), "")
+                if fits6:
+                    expected_alloc6[network][str(record.ip6)] = world.owner(name, mac)
+                elif fits and "no IPv6 address" not in message:
+                    violations.append(f"ipv6: {name} [{mac}] on dual-stack {network} records "
+                                      f"{record.ip6!r} (in range: False) and its status says "
+                                      f"{message!r}")  # fmt: skip
             # An address the pool no longer covers is kept and reported, never dropped.
             state = status.get((mac, record.network))
-            if state != ("OK" if fits else "ERROR"):
+            if state != ("OK" if fits and fits6 else "ERROR"):
                 violations.append(
-                    f"status: {name} [{mac}] at {record.ip} (in range: {fits}) shows {state!r}"
+                    f"status: {name} [{mac}] at {record.ip} (in range: {fits}) and "
+                    f"{record.ip6} (in range: {fits6}) shows {state!r}"
                 )
         ours = {world.network_key(n) for n in world.pools}
         for network, mac, _ in cfg.status:
@@ -224,6 +273,37 @@ def check_settled(world: World, obs: Observation) -> list[str]:
                 f"pool: IPPool {pool.name} status.used is {view.used}, "
                 f"the vmnetcfgs hold {len(expected_alloc[network])}"
             )
+        violations += _check_pool6(world, network, view, expected_alloc6[network])
+    return violations
+
+
+def _check_pool6(world: World, network: str, view: PoolView, expected: dict[str, str]) -> list[str]:
+    """status.ipv6 of a dual-stack pool agrees with the vmnetcfgs; an IPv4-only
+    pool has none."""
+    pool = world.pools[network]
+    if pool.v6 is None:
+        if view.allocated6 is not None:
+            return [f"pool: IPv4-only IPPool {pool.name} shows status.ipv6 {view.allocated6}"]
+        return []
+    if view.allocated6 is None:
+        return [f"pool: dual-stack IPPool {pool.name} has no status.ipv6"]
+    violations = []
+    prefix = {f"{world.namespace}/{name} [" for name in world.deleted}
+    for ip, owner in sorted(view.allocated6.items()):
+        if any(owner.startswith(p) for p in prefix):
+            violations.append(f"leak: IPPool {pool.name} still allocates {ip} to {owner}")
+    if view.allocated6 != expected:
+        extra = sorted(set(view.allocated6.items()) - set(expected.items()))
+        missing = sorted(set(expected.items()) - set(view.allocated6.items()))
+        violations.append(
+            f"pool: IPPool {pool.name} status.ipv6 differs from the vmnetcfgs: "
+            f"extra {extra}, missing {missing}"
+        )
+    if view.used6 != len(expected):
+        violations.append(
+            f"pool: IPPool {pool.name} status.ipv6.used is {view.used6}, "
+            f"the vmnetcfgs hold {len(expected)}"
+        )
     return violations
 
 
@@ -235,4 +315,23 @@ def dhcp_candidates(world: World, obs: Observation) -> list[tuple[str, str, str,
         network = next(nic.network for nic in vm.nics if nic.mac == record.mac)
         if record.ip and world.pools[network].assignable(record.ip):
             found.append((name, network, record.mac, record.ip))
+    return sorted(found)
+
+
+def dhcp6_candidates(world: World, obs: Observation) -> list[tuple[str, str, str, str]]:
+    """(vm, network, mac, ipv6 address) of every NIC that kvip must answer DHCPv6
+    for now: both its addresses in its dual-stack pool's ranges."""
+    found: list[tuple[str, str, str, str]] = []
+    for name, record in live_records(world, obs):
+        vm = world.vms[name]
+        network = next(nic.network for nic in vm.nics if nic.mac == record.mac)
+        pool = world.pools[network]
+        if (
+            record.ip
+            and record.ip6
+            and pool.v6 is not None
+            and pool.assignable(record.ip)
+            and pool.v6.assignable(record.ip6)
+        ):
+            found.append((name, network, record.mac, record.ip6))
     return sorted(found)

@@ -8,7 +8,7 @@ against it (invariants.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from tests.lab import objects
@@ -51,8 +51,50 @@ class Vm:
 
 
 @dataclass(slots=True)
+class Range6:
+    """A dual-stack pool's IPv6 half: [subnet + start, subnet + end] minus
+    `exclude`, small so that it runs out before the IPv4 range does."""
+
+    subnet: IPv6Network
+    start: int = 0x10
+    end: int = 0x12
+    exclude: list[int] = field(default_factory=list)
+
+    def address(self, offset: int) -> IPv6Address:
+        return self.subnet.network_address + offset
+
+    def capacity(self) -> int:
+        excluded = {e for e in self.exclude if self.start <= e <= self.end}
+        return self.end - self.start + 1 - len(excluded)
+
+    def assignable(self, ip: str) -> bool:
+        """Whether kvip may hold `ip` for a NIC under the current spec."""
+        try:
+            address = IPv6Address(ip)
+        except ValueError:
+            return False
+        if address not in self.subnet:
+            return False
+        offset = int(address) - int(self.subnet.network_address)
+        return self.start <= offset <= self.end and offset not in self.exclude
+
+    def ipv6config(self) -> dict[str, Any]:
+        return {
+            "subnet": str(self.subnet),
+            "serverip": str(self.address(1)),
+            "pool": {
+                "start": str(self.address(self.start)),
+                "end": str(self.address(self.end)),
+                "exclude": [str(self.address(e)) for e in sorted(self.exclude)],
+            },
+            "dns": [str(self.address(0x53))],
+        }
+
+
+@dataclass(slots=True)
 class Pool:
-    """One IPPool whose range is [subnet + start, subnet + end] minus `exclude`."""
+    """One IPPool whose range is [subnet + start, subnet + end] minus `exclude`;
+    dual-stack while `v6` is set."""
 
     name: str
     network: str
@@ -63,6 +105,7 @@ class Pool:
     exclude: list[int] = field(default_factory=list)
     dns: list[str] = field(default_factory=lambda: ["198.18.0.53"])
     leasetime: int = 600
+    v6: Range6 | None = None
 
     @property
     def server(self) -> IPv4Address:
@@ -110,8 +153,15 @@ class Pool:
             subnet=str(self.subnet),
             start=str(self.address(self.start)),
             end=str(self.address(self.end)),
+            ipv6config=self.v6.ipv6config() if self.v6 is not None else None,
             **self.ipv4config(),
         )
+
+    def spec_patch(self) -> dict[str, Any]:
+        """A merge patch that sets both address families to the model's (a null
+        ipv6config makes the pool IPv4-only)."""
+        v6 = self.v6.ipv6config() if self.v6 is not None else None
+        return {"spec": {"ipv4config": self.ipv4config(), "ipv6config": v6}}
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ goes to the pool's Responder the way the packet thread hands it over.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -60,6 +61,9 @@ class Checks:
     follower: Controller | None
     dhcp_checks: int
     _macs: int
+    #: The DHCPv6 half (dhcp6.Checks6, after this class in driver.Sim's bases).
+    _declines6_honoured: Callable[[], None]
+    _final_dhcp6: Callable[[Observation, Controller | None, str], None]
 
     def _actor(self, network: str, replica: Controller | None = None) -> PoolActor | None:
         raise NotImplementedError
@@ -67,15 +71,20 @@ class Checks:
     def _create_pool(self, network: str) -> None:
         raise NotImplementedError
 
-    def _recorded(self, network: str) -> dict[str, set[str]]:
-        """MAC -> the addresses recorded for it on `network`, in every vmnetcfg."""
+    def _recorded(self, network: str, *, v6: bool = False) -> dict[str, set[str]]:
+        """MAC -> the addresses (`v6`: the IPv6 ones) recorded for it on `network`,
+        in every vmnetcfg."""
         key = self.world.network_key(network)
         found: dict[str, set[str]] = {}
         for view in self._observation(pools=False).cfgs.values():
             for record in view.records:
-                if record.network == key and record.ip:
-                    found.setdefault(record.mac, set()).add(record.ip)
+                ip = record.ip6 if v6 else record.ip
+                if record.network == key and ip:
+                    found.setdefault(record.mac, set()).add(ip)
         return found
+
+    def _recorded6(self, network: str) -> dict[str, set[str]]:
+        return self._recorded(network, v6=True)
 
     def send(
         self, actor: PoolActor, mac: str, kind: MessageType, ip: IPv4Address, server: IPv4Address
@@ -165,6 +174,7 @@ class Checks:
         if not await self.settle():
             return
         self._declines_honoured()
+        self._declines6_honoured()
         for name in sorted(self.declined & self.world.vms.keys()):
             annotations = {RESET_ANNOTATION: "sim"}
             with contextlib.suppress(NotFound):  # a VM that has no NIC left has none
@@ -178,6 +188,8 @@ class Checks:
             self.violations.append(f"{violation} (settled)")
         self._final_dhcp(obs, self.controller, "leader")
         self._final_dhcp(obs, self.follower, "follower")
+        self._final_dhcp6(obs, self.controller, "leader")
+        self._final_dhcp6(obs, self.follower, "follower")
 
     def _declines_honoured(self) -> None:
         """A decline the vmnetcfg status records is honoured by every replica: no

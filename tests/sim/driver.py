@@ -7,7 +7,7 @@ the chaos invariants on what the double stores.
 
 Pools are paused (no socket, no packet thread: threads and MockClock do not
 mix); a DHCP packet goes to the pool's Responder the way the packet thread
-hands it over (checks.deliver).
+hands it over (checks.deliver; DHCPv6: dhcp6.deliver6).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import contextlib
 import json
 import random
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 import trio
@@ -25,15 +25,17 @@ import trio.testing
 from kvip.actors import Controller, PoolActor
 from kvip.k8s import IPPOOLS, STATIC_IP_ANNOTATION, VIRTUAL_MACHINES, VMNETCFGS
 from protocol import MessageType
+from protocol.dhcp6 import MessageType as MessageType6
 from tests.chaos.invariants import (
     Tracker,
 )
-from tests.chaos.model import Nic, Pool, Vm, World
+from tests.chaos.model import Nic, Pool, Range6, Vm, World
 from tests.lab import objects
 from tests.sim import steps as s
 from tests.sim.apidouble import ApiDouble, DoubleWatcher
 from tests.sim.apirules import Fault as DoubleFault
 from tests.sim.checks import NAMESPACE, Checks
+from tests.sim.dhcp6 import Checks6, Declined6, offered
 from tests.sim.replicas import ReplicaView
 
 SELECTOR = "kvip-sim=yes"
@@ -49,8 +51,13 @@ def no_socket(interface: str) -> Any:
     raise OSError(f"simulated pools are paused: no socket for {interface}")
 
 
+def range6(index: int) -> Range6:
+    """The IPv6 range of the index-th network while its pool is dual-stack."""
+    return Range6(IPv6Network(f"2001:db8:{index + 1}::/64"))
+
+
 @dataclass(slots=True)
-class Sim(Checks):
+class Sim(Checks, Checks6):
     seed: int
     double: ApiDouble = field(init=False)
     world: World = field(init=False)
@@ -59,6 +66,7 @@ class Sim(Checks):
     log: list[str] = field(default_factory=list)
     absent: set[str] = field(default_factory=set)
     declined: set[str] = field(default_factory=set)
+    declined6: list[Declined6] = field(default_factory=list)
     #: The leader, and the replica that follows (serves, never writes).
     controller: Controller | None = None
     follower: Controller | None = None
@@ -80,6 +88,9 @@ class Sim(Checks):
             net: Pool(f"pool-{net}", net, "eth1", IPv4Network(f"198.18.{i + 1}.0/24"), 10, 20)
             for i, net in enumerate(NETWORKS)
         }
+        for i, net in enumerate(NETWORKS):
+            if i % 2 == 0:  # every other pool starts dual-stack
+                pools[net].v6 = range6(i)
         self.world = World(NAMESPACE, pools)
 
     # -- running ------------------------------------------------------------------
@@ -189,6 +200,8 @@ class Sim(Checks):
                 self._patch_vm(vm)
         elif isinstance(step, s.PoolRange | s.PoolOptions):
             self._change_pool(step)
+        elif isinstance(step, s.PoolRange6):
+            self._change_pool6(step)
         elif isinstance(step, s.DeletePool):
             network = NETWORKS[step.net % len(NETWORKS)]
             if network not in self.absent:
@@ -230,6 +243,8 @@ class Sim(Checks):
             await self.controller.lead()
         elif isinstance(step, s.Dhcp):
             self._dhcp(step)
+        elif isinstance(step, s.Dhcp6):
+            self._dhcp6(step)
         elif isinstance(step, s.DeleteVmnetcfg):
             if (vm := self._vm(step.vm)) is not None:
                 self.double.delete(VMNETCFGS, vm.name, namespace=NAMESPACE)
@@ -287,6 +302,27 @@ class Sim(Checks):
         if network not in self.absent:
             self.double.patch(IPPOOLS, pool.name, {"spec": {"ipv4config": pool.ipv4config()}})
 
+    def _change_pool6(self, step: s.PoolRange6) -> None:
+        index = step.net % len(NETWORKS)
+        network = NETWORKS[index]
+        pool = self.world.pools[network]
+        v6 = pool.v6
+        if step.kind == "add" and v6 is None:
+            pool.v6 = range6(index)
+        elif step.kind == "remove":
+            pool.v6 = None
+        elif v6 is None:
+            return
+        elif step.kind == "end":
+            # Down to one address: running out, and shrinking past held ones, is the point.
+            v6.end = v6.start + step.value
+        elif step.kind == "exclude":
+            v6.exclude.append(v6.start + step.value % (v6.end - v6.start + 1))
+        elif step.kind == "include" and v6.exclude:
+            v6.exclude.pop(step.value % len(v6.exclude))
+        if network not in self.absent:
+            self.double.patch(IPPOOLS, pool.name, pool.spec_patch())
+
     def _static_ip(self, step: s.StaticIp) -> None:
         vm = self._vm(step.vm)
         if vm is None or not vm.nics:
@@ -294,6 +330,9 @@ class Sim(Checks):
         nic = vm.nics[step.nic % len(vm.nics)]
         pool = self.world.pools[nic.network]
         ip = str(pool.address(pool.start + step.offset % (pool.end - pool.start + 1)))
+        if step.offset6 is not None and pool.v6 is not None:
+            v6 = pool.v6
+            ip += f",{v6.address(v6.start + step.offset6 % (v6.end - v6.start + 1))}"
         annotations = {STATIC_IP_ANNOTATION: json.dumps({nic.iface: ip})}
         self.double.patch(
             VIRTUAL_MACHINES,
@@ -345,3 +384,34 @@ class Sim(Checks):
             # The pool may hold the address even when no record shows it right now
             # (its vmnetcfg being re-created): the VM is reset before the checks.
             self.declined.add(vm.name)
+
+    def _dhcp6(self, step: s.Dhcp6) -> None:
+        vm = self._vm(step.vm)
+        if vm is None or not vm.nics:
+            return
+        nic = vm.nics[step.nic % len(vm.nics)]
+        actor = self._actor(nic.network)
+        if nic.mac is None or actor is None or self.controller is None:
+            return
+        recorded = sorted(self._recorded6(nic.network).get(nic.mac, set()))
+        kind = MessageType6[step.kind]
+        ip6 = recorded[0] if recorded else None
+        if kind == MessageType6.DECLINE and ip6 is None:
+            return
+        asked = ip6 if kind != MessageType6.SOLICIT else None
+        reply = self.send6(actor, nic.mac, kind, asked)
+        self._check_answer6(nic.network, nic.mac, reply, settled=False)
+        follower = self._actor(nic.network, self.follower)
+        if follower is not None and kind != MessageType6.DECLINE:
+            reply = self.send6(follower, nic.mac, kind, asked)
+            self._check_answer6(nic.network, nic.mac, reply, settled=False)
+        if kind == MessageType6.DECLINE and ip6 is not None:
+            self.declined.add(vm.name)  # reset before the final checks
+            served = actor.book.v6
+            if served is not None and ip6 in {str(a) for a in served.responder.declined}:
+                self.declined6.append(Declined6(self.controller, nic.network, nic.mac, ip6))
+                # At once, and until the reset: not handed out again to it.
+                again = offered(self.send6(actor, nic.mac, MessageType6.SOLICIT))
+                if ip6 in again:
+                    self.violations.append(f"decline6: {nic.network} offers {ip6} to "
+                                           f"{nic.mac} right after its DECLINE")  # fmt: skip

@@ -54,6 +54,16 @@ class PoolRange:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolRange6:
+    """The network's ipv6config: "add" (the pool becomes dual-stack), "remove"
+    (IPv4-only), "end" (shrink or grow), "exclude" (one more), "include" (one less)."""
+
+    net: int
+    kind: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
 class PoolOptions:
     net: int
     dns: int
@@ -122,6 +132,16 @@ class Dhcp:
 
 
 @dataclass(frozen=True, slots=True)
+class Dhcp6:
+    """A DHCPv6 packet from the NIC's MAC (its DUID-LL): SOLICIT, REQUEST or
+    DECLINE (of its recorded IPv6 address)."""
+
+    vm: int
+    nic: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class Wait:
     seconds: float
 
@@ -140,6 +160,8 @@ class StaticIp:
     vm: int
     nic: int
     offset: int
+    #: On a dual-stack pool, also an IPv6 address (pool offset): "<v4>,<v6>".
+    offset6: int | None = None
 
 
 Step = (
@@ -149,6 +171,7 @@ Step = (
     | RemoveNic
     | ChangeMac
     | PoolRange
+    | PoolRange6
     | PoolOptions
     | DeletePool
     | CreatePool
@@ -159,6 +182,7 @@ Step = (
     | LeaderLoss
     | Handover
     | Dhcp
+    | Dhcp6
     | Wait
     | DeleteVmnetcfg
     | StaticIp
@@ -204,6 +228,12 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
     "pool-range": st.builds(
         PoolRange, small, st.sampled_from(("end", "exclude", "include")), st.integers(0, 40)
     ),
+    "pool-range6": st.builds(
+        PoolRange6,
+        small,
+        st.sampled_from(("add", "remove", "end", "end", "exclude", "include")),
+        st.integers(0, 6),
+    ),
     "pool-options": st.builds(PoolOptions, small, st.integers(50, 60)),
     "delete-pool": st.builds(DeletePool, small),
     "create-pool": st.builds(CreatePool, small),
@@ -219,14 +249,19 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
     "handover": st.just(Handover()),
     "dhcp": st.builds(Dhcp, small, small, st.sampled_from(("DISCOVER", "REQUEST", "RELEASE"))),
     "dhcp-decline": st.builds(Dhcp, small, small, st.just("DECLINE")),
+    "dhcp6": st.builds(Dhcp6, small, small, st.sampled_from(("SOLICIT", "REQUEST"))),
+    "dhcp6-decline": st.builds(Dhcp6, small, small, st.just("DECLINE")),
     "delete-vmnetcfg": st.builds(DeleteVmnetcfg, small),
-    "static-ip": st.builds(StaticIp, small, small, st.integers(0, 10)),
+    "static-ip": st.builds(
+        StaticIp, small, small, st.integers(0, 10), st.none() | st.integers(0, 7)
+    ),
     "wait": st.builds(Wait, st.sampled_from((0.0, 0.01, 0.1, 0.5, 2.0, 10.0, 40.0))),
 }
 WEIGHTS = {
     "create-vm": 4,
     "wait": 6,
     "dhcp": 3,
+    "dhcp6": 2,
     "fault": 6,
     "change-mac": 2,
     "add-nic": 2,

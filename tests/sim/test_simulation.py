@@ -1,6 +1,8 @@
 """The simulation tier: Controller + Supervisor + PoolActors under trio's
 MockClock against the API double (apidouble.py, pinned to the real API
-server by test_conformance.py), with hypothesis choosing the steps.
+server by test_conformance.py), with hypothesis choosing the steps. Every
+other pool starts dual-stack with a 3-address IPv6 range (steps add, remove,
+shrink and exclude it), so both families are checked, exhaustion included.
 
 SIM_EXAMPLES sets the number of runs (default 200, of 20-40 steps each: at
 least 4,000 steps). A failure prints its violations and its replay, the
@@ -22,10 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
+from kvip.k8s import VMNETCFGS
+from tests.chaos.invariants import CfgView
 from tests.sim.driver import Sim
 from tests.sim.steps import (
     STEPS,
     AddNic,
+    ChangeMac,
     Compact,
     Crash,
     CreateVm,
@@ -33,11 +38,14 @@ from tests.sim.steps import (
     DeleteVm,
     DeleteVmnetcfg,
     Dhcp,
+    Dhcp6,
     Fault,
     Handover,
     LeaderLoss,
     PoolRange,
+    PoolRange6,
     RemoveNic,
+    StaticIp,
     Step,
     Wait,
     steps,
@@ -296,3 +304,51 @@ def test_a_new_leader_lists_the_vms_too_before_it_claims() -> None:
          Wait(0.5), DeleteVm(0), AddNic(0, 0), Handover()],
         0,
     )  # fmt: skip
+
+
+def test_a_follower_serves_ipv4_to_a_nic_whose_ipv6_address_left_the_range() -> None:
+    """Found by the simulation (dual-stack pools): an exclude (or a shrink) of the
+    IPv6 range that left a NIC's recorded IPv6 address outside made the follower
+    stop answering the NIC's DHCP: its ServeRecorded could not hold the IPv6
+    address and so held neither (the leader serves the IPv4 address alone, as
+    it should)."""
+    assert_holds(
+        [PoolRange6(0, "end", 0), CreateVm(((0, True),)), Wait(2.0), PoolRange6(0, "exclude", 0),
+         Wait(2.0)]
+    )  # fmt: skip
+
+
+def test_a_static_ip_with_an_ipv6_part_gives_a_new_nic_both_addresses() -> None:
+    """The static-ip annotation's "<v4>,<v6>" form on a dual-stack pool: the NIC
+    that next appears on that interface (here: its MAC changed) is recorded at
+    both addresses, served both (the final DHCP and DHCPv6 checks), and its old
+    MAC's addresses go back to the pool (IPPool status, both families)."""
+    sim = run_steps(
+        [CreateVm(((0, True),)), Wait(2.0), StaticIp(0, 0, 5, 2), ChangeMac(0, 0), Wait(2.0)]
+    )
+    assert not sim.violations, explain(sim)
+    records = [r for body in sim.double.stored(VMNETCFGS) for r in CfgView.parse(body).records]
+    assert [(r.ip, r.ip6) for r in records] == [("198.18.1.15", "2001:db8:1::12")]
+    assert sim.dhcp_checks > 0
+
+
+def test_a_new_leader_whose_vm_watch_lags_does_not_take_a_live_vm_for_deleted() -> None:
+    """Found by the simulation (in a run with dual-stack pools; IPv4 alone does it
+    too): a follower whose VM watch had not yet delivered a new VM (its watch
+    resuming after a compaction) took the lead, listed the vmnetcfgs afresh
+    but not the VMs, found a vmnetcfg without its VM, and deleted it and
+    released the live VM's addresses: the VM came back with other ones."""
+    assert_holds(
+        [Handover(), LeaderLoss(15.0), Handover(), CreateVm(((2, True), (6, True))), Compact(),
+         Wait(0.5), PoolRange(0, "exclude", 12), LeaderLoss(0.0)],
+        1483,
+    )  # fmt: skip
+
+
+def test_a_dhcpv6_decline_is_honoured_until_the_reset() -> None:
+    """A DECLINE of a NIC's IPv6 address (through the pool's Responder6): the
+    leader does not hand it to the NIC again, at once nor once settled, until
+    the reset; after it the NIC is served its address again (final checks)."""
+    sim = run_steps([CreateVm(((0, True),)), Wait(2.0), Dhcp6(0, 0, "DECLINE"), Wait(5.0)])
+    assert not sim.violations, explain(sim)
+    assert [(d.mac, d.ip6) for d in sim.declined6] == [("52:54:00:5e:00:01", "2001:db8:1::10")]
