@@ -55,6 +55,19 @@ is answered like a multicast one), Reconfigure and authentication.
 Counters are the DHCPv4 ones, keyed by DHCPv6 message type names; `naks`
 counts replies that assign nothing to a client that asked for an address
 (REQUEST, RENEW, REBIND) and CONFIRMs answered NotOnLink.
+
+Replay cache, as the DHCPv4 `Responder`'s: a request whose bytes equal those
+of one answered before, but for the client message's transaction id and
+Elapsed Time value (`replay_key`), from the same frame source MAC, gets the
+same answer without being decoded (retransmissions, renewals, a relay's
+steady stream). The answer kept (`Answer6`) is the reply with its
+transaction id zero, and every reply, replayed or computed, is finished by
+the same `stamp` with the request's own transaction id and source: a
+replayed answer cannot differ from a computed one. Only answers are kept:
+silence has many counters, and RELEASE and DECLINE have notices and
+declines beyond their REPLY. Any change of options, reservations, declines
+or draining clears it; `cache=False` turns it off (the tests and fuzzers
+hold both ways equal).
 """
 
 from __future__ import annotations
@@ -63,21 +76,24 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from typing import NamedTuple
 
 from kvip.serving._build6 import (
     NO_ADDRS,
     NO_ADDRS_DECLINED,
     NOT_ON_LINK,
     SUCCESS,
+    Answer6,
+    Reply6,
     SockAddr6,
     bound_ias,
+    client_layout,
     configuration,
-    destination,
     duid_mac,
     given_back,
     link_mac,
     listed,
+    replay_key,
+    stamp,
     wrapped,
 )
 from kvip.serving._config6 import PoolOptions6, Reservation6
@@ -110,16 +126,25 @@ _RAPID_COMMIT = RapidCommit()
 _IA_TYPES = (IANA, IATA, IAPD)
 
 
-class Reply6(NamedTuple):
-    """One answer and where it goes (an AF_INET6 `sendto` address)."""
-
-    payload: bytes
-    address: SockAddr6
-    message_type: MessageType
+#: Answers kept at most; the cache starts afresh when full.
+MAX_CACHED_REPLIES = 8192
 
 
 #: The last packet handled: when, the client's MAC (None: unknown), its type.
 Last6 = tuple[float, bytes | None, str]
+
+
+@dataclass(slots=True)
+class _Replay:
+    """What answering one exact request did, to do it again without decoding it."""
+
+    answer: Answer6
+    mac: bytes | None
+    # Counter keys as plain strings: an enum's .name is a descriptor call.
+    received: str
+    sent: str
+    unknown: bool
+    nak: bool
 
 
 @dataclass(slots=True)
@@ -141,6 +166,10 @@ class Responder6:
     draining: bool = False
     #: The last packet handled, for the packet thread's DEBUG line.
     last: Last6 | None = None
+    #: Answer repeated requests from the replay cache (False only to test and
+    #: fuzz the slow path).
+    cache: bool = True
+    _replays: dict[tuple[bytes, bytes | None], _Replay] = field(default_factory=dict)
     _server_id: ServerId = field(init=False)
     _configuration: tuple[Option, ...] = field(init=False)
 
@@ -153,11 +182,14 @@ class Responder6:
     def set_options(self, options: PoolOptions6) -> None:
         self.options = options
         self._configuration = configuration(options)
+        self._replays.clear()
 
     def set_reservation(self, mac: str, reservation: Reservation6) -> None:
         self.reservations[mac_bytes(mac)] = reservation
+        self._replays.clear()
 
     def remove_reservation(self, mac: str) -> Reservation6 | None:
+        self._replays.clear()
         return self.reservations.pop(mac_bytes(mac), None)
 
     def mark_declined(self, ip: IPv6Address) -> bool:
@@ -166,9 +198,11 @@ class Responder6:
         if ip in self.declined:
             return False
         self.declined.add(ip)
+        self._replays.clear()
         return True
 
     def clear_declined(self, ip: IPv6Address) -> bool:
+        self._replays.clear()
         if ip in self.declined:
             self.declined.discard(ip)
             return True
@@ -176,6 +210,7 @@ class Responder6:
 
     def drain(self) -> None:
         self.draining = True
+        self._replays.clear()
 
     # -- the packet path ---------------------------------------------------------
 
@@ -189,6 +224,21 @@ class Responder6:
         its frame, None when unknown.
         """
         counters = self.counters
+        key: tuple[bytes, bytes | None] | None = None
+        layout = client_layout(data) if self.cache else None
+        if layout is not None:
+            key = (replay_key(data, *layout), source_mac)
+            known = self._replays.get(key)
+            if known is not None:
+                counters.received[known.received] += 1
+                if known.unknown:
+                    counters.unknown_mac += 1
+                if known.nak:
+                    counters.naks += 1
+                counters.sent[known.sent] += 1
+                self.last = (now, known.mac, known.received)
+                xid_at = layout[0]
+                return stamp(known.answer, data[xid_at : xid_at + 3], source)
         try:
             message = decode(data)
         except DecodeError:
@@ -217,6 +267,7 @@ class Responder6:
         self.last = (now, mac, kind.name)
         if reservation is None:
             counters.unknown_mac += 1
+        naks = counters.naks
         reply = answer(self, message, mac, reservation)
         if reply is None:
             return None
@@ -226,8 +277,21 @@ class Responder6:
             counters.send_errors += 1
             log.error("cannot build a %s for %s: %s", reply.msg_type.name, mac, exc)
             return None
-        counters.sent[reply.msg_type.name] += 1
-        return Reply6(payload, destination(source, relayed=bool(relays)), reply.msg_type)
+        sent = reply.msg_type
+        counters.sent[sent.name] += 1
+        reply_layout = client_layout(payload)
+        assert reply_layout is not None, "kvip's own reply is laid out as it decodes"
+        xid_at = reply_layout[0]
+        done = Answer6(
+            payload[:xid_at] + bytes(3) + payload[xid_at + 3 :], xid_at, bool(relays), sent
+        )
+        if key is not None and kind not in _NOT_REPLAYED:
+            if len(self._replays) >= MAX_CACHED_REPLIES:
+                self._replays.clear()
+            self._replays[key] = _Replay(
+                done, mac, kind.name, sent.name, reservation is None, counters.naks != naks
+            )
+        return stamp(done, message.transaction_id.to_bytes(3, "big"), source)
 
     def _client(
         self, message: Message, relays: Sequence[RelayMessage], source_mac: bytes | None
@@ -377,6 +441,8 @@ class Responder6:
         return self._reply(MessageType.REPLY, request, self._configuration)
 
 
+#: Their REPLY is not all they do: the notice and the decline are done every time.
+_NOT_REPLAYED = (MessageType.RELEASE, MessageType.DECLINE)
 _Answer = Callable[[Responder6, Message, bytes | None, Reservation6 | None], Message | None]
 _ANSWERS: dict[MessageType, _Answer] = {
     MessageType.SOLICIT: Responder6._solicit,
