@@ -4,7 +4,7 @@ IAs, the pool's configuration options, the relay layers and the destination.
 Pure functions of the request, the pool's options and the reservation; the
 Responder6 decides which reply to build from them. And the byte-level pieces
 of its replay cache: where a message's transaction id and Elapsed Time lie
-(`client_layout`), the request minus them (`replay_key`), and the one way a
+and the request without them (`replay_key`), and the one way a
 reply is finished (`stamp`).
 """
 
@@ -230,7 +230,7 @@ def destination(source: SockAddr6, *, relayed: bool) -> SockAddr6:
 #: (type, hop count, link-address, peer-address); option 9 relays, option 8 is
 #: Elapsed Time (RFC 8415 21.9, 21.10).
 _CLIENT_HEADER, _RELAY_HEADER = 4, 34
-_RELAY_TYPES = (MessageType.RELAY_FORW, MessageType.RELAY_REPL)
+_RELAY_TYPES = frozenset((int(MessageType.RELAY_FORW), int(MessageType.RELAY_REPL)))
 _RELAY_MSG, _ELAPSED_TIME = 9, 8
 XID_SIZE = 3
 _NO_XID, _NO_ELAPSED = bytes(XID_SIZE), bytes(2)
@@ -265,19 +265,24 @@ def stamp(answer: Answer6, xid: bytes, source: SockAddr6) -> Reply6:
     return Reply6(t[:at] + xid + t[at + XID_SIZE :], (source[0], port, 0, source[3]), answer.kind)
 
 
-def client_layout(data: bytes) -> tuple[int, list[int]] | None:
-    """Where, in the message `data`, the client's (or server's) message under
-    every relay layer has its transaction id, and each Elapsed Time value at
-    its top level; None when the bytes are not options laid end to end as
-    the decoder reads them, or a relay layer has no option 9 or more than
-    one (the decoder takes the first: a key must not depend on which).
-    A cheap TLV walk, no decoding."""
+def replay_key(data: bytes) -> tuple[bytes, int] | None:
+    """The message `data` with its client message's transaction id and Elapsed
+    Time values zeroed, and where that transaction id is; None when the bytes
+    are not options laid end to end as the decoder reads them, or a relay
+    layer has no option 9 or more than one (the decoder takes the first: a
+    key must not depend on which). A cheap TLV walk, no decoding.
+
+    Nothing else may differ between two requests that get the same answer:
+    the transaction id is stamped into the reply, the elapsed time is read by
+    no answer, and the decoder accepts any value of either; every other byte,
+    the Client ID and IAIDs the reply echoes and the relay fields it copies
+    included, is in the key."""
     start, end = 0, len(data)
     while end - start >= _RELAY_HEADER and data[start] in _RELAY_TYPES:
         pos, inner = start + _RELAY_HEADER, None
         while pos + 4 <= end:
             stop = pos + 4 + (data[pos + 2] << 8 | data[pos + 3])
-            if data[pos] == 0 and data[pos + 1] == _RELAY_MSG:
+            if data[pos + 1] == _RELAY_MSG and data[pos] == 0:
                 if inner is not None:
                     return None
                 inner = pos + 4, stop
@@ -287,27 +292,15 @@ def client_layout(data: bytes) -> tuple[int, list[int]] | None:
         start, end = inner
     if end - start < _CLIENT_HEADER or data[start] in _RELAY_TYPES:
         return None
-    elapsed: list[int] = []
-    pos = start + _CLIENT_HEADER
+    xid_at = start + 1
+    key = data[:xid_at] + _NO_XID
+    done = pos = start + _CLIENT_HEADER
     while pos + 4 <= end:
         length = data[pos + 2] << 8 | data[pos + 3]
-        if data[pos] == 0 and data[pos + 1] == _ELAPSED_TIME and length == 2:
-            elapsed.append(pos + 4)
+        if length == 2 and data[pos + 1] == _ELAPSED_TIME and data[pos] == 0:
+            key += data[done : pos + 4] + _NO_ELAPSED
+            done = pos + 6
         pos += 4 + length
     if pos != end:
         return None
-    return start + 1, elapsed
-
-
-def replay_key(data: bytes, xid_at: int, elapsed: Sequence[int]) -> bytes:
-    """`data` with its client message's transaction id and Elapsed Time
-    values zeroed (`client_layout` says where). Nothing else may differ
-    between two requests that get the same answer: the transaction id is
-    stamped into the reply, the elapsed time is read by no answer, and the
-    decoder accepts any value of either; every other byte, the Client ID and
-    IAIDs the reply echoes and the relay fields it copies included, is key."""
-    key = bytearray(data)
-    key[xid_at : xid_at + XID_SIZE] = _NO_XID
-    for at in elapsed:
-        key[at : at + 2] = _NO_ELAPSED
-    return bytes(key)
+    return key + data[done:], xid_at

@@ -86,7 +86,6 @@ from kvip.serving._build6 import (
     Reply6,
     SockAddr6,
     bound_ias,
-    client_layout,
     configuration,
     duid_mac,
     given_back,
@@ -225,9 +224,9 @@ class Responder6:
         """
         counters = self.counters
         key: tuple[bytes, bytes | None] | None = None
-        layout = client_layout(data) if self.cache else None
+        layout = replay_key(data) if self.cache else None
         if layout is not None:
-            key = (replay_key(data, *layout), source_mac)
+            key = (layout[0], source_mac)
             known = self._replays.get(key)
             if known is not None:
                 counters.received[known.received] += 1
@@ -237,7 +236,7 @@ class Responder6:
                     counters.naks += 1
                 counters.sent[known.sent] += 1
                 self.last = (now, known.mac, known.received)
-                xid_at = layout[0]
+                xid_at = layout[1]
                 return stamp(known.answer, data[xid_at : xid_at + 3], source)
         try:
             message = decode(data)
@@ -279,9 +278,9 @@ class Responder6:
             return None
         sent = reply.msg_type
         counters.sent[sent.name] += 1
-        reply_layout = client_layout(payload)
+        reply_layout = replay_key(payload)
         assert reply_layout is not None, "kvip's own reply is laid out as it decodes"
-        xid_at = reply_layout[0]
+        xid_at = reply_layout[1]
         done = Answer6(
             payload[:xid_at] + bytes(3) + payload[xid_at + 3 :], xid_at, bool(relays), sent
         )
