@@ -265,6 +265,15 @@ def stamp(answer: Answer6, xid: bytes, source: SockAddr6) -> Reply6:
     return Reply6(t[:at] + xid + t[at + XID_SIZE :], (source[0], port, 0, source[3]), answer.kind)
 
 
+def template(payload: bytes, *, relayed: bool, kind: MessageType) -> Answer6:
+    """The encoded reply `payload` as an answer to `stamp`: its transaction id
+    zeroed, and where it is."""
+    layout = replay_key(payload)
+    assert layout is not None, "kvip's own reply is laid out as it decodes"
+    at = layout[1]
+    return Answer6(payload[:at] + _NO_XID + payload[at + XID_SIZE :], at, relayed, kind)
+
+
 def replay_key(data: bytes) -> tuple[bytes, int] | None:
     """The message `data` with its client message's transaction id and Elapsed
     Time values zeroed, and where that transaction id is; None when the bytes

@@ -93,6 +93,7 @@ from kvip.serving._build6 import (
     listed,
     replay_key,
     stamp,
+    template,
     wrapped,
 )
 from kvip.serving._config6 import PoolOptions6, Reservation6
@@ -123,11 +124,8 @@ log = logging.getLogger(__name__)
 MAX_PREFERENCE = Preference(255)
 _RAPID_COMMIT = RapidCommit()
 _IA_TYPES = (IANA, IATA, IAPD)
-
-
 #: Answers kept at most; the cache starts afresh when full.
 MAX_CACHED_REPLIES = 8192
-
 
 #: The last packet handled: when, the client's MAC (None: unknown), its type.
 Last6 = tuple[float, bytes | None, str]
@@ -278,12 +276,7 @@ class Responder6:
             return None
         sent = reply.msg_type
         counters.sent[sent.name] += 1
-        reply_layout = replay_key(payload)
-        assert reply_layout is not None, "kvip's own reply is laid out as it decodes"
-        xid_at = reply_layout[1]
-        done = Answer6(
-            payload[:xid_at] + bytes(3) + payload[xid_at + 3 :], xid_at, bool(relays), sent
-        )
+        done = template(payload, relayed=bool(relays), kind=sent)
         if key is not None and kind not in _NOT_REPLAYED:
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
