@@ -77,8 +77,8 @@ NAMING_TYPES = (
 )
 
 
-def responder(options: PoolOptions6 = OPTIONS) -> Responder6:
-    r = Responder6(options, SERVER)
+def responder(options: PoolOptions6 = OPTIONS, *, cache: bool = True) -> Responder6:
+    r = Responder6(options, SERVER, cache=cache)
     r.set_reservation(MAC.hex(":"), Reservation6(IP, "vm1"))
     r.set_reservation(OTHER_MAC.hex(":"), Reservation6(OTHER_IP, "vm2"))
     return r
