@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import kvip.serving._responder6 as responder_module
 from kvip.serving import PoolOptions6, Reply6, Reservation6, Responder6
-from kvip.serving._build6 import replay_key
+from kvip.serving._build6 import configuration, configuration_bytes, relayed, replay_key, wrapped
 from protocol.dhcp6 import (
     IANA,
     IAPD,
@@ -65,6 +65,7 @@ from tests.lab.responder6 import (
     relay,
     responder,
 )
+from tests.lab.strategies6 import relay_messages
 
 Packet = Message | RelayMessage
 Source = tuple[str, int, int, int]
@@ -80,24 +81,27 @@ duids = st.sampled_from(
     [DuidLL(1, MAC), DuidLLT(1, 7, OTHER_MAC), DuidLL(1, UNKNOWN_MAC), DuidLL(6, MAC), None]
 )
 held = st.lists(st.sampled_from([IP, OTHER_IP, IPv6Address("2001:db8:9::1")]), max_size=2)
-ia_options = st.one_of(
-    st.builds(
-        lambda iaid, ips: IANA(iaid=iaid, options=tuple(IAAddress(address=a) for a in ips)),
-        st.integers(0, 3),
-        held,
-    ),
-    st.builds(lambda iaid: IATA(iaid=iaid), st.integers(0, 3)),
-    st.builds(lambda iaid: IAPD(iaid=iaid), st.integers(0, 3)),
+
+
+def _ia_na(iaid: int, ips: list[IPv6Address]) -> Option:
+    return IANA(iaid=iaid, options=tuple(IAAddress(address=a) for a in ips))
+
+
+def _other_ia(iaid: int, temporary: bool) -> Option:
+    return IATA(iaid=iaid) if temporary else IAPD(iaid=iaid)
+
+
+ia_options = st.builds(_ia_na, st.integers(0, 3), held) | st.builds(
+    _other_ia, st.integers(0, 3), st.booleans()
 )
-extras = st.sampled_from(
-    [
-        RapidCommit(),
-        OptionRequest((23, 24, 56)),
-        ElapsedTime(0),
-        ElapsedTime(300),
-        RawOption(39, b"\x00"),
-    ]
-)
+extra_options: list[Option] = [
+    RapidCommit(),
+    OptionRequest((23, 24, 56)),
+    ElapsedTime(0),
+    ElapsedTime(300),
+    RawOption(39, b"\x00"),
+]
+extras = st.sampled_from(extra_options)
 
 
 @st.composite
@@ -270,7 +274,10 @@ def solicit(*, xid: int = 1, elapsed: int = 0, iaid: int = 1) -> Message:
 
 def test_a_retransmission_is_answered_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     r, slow = responder(), responder(cache=False)
-    two_relays = lambda m: relay(relay(m, interface=b"eth1", mac=MAC), hops=1)  # noqa: E731
+
+    def two_relays(message: Message) -> RelayMessage:
+        return relay(relay(message, interface=b"eth1", mac=MAC), hops=1)
+
     first = encode(two_relays(solicit(xid=1)))
     assert r.handle(first, 1.0, RELAY_SOURCE, None) is not None
 
@@ -406,3 +413,28 @@ def test_other_pool_options_give_other_replies() -> None:
     r.set_options(OPTIONS)
     full = r.handle(encode(solicit(xid=2)), 1.0, SOURCE, None)
     assert bare is not None and full is not None and len(full.payload) > len(bare.payload)
+
+
+# -- the slow path's shortcuts, held to the codec ------------------------------------
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(relay_messages(), st.sampled_from([OPTIONS, OTHER_OPTIONS, replace(OPTIONS, ntp=())]))
+def test_replies_built_on_bytes_equal_codec_ones(
+    packet: RelayMessage, options: PoolOptions6
+) -> None:
+    """`relayed` wraps encoded bytes as `encode(wrapped(...))` does, and the
+    configuration encoded once is what encoding its options in a reply gives."""
+    relays: list[RelayMessage] = []
+    inner: Packet | None = packet
+    while isinstance(inner, RelayMessage):
+        relays.append(inner)
+        inner = inner.relayed
+    reply = Message(msg_type=MessageType.REPLY, transaction_id=7, options=(ElapsedTime(1),))
+    try:
+        expected = encode(wrapped(reply, relays))
+    except EncodeError:
+        return
+    assert relayed(encode(reply), relays) == expected
+    configured = replace(reply, options=(*reply.options, *configuration(options)))
+    assert encode(configured) == encode(reply) + configuration_bytes(options)

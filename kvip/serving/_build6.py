@@ -10,7 +10,9 @@ reply is finished (`stamp`).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence, Set
+from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import NamedTuple
 
@@ -23,6 +25,7 @@ from protocol.dhcp6 import (
     DomainList,
     DuidLL,
     DuidLLT,
+    EncodeError,
     IAAddress,
     InterfaceId,
     Message,
@@ -35,6 +38,7 @@ from protocol.dhcp6 import (
     RelayMessageOption,
     Status,
     StatusCode,
+    encode,
 )
 
 #: RFC 8415 7.2: clients listen on 546, servers and relays on 547.
@@ -44,6 +48,9 @@ SERVER_PORT6 = 547
 #: IANA hardware type of Ethernet (DUIDs, RFC 6939's link-layer type).
 ETHERNET = 1
 MAC_SIZE = 6
+
+_TLV = struct.Struct("!HH")
+_MAX_OPTION = 0xFFFF
 
 #: The socket address of an AF_INET6 peer: host, port, flowinfo, scope id.
 SockAddr6 = tuple[str, int, int, int]
@@ -108,6 +115,22 @@ def configuration(options: PoolOptions6) -> tuple[Option, ...]:
     found.extend(NtpServer((NtpServerAddress(ip),)) for ip in options.ntp)
     found.extend(NtpServer((NtpServerFqdn(name),)) for name in options.ntp_names)
     return tuple(found)
+
+
+def configuration_bytes(options: PoolOptions6) -> bytes:
+    """`configuration(options)` encoded as a message's options: made once per
+    `set_options`, and put after the other options of each reply."""
+    return encode(
+        Message(msg_type=MessageType.REPLY, transaction_id=0, options=configuration(options))
+    )[_CLIENT_HEADER:]
+
+
+class Built(NamedTuple):
+    """A reply before encoding: its message, and options already encoded that
+    follow the message's own (`configuration_bytes`)."""
+
+    message: Message
+    tail: bytes
 
 
 def listed(ia: IANA | IATA) -> list[IPv6Address]:
@@ -217,6 +240,22 @@ def wrapped(reply: Message, relays: Sequence[RelayMessage]) -> Message | RelayMe
     return inner
 
 
+def relayed(payload: bytes, relays: Sequence[RelayMessage]) -> bytes:
+    """The encoded reply `payload` inside a RELAY-REPL per relay: `wrapped`,
+    done on bytes, for a reply whose options are partly encoded already."""
+    for relay in reversed(relays):
+        if len(payload) > _MAX_OPTION:
+            raise EncodeError(f"a relayed reply of {len(payload)} bytes does not fit option 9")
+        layer = [bytes((MessageType.RELAY_REPL, relay.hop_count)), relay.link_address.packed]
+        layer.append(relay.peer_address.packed)
+        interface = relay.interface_id
+        if interface is not None:
+            layer += (_TLV.pack(InterfaceId.code, len(interface)), interface)
+        layer += (_TLV.pack(RelayMessageOption.code, len(payload)), payload)
+        payload = b"".join(layer)
+    return payload
+
+
 def destination(source: SockAddr6, *, relayed: bool) -> SockAddr6:
     """RFC 8415 18.3.10, 19.3: a reply goes back to the address it came from,
     at the client port, or at the server port when a relay sent it; the scope
@@ -246,6 +285,21 @@ class Answer6(NamedTuple):
     xid_at: int
     relayed: bool
     kind: MessageType
+
+
+@dataclass(slots=True)
+class Replay6:
+    """What answering one exact request did, to do it again without decoding it."""
+
+    answer: Answer6
+    #: The client's MAC (None: unknown), for the responder's `last`.
+    mac: bytes | None
+    # Counter keys as plain strings: an enum's .name is a descriptor call.
+    received: str
+    sent: str
+    #: Whether it counted an unknown client and a nak.
+    unknown: bool
+    nak: bool
 
 
 class Reply6(NamedTuple):

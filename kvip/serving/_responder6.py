@@ -82,19 +82,20 @@ from kvip.serving._build6 import (
     NO_ADDRS_DECLINED,
     NOT_ON_LINK,
     SUCCESS,
-    Answer6,
+    Built,
+    Replay6,
     Reply6,
     SockAddr6,
     bound_ias,
-    configuration,
+    configuration_bytes,
     duid_mac,
     given_back,
     link_mac,
     listed,
+    relayed,
     replay_key,
     stamp,
     template,
-    wrapped,
 )
 from kvip.serving._config6 import PoolOptions6, Reservation6
 from kvip.serving._counters import Counters
@@ -132,19 +133,6 @@ Last6 = tuple[float, bytes | None, str]
 
 
 @dataclass(slots=True)
-class _Replay:
-    """What answering one exact request did, to do it again without decoding it."""
-
-    answer: Answer6
-    mac: bytes | None
-    # Counter keys as plain strings: an enum's .name is a descriptor call.
-    received: str
-    sent: str
-    unknown: bool
-    nak: bool
-
-
-@dataclass(slots=True)
 class Responder6:
     """One pool's DHCPv6 server state: reservations, declines, counters."""
 
@@ -166,19 +154,20 @@ class Responder6:
     #: Answer repeated requests from the replay cache (False only to test and
     #: fuzz the slow path).
     cache: bool = True
-    _replays: dict[tuple[bytes, bytes | None], _Replay] = field(default_factory=dict)
+    _replays: dict[tuple[bytes, bytes | None], Replay6] = field(default_factory=dict)
     _server_id: ServerId = field(init=False)
-    _configuration: tuple[Option, ...] = field(init=False)
+    #: The pool's configuration options, encoded once per `set_options`.
+    _configuration: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         self._server_id = ServerId(self.server_duid)
-        self._configuration = configuration(self.options)
+        self._configuration = configuration_bytes(self.options)
 
     # -- state changes, from the pool actor ------------------------------------
 
     def set_options(self, options: PoolOptions6) -> None:
         self.options = options
-        self._configuration = configuration(options)
+        self._configuration = configuration_bytes(options)
         self._replays.clear()
 
     def set_reservation(self, mac: str, reservation: Reservation6) -> None:
@@ -265,11 +254,14 @@ class Responder6:
         if reservation is None:
             counters.unknown_mac += 1
         naks = counters.naks
-        reply = answer(self, message, mac, reservation)
-        if reply is None:
+        built = answer(self, message, mac, reservation)
+        if built is None:
             return None
+        reply = built.message
         try:
-            payload = encode(wrapped(reply, relays) if relays else reply)
+            payload = encode(reply) + built.tail
+            if relays:
+                payload = relayed(payload, relays)
         except EncodeError as exc:
             counters.send_errors += 1
             log.error("cannot build a %s for %s: %s", reply.msg_type.name, mac, exc)
@@ -280,7 +272,7 @@ class Responder6:
         if key is not None and kind not in _NOT_REPLAYED:
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
-            self._replays[key] = _Replay(
+            self._replays[key] = Replay6(
                 done, mac, kind.name, sent.name, reservation is None, counters.naks != naks
             )
         return stamp(done, message.transaction_id.to_bytes(3, "big"), source)
@@ -319,19 +311,25 @@ class Responder6:
             return False
         return True
 
-    def _reply(self, kind: MessageType, request: Message, body: Sequence[Option]) -> Message:
-        """Server id, the client's id (RFC 8415 18.3), then `body`."""
+    def _reply(
+        self, kind: MessageType, request: Message, body: Sequence[Option], tail: bytes = b""
+    ) -> Built:
+        """Server id, the client's id (RFC 8415 18.3), then `body`, then the
+        options encoded in `tail` (the configuration)."""
         client = request.get(ClientId)
         head: tuple[Option, ...] = (
             (self._server_id,) if client is None else (self._server_id, client)
         )
-        return Message(msg_type=kind, transaction_id=request.transaction_id, options=(*head, *body))
+        return Built(
+            Message(msg_type=kind, transaction_id=request.transaction_id, options=(*head, *body)),
+            tail,
+        )
 
     # -- one method per message type -----------------------------------------------
 
     def _solicit(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None or not self._valid(request, server_id=False):
             return None
         if self.draining:
@@ -344,31 +342,31 @@ class Responder6:
             why = NO_ADDRS_DECLINED if reservation.ip in self.declined else NO_ADDRS
             return self._reply(MessageType.ADVERTISE, request, (why,))
         if request.rapid_commit and self.options.rapid_commit:
-            body = (*ias, _RAPID_COMMIT, *self._configuration)
-            return self._reply(MessageType.REPLY, request, body)
-        body = (*ias, MAX_PREFERENCE, *self._configuration)
-        return self._reply(MessageType.ADVERTISE, request, body)
+            body = (*ias, _RAPID_COMMIT)
+            return self._reply(MessageType.REPLY, request, body, self._configuration)
+        body = (*ias, MAX_PREFERENCE)
+        return self._reply(MessageType.ADVERTISE, request, body, self._configuration)
 
     def _request(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         return self._bind(request, reservation, renewing=False)
 
     def _renew(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         return self._bind(request, reservation, renewing=True)
 
     def _rebind(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None or not self._valid(request, server_id=False):
             return None
         return self._bind(request, reservation, renewing=True)
 
     def _bind(
         self, request: Message, reservation: Reservation6 | None, *, renewing: bool
-    ) -> Message | None:
+    ) -> Built | None:
         """REQUEST, RENEW (for us) and REBIND (for anyone): the reservation."""
         named = request.msg_type != MessageType.REBIND
         if named and not (self._valid(request, server_id=True) and self._ours(request)):
@@ -377,11 +375,11 @@ class Responder6:
         if not given:
             self.counters.naks += 1
             return self._reply(MessageType.REPLY, request, ias)
-        return self._reply(MessageType.REPLY, request, (*ias, *self._configuration))
+        return self._reply(MessageType.REPLY, request, ias, self._configuration)
 
     def _confirm(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None or not self._valid(request, server_id=False):
             return None
         subnet = self.options.subnet
@@ -396,7 +394,7 @@ class Responder6:
 
     def _release(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if not (self._valid(request, server_id=True) and self._ours(request)):
             return None
         ias, found = given_back(request, reservation)
@@ -408,7 +406,7 @@ class Responder6:
 
     def _decline(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if not (self._valid(request, server_id=True) and self._ours(request)):
             return None
         ias, found = given_back(request, reservation)
@@ -420,7 +418,7 @@ class Responder6:
 
     def _information(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None:
             return None
         server = request.server_duid
@@ -430,12 +428,12 @@ class Responder6:
             # RFC 8415 16.12: another server's, or with IAs: not a valid one.
             self.counters.ignored += 1
             return None
-        return self._reply(MessageType.REPLY, request, self._configuration)
+        return self._reply(MessageType.REPLY, request, (), self._configuration)
 
 
 #: Their REPLY is not all they do: the notice and the decline are done every time.
 _NOT_REPLAYED = (MessageType.RELEASE, MessageType.DECLINE)
-_Answer = Callable[[Responder6, Message, bytes | None, Reservation6 | None], Message | None]
+_Answer = Callable[[Responder6, Message, bytes | None, Reservation6 | None], Built | None]
 _ANSWERS: dict[MessageType, _Answer] = {
     MessageType.SOLICIT: Responder6._solicit,
     MessageType.REQUEST: Responder6._request,
