@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import kvip.serving._responder6 as responder_module
 from kvip.serving import PoolOptions6, Reply6, Reservation6, Responder6
-from kvip.serving._build6 import configuration, configuration_bytes, relayed, replay_key, wrapped
+from kvip.serving._build6 import configuration, configuration_bytes, relayed, replay_key
 from protocol.dhcp6 import (
     IANA,
     IAPD,
@@ -64,6 +64,7 @@ from tests.lab.responder6 import (
     UNKNOWN_MAC,
     relay,
     responder,
+    wrapped,
 )
 from tests.lab.strategies6 import relay_messages
 

@@ -220,29 +220,10 @@ def given_back(request: Message, reservation: Reservation6 | None) -> tuple[list
     return ias, found
 
 
-def wrapped(reply: Message, relays: Sequence[RelayMessage]) -> Message | RelayMessage:
-    """The reply inside a RELAY-REPL per relay the request came through (RFC
-    8415 19.3), innermost first: each copies its relay's hop count,
-    link-address and peer-address, and its Interface-Id (option 18)."""
-    inner: Message | RelayMessage = reply
-    for relay in reversed(relays):
-        interface = relay.interface_id
-        carried: tuple[Option, ...] = (RelayMessageOption(inner),)
-        if interface is not None:
-            carried = (InterfaceId(interface), *carried)
-        inner = RelayMessage(
-            msg_type=MessageType.RELAY_REPL,
-            hop_count=relay.hop_count,
-            link_address=relay.link_address,
-            peer_address=relay.peer_address,
-            options=carried,
-        )
-    return inner
-
-
 def relayed(payload: bytes, relays: Sequence[RelayMessage]) -> bytes:
-    """The encoded reply `payload` inside a RELAY-REPL per relay: `wrapped`,
-    done on bytes, for a reply whose options are partly encoded already."""
+    """The encoded reply `payload` inside a RELAY-REPL per relay the request
+    came through (RFC 8415 19.3), innermost first: each copies its relay's
+    hop count, link-address and peer-address, and its Interface-Id (18)."""
     for relay in reversed(relays):
         if len(payload) > _MAX_OPTION:
             raise EncodeError(f"a relayed reply of {len(payload)} bytes does not fit option 9")
@@ -254,13 +235,6 @@ def relayed(payload: bytes, relays: Sequence[RelayMessage]) -> bytes:
         layer += (_TLV.pack(RelayMessageOption.code, len(payload)), payload)
         payload = b"".join(layer)
     return payload
-
-
-def destination(source: SockAddr6, *, relayed: bool) -> SockAddr6:
-    """RFC 8415 18.3.10, 19.3: a reply goes back to the address it came from,
-    at the client port, or at the server port when a relay sent it; the scope
-    id keeps a link-local destination on its interface."""
-    return (source[0], SERVER_PORT6 if relayed else CLIENT_PORT6, 0, source[3])
 
 
 # -- the replay cache's bytes ------------------------------------------------------
@@ -313,7 +287,11 @@ class Reply6(NamedTuple):
 def stamp(answer: Answer6, xid: bytes, source: SockAddr6) -> Reply6:
     """The reply to the request with transaction id `xid` (RFC 8415 16: the
     reply carries the client's) from `source`. The one way a reply is
-    finished, whether it was just computed or replayed."""
+    finished, whether it was just computed or replayed.
+
+    RFC 8415 18.3.10, 19.3: a reply goes back to the address it came from, at
+    the client port, or at the server port when a relay sent it; the scope id
+    keeps a link-local destination on its interface."""
     t, at = answer.template, answer.xid_at
     port = SERVER_PORT6 if answer.relayed else CLIENT_PORT6
     return Reply6(t[:at] + xid + t[at + XID_SIZE :], (source[0], port, 0, source[3]), answer.kind)
