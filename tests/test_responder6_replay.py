@@ -55,6 +55,7 @@ from tests.lab.responder6 import (
     CORPUS6,
     IP,
     MAC,
+    NAMING_TYPES,
     OPTIONS,
     OTHER_IP,
     OTHER_MAC,
@@ -75,7 +76,9 @@ NEW_IP = IPv6Address("2001:db8:1::99")
 SOURCES = (SOURCE, RELAY_SOURCE, ("fe80::1", 546, 0, 9))
 FRAME_MACS = (None, MAC, OTHER_MAC, UNKNOWN_MAC)
 
-client_kinds = st.sampled_from(
+ANSWERED = (MessageType.SOLICIT, MessageType.REQUEST, MessageType.RENEW, MessageType.REBIND)
+# Mostly what gets an answer (and so is replayed), but every type a client may not send too.
+client_kinds = st.sampled_from(ANSWERED) | st.sampled_from(
     [kind for kind in MessageType if kind not in (MessageType.RELAY_FORW, MessageType.RELAY_REPL)]
 )
 duids = st.sampled_from(
@@ -112,12 +115,16 @@ def exchanges(draw: st.DrawFn) -> Packet:
     duid = draw(duids)
     if duid is not None:
         options.append(ClientId(duid))
-    server = draw(st.sampled_from([None, SERVER, SERVER, ANOTHER_SERVER]))
+    kind = draw(client_kinds)
+    named = kind in NAMING_TYPES  # else a server id makes it invalid (RFC 8415 16)
+    server = draw(
+        st.sampled_from([SERVER, SERVER, None, ANOTHER_SERVER] if named else [None, None, SERVER])
+    )
     if server is not None:
         options.append(ServerId(server))
     options += draw(st.lists(ia_options, max_size=3)) + draw(st.lists(extras, max_size=3))
     message: Packet = Message(
-        msg_type=draw(client_kinds),
+        msg_type=kind,
         transaction_id=draw(st.integers(0, 2**24 - 1)),
         options=tuple(draw(st.permutations(options))),
     )
