@@ -223,7 +223,8 @@ def given_back(request: Message, reservation: Reservation6 | None) -> tuple[list
 def relayed(payload: bytes, relays: Sequence[RelayMessage]) -> bytes:
     """The encoded reply `payload` inside a RELAY-REPL per relay the request
     came through (RFC 8415 19.3), innermost first: each copies its relay's
-    hop count, link-address and peer-address, and its Interface-Id (18)."""
+    hop count, link-address and peer-address, and its Interface-Id (18), and
+    ends with the message it relays (option 9)."""
     for relay in reversed(relays):
         if len(payload) > _MAX_OPTION:
             raise EncodeError(f"a relayed reply of {len(payload)} bytes does not fit option 9")
@@ -297,12 +298,11 @@ def stamp(answer: Answer6, xid: bytes, source: SockAddr6) -> Reply6:
     return Reply6(t[:at] + xid + t[at + XID_SIZE :], (source[0], port, 0, source[3]), answer.kind)
 
 
-def template(payload: bytes, *, relayed: bool, kind: MessageType) -> Answer6:
-    """The encoded reply `payload` as an answer to `stamp`: its transaction id
-    zeroed, and where it is."""
-    layout = replay_key(payload)
-    assert layout is not None, "kvip's own reply is laid out as it decodes"
-    at = layout[1]
+def template(payload: bytes, client: int, *, relayed: bool, kind: MessageType) -> Answer6:
+    """The encoded reply `payload`, whose last `client` bytes are the client's
+    message (`relayed` puts it last in each layer), as an answer to `stamp`:
+    its transaction id zeroed, and where it is."""
+    at = len(payload) - client + 1
     return Answer6(payload[:at] + _NO_XID + payload[at + XID_SIZE :], at, relayed, kind)
 
 

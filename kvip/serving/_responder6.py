@@ -259,16 +259,15 @@ class Responder6:
             return None
         reply = built.message
         try:
-            payload = encode(reply) + built.tail
-            if relays:
-                payload = relayed(payload, relays)
+            client = encode(reply) + built.tail
+            payload = relayed(client, relays) if relays else client
         except EncodeError as exc:
             counters.send_errors += 1
             log.error("cannot build a %s for %s: %s", reply.msg_type.name, mac, exc)
             return None
         sent = reply.msg_type
         counters.sent[sent.name] += 1
-        done = template(payload, relayed=bool(relays), kind=sent)
+        done = template(payload, len(client), relayed=bool(relays), kind=sent)
         if key is not None and kind not in _NOT_REPLAYED:
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
