@@ -16,7 +16,13 @@ with the server DUID of the captures (dnsmasq's) and one with that of
 fuzz/seeds6.py, so REQUEST, RENEW, RELEASE and DECLINE of both name a pool.
 The frame's source MAC is picked from the input's length, which leaves the
 packet's bytes as they are. The responders live across inputs, as a pool's
-does across packets; a DECLINE that changes what is declined starts afresh.
+does across packets, so their replay caches fill up; beside each runs a twin
+without the cache, and the two must give the same reply, counters, declines
+and notices for every packet. Each input is asked twice, the second time as
+a client retransmits it (another transaction id and Elapsed Time, when the
+bytes re-encode as they are), so a replay that answers a repeat wrongly
+fails on that one input. A DECLINE that changes what is declined starts a
+fresh pair.
 
 `check_server6` is the property and `check_reply6` the invariant of one
 answer; tests/test_fuzz_targets.py runs them under hypothesis, so this module
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Set
+from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
 
 try:
@@ -83,8 +90,8 @@ _CLIENT_PORT, _SERVER_PORT = 546, 547
 _ETHERNET = 1
 
 
-def new_responder(server_duid: dhcp6.Duid) -> Responder6:
-    responder = Responder6(OPTIONS, server_duid)
+def new_responder(server_duid: dhcp6.Duid, *, cache: bool = True) -> Responder6:
+    responder = Responder6(OPTIONS, server_duid, cache=cache)
     for mac, ip in RESERVED.items():
         responder.set_reservation(mac.hex(":"), Reservation6(ip))
     responder.mark_declined(DECLINED)
@@ -175,44 +182,103 @@ def _silences(responder: Responder6) -> int:
     return c.malformed + c.unknown_mac + c.ignored + c.send_errors
 
 
-class Pool:
-    """Responders, one per server DUID, that outlive the inputs."""
+def asked_again(data: bytes) -> bytes:
+    """`data` as a client retransmits it: its client message with another
+    transaction id and Elapsed Time, when the message re-encodes to the very
+    same bytes (else only the transaction id of a direct message changes)."""
+    try:
+        message = dhcp6.decode(data)
+        if dhcp6.encode(message) == data:
+            return dhcp6.encode(_retransmitted(message))
+    except (dhcp6.DecodeError, dhcp6.EncodeError):
+        pass
+    if len(data) < 4 or data[0] in (dhcp6.MessageType.RELAY_FORW, dhcp6.MessageType.RELAY_REPL):
+        return data
+    return data[:1] + bytes(b ^ 0x5A for b in data[1:4]) + data[4:]
 
-    responders: list[Responder6]
+
+def _retransmitted(
+    message: dhcp6.Message | dhcp6.RelayMessage,
+) -> dhcp6.Message | dhcp6.RelayMessage:
+    if isinstance(message, dhcp6.RelayMessage):
+        options = tuple(
+            dhcp6.RelayMessageOption(_retransmitted(o.message))
+            if isinstance(o, dhcp6.RelayMessageOption)
+            else o
+            for o in message.options
+        )
+        return replace(message, options=options)
+    options = tuple(
+        dhcp6.ElapsedTime((o.hundredths + 100) & 0xFFFF) if isinstance(o, dhcp6.ElapsedTime) else o
+        for o in message.options
+    )
+    return replace(message, transaction_id=message.transaction_id ^ 0x5A5A5A, options=options)
+
+
+class Twins:
+    """A responder with its replay cache and one without, fed the same packets."""
+
+    def __init__(self, server_duid: dhcp6.Duid) -> None:
+        self.cached = new_responder(server_duid)
+        self.uncached = new_responder(server_duid, cache=False)
+
+    def ask(self, data: bytes, source_mac: bytes | None) -> None:
+        """Both answer `data` alike, and the answer is one kvip may give."""
+        cached, uncached = self.cached, self.uncached
+        before = dict(cached.reservations)
+        declined = set(cached.declined)
+        sent, silent = sum(cached.counters.sent.values()), _silences(cached)
+        reply = cached.handle(data, 0.0, SOURCE, source_mac)
+        assert reply == uncached.handle(data, 0.0, SOURCE, source_mac), "the cache changed it"
+        assert cached.counters.as_dict() == uncached.counters.as_dict()
+        assert (cached.declined, cached.notices) == (uncached.declined, uncached.notices)
+        assert cached.last == uncached.last
+        assert sum(cached.counters.sent.values()) - sent == (reply is not None)
+        if reply is None:
+            assert _silences(cached) > silent, "a silence nothing counts"
+        else:
+            check_reply6(
+                data,
+                reply,
+                source_mac=source_mac,
+                reservations=before,
+                declined=declined,
+                server_duid=cached.server_duid,
+            )
+
+
+class Pool:
+    """Responder twins, one pair per server DUID, that outlive the inputs."""
+
+    twins: list[Twins]
 
     def __init__(self) -> None:
-        self.responders = [new_responder(duid) for duid in SERVER_DUIDS]
+        self.twins = [Twins(duid) for duid in SERVER_DUIDS]
+
+    @property
+    def responders(self) -> list[Responder6]:
+        """The cached responder of each pair."""
+        return [pair.cached for pair in self.twins]
 
     def ask(self, data: bytes) -> None:
         source_mac = SOURCE_MACS[len(data) % len(SOURCE_MACS)]
-        for i, responder in enumerate(self.responders):
-            before = dict(responder.reservations)
-            declined = set(responder.declined)
-            sent, silent = sum(responder.counters.sent.values()), _silences(responder)
-            reply = responder.handle(data, 0.0, SOURCE, source_mac)
-            assert sum(responder.counters.sent.values()) - sent == (reply is not None)
-            if reply is None:
-                assert _silences(responder) > silent, "a silence nothing counts"
-            else:
-                check_reply6(
-                    data,
-                    reply,
-                    source_mac=source_mac,
-                    reservations=before,
-                    declined=declined,
-                    server_duid=responder.server_duid,
-                )
-            responder.notices.clear()
-            if responder.declined != {DECLINED}:
-                self.responders[i] = new_responder(responder.server_duid)
+        again = asked_again(data)
+        for i, pair in enumerate(self.twins):
+            pair.ask(data, source_mac)
+            pair.ask(again, source_mac)
+            for responder in (pair.cached, pair.uncached):
+                responder.notices.clear()
+            if pair.cached.declined != {DECLINED}:
+                self.twins[i] = Twins(pair.cached.server_duid)
 
 
 _POOL = Pool()
 
 
 def check_server6(data: bytes, pool: Pool | None = None) -> None:
-    """One input into responders that outlive it (by default those of the
-    whole run): never raises, answers only as allowed."""
+    """One input, asked twice, into responder twins that outlive it (by
+    default those of the whole run): never raises, answers only as allowed,
+    and the cached responder answers as the uncached one."""
     (pool or _POOL).ask(data)
 
 

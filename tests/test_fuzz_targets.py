@@ -108,3 +108,5 @@ def test_server6_target_answers_the_captured_corpus() -> None:
         fuzz_server6.check_server6(path.read_bytes(), pool)
     sent = [r.counters.sent for r in pool.responders]
     assert all(s["REPLY"] and s["ADVERTISE"] for s in sent), sent
+    # The repeats were answered from the replay caches, and held equal to the twins'.
+    assert all(pair.cached._replays and not pair.uncached._replays for pair in pool.twins)

@@ -11,7 +11,7 @@ from kvip.serving._admission import (
     review_vmnetcfg,
 )
 from kvip.serving._build import CLIENT_PORT, SERVER_PORT
-from kvip.serving._build6 import CLIENT_PORT6, SERVER_PORT6, client_mac
+from kvip.serving._build6 import CLIENT_PORT6, SERVER_PORT6, Reply6, client_mac
 from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._config6 import PoolOptions6, Reservation6, pool_server_duid
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
@@ -20,7 +20,7 @@ from kvip.serving._history import History, MacSeen, Outcome, Seen
 from kvip.serving._notices import Declined, Notice, Released, mac_bytes
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, PoolConfig6, parse_ippool
 from kvip.serving._responder import Reply, Responder
-from kvip.serving._responder6 import Reply6, Responder6
+from kvip.serving._responder6 import Responder6
 from kvip.serving._router_adv import (
     Advertisement,
     build_router_advertisement,

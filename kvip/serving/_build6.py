@@ -2,13 +2,19 @@
 IAs, the pool's configuration options, the relay layers and the destination.
 
 Pure functions of the request, the pool's options and the reservation; the
-Responder6 decides which reply to build from them.
+Responder6 decides which reply to build from them. And the byte-level pieces
+of its replay cache: where a message's transaction id and Elapsed Time lie
+and the request without them (`replay_key`), and the one way a
+reply is finished (`stamp`).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence, Set
+from dataclasses import dataclass
 from ipaddress import IPv6Address
+from typing import NamedTuple
 
 from kvip.serving._config6 import PoolOptions6, Reservation6
 from protocol.dhcp6 import (
@@ -19,6 +25,7 @@ from protocol.dhcp6 import (
     DomainList,
     DuidLL,
     DuidLLT,
+    EncodeError,
     IAAddress,
     InterfaceId,
     Message,
@@ -31,6 +38,7 @@ from protocol.dhcp6 import (
     RelayMessageOption,
     Status,
     StatusCode,
+    encode,
 )
 
 #: RFC 8415 7.2: clients listen on 546, servers and relays on 547.
@@ -40,6 +48,9 @@ SERVER_PORT6 = 547
 #: IANA hardware type of Ethernet (DUIDs, RFC 6939's link-layer type).
 ETHERNET = 1
 MAC_SIZE = 6
+
+_TLV = struct.Struct("!HH")
+_MAX_OPTION = 0xFFFF
 
 #: The socket address of an AF_INET6 peer: host, port, flowinfo, scope id.
 SockAddr6 = tuple[str, int, int, int]
@@ -104,6 +115,22 @@ def configuration(options: PoolOptions6) -> tuple[Option, ...]:
     found.extend(NtpServer((NtpServerAddress(ip),)) for ip in options.ntp)
     found.extend(NtpServer((NtpServerFqdn(name),)) for name in options.ntp_names)
     return tuple(found)
+
+
+def configuration_bytes(options: PoolOptions6) -> bytes:
+    """`configuration(options)` encoded as a message's options: made once per
+    `set_options`, and put after the other options of each reply."""
+    return encode(
+        Message(msg_type=MessageType.REPLY, transaction_id=0, options=configuration(options))
+    )[_CLIENT_HEADER:]
+
+
+class Built(NamedTuple):
+    """A reply before encoding: its message, and options already encoded that
+    follow the message's own (`configuration_bytes`)."""
+
+    message: Message
+    tail: bytes
 
 
 def listed(ia: IANA | IATA) -> list[IPv6Address]:
@@ -193,28 +220,128 @@ def given_back(request: Message, reservation: Reservation6 | None) -> tuple[list
     return ias, found
 
 
-def wrapped(reply: Message, relays: Sequence[RelayMessage]) -> Message | RelayMessage:
-    """The reply inside a RELAY-REPL per relay the request came through (RFC
-    8415 19.3), innermost first: each copies its relay's hop count,
-    link-address and peer-address, and its Interface-Id (option 18)."""
-    inner: Message | RelayMessage = reply
+def relayed(payload: bytes, relays: Sequence[RelayMessage]) -> bytes:
+    """The encoded reply `payload` inside a RELAY-REPL per relay the request
+    came through (RFC 8415 19.3), innermost first: each copies its relay's
+    hop count, link-address and peer-address, and its Interface-Id (18), and
+    ends with the message it relays (option 9)."""
     for relay in reversed(relays):
+        if len(payload) > _MAX_OPTION:
+            raise EncodeError(f"a relayed reply of {len(payload)} bytes does not fit option 9")
+        layer = [bytes((MessageType.RELAY_REPL, relay.hop_count)), relay.link_address.packed]
+        layer.append(relay.peer_address.packed)
         interface = relay.interface_id
-        carried: tuple[Option, ...] = (RelayMessageOption(inner),)
         if interface is not None:
-            carried = (InterfaceId(interface), *carried)
-        inner = RelayMessage(
-            msg_type=MessageType.RELAY_REPL,
-            hop_count=relay.hop_count,
-            link_address=relay.link_address,
-            peer_address=relay.peer_address,
-            options=carried,
-        )
-    return inner
+            layer += (_TLV.pack(InterfaceId.code, len(interface)), interface)
+        layer += (_TLV.pack(RelayMessageOption.code, len(payload)), payload)
+        payload = b"".join(layer)
+    return payload
 
 
-def destination(source: SockAddr6, *, relayed: bool) -> SockAddr6:
-    """RFC 8415 18.3.10, 19.3: a reply goes back to the address it came from,
-    at the client port, or at the server port when a relay sent it; the scope
-    id keeps a link-local destination on its interface."""
-    return (source[0], SERVER_PORT6 if relayed else CLIENT_PORT6, 0, source[3])
+# -- the replay cache's bytes ------------------------------------------------------
+
+#: RFC 8415 8, 9: a client message's header (type, transaction id), a relay's
+#: (type, hop count, link-address, peer-address); option 9 relays, option 8 is
+#: Elapsed Time (RFC 8415 21.9, 21.10).
+_CLIENT_HEADER, _RELAY_HEADER = 4, 34
+_RELAY_TYPES = frozenset((int(MessageType.RELAY_FORW), int(MessageType.RELAY_REPL)))
+_RELAY_MSG, _ELAPSED_TIME = 9, 8
+XID_SIZE = 3
+_NO_XID, _NO_ELAPSED = bytes(XID_SIZE), bytes(2)
+
+
+class Answer6(NamedTuple):
+    """What the slow path decided for a request: the reply but for the
+    request's transaction id, which `stamp` adds."""
+
+    #: The encoded reply, its transaction id zero.
+    template: bytes
+    #: Where the transaction id goes in `template` (under its relay layers).
+    xid_at: int
+    relayed: bool
+    kind: MessageType
+
+
+@dataclass(slots=True)
+class Replay6:
+    """What answering one exact request did, to do it again without decoding it."""
+
+    answer: Answer6
+    #: The client's MAC (None: unknown), for the responder's `last`.
+    mac: bytes | None
+    # Counter keys as plain strings: an enum's .name is a descriptor call.
+    received: str
+    sent: str
+    #: Whether it counted an unknown client and a nak.
+    unknown: bool
+    nak: bool
+
+
+class Reply6(NamedTuple):
+    """One answer and where it goes (an AF_INET6 `sendto` address)."""
+
+    payload: bytes
+    address: SockAddr6
+    message_type: MessageType
+
+
+def stamp(answer: Answer6, xid: bytes, source: SockAddr6) -> Reply6:
+    """The reply to the request with transaction id `xid` (RFC 8415 16: the
+    reply carries the client's) from `source`. The one way a reply is
+    finished, whether it was just computed or replayed.
+
+    RFC 8415 18.3.10, 19.3: a reply goes back to the address it came from, at
+    the client port, or at the server port when a relay sent it; the scope id
+    keeps a link-local destination on its interface."""
+    t, at = answer.template, answer.xid_at
+    port = SERVER_PORT6 if answer.relayed else CLIENT_PORT6
+    return Reply6(t[:at] + xid + t[at + XID_SIZE :], (source[0], port, 0, source[3]), answer.kind)
+
+
+def template(payload: bytes, client: int, *, relayed: bool, kind: MessageType) -> Answer6:
+    """The encoded reply `payload`, whose last `client` bytes are the client's
+    message (`relayed` puts it last in each layer), as an answer to `stamp`:
+    its transaction id zeroed, and where it is."""
+    at = len(payload) - client + 1
+    return Answer6(payload[:at] + _NO_XID + payload[at + XID_SIZE :], at, relayed, kind)
+
+
+def replay_key(data: bytes) -> tuple[bytes, int] | None:
+    """The message `data` with its client message's transaction id and Elapsed
+    Time values zeroed, and where that transaction id is; None when the bytes
+    are not options laid end to end as the decoder reads them, or a relay
+    layer has no option 9 or more than one (the decoder takes the first: a
+    key must not depend on which). A cheap TLV walk, no decoding.
+
+    Nothing else may differ between two requests that get the same answer:
+    the transaction id is stamped into the reply, the elapsed time is read by
+    no answer, and the decoder accepts any value of either; every other byte,
+    the Client ID and IAIDs the reply echoes and the relay fields it copies
+    included, is in the key."""
+    start, end = 0, len(data)
+    while end - start >= _RELAY_HEADER and data[start] in _RELAY_TYPES:
+        pos, inner = start + _RELAY_HEADER, None
+        while pos + 4 <= end:
+            stop = pos + 4 + (data[pos + 2] << 8 | data[pos + 3])
+            if data[pos + 1] == _RELAY_MSG and data[pos] == 0:
+                if inner is not None:
+                    return None
+                inner = pos + 4, stop
+            pos = stop
+        if pos != end or inner is None:
+            return None
+        start, end = inner
+    if end - start < _CLIENT_HEADER or data[start] in _RELAY_TYPES:
+        return None
+    xid_at = start + 1
+    key = data[:xid_at] + _NO_XID
+    done = pos = start + _CLIENT_HEADER
+    while pos + 4 <= end:
+        length = data[pos + 2] << 8 | data[pos + 3]
+        if length == 2 and data[pos + 1] == _ELAPSED_TIME and data[pos] == 0:
+            key += data[done : pos + 4] + _NO_ELAPSED
+            done = pos + 6
+        pos += 4 + length
+    if pos != end:
+        return None
+    return key + data[done:], xid_at

@@ -59,6 +59,19 @@ is answered like a multicast one), Reconfigure and authentication.
 Counters are the DHCPv4 ones, keyed by DHCPv6 message type names; `naks`
 counts replies that assign nothing to a client that asked for an address
 (REQUEST, RENEW, REBIND) and CONFIRMs answered NotOnLink.
+
+Replay cache, as the DHCPv4 `Responder`'s: a request whose bytes equal those
+of one answered before, but for the client message's transaction id and
+Elapsed Time value (`replay_key`), from the same frame source MAC, gets the
+same answer without being decoded (retransmissions, renewals, a relay's
+steady stream). The answer kept (`Answer6`) is the reply with its
+transaction id zero, and every reply, replayed or computed, is finished by
+the same `stamp` with the request's own transaction id and source: a
+replayed answer cannot differ from a computed one. Only answers are kept:
+silence has many counters, and RELEASE and DECLINE have notices and
+declines beyond their REPLY. Any change of options, reservations, declines
+or draining clears it; `cache=False` turns it off (the tests and fuzzers
+hold both ways equal).
 """
 
 from __future__ import annotations
@@ -67,22 +80,26 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from typing import NamedTuple
 
 from kvip.serving._build6 import (
     NO_ADDRS,
     NO_ADDRS_DECLINED,
     NOT_ON_LINK,
     SUCCESS,
+    Built,
+    Replay6,
+    Reply6,
     SockAddr6,
     bound_ias,
-    configuration,
-    destination,
+    configuration_bytes,
     duid_mac,
     given_back,
     link_mac,
     listed,
-    wrapped,
+    relayed,
+    replay_key,
+    stamp,
+    template,
 )
 from kvip.serving._config6 import PoolOptions6, Reservation6
 from kvip.serving._counters import Counters
@@ -112,15 +129,8 @@ log = logging.getLogger(__name__)
 MAX_PREFERENCE = Preference(255)
 _RAPID_COMMIT = RapidCommit()
 _IA_TYPES = (IANA, IATA, IAPD)
-
-
-class Reply6(NamedTuple):
-    """One answer and where it goes (an AF_INET6 `sendto` address)."""
-
-    payload: bytes
-    address: SockAddr6
-    message_type: MessageType
-
+#: Answers kept at most; the cache starts afresh when full.
+MAX_CACHED_REPLIES = 8192
 
 #: The last packet handled: when, the client's MAC (None: unknown), its type.
 Last6 = tuple[float, bytes | None, str]
@@ -145,23 +155,31 @@ class Responder6:
     draining: bool = False
     #: The last packet handled, for the packet thread's DEBUG line.
     last: Last6 | None = None
+    #: Answer repeated requests from the replay cache (False only to test and
+    #: fuzz the slow path).
+    cache: bool = True
+    _replays: dict[tuple[bytes, bytes | None], Replay6] = field(default_factory=dict)
     _server_id: ServerId = field(init=False)
-    _configuration: tuple[Option, ...] = field(init=False)
+    #: The pool's configuration options, encoded once per `set_options`.
+    _configuration: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         self._server_id = ServerId(self.server_duid)
-        self._configuration = configuration(self.options)
+        self._configuration = configuration_bytes(self.options)
 
     # -- state changes, from the pool actor ------------------------------------
 
     def set_options(self, options: PoolOptions6) -> None:
         self.options = options
-        self._configuration = configuration(options)
+        self._configuration = configuration_bytes(options)
+        self._replays.clear()
 
     def set_reservation(self, mac: str, reservation: Reservation6) -> None:
         self.reservations[mac_bytes(mac)] = reservation
+        self._replays.clear()
 
     def remove_reservation(self, mac: str) -> Reservation6 | None:
+        self._replays.clear()
         return self.reservations.pop(mac_bytes(mac), None)
 
     def mark_declined(self, ip: IPv6Address) -> bool:
@@ -170,9 +188,11 @@ class Responder6:
         if ip in self.declined:
             return False
         self.declined.add(ip)
+        self._replays.clear()
         return True
 
     def clear_declined(self, ip: IPv6Address) -> bool:
+        self._replays.clear()
         if ip in self.declined:
             self.declined.discard(ip)
             return True
@@ -180,6 +200,7 @@ class Responder6:
 
     def drain(self) -> None:
         self.draining = True
+        self._replays.clear()
 
     # -- the packet path ---------------------------------------------------------
 
@@ -193,6 +214,21 @@ class Responder6:
         its frame, None when unknown.
         """
         counters = self.counters
+        key: tuple[bytes, bytes | None] | None = None
+        layout = replay_key(data) if self.cache else None
+        if layout is not None:
+            key = (layout[0], source_mac)
+            known = self._replays.get(key)
+            if known is not None:
+                counters.received[known.received] += 1
+                if known.unknown:
+                    counters.unknown_mac += 1
+                if known.nak:
+                    counters.naks += 1
+                counters.sent[known.sent] += 1
+                self.last = (now, known.mac, known.received)
+                xid_at = layout[1]
+                return stamp(known.answer, data[xid_at : xid_at + 3], source)
         try:
             message = decode(data)
         except DecodeError:
@@ -221,17 +257,28 @@ class Responder6:
         self.last = (now, mac, kind.name)
         if reservation is None:
             counters.unknown_mac += 1
-        reply = answer(self, message, mac, reservation)
-        if reply is None:
+        naks = counters.naks
+        built = answer(self, message, mac, reservation)
+        if built is None:
             return None
+        reply = built.message
         try:
-            payload = encode(wrapped(reply, relays) if relays else reply)
+            client = encode(reply) + built.tail
+            payload = relayed(client, relays) if relays else client
         except EncodeError as exc:
             counters.send_errors += 1
             log.error("cannot build a %s for %s: %s", reply.msg_type.name, mac, exc)
             return None
-        counters.sent[reply.msg_type.name] += 1
-        return Reply6(payload, destination(source, relayed=bool(relays)), reply.msg_type)
+        sent = reply.msg_type
+        counters.sent[sent.name] += 1
+        done = template(payload, len(client), relayed=bool(relays), kind=sent)
+        if key is not None and kind not in _NOT_REPLAYED:
+            if len(self._replays) >= MAX_CACHED_REPLIES:
+                self._replays.clear()
+            self._replays[key] = Replay6(
+                done, mac, kind.name, sent.name, reservation is None, counters.naks != naks
+            )
+        return stamp(done, message.transaction_id.to_bytes(3, "big"), source)
 
     def _client(
         self, message: Message, relays: Sequence[RelayMessage], source_mac: bytes | None
@@ -267,19 +314,25 @@ class Responder6:
             return False
         return True
 
-    def _reply(self, kind: MessageType, request: Message, body: Sequence[Option]) -> Message:
-        """Server id, the client's id (RFC 8415 18.3), then `body`."""
+    def _reply(
+        self, kind: MessageType, request: Message, body: Sequence[Option], tail: bytes = b""
+    ) -> Built:
+        """Server id, the client's id (RFC 8415 18.3), then `body`, then the
+        options encoded in `tail` (the configuration)."""
         client = request.get(ClientId)
         head: tuple[Option, ...] = (
             (self._server_id,) if client is None else (self._server_id, client)
         )
-        return Message(msg_type=kind, transaction_id=request.transaction_id, options=(*head, *body))
+        return Built(
+            Message(msg_type=kind, transaction_id=request.transaction_id, options=(*head, *body)),
+            tail,
+        )
 
     # -- one method per message type -----------------------------------------------
 
     def _solicit(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None or not self._valid(request, server_id=False):
             return None
         if self.draining:
@@ -292,31 +345,31 @@ class Responder6:
             why = NO_ADDRS_DECLINED if reservation.ip in self.declined else NO_ADDRS
             return self._reply(MessageType.ADVERTISE, request, (why,))
         if request.rapid_commit and self.options.rapid_commit:
-            body = (*ias, _RAPID_COMMIT, *self._configuration)
-            return self._reply(MessageType.REPLY, request, body)
-        body = (*ias, MAX_PREFERENCE, *self._configuration)
-        return self._reply(MessageType.ADVERTISE, request, body)
+            body = (*ias, _RAPID_COMMIT)
+            return self._reply(MessageType.REPLY, request, body, self._configuration)
+        body = (*ias, MAX_PREFERENCE)
+        return self._reply(MessageType.ADVERTISE, request, body, self._configuration)
 
     def _request(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         return self._bind(request, reservation, renewing=False)
 
     def _renew(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         return self._bind(request, reservation, renewing=True)
 
     def _rebind(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None or not self._valid(request, server_id=False):
             return None
         return self._bind(request, reservation, renewing=True)
 
     def _bind(
         self, request: Message, reservation: Reservation6 | None, *, renewing: bool
-    ) -> Message | None:
+    ) -> Built | None:
         """REQUEST, RENEW (for us) and REBIND (for anyone): the reservation."""
         named = request.msg_type != MessageType.REBIND
         if named and not (self._valid(request, server_id=True) and self._ours(request)):
@@ -325,11 +378,11 @@ class Responder6:
         if not given:
             self.counters.naks += 1
             return self._reply(MessageType.REPLY, request, ias)
-        return self._reply(MessageType.REPLY, request, (*ias, *self._configuration))
+        return self._reply(MessageType.REPLY, request, ias, self._configuration)
 
     def _confirm(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None or not self._valid(request, server_id=False):
             return None
         subnet = self.options.subnet
@@ -344,7 +397,7 @@ class Responder6:
 
     def _release(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if not (self._valid(request, server_id=True) and self._ours(request)):
             return None
         ias, found = given_back(request, reservation)
@@ -356,7 +409,7 @@ class Responder6:
 
     def _decline(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if not (self._valid(request, server_id=True) and self._ours(request)):
             return None
         ias, found = given_back(request, reservation)
@@ -368,7 +421,7 @@ class Responder6:
 
     def _information(
         self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Message | None:
+    ) -> Built | None:
         if reservation is None:
             return None
         server = request.server_duid
@@ -378,10 +431,12 @@ class Responder6:
             # RFC 8415 16.12: another server's, or with IAs: not a valid one.
             self.counters.ignored += 1
             return None
-        return self._reply(MessageType.REPLY, request, self._configuration)
+        return self._reply(MessageType.REPLY, request, (), self._configuration)
 
 
-_Answer = Callable[[Responder6, Message, bytes | None, Reservation6 | None], Message | None]
+#: Their REPLY is not all they do: the notice and the decline are done every time.
+_NOT_REPLAYED = (MessageType.RELEASE, MessageType.DECLINE)
+_Answer = Callable[[Responder6, Message, bytes | None, Reservation6 | None], Built | None]
 _ANSWERS: dict[MessageType, _Answer] = {
     MessageType.SOLICIT: Responder6._solicit,
     MessageType.REQUEST: Responder6._request,

@@ -3,6 +3,7 @@ and how its clients' messages are made and answers read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
@@ -77,8 +78,8 @@ NAMING_TYPES = (
 )
 
 
-def responder(options: PoolOptions6 = OPTIONS) -> Responder6:
-    r = Responder6(options, SERVER)
+def responder(options: PoolOptions6 = OPTIONS, *, cache: bool = True) -> Responder6:
+    r = Responder6(options, SERVER, cache=cache)
     r.set_reservation(MAC.hex(":"), Reservation6(IP, "vm1"))
     r.set_reservation(OTHER_MAC.hex(":"), Reservation6(OTHER_IP, "vm2"))
     return r
@@ -167,3 +168,23 @@ def holds_reservation(ia: IANA, ip: IPv6Address = IP) -> bool:
         and addresses(ia)[0] == IAAddress(address=ip, preferred_lifetime=1000, valid_lifetime=2000)
         and status(ia.options) is None
     )
+
+
+def wrapped(reply: Message, relays: Sequence[RelayMessage]) -> Message | RelayMessage:
+    """The reply inside a RELAY-REPL per relay the request came through (RFC
+    8415 19.3), as `Message` objects: what `kvip.serving._build6.relayed`
+    does on bytes is held to `encode` of this (test_responder6_replay)."""
+    inner: Message | RelayMessage = reply
+    for relay in reversed(relays):
+        interface = relay.interface_id
+        carried: tuple[Option, ...] = (RelayMessageOption(inner),)
+        if interface is not None:
+            carried = (InterfaceId(interface), *carried)
+        inner = RelayMessage(
+            msg_type=MessageType.RELAY_REPL,
+            hop_count=relay.hop_count,
+            link_address=relay.link_address,
+            peer_address=relay.peer_address,
+            options=carried,
+        )
+    return inner
