@@ -1,6 +1,8 @@
 """A pool's DHCPv6 sockets on a lab wire: requests arrive with the sender's
 MAC and link-local address, replies reach the client's port 546, the UDP
-socket piles nothing up, and a blocked receive can be woken."""
+socket piles nothing up, and a blocked receive can be woken. Without
+CAP_NET_RAW the UDP socket reads the requests, and the MAC comes from an
+EUI-64 link-local source or not at all."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from kvip.actors._dhcp6_socket import Dhcp6Sockets, dhcp6_sockets_in
+from kvip.actors._dhcp6_socket import Dhcp6Mode, Dhcp6Sockets, dhcp6_sockets_in
 from tests.lab import netlab
+from tests.lab.capabilities import CAP_NET_RAW, lowered
 from tests.lab.dhcp6clients import Dhclient6
 from tests.lab.dhcp6lab import add_address6, enable_ipv6
 from tests.lab.dhcp6watch import SOLICIT, client_duid
@@ -106,10 +109,77 @@ def test_requests_come_with_mac_and_link_local_and_replies_reach_port_546(
         sockets.close()
 
 
-def test_wake_returns_a_waiting_receive_at_once(wire: tuple[netlab.Lab, netlab.Client]) -> None:
-    lab, _ = wire
-    sockets = dhcp6_sockets_in(lab.server)("eth1")
+def _without_net_raw(netns: str) -> Dhcp6Sockets:
+    """The sockets as kvip's pod opens them: without CAP_NET_RAW, which the
+    kernel then really asks for a packet socket."""
+    with lowered(CAP_NET_RAW):
+        with pytest.raises(PermissionError):
+            socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        return dhcp6_sockets_in(netns)("eth1")
+
+
+Received = tuple[tuple[str, int, int, int], bytes | None]
+
+
+def _exchange(sockets: Dhcp6Sockets, client: netlab.Client, unicast_to: str | None) -> Received:
+    """One request from the client, and the server's answer back to it."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            netlab.call_in, client.netns, _client_exchange, client.ifname,
+            b"\x01\xab\xcd\xef", unicast_to,
+        )  # fmt: skip
+        received = None
+        while received is None:
+            received = sockets.receive()
+        payload, source, mac = received
+        assert payload == b"\x01\xab\xcd\xef"
+        sockets.send(b"\x07\xab\xcd\xef", source)
+        answer, answered_from = future.result(timeout=10)
+    assert answer == b"\x07\xab\xcd\xef"
+    assert answered_from == str(sockets.interface.link_local)
+    return source, mac
+
+
+def test_without_net_raw_the_udp_socket_reads_and_an_eui64_link_local_names_the_mac(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    lab, client = wire
+    client_ll = _link_local(client.netns, client.ifname)
+    server_ll = _link_local(lab.server, "eth1")
+    sockets = _without_net_raw(lab.server)
     try:
+        assert sockets.mode is Dhcp6Mode.UDP and sockets.packets is None
+        sockets.set_timeout(5)
+        server_mac = netlab.run_in(lab.server, ["cat", "/sys/class/net/eth1/address"])
+        assert sockets.interface.mac.hex(":") == server_mac.stdout.strip()
+        assert sockets.interface.link_local == server_ll
+        for unicast_to in (None, str(server_ll)):
+            source, mac = _exchange(sockets, client, unicast_to)
+            assert source == (str(client_ll), 546, 0, sockets.interface.index)
+            # The kernel formed the client's link-local from its MAC (EUI-64).
+            assert mac == bytes.fromhex(CLIENT_MAC.replace(":", ""))
+        # A stable-privacy link-local (RFC 7217) names no MAC.
+        for knob in ("stable_secret=2001:db8::4b76:6970", "addr_gen_mode=2"):
+            netlab.run_in(client.netns, ["sysctl", "-qw", f"net.ipv6.conf.{client.ifname}.{knob}"])
+        for state in ("down", "up"):
+            netlab.run_in(client.netns, ["ip", "link", "set", client.ifname, state])
+        private = _link_local(client.netns, client.ifname)
+        assert private != client_ll
+        source, mac = _exchange(sockets, client, None)
+        assert source == (str(private), 546, 0, sockets.interface.index)
+        assert mac is None
+    finally:
+        sockets.close()
+
+
+@pytest.mark.parametrize("net_raw", [True, False], ids=["packet", "udp"])
+def test_wake_returns_a_waiting_receive_at_once(
+    wire: tuple[netlab.Lab, netlab.Client], net_raw: bool
+) -> None:
+    lab, _ = wire
+    sockets = dhcp6_sockets_in(lab.server)("eth1") if net_raw else _without_net_raw(lab.server)
+    try:
+        assert sockets.mode is (Dhcp6Mode.PACKET if net_raw else Dhcp6Mode.UDP)
         sockets.set_timeout(30)
         returned = threading.Event()
 
