@@ -22,7 +22,7 @@ from kvip.actors._dhcp6_socket import Dhcp6Mode, Dhcp6Sockets, dhcp6_sockets_in
 from tests.lab import netlab
 from tests.lab.capabilities import CAP_NET_RAW, lowered
 from tests.lab.dhcp6clients import Dhclient6
-from tests.lab.dhcp6lab import add_address6, enable_ipv6
+from tests.lab.dhcp6lab import add_address6, enable_ipv6, stable_privacy_link_local
 from tests.lab.dhcp6watch import SOLICIT, client_duid
 from tests.lab.dhcpchecks import need
 
@@ -159,10 +159,7 @@ def test_without_net_raw_the_udp_socket_reads_and_an_eui64_link_local_names_the_
             # The kernel formed the client's link-local from its MAC (EUI-64).
             assert mac == bytes.fromhex(CLIENT_MAC.replace(":", ""))
         # A stable-privacy link-local (RFC 7217) names no MAC.
-        for knob in ("stable_secret=2001:db8::4b76:6970", "addr_gen_mode=2"):
-            netlab.run_in(client.netns, ["sysctl", "-qw", f"net.ipv6.conf.{client.ifname}.{knob}"])
-        for state in ("down", "up"):
-            netlab.run_in(client.netns, ["ip", "link", "set", client.ifname, state])
+        stable_privacy_link_local(client.netns, client.ifname)
         private = _link_local(client.netns, client.ifname)
         assert private != client_ll
         source, mac = _exchange(sockets, client, None)

@@ -27,9 +27,7 @@ from kvip.serving import eui64_mac, parse_ippool
 from tests.lab import netlab
 from tests.lab.capabilities import CAP_NET_RAW, lowered
 from tests.lab.dhcp6checks import (
-    FAST,
     MACS,
-    NETWORKD_POOL,
     RESERVED,
     check_lease,
     need6,
@@ -38,7 +36,7 @@ from tests.lab.dhcp6checks import (
     wire,
 )
 from tests.lab.dhcp6clients import Networkd6
-from tests.lab.dhcp6lab import enable_ipv6
+from tests.lab.dhcp6lab import enable_ipv6, stable_privacy_link_local
 from tests.lab.dhcp6servers import Pool6, radvd
 from tests.lab.dhcp6watch import REQUEST, SOLICIT, global_addresses
 from tests.lab.dhcpchecks import need
@@ -51,6 +49,11 @@ pytestmark = pytest.mark.netns
 PREFIX = "kv6u"
 POOL_NAME = "kv6"
 UDP_MODE = "reads requests without their frames"
+#: kvip's T1 and T2 are 0.5 and 0.8 of the preferred lifetime (as in
+#: tests/test_dhcp6_real_clients.py).
+FAST = Pool6(preferred_lifetime=8, valid_lifetime=12, renew=4, rebind=6)
+#: networkd (252) skips RENEW with a T1 of 2 s.
+NETWORKD_POOL = Pool6(preferred_lifetime=20, valid_lifetime=30, renew=10, rebind=16)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -112,6 +115,7 @@ def test_a_pool_without_net_raw_reads_udp_says_so_once_and_shows_it(
                 with trio.fail_after(10):
                     while actor.dhcp6_mode is None:
                         await trio.sleep(0.02)
+                assert actor.dhcp6_mode is Dhcp6Mode.UDP
                 views.append(pools_view({POOL_NAME: actor}))
                 nursery.cancel_scope.cancel()
 
@@ -122,7 +126,9 @@ def test_a_pool_without_net_raw_reads_udp_says_so_once_and_shows_it(
     said = [r for r in caplog.records if UDP_MODE in r.getMessage()]
     assert [r.levelno for r in said] == [logging.WARNING]
     assert "DUID-EN" in said[0].getMessage() and "stable-privacy" in said[0].getMessage()
-    advertising = [r.getMessage() for r in caplog.records if "Router Advertisements" in r.getMessage()]
+    advertising = [
+        r.getMessage() for r in caplog.records if "Router Advertisements" in r.getMessage()
+    ]
     assert advertising and all("needs CAP_NET_RAW" in m for m in advertising)
     assert not any("cannot answer DHCPv6" in r.getMessage() for r in caplog.records)
 
@@ -189,17 +195,18 @@ def test_duid_en_and_a_stable_privacy_link_local_need_net_raw(
         wire(PREFIX, "networkd") as (lab, client, watch),
         pool_process(lab, dual_stack_pool(pool), reservations(), net_raw=net_raw) as server,
         radvd(lab),
-        Networkd6(client, tmp_path / "networkd", link_local="stable-privacy") as runner,
     ):
-        if net_raw:
-            assert server.effective_capabilities() & CAP_NET_RAW_BIT
-            check_lease(runner.lease(timeout=25), client, pool)
-        else:
-            unprivileged(server)
-            watch.wait(client.mac, (SOLICIT,), timeout=25)
-            # networkd retransmits its SOLICIT after about 1, 2 and 4 s.
-            watch.wait(client.mac, (SOLICIT,), since=time.monotonic() + 2, timeout=10)
-            assert runner.replies() == 0 and not global_addresses(client)
+        stable_privacy_link_local(client.netns, client.ifname)
+        with Networkd6(client, tmp_path / "networkd") as runner:
+            if net_raw:
+                assert server.effective_capabilities() & CAP_NET_RAW_BIT
+                check_lease(runner.lease(timeout=25), client, pool)
+            else:
+                unprivileged(server)
+                watch.wait(client.mac, (SOLICIT,), timeout=25)
+                # networkd sends its SOLICIT again after about 1, 2 and 4 s.
+                watch.wait(client.mac, (SOLICIT,), since=time.monotonic() + 2, timeout=10)
+                assert runner.replies() == 0 and not global_addresses(client)
         first = watch.seen(client.mac, (SOLICIT,))[0]
         assert first.duid_type == "DUID-EN", first
         assert first.source.is_link_local and eui64_mac(first.source.packed) is None

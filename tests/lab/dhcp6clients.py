@@ -201,7 +201,6 @@ Name={ifname}
 [Network]
 DHCP=ipv6
 IPv6AcceptRA=yes
-{link_local}
 
 [DHCPv6]
 UseDNS=yes
@@ -222,22 +221,12 @@ class Networkd6(Client6):
 
     name = "networkd"
 
-    def __init__(
-        self,
-        client: Client,
-        workdir: Path,
-        *,
-        duid_type: str | None = None,
-        link_local: str | None = None,
-    ) -> None:
+    def __init__(self, client: Client, workdir: Path, *, duid_type: str | None = None) -> None:
         """``duid_type``: networkd's DUIDType= (None: its default, DUID-EN made
         from the machine id; "link-layer": DUID-LL, which Kea can match to a
-        MAC reservation). ``link_local``: its
-        IPv6LinkLocalAddressGenerationMode= (None: its default, an EUI-64 of
-        the MAC; "stable-privacy": RFC 7217, which names no MAC)."""
+        MAC reservation)."""
         super().__init__(client, workdir)
         self.duid_type = duid_type
-        self.link_local = link_local
 
     def argv(self) -> list[str]:
         net = self.work / "network"
@@ -246,11 +235,6 @@ class Networkd6(Client6):
             NETWORKD6_UNIT.format(
                 ifname=self.client.ifname,
                 duid=f"DUIDType={self.duid_type}" if self.duid_type else "",
-                link_local=(
-                    f"IPv6LinkLocalAddressGenerationMode={self.link_local}"
-                    if self.link_local
-                    else ""
-                ),
             )
         )
         machine_id = self.work / "machine-id"

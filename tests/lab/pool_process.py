@@ -38,8 +38,12 @@ class PoolProcess:
         self.proc = proc
         self.workdir = workdir
         self._counters: dict[str, Any] | None = None
+        self._final_log: str | None = None
 
     def log(self) -> str:
+        """What it logged so far (all of it once stopped, also after the block)."""
+        if self._final_log is not None:
+            return self._final_log
         return (self.workdir / "stderr").read_text(errors="replace")
 
     def stdout(self) -> str:
@@ -77,6 +81,7 @@ class PoolProcess:
         its files go with it)."""
         if self._counters is None:
             stop_process(self.proc, grace=5)
+            self._final_log = self.log()
             lines = self.stdout().strip().splitlines()
             if not lines or not lines[-1].startswith("{"):
                 raise LabError(f"kvip printed no counters:\n{self.log()[-3000:]}")
