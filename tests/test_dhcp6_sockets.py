@@ -6,6 +6,7 @@ EUI-64 link-local source or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import struct
@@ -226,21 +227,46 @@ def test_a_missing_interface_is_an_oserror_and_leaks_nothing() -> None:
         dhcp6_sockets_in(lab.server)("nosuch0")
 
 
-def test_two_pools_on_two_interfaces_share_port_547() -> None:
+@pytest.mark.parametrize("net_raw", [True, False], ids=["packet", "udp"])
+def test_two_pools_on_two_interfaces_share_port_547_and_hear_only_their_own(
+    net_raw: bool,
+) -> None:
     need("ip")
+    other_mac = "52:54:00:06:01:02"
     with netlab.netlab(PREFIX) as lab:
         lab.add_server_port("eth2", "198.19.0.1/16")
-        lab.add_client(CLIENT_MAC)
+        clients = [lab.add_client(CLIENT_MAC), lab.add_client(other_mac, port="eth2")]
         for ifname in ("eth1", "eth2"):
             enable_ipv6(lab.server, ifname)
+        for client in clients:
+            enable_ipv6(client.netns, client.ifname)
         opened: list[Dhcp6Sockets] = []
         try:
-            opened.append(dhcp6_sockets_in(lab.server)("eth1"))
-            opened.append(dhcp6_sockets_in(lab.server)("eth2"))
+            with lowered(CAP_NET_RAW) if not net_raw else contextlib.nullcontext():
+                opened.append(dhcp6_sockets_in(lab.server)("eth1"))
+                opened.append(dhcp6_sockets_in(lab.server)("eth2"))
             assert opened[0].interface.index != opened[1].interface.index
+            assert {s.mode for s in opened} == {Dhcp6Mode.PACKET if net_raw else Dhcp6Mode.UDP}
+            for client in clients:
+                _link_local(client.netns, client.ifname)
+                netlab.call_in(client.netns, _solicit_once, client.ifname)
+            for sockets, client in zip(opened, clients, strict=True):
+                sockets.set_timeout(2)
+                received = sockets.receive()
+                assert received is not None
+                assert received[2] == bytes.fromhex(client.mac.replace(":", ""))
+                sockets.set_timeout(0.3)
+                assert sockets.receive() is None  # not the other wire's
         finally:
             for sockets in opened:
                 sockets.close()
+
+
+def _solicit_once(ifname: str) -> None:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    sock.sendto(b"\x01\x00\x00\x01", ("ff02::1:2", 547, 0, socket.if_nametoindex(ifname)))
+    sock.close()
 
 
 def _listen_546(ifname: str, timeout: float) -> tuple[bytes, str, int]:
