@@ -10,7 +10,7 @@ import ctypes
 import os
 from collections.abc import Iterator
 
-__all__ = ["CAP_NET_RAW", "effective_capabilities", "lowered"]
+__all__ = ["CAP_NET_RAW", "lowered"]
 
 CAP_NET_RAW = 13
 _VERSION_3 = 0x20080522  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set
@@ -43,14 +43,6 @@ def _set(header: _Header, data: ctypes.Array[_Data]) -> None:
     if _libc.capset(ctypes.byref(header), data) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno), "capset")
-
-
-def effective_capabilities() -> int:
-    """The calling thread's effective set, as a bit mask."""
-    _, data = _get()
-    low: int = data[0].effective
-    high: int = data[1].effective
-    return low | high << 32
 
 
 @contextlib.contextmanager
