@@ -38,7 +38,7 @@ UDP_MODE_WARNING = (
     " dhclient, dhcpcd, dhcp6c, Windows) or in an EUI-64 link-local source address;"
     " a client with a DUID-EN or DUID-UUID (systemd-networkd's default) and a"
     " stable-privacy link-local (RFC 7217) gets no answer. Grant CAP_NET_RAW to read"
-    " each request's frame MAC (deploy/README.md, Privileges)"
+    " each request's frame MAC (deploy/components/net-raw, deploy/README.md)"
 )
 
 
