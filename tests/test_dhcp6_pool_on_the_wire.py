@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kvip.actors import Dhcp6Mode
+from kvip.app._debug import pools_view
 from tests.lab.dhcp6lab import dhclient6, enable_ipv6
 from tests.lab.dhcpchecks import mac, need, open_lab, plug
 from tests.lab.leases import last_event
@@ -46,6 +48,9 @@ def test_dhclient6_gets_its_reserved_address_dns_and_search_list(lab: Lab, tmp_p
     with serve_pools(lab, PoolSetup(pool, (other, mine))) as rig:
         dhclient6(client, tmp_path, [], timeout=15)
         counters = rig.state("dual")
+        # As root: a packet socket, each request with its frame's MAC.
+        assert rig.actors["dual"].dhcp6_mode is Dhcp6Mode.PACKET
+        assert pools_view(rig.actors)["pools"][0]["dhcp6"] == "packet"
     lease = last_event(tmp_path / "dumps", ("BOUND6", "REBOOT6"))
     assert lease is not None, "dhclient -6 got no lease"
     assert lease["new_ip6_address"] == "2001:db8:0:1::123"

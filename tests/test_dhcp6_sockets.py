@@ -1,9 +1,12 @@
 """A pool's DHCPv6 sockets on a lab wire: requests arrive with the sender's
 MAC and link-local address, replies reach the client's port 546, the UDP
-socket piles nothing up, and a blocked receive can be woken."""
+socket piles nothing up, and a blocked receive can be woken. Without
+CAP_NET_RAW the UDP socket reads the requests, and the MAC comes from an
+EUI-64 link-local source or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import struct
@@ -16,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from kvip.actors._dhcp6_socket import Dhcp6Sockets, dhcp6_sockets_in
+from kvip.actors._dhcp6_socket import Dhcp6Mode, Dhcp6Sockets, dhcp6_sockets_in
 from tests.lab import netlab
+from tests.lab.capabilities import CAP_NET_RAW, lowered
 from tests.lab.dhcp6clients import Dhclient6
-from tests.lab.dhcp6lab import add_address6, enable_ipv6
+from tests.lab.dhcp6lab import add_address6, enable_ipv6, stable_privacy_link_local
 from tests.lab.dhcp6watch import SOLICIT, client_duid
 from tests.lab.dhcpchecks import need
 
@@ -106,10 +110,74 @@ def test_requests_come_with_mac_and_link_local_and_replies_reach_port_546(
         sockets.close()
 
 
-def test_wake_returns_a_waiting_receive_at_once(wire: tuple[netlab.Lab, netlab.Client]) -> None:
-    lab, _ = wire
-    sockets = dhcp6_sockets_in(lab.server)("eth1")
+def _without_net_raw(netns: str) -> Dhcp6Sockets:
+    """The sockets as kvip's pod opens them: without CAP_NET_RAW, which the
+    kernel then really asks for a packet socket."""
+    with lowered(CAP_NET_RAW):
+        with pytest.raises(PermissionError):
+            socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        return dhcp6_sockets_in(netns)("eth1")
+
+
+Received = tuple[tuple[str, int, int, int], bytes | None]
+
+
+def _exchange(sockets: Dhcp6Sockets, client: netlab.Client, unicast_to: str | None) -> Received:
+    """One request from the client, and the server's answer back to it."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            netlab.call_in, client.netns, _client_exchange, client.ifname,
+            b"\x01\xab\xcd\xef", unicast_to,
+        )  # fmt: skip
+        received = None
+        while received is None:
+            received = sockets.receive()
+        payload, source, mac = received
+        assert payload == b"\x01\xab\xcd\xef"
+        sockets.send(b"\x07\xab\xcd\xef", source)
+        answer, answered_from = future.result(timeout=10)
+    assert answer == b"\x07\xab\xcd\xef"
+    assert answered_from == str(sockets.interface.link_local)
+    return source, mac
+
+
+def test_without_net_raw_the_udp_socket_reads_and_an_eui64_link_local_names_the_mac(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    lab, client = wire
+    client_ll = _link_local(client.netns, client.ifname)
+    server_ll = _link_local(lab.server, "eth1")
+    sockets = _without_net_raw(lab.server)
     try:
+        assert sockets.mode is Dhcp6Mode.UDP and sockets.packets is None
+        sockets.set_timeout(5)
+        server_mac = netlab.run_in(lab.server, ["cat", "/sys/class/net/eth1/address"])
+        assert sockets.interface.mac.hex(":") == server_mac.stdout.strip()
+        assert sockets.interface.link_local == server_ll
+        for unicast_to in (None, str(server_ll)):
+            source, mac = _exchange(sockets, client, unicast_to)
+            assert source == (str(client_ll), 546, 0, sockets.interface.index)
+            # The kernel formed the client's link-local from its MAC (EUI-64).
+            assert mac == bytes.fromhex(CLIENT_MAC.replace(":", ""))
+        # A stable-privacy link-local (RFC 7217) names no MAC.
+        stable_privacy_link_local(client.netns, client.ifname)
+        private = _link_local(client.netns, client.ifname)
+        assert private != client_ll
+        source, mac = _exchange(sockets, client, None)
+        assert source == (str(private), 546, 0, sockets.interface.index)
+        assert mac is None
+    finally:
+        sockets.close()
+
+
+@pytest.mark.parametrize("net_raw", [True, False], ids=["packet", "udp"])
+def test_wake_returns_a_waiting_receive_at_once(
+    wire: tuple[netlab.Lab, netlab.Client], net_raw: bool
+) -> None:
+    lab, _ = wire
+    sockets = dhcp6_sockets_in(lab.server)("eth1") if net_raw else _without_net_raw(lab.server)
+    try:
+        assert sockets.mode is (Dhcp6Mode.PACKET if net_raw else Dhcp6Mode.UDP)
         sockets.set_timeout(30)
         returned = threading.Event()
 
@@ -159,21 +227,46 @@ def test_a_missing_interface_is_an_oserror_and_leaks_nothing() -> None:
         dhcp6_sockets_in(lab.server)("nosuch0")
 
 
-def test_two_pools_on_two_interfaces_share_port_547() -> None:
+@pytest.mark.parametrize("net_raw", [True, False], ids=["packet", "udp"])
+def test_two_pools_on_two_interfaces_share_port_547_and_hear_only_their_own(
+    net_raw: bool,
+) -> None:
     need("ip")
+    other_mac = "52:54:00:06:01:02"
     with netlab.netlab(PREFIX) as lab:
         lab.add_server_port("eth2", "198.19.0.1/16")
-        lab.add_client(CLIENT_MAC)
+        clients = [lab.add_client(CLIENT_MAC), lab.add_client(other_mac, port="eth2")]
         for ifname in ("eth1", "eth2"):
             enable_ipv6(lab.server, ifname)
+        for client in clients:
+            enable_ipv6(client.netns, client.ifname)
         opened: list[Dhcp6Sockets] = []
         try:
-            opened.append(dhcp6_sockets_in(lab.server)("eth1"))
-            opened.append(dhcp6_sockets_in(lab.server)("eth2"))
+            with lowered(CAP_NET_RAW) if not net_raw else contextlib.nullcontext():
+                opened.append(dhcp6_sockets_in(lab.server)("eth1"))
+                opened.append(dhcp6_sockets_in(lab.server)("eth2"))
             assert opened[0].interface.index != opened[1].interface.index
+            assert {s.mode for s in opened} == {Dhcp6Mode.PACKET if net_raw else Dhcp6Mode.UDP}
+            for client in clients:
+                _link_local(client.netns, client.ifname)
+                netlab.call_in(client.netns, _solicit_once, client.ifname)
+            for sockets, client in zip(opened, clients, strict=True):
+                sockets.set_timeout(2)
+                received = sockets.receive()
+                assert received is not None
+                assert received[2] == bytes.fromhex(client.mac.replace(":", ""))
+                sockets.set_timeout(0.3)
+                assert sockets.receive() is None  # not the other wire's
         finally:
             for sockets in opened:
                 sockets.close()
+
+
+def _solicit_once(ifname: str) -> None:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    sock.sendto(b"\x01\x00\x00\x01", ("ff02::1:2", 547, 0, socket.if_nametoindex(ifname)))
+    sock.close()
 
 
 def _listen_546(ifname: str, timeout: float) -> tuple[bytes, str, int]:

@@ -159,6 +159,7 @@ def test_a_vm_and_an_unknown_mac_in_history_logs_and_debug_endpoint(
                     "serving": True,
                     "paused": False,
                     "unknown_macs": 1,
+                    "dhcp6": None,  # an IPv4-only pool
                 }
             ]
         },

@@ -1,6 +1,7 @@
 """Trio actors: the supervisor, one PoolActor per IPPool, watchers, status writers."""
 
 from kvip.actors._controller import Controller
+from kvip.actors._dhcp6_socket import Dhcp6Mode
 from kvip.actors._dhcp_socket import open_dhcp_socket, socket_factory_in
 from kvip.actors._leader import LeaderElector
 from kvip.actors._messages import (
@@ -30,6 +31,7 @@ __all__ = [
     "ClaimAddress6",
     "ClearDecline",
     "Controller",
+    "Dhcp6Mode",
     "Dhcp6Wire",
     "HoldReplicaAddresses",
     "Inspect",

@@ -15,18 +15,30 @@ answering unicast requests with "port unreachable". It reads nothing: a
 drop-all BPF filter keeps the requests the packet socket already took from
 piling up in its buffer.
 
+Without CAP_NET_RAW (kvip's Deployment drops every capability) the kernel
+refuses the packet socket. The pool then reads its requests from the UDP
+socket itself (`Dhcp6Mode.UDP`): no frame, so no Ethernet source; the MAC a
+request comes with is the one in its link-local source address when that is
+a modified EUI-64 (`kvip.serving.eui64_mac`), else None. The Responder6 still
+knows every client whose DUID carries its MAC (DUID-LL, DUID-LLT) and every
+client sending from an EUI-64 link-local; a client with a DUID-EN or
+DUID-UUID and a stable-privacy link-local (RFC 7217) is unknown there.
+
 A packet socket cannot be shut down (Linux refuses), so `receive` cannot be
 woken the way the IPv4 packet thread wakes its UDP socket. It reads without
-blocking and only when nothing is queued waits in poll() on the packet socket
-and an eventfd that `wake` writes to: under load no poll per packet, and a
-stop is seen at once. (Looping a datagram back to the packet socket does not
-work: packet sockets never see frames the host loops back to itself.)
+blocking and only when nothing is queued waits in poll() on the socket it
+reads and an eventfd that `wake` writes to: under load no poll per packet,
+and a stop is seen at once. (Looping a datagram back to the packet socket
+does not work: packet sockets never see frames the host loops back to
+itself.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import enum
+import fcntl
 import os
 import select
 import socket
@@ -35,10 +47,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
-from socket import AF_INET6, inet_ntop
+from socket import AF_INET6, MSG_DONTWAIT, inet_ntop, inet_pton
 
 from kvip.actors._dhcp_socket import RECEIVE_BUFFER, _setns
-from kvip.serving import split_udp6
+from kvip.serving import eui64_mac, split_udp6
 
 SERVER_PORT6 = 547
 CLIENT_PORT6 = 546
@@ -47,6 +59,7 @@ ALL_DHCP_SERVERS = IPv6Address("ff02::1:2")
 ETH_P_IPV6 = 0x86DD
 _PACKET_MULTICAST = 2  # PACKET_HOST 0, PACKET_BROADCAST 1; OTHERHOST 3, OUTGOING 4
 _SO_ATTACH_FILTER = 26
+_SIOCGIFHWADDR = 0x8927
 #: Ancillary data offset of the frame's packet type (linux/filter.h SKF_AD_PKTTYPE).
 _SKF_AD_PKTTYPE = 0xFFFFF000 + 4
 
@@ -124,42 +137,64 @@ def link_local_address(interface: str) -> IPv6Address | None:
     return None
 
 
-Received6 = tuple[bytes, tuple[str, int, int, int], bytes]
+Received6 = tuple[bytes, tuple[str, int, int, int], bytes | None]
+
+
+class Dhcp6Mode(enum.Enum):
+    """How a pool's DHCPv6 side reads requests, and so what it knows of a client."""
+
+    #: From a packet socket (CAP_NET_RAW): every request with its frame's
+    #: Ethernet source, so every client is known by the MAC it sends from.
+    PACKET = "packet"
+    #: From the UDP socket (no CAP_NET_RAW): a client is known by the MAC in
+    #: its DUID-LL(T) or in its EUI-64 link-local address, or not at all.
+    UDP = "udp"
 
 
 class Dhcp6Sockets:
-    """The packet socket a pool reads DHCPv6 requests from and the UDP socket
-    it answers with, on one interface (see the module's docstring)."""
+    """The sockets a pool reads DHCPv6 requests from and answers with, on one
+    interface: a packet socket and a UDP socket, or the UDP socket alone when
+    the packet socket is refused (see the module's docstring; `mode` says which)."""
 
     def __init__(self, interface: str, *, port: int = SERVER_PORT6) -> None:
         self.port = port
         self._timeout_ms = 1000
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = select.poll()
+        self.packets: socket.socket | None = None
         try:
             self.packets = open_request_socket(interface, port=port)
+            self.mode = Dhcp6Mode.PACKET
+        except PermissionError:  # EPERM, EACCES: no CAP_NET_RAW
+            self.mode = Dhcp6Mode.UDP
         except BaseException:
             os.close(self._wakeup)
             raise
         try:
             self.udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         except BaseException:
-            self.packets.close()
+            if self.packets is not None:
+                self.packets.close()
             os.close(self._wakeup)
             raise
         try:
-            self.packets.setblocking(False)
-            self._poller.register(self.packets, select.POLLIN)
-            self._poller.register(self._wakeup, select.POLLIN)
-            index, mac = _index_and_mac(self.packets)
-            self.interface = Interface6(interface, index, mac, link_local_address(interface))
-            self._index = index
             udp = self.udp
-            _attach(udp, DROP_ALL_FILTER)
+            if self.packets is not None:
+                _attach(udp, DROP_ALL_FILTER)
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+                self.packets.setblocking(False)
+                self._poller.register(self.packets, select.POLLIN)
+            else:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+                # It stays blocking for sends; reads are MSG_DONTWAIT.
+                self._poller.register(udp, select.POLLIN)
+            self._poller.register(self._wakeup, select.POLLIN)
             udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode() + b"\0")
+            index, mac = socket.if_nametoindex(interface), _hardware_address(udp, interface)
+            self.interface = Interface6(interface, index, mac, link_local_address(interface))
+            self._index = index
             udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
             # RFC 8415 does not ask for a hop limit; replies stay on the link
             # or travel back to a relay.
@@ -174,7 +209,8 @@ class Dhcp6Sockets:
             raise
 
     def fileno(self) -> int:
-        return self.packets.fileno()
+        """The socket requests are read from."""
+        return (self.udp if self.packets is None else self.packets).fileno()
 
     def set_timeout(self, seconds: float) -> None:
         """How long `receive` waits at most for a request (default 1 s)."""
@@ -183,14 +219,17 @@ class Dhcp6Sockets:
     def receive(self) -> Received6 | None:
         """The next request: (payload, (source address, source port, 0, interface
         index), source MAC). None when the timeout passed, when woken by
-        `wake`, or for a frame that is no UDP datagram to our port."""
+        `wake`, or for a frame that is no UDP datagram to our port. The MAC is
+        the frame's (`Dhcp6Mode.PACKET`), or the one in an EUI-64 link-local
+        source address, None for any other (`Dhcp6Mode.UDP`)."""
+        if self.packets is None:
+            return self._receive_datagram()
         recvfrom = self.packets.recvfrom
         try:
             frame, (_, _, _, _, mac) = recvfrom(65535)
         except BlockingIOError:
-            for fd, _ in self._poller.poll(self._timeout_ms):
-                if fd == self._wakeup:
-                    return None
+            if not self._wait():
+                return None
             try:
                 frame, (_, _, _, _, mac) = recvfrom(65535)
             except BlockingIOError:
@@ -200,6 +239,25 @@ class Dhcp6Sockets:
             return None
         source, source_port, _, _, payload = fields
         return payload, (inet_ntop(AF_INET6, source), source_port, 0, self._index), mac
+
+    def _receive_datagram(self) -> Received6 | None:
+        recvfrom = self.udp.recvfrom
+        try:
+            payload, (host, source_port, _, _) = recvfrom(65535, MSG_DONTWAIT)
+        except BlockingIOError:
+            if not self._wait():
+                return None
+            try:
+                payload, (host, source_port, _, _) = recvfrom(65535, MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+        mac = eui64_mac(inet_pton(AF_INET6, host))
+        return payload, (host, source_port, 0, self._index), mac
+
+    def _wait(self) -> bool:
+        """Wait in poll() for a request or the timeout; False when `wake` was called."""
+        wakeup = self._wakeup
+        return all(fd != wakeup for fd, _ in self._poller.poll(self._timeout_ms))
 
     def send(self, payload: bytes, address: tuple[str, int, int, int]) -> None:
         """Send `payload` to `address` (host, port, flowinfo, scope id) from port 547."""
@@ -212,7 +270,8 @@ class Dhcp6Sockets:
             os.eventfd_write(self._wakeup, 1)
 
     def close(self) -> None:
-        self.packets.close()
+        if self.packets is not None:
+            self.packets.close()
         self.udp.close()
         with contextlib.suppress(OSError):
             os.close(self._wakeup)
@@ -225,9 +284,11 @@ def _with_port(port: int) -> bytes:
     return bytes(program)
 
 
-def _index_and_mac(packets: socket.socket) -> tuple[int, bytes]:
-    name, _, _, _, mac = packets.getsockname()
-    return socket.if_nametoindex(name), mac
+def _hardware_address(sock: socket.socket, interface: str) -> bytes:
+    """The MAC of `interface` in `sock`'s network namespace (SIOCGIFHWADDR needs
+    no capability)."""
+    request = struct.pack("256s", interface.encode()[:15])
+    return fcntl.ioctl(sock.fileno(), _SIOCGIFHWADDR, request)[18:24]
 
 
 @contextlib.contextmanager

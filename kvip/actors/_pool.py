@@ -114,6 +114,7 @@ class PoolActor(PoolAddress, PoolDhcp6):
     _packets6: PacketThread6 | None = field(init=False, default=None)
     #: Why DHCPv6 is not served on a dual-stack pool that serves DHCP (None: it is).
     no_dhcp6: str | None = field(init=False, default=None)
+    _said_udp_mode: bool = field(init=False, default=False)
     _nursery: trio.Nursery | None = field(init=False, default=None)
     #: Held by whoever touches the responder: the packet thread or the trio thread.
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)

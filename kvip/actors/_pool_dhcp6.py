@@ -1,6 +1,12 @@
 """A dual-stack pool's DHCPv6 service: its sockets and packet thread, beside
 the DHCP ones and for as long as they serve (a mixin of PoolActor, in the
 trio thread; its fields are named below).
+
+Without CAP_NET_RAW the sockets read requests without their frames
+(`Dhcp6Mode.UDP`, kvip/actors/_dhcp6_socket.py): clients known only by a
+DUID-EN or DUID-UUID and a stable-privacy link-local address then get no
+answer. The pool says so once, at WARNING, and shows its mode (`dhcp6_mode`,
+/debug/pools).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import NamedTuple
 
 import trio
 
-from kvip.actors._dhcp6_socket import Dhcp6Sockets, in_netns
+from kvip.actors._dhcp6_socket import Dhcp6Mode, Dhcp6Sockets, in_netns
 from kvip.actors._packet_thread6 import PacketThread6
 from kvip.actors._pool_book import PoolBook
 from kvip.actors._router_adv import advertise_routes
@@ -24,6 +30,16 @@ log = logging.getLogger("kvip.actors._pool")
 
 #: Seconds between tries to open the DHCPv6 sockets of an interface.
 SOCKET6_RETRY = 5.0
+
+#: What reading requests without their frames costs, said once per pool.
+UDP_MODE_WARNING = (
+    "pool %s: DHCPv6 on %s reads requests without their frames: no CAP_NET_RAW, so no"
+    " packet socket. Clients are known by the MAC in their DUID (DUID-LL, DUID-LLT:"
+    " dhclient, dhcpcd, dhcp6c, Windows) or in an EUI-64 link-local source address;"
+    " a client with a DUID-EN or DUID-UUID (systemd-networkd's default) and a"
+    " stable-privacy link-local (RFC 7217) gets no answer. Grant CAP_NET_RAW to read"
+    " each request's frame MAC (deploy/components/net-raw, deploy/README.md)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +88,20 @@ class PoolDhcp6:
     on_warning: Callable[[str, str], None] | None
     no_dhcp6: str | None
     _packets6: PacketThread6 | None
+    #: The UDP_MODE_WARNING was logged (once in the pool's life).
+    _said_udp_mode: bool
     _lock: threading.Lock
     _thread_limiter: trio.CapacityLimiter
 
     #: PoolActor's: wakes the actor to take the notices of either family.
     _post_notices: Callable[[], None]
+
+    @property
+    def dhcp6_mode(self) -> Dhcp6Mode | None:
+        """How the pool reads DHCPv6 requests now; None while it serves no
+        DHCPv6 (an IPv4-only pool, sockets not open)."""
+        packets = self._packets6
+        return None if packets is None else packets.sockets.mode
 
     def figures6(self) -> PoolFigures6 | None:
         """The DHCPv6 counters and IPv6 address figures of a dual-stack pool, as of
@@ -121,7 +146,11 @@ class PoolDhcp6:
             self._post_notices,
             trio.lowlevel.current_trio_token(),
         )
-        log.info("pool %s serving DHCPv6 on %s", self.config.name, self.config.interface)
+        name, interface = self.config.name, self.config.interface
+        log.info("pool %s serving DHCPv6 on %s (%s socket)", name, interface, sockets.mode.value)
+        if sockets.mode is Dhcp6Mode.UDP and not self._said_udp_mode:
+            self._said_udp_mode = True
+            log.warning(UDP_MODE_WARNING, name, interface)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(
@@ -150,6 +179,8 @@ class PoolDhcp6:
             await self.wire6.advertise(interface, v6)
         except OSError as exc:
             problem = f"cannot send Router Advertisements on {interface}: {exc}"
+            if isinstance(exc, PermissionError):
+                problem += " (a raw ICMPv6 socket needs CAP_NET_RAW)"
             log.error("pool %s: %s", self.config.name, problem)
             if self.on_warning is not None:
                 self.on_warning("NoRouterAdvertisement", problem)

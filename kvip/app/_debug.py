@@ -5,11 +5,14 @@
     {"pools": [{"pool": "net1-pool", "network": "default/net1",
                 "subnet": "198.18.0.0/16", "interface": "eth1",
                 "server_ip": "198.18.0.2", "serving": true, "paused": false,
-                "unknown_macs": 3}]}
+                "unknown_macs": 3, "dhcp6": "packet"}]}
 
 `server_ip` is the address the pool answers as (this replica's own address on
 the interface when it has one in the subnet, else the IPPool's serverip);
-`unknown_macs` the MACs without a reservation among those heard lately.
+`unknown_macs` the MACs without a reservation among those heard lately;
+`dhcp6` how a dual-stack pool reads DHCPv6 requests: "packet" (with each
+frame's MAC), "udp" (no CAP_NET_RAW: clients known only by a DUID-LL(T) or
+an EUI-64 link-local address), null when it serves no DHCPv6.
 
 `GET /debug/mac/52:54:00:12:34:56` (any case, ':' or '-')::
 
@@ -54,6 +57,7 @@ def pools_view(pools: Mapping[str, PoolActor]) -> dict[str, Any]:
 
 def _pool(actor: PoolActor) -> dict[str, Any]:
     config = actor.config
+    mode = actor.dhcp6_mode
     return {
         "pool": actor.name,
         "network": config.network,
@@ -63,6 +67,7 @@ def _pool(actor: PoolActor) -> dict[str, Any]:
         "serving": actor.serving,
         "paused": config.paused,
         "unknown_macs": actor.figures().unknown_macs,
+        "dhcp6": None if mode is None else mode.value,
     }
 
 

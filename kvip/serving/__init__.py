@@ -15,6 +15,7 @@ from kvip.serving._build6 import CLIENT_PORT6, SERVER_PORT6, Reply6, client_mac
 from kvip.serving._config import PoolOptions, Reservation, server_identity
 from kvip.serving._config6 import PoolOptions6, Reservation6, pool_server_duid
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
+from kvip.serving._eui64 import eui64_mac
 from kvip.serving._frame6 import Datagram6, Udp6Fields, build_udp6, parse_udp6, split_udp6
 from kvip.serving._history import History, MacSeen, Outcome, Seen
 from kvip.serving._notices import Declined, Notice, Released, mac_bytes
@@ -64,6 +65,7 @@ __all__ = [
     "build_router_advertisement",
     "build_udp6",
     "client_mac",
+    "eui64_mac",
     "forced",
     "is_router_solicitation",
     "mac_bytes",

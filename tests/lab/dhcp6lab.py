@@ -80,6 +80,17 @@ def enable_ipv6(netns: str, ifname: str) -> None:
     netlab.run_in(netns, ["sysctl", "-qw", f"net.ipv6.conf.{ifname}.accept_ra=0"])
 
 
+def stable_privacy_link_local(netns: str, ifname: str) -> None:
+    """Give ``ifname`` a stable-privacy link-local address (RFC 7217) in place
+    of its EUI-64 one, as a guest configured so does from boot: a secret, the
+    generation mode, and the link down and up (the kernel makes link-locals
+    when a link comes up)."""
+    for knob in ("stable_secret=2001:db8::4b76:6970", "addr_gen_mode=2"):
+        netlab.run_in(netns, ["sysctl", "-qw", f"net.ipv6.conf.{ifname}.{knob}"])
+    for state in ("down", "up"):
+        netlab.run_in(netns, ["ip", "link", "set", ifname, state])
+
+
 def add_address6(netns: str, ifname: str, address: ipaddress.IPv6Interface) -> None:
     if address.ip not in LAB6:
         raise netlab.LabError(f"{address} is outside {LAB6}")
