@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvip.serving import pool_server_duid
 from protocol import dhcp6
 from tests.lab import pcapfile
 from tests.lab.dhcp6lab import LAB6, LINK_LOCAL
 
 # Each client tool owns MACs 52:54:00:<tool>:00:<n>; the frame's MAC says who sent it.
-TOOLS = {0x1B: "dhclient", 0x1C: "dhcpcd", 0x1D: "networkd"}
+TOOLS = {0x1B: "dhclient", 0x1C: "dhcpcd", 0x1D: "networkd", 0x1E: "dhcp6c"}
 # DUIDs given to dhcpcd by value: a DUID-UUID of a made-up UUID (dhcpcd's own
 # would be this machine's DMI UUID) and a DUID-EN like systemd-networkd's.
 DUID_UUID = "00:04:" + ":".join(
@@ -35,7 +36,12 @@ def _duid(value: str) -> dhcp6.Duid | None:
     return message.client_duid
 
 
-LAB_DUIDS = {_duid(DUID_UUID), _duid(DUID_EN)}
+#: The pool the capture runs kvip with: its server DUID is made from the name.
+KVIP_POOL = "corpus6"
+#: Kea's server DUID as tests/lab/dhcp6servers.kea6 sets it: DUID-EN under the
+#: enterprise number RFC 5612 keeps for documentation.
+KEA_SERVER_DUID = dhcp6.DuidEN(32473, b"kvip")
+LAB_DUIDS = {_duid(DUID_UUID), _duid(DUID_EN), KEA_SERVER_DUID, pool_server_duid(KVIP_POOL)}
 SYSTEMD_ENTERPRISE = 43793
 
 
