@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import shutil
 import signal
 import subprocess
@@ -54,7 +55,7 @@ from tests.lab.dhcp6lab import (
     enable_ipv6,
     networkd6,
 )
-from tests.lab.dhcp6servers import kea6, radvd
+from tests.lab.dhcp6servers import Pool6, kea6, radvd
 from tests.lab.dhcpclients import NETWORKD
 from tests.lab.leases import last_event
 from tests.lab.objects import ippool
@@ -184,9 +185,12 @@ def kvip_scenarios() -> list[Scenario]:
 def kvip_pool() -> PoolSetup:
     """A dual-stack pool on the server's eth1, each lab MAC a VM NIC with both
     its reservations."""
+    reserved = reservations()
+    # kvip serves a NIC only the IPv6 reservation its range holds.
+    span = sorted(ipaddress.IPv6Address(ip) for ip in reserved.values())
     ipv6config = {
         "subnet": str(SERVER6.network),
-        "pool": {"start": lab6.POOL[0], "end": lab6.POOL[1]},
+        "pool": {"start": str(span[0]), "end": str(span[-1])},
         "dns": [str(SERVER6.ip)],
         "domainsearch": ["lab.example", "svc.lab.example"],
         "preferredlifetime": 1800,
@@ -194,12 +198,15 @@ def kvip_pool() -> PoolSetup:
         "routeradvertisement": False,
     }
     nics = tuple(
-        Reserved(hw, f"198.18.0.{10 + n}", f"vm-{n}", ip6=ip)
-        for n, (hw, ip) in enumerate(reservations().items())
+        Reserved(hw, f"198.18.0.{10 + n}", f"guest-{n}", ip6=ip)
+        for n, (hw, ip) in enumerate(reserved.items())
     )
     return PoolSetup(ippool(KVIP_POOL, options="full", ipv6config=ipv6config), nics)
 
 
+#: What Kea hands out besides the address (a search list free of short words
+#: such as a host name the safety check looks for).
+KEA_POOL = Pool6(dns=("2001:db8:0:1::53",), search=("lab.example", "svc.lab.example"))
 Serve = Callable[[netlab.Lab, Path], contextlib.AbstractContextManager[Any]]
 
 
@@ -222,7 +229,9 @@ RUNS = (
         dnsmasq_scenarios,
         relay=True,
     ),
-    ServerRun("kea", "kea-dhcp6", lambda lab, _: kea6(lab, reservations()), kea_scenarios),
+    ServerRun(
+        "kea", "kea-dhcp6", lambda lab, _: kea6(lab, reservations(), pool=KEA_POOL), kea_scenarios
+    ),
     ServerRun("kvip", None, lambda lab, _: serve_pools(lab, kvip_pool()), kvip_scenarios),
 )
 EXECUTABLES = {"dhclient": "dhclient", "dhcpcd": "dhcpcd", "dhcp6c": "dhcp6c",
@@ -265,6 +274,11 @@ def capture(
         add_address6(lab.server, "eth1", SERVER6)
         if run.relay:
             lab6.add_relay(lab, Path(tmp))
+        else:
+            # A bridge without a port has no carrier, so no link-local address,
+            # and Kea and kvip open no DHCPv6 socket on it: give it one at once.
+            enable_ipv6(lab.add_client(BYSTANDER_MAC).netns, "eth0")
+        wait_link_local(lab.server, "eth1")
         dumps = []
         for port in ports:
             dump = lab.popen(
@@ -295,6 +309,18 @@ def capture(
         if (Path(tmp) / "relay.log").exists():
             log("relay: " + (Path(tmp) / "relay.log").read_text()[-600:])
         return [Path(f"{tmp}/{port}.pcap").read_bytes() for port in ports]
+
+
+BYSTANDER_MAC = "52:54:00:00:01:fd"  # a silent namespace on the clients' wire
+
+
+def wait_link_local(netns: str, ifname: str, *, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    argv = ["ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link"]
+    while "inet6 fe80" not in netlab.run_in(netns, argv).stdout:
+        if time.monotonic() > deadline:
+            raise netlab.LabError(f"{ifname} got no link-local address in {timeout}s")
+        time.sleep(0.05)
 
 
 def kvip_version() -> str:
