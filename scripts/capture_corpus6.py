@@ -137,7 +137,10 @@ def networkd_without_ra(lab: netlab.Lab, work: Path) -> object:
 def networkd_on_ra(lab: netlab.Lab, work: Path) -> object:
     """networkd starts DHCPv6 on radvd's RA (M flag): SOLICIT, ADVERTISE,
     REQUEST, REPLY; stopped once bound (networkd 252 never releases)."""
-    with radvd(lab), Networkd6(lab6_client(lab, 0x1D, 2), work / "networkd") as runner:
+    client = lab6_client(lab, 0x1D, 2)
+    # DUID-LL: Kea finds a reservation by the MAC in it (networkd's default
+    # DUID-EN holds none, and its link-local address is not EUI-64 based).
+    with radvd(lab), Networkd6(client, work / "networkd", duid_type="link-layer") as runner:
         lease = runner.lease(timeout=25)
         runner.stop()
     return lease
@@ -165,7 +168,7 @@ def kea_scenarios() -> list[Scenario]:
         Scenario("lease, CONFIRM on restart, release", "dhclient", dhclient_lease(1)),
         Scenario("lease, renew (-N), release", "dhcpcd", dhcpcd_then(3, "-N")),
         Scenario("lease, release", "dhcp6c", dhcp6c_lease(1)),
-        Scenario("started by radvd's RA: lease", "networkd", networkd_on_ra),
+        Scenario("started by radvd's RA, DUID-LL: lease", "networkd", networkd_on_ra),
     ]
 
 

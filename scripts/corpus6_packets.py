@@ -69,6 +69,8 @@ class Packet:
     kind: str
     payload: bytes
     message: dhcp6.Message | dhcp6.RelayMessage
+    #: For a server's reply: the kind of request it answers (same transaction id).
+    answers: str | None = None
 
 
 def udp6_payloads(pcap: bytes) -> Iterator[tuple[str, int, bytes]]:
@@ -122,15 +124,17 @@ def unsafe(packet: Packet) -> str | None:
 
 def classify(pcap: bytes, *, server: str) -> list[Packet]:
     packets = []
+    asked: dict[bytes, str] = {}  # transaction id -> the kind of the client's request
     for src_mac, sport, payload in udp6_payloads(pcap):
         message = dhcp6.decode(payload)  # a capture the codec cannot read is a finding
         kind = MESSAGE_NAMES[payload[0]]
         if payload[0] == dhcp6.MessageType.RELAY_FORW:
             packets.append(Packet(f"{server}-relay", kind, payload, message))
         elif sport == 547:
-            packets.append(Packet(server, kind, payload, message))
+            packets.append(Packet(server, kind, payload, message, asked.get(payload[1:4])))
         elif src_mac.startswith("52:54:00:") and int(src_mac[9:11], 16) in TOOLS:
             packets.append(Packet(TOOLS[int(src_mac[9:11], 16)], kind, payload, message))
+            asked[payload[1:4]] = kind
     return packets
 
 
@@ -145,14 +149,15 @@ def shape(message: object) -> tuple[object, ...]:
 
 
 def select(packets: list[Packet], *, per_kind: int) -> list[Packet]:
-    """Every new shape per source and kind, then others up to ``per_kind`` more."""
+    """Every new shape per source and kind (for a reply: per kind of request it
+    answers too), then others up to ``per_kind`` more."""
     seen: set[bytes] = set()
     shapes: set[tuple[object, ...]] = set()
     chosen: list[Packet] = []
     for want_new_shape in (True, False):
         for packet in packets:
             digest = hashlib.sha256(packet.payload).digest()
-            key = (packet.source, packet.kind, shape(packet.message.options))
+            key = (packet.source, packet.kind, packet.answers, shape(packet.message.options))
             extra = sum(1 for c in chosen if (c.source, c.kind) == key[:2])
             if digest in seen or (want_new_shape and key in shapes):
                 continue
