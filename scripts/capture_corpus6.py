@@ -117,33 +117,44 @@ def dhcpcd_duid(n: int, value: str) -> Callable[[netlab.Lab, Path], object]:
     return lambda lab, work: dhcpcd6(lab6_client(lab, 0x1C, n), work, duid=f"duid {value}")
 
 
-def dhcp6c_lease(n: int) -> Callable[[netlab.Lab, Path], object]:
-    """dhcp6c until it holds its address, then SIGTERM: it releases. (Its T1
-    is 18 s at least: too slow to wait for a RENEW here.)"""
+def dhcp6c_lease(n: int, *, renew: bool = False) -> Callable[[netlab.Lab, Path], object]:
+    """dhcp6c until it holds its address, then (``renew``) until it renewed it
+    on the server's T1, which it raises to 18 s at least, then SIGTERM: it
+    releases."""
 
     def run(lab: netlab.Lab, work: Path) -> object:
         with Dhcp6c(lab6_client(lab, 0x1E, n), work / "dhcp6c") as runner:
             lease = runner.lease(timeout=20)
+            deadline, bound = time.monotonic() + DHCP6C_T1 + 6, runner.replies()
+            while renew and runner.replies() == bound:
+                if time.monotonic() > deadline:
+                    raise netlab.LabError("dhcp6c did not renew")
+                time.sleep(0.2)
             runner.release()
         return lease
 
     return run
 
 
+DHCP6C_T1 = 18  # dhcp6c's least T1
+
+
 def networkd_without_ra(lab: netlab.Lab, work: Path) -> object:
     return networkd6(lab6_client(lab, 0x1D, 1), work)
 
 
-def networkd_on_ra(lab: netlab.Lab, work: Path) -> object:
+def networkd_on_ra(n: int, duid_type: str | None) -> Callable[[netlab.Lab, Path], object]:
     """networkd starts DHCPv6 on radvd's RA (M flag): SOLICIT, ADVERTISE,
     REQUEST, REPLY; stopped once bound (networkd 252 never releases)."""
-    client = lab6_client(lab, 0x1D, 2)
-    # DUID-LL: Kea finds a reservation by the MAC in it (networkd's default
-    # DUID-EN holds none, and its link-local address is not EUI-64 based).
-    with radvd(lab), Networkd6(client, work / "networkd", duid_type="link-layer") as runner:
-        lease = runner.lease(timeout=25)
-        runner.stop()
-    return lease
+
+    def run(lab: netlab.Lab, work: Path) -> object:
+        client = lab6_client(lab, 0x1D, n)
+        with radvd(lab), Networkd6(client, work / "networkd", duid_type=duid_type) as runner:
+            lease = runner.lease(timeout=25)
+            runner.stop()
+        return lease
+
+    return run
 
 
 def dnsmasq_scenarios() -> list[Scenario]:
@@ -167,8 +178,12 @@ def kea_scenarios() -> list[Scenario]:
     return [
         Scenario("lease, CONFIRM on restart, release", "dhclient", dhclient_lease(1)),
         Scenario("lease, renew (-N), release", "dhcpcd", dhcpcd_then(3, "-N")),
-        Scenario("lease, release", "dhcp6c", dhcp6c_lease(1)),
-        Scenario("started by radvd's RA, DUID-LL: lease", "networkd", networkd_on_ra),
+        Scenario("lease, renew on T1, release", "dhcp6c", dhcp6c_lease(1, renew=True)),
+        # DUID-LL: Kea finds a reservation by the MAC in it (networkd's default
+        # DUID-EN holds none, and its link-local address is not EUI-64 based).
+        Scenario(
+            "started by radvd's RA, DUID-LL: lease", "networkd", networkd_on_ra(2, "link-layer")
+        ),
     ]
 
 
@@ -179,6 +194,8 @@ def kvip_scenarios() -> list[Scenario]:
         Scenario("lease, rebind (-n), release", "dhcpcd", dhcpcd_then(2, "-n")),
         Scenario("lease, renew (-N), release", "dhcpcd", dhcpcd_then(3, "-N")),
         Scenario("lease, release", "dhcp6c", dhcp6c_lease(1)),
+        # kvip knows a DUID-EN client by the frame's source MAC.
+        Scenario("started by radvd's RA: lease", "networkd", networkd_on_ra(3, None)),
     ]
 
 
@@ -209,7 +226,13 @@ def kvip_pool() -> PoolSetup:
 
 #: What Kea hands out besides the address (a search list free of short words
 #: such as a host name the safety check looks for).
-KEA_POOL = Pool6(dns=("2001:db8:0:1::53",), search=("lab.example", "svc.lab.example"))
+#: T1 short enough for dhcp6c to renew on its least T1.
+KEA_POOL = Pool6(
+    dns=("2001:db8:0:1::53",),
+    search=("lab.example", "svc.lab.example"),
+    renew=DHCP6C_T1 - 8,
+    rebind=DHCP6C_T1 + 20,
+)
 Serve = Callable[[netlab.Lab, Path], contextlib.AbstractContextManager[Any]]
 
 
@@ -255,7 +278,7 @@ ROLES = {
     "kea": "replies of kea-dhcp6 (reservations by MAC from the DUID or the link-local"
     " address, DNS, search, DUID-EN server id) to dhclient, dhcpcd, dhcp6c, networkd",
     "kvip": "replies of a dual-stack kvip pool (reservations per VM NIC, DNS, search,"
-    " DUID-UUID server id) to dhclient, dhcpcd, dhcp6c",
+    " DUID-UUID server id) to dhclient, dhcpcd, dhcp6c, networkd",
 }
 
 

@@ -69,7 +69,8 @@ class Packet:
     kind: str
     payload: bytes
     message: dhcp6.Message | dhcp6.RelayMessage
-    #: For a server's reply: the kind of request it answers (same transaction id).
+    #: For a server's reply: who sent the request it answers (same transaction
+    #: id) and its kind, e.g. "dhcp6c renew".
     answers: str | None = None
 
 
@@ -124,7 +125,7 @@ def unsafe(packet: Packet) -> str | None:
 
 def classify(pcap: bytes, *, server: str) -> list[Packet]:
     packets = []
-    asked: dict[bytes, str] = {}  # transaction id -> the kind of the client's request
+    asked: dict[bytes, str] = {}  # transaction id -> the client and its request's kind
     for src_mac, sport, payload in udp6_payloads(pcap):
         message = dhcp6.decode(payload)  # a capture the codec cannot read is a finding
         kind = MESSAGE_NAMES[payload[0]]
@@ -133,8 +134,9 @@ def classify(pcap: bytes, *, server: str) -> list[Packet]:
         elif sport == 547:
             packets.append(Packet(server, kind, payload, message, asked.get(payload[1:4])))
         elif src_mac.startswith("52:54:00:") and int(src_mac[9:11], 16) in TOOLS:
-            packets.append(Packet(TOOLS[int(src_mac[9:11], 16)], kind, payload, message))
-            asked[payload[1:4]] = kind
+            tool = TOOLS[int(src_mac[9:11], 16)]
+            packets.append(Packet(tool, kind, payload, message))
+            asked[payload[1:4]] = f"{tool} {kind}"
     return packets
 
 
@@ -149,8 +151,8 @@ def shape(message: object) -> tuple[object, ...]:
 
 
 def select(packets: list[Packet], *, per_kind: int) -> list[Packet]:
-    """Every new shape per source and kind (for a reply: per kind of request it
-    answers too), then others up to ``per_kind`` more."""
+    """Every new shape per source and kind (for a reply: per client and kind of
+    request it answers too), then others up to ``per_kind`` more."""
     seen: set[bytes] = set()
     shapes: set[tuple[object, ...]] = set()
     chosen: list[Packet] = []
