@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from kvip.serving import pool_server_duid
 from protocol import dhcp6
 from protocol.dhcp6._declared import decode_declared
 from protocol.dhcp6._declared_build import encode_declared
+from scripts.corpus6_packets import KEA_SERVER_DUID, KVIP_POOL, reservations
 
 CORPUS = Path(__file__).resolve().parent.parent / "fuzz" / "corpus6"
 SYNTHETIC = CORPUS / "synthetic"
@@ -137,3 +139,20 @@ def test_corpus6_holds_each_client_s_requests_and_each_server_s_replies(source: 
         assert {dhcp6.MessageType.ADVERTISE, dhcp6.MessageType.REPLY} <= types
     else:
         assert {dhcp6.MessageType.SOLICIT, dhcp6.MessageType.REQUEST} <= types
+
+
+@pytest.mark.parametrize(
+    ("server", "duid"), [("kvip", pool_server_duid(KVIP_POOL)), ("kea", KEA_SERVER_DUID)]
+)
+def test_captured_replies_name_their_server_and_hand_out_only_reservations(
+    server: str, duid: dhcp6.Duid
+) -> None:
+    reserved = {IPv6Address(ip) for ip in reservations().values()}
+    replies = [decoded(path) for path in CAPTURED if path.parent.name == server]
+    assert replies
+    for reply in replies:
+        assert isinstance(reply, dhcp6.Message) and reply.server_duid == duid
+        for ia in reply.ia_nas:
+            for option in ia.options:
+                if isinstance(option, dhcp6.IAAddress):
+                    assert option.address in reserved
