@@ -75,6 +75,8 @@ RESERVED = {
     bytes.fromhex("5254001b0007"): IPv6Address("2001:db8:0:2::1b2"),
     bytes.fromhex("5254001c0001"): IPv6Address("2001:db8:0:1::1c:1"),
     bytes.fromhex("5254001c0004"): IPv6Address("2001:db8:0:1::1c:4"),
+    bytes.fromhex("5254001d0002"): IPv6Address("2001:db8:0:1::1d:2"),  # networkd's DUID-LL
+    bytes.fromhex("5254001e0001"): IPv6Address("2001:db8:0:1::1e:1"),  # dhcp6c's DUID-LLT
     bytes.fromhex("5254001c0002"): IPv6Address("2001:db8:0:1::1c:2"),
 }
 DECLINED = IPv6Address("2001:db8:0:1::1c:2")

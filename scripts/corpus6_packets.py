@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvip.serving import pool_server_duid
 from protocol import dhcp6
 from tests.lab import pcapfile
 from tests.lab.dhcp6lab import LAB6, LINK_LOCAL
 
 # Each client tool owns MACs 52:54:00:<tool>:00:<n>; the frame's MAC says who sent it.
-TOOLS = {0x1B: "dhclient", 0x1C: "dhcpcd", 0x1D: "networkd"}
+TOOLS = {0x1B: "dhclient", 0x1C: "dhcpcd", 0x1D: "networkd", 0x1E: "dhcp6c"}
 # DUIDs given to dhcpcd by value: a DUID-UUID of a made-up UUID (dhcpcd's own
 # would be this machine's DMI UUID) and a DUID-EN like systemd-networkd's.
 DUID_UUID = "00:04:" + ":".join(
@@ -35,7 +36,12 @@ def _duid(value: str) -> dhcp6.Duid | None:
     return message.client_duid
 
 
-LAB_DUIDS = {_duid(DUID_UUID), _duid(DUID_EN)}
+#: The pool the capture runs kvip with: its server DUID is made from the name.
+KVIP_POOL = "corpus6"
+#: Kea's server DUID as tests/lab/dhcp6servers.kea6 sets it: DUID-EN under the
+#: enterprise number RFC 5612 keeps for documentation.
+KEA_SERVER_DUID = dhcp6.DuidEN(32473, b"kvip")
+LAB_DUIDS = {_duid(DUID_UUID), _duid(DUID_EN), KEA_SERVER_DUID, pool_server_duid(KVIP_POOL)}
 SYSTEMD_ENTERPRISE = 43793
 
 
@@ -63,6 +69,9 @@ class Packet:
     kind: str
     payload: bytes
     message: dhcp6.Message | dhcp6.RelayMessage
+    #: For a server's reply: who sent the request it answers (same transaction
+    #: id) and its kind, e.g. "dhcp6c renew".
+    answers: str | None = None
 
 
 def udp6_payloads(pcap: bytes) -> Iterator[tuple[str, int, bytes]]:
@@ -116,15 +125,18 @@ def unsafe(packet: Packet) -> str | None:
 
 def classify(pcap: bytes, *, server: str) -> list[Packet]:
     packets = []
+    asked: dict[bytes, str] = {}  # transaction id -> the client and its request's kind
     for src_mac, sport, payload in udp6_payloads(pcap):
         message = dhcp6.decode(payload)  # a capture the codec cannot read is a finding
         kind = MESSAGE_NAMES[payload[0]]
         if payload[0] == dhcp6.MessageType.RELAY_FORW:
             packets.append(Packet(f"{server}-relay", kind, payload, message))
         elif sport == 547:
-            packets.append(Packet(server, kind, payload, message))
+            packets.append(Packet(server, kind, payload, message, asked.get(payload[1:4])))
         elif src_mac.startswith("52:54:00:") and int(src_mac[9:11], 16) in TOOLS:
-            packets.append(Packet(TOOLS[int(src_mac[9:11], 16)], kind, payload, message))
+            tool = TOOLS[int(src_mac[9:11], 16)]
+            packets.append(Packet(tool, kind, payload, message))
+            asked[payload[1:4]] = f"{tool} {kind}"
     return packets
 
 
@@ -139,14 +151,15 @@ def shape(message: object) -> tuple[object, ...]:
 
 
 def select(packets: list[Packet], *, per_kind: int) -> list[Packet]:
-    """Every new shape per source and kind, then others up to ``per_kind`` more."""
+    """Every new shape per source and kind (for a reply: per client and kind of
+    request it answers too), then others up to ``per_kind`` more."""
     seen: set[bytes] = set()
     shapes: set[tuple[object, ...]] = set()
     chosen: list[Packet] = []
     for want_new_shape in (True, False):
         for packet in packets:
             digest = hashlib.sha256(packet.payload).digest()
-            key = (packet.source, packet.kind, shape(packet.message.options))
+            key = (packet.source, packet.kind, packet.answers, shape(packet.message.options))
             extra = sum(1 for c in chosen if (c.source, c.kind) == key[:2])
             if digest in seen or (want_new_shape and key in shapes):
                 continue

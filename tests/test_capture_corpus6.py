@@ -76,3 +76,25 @@ def test_only_lab_addresses_macs_and_duids_are_published() -> None:
     assert capture.unsafe(packet(message(dhcp6.MessageType.REPLY, outside))) is not None
     named = dhcp6.RawOption(39, socket.gethostname().encode())
     assert capture.unsafe(packet(message(dhcp6.MessageType.SOLICIT, named))) is not None
+
+
+def test_a_reply_is_kept_for_each_client_and_kind_of_request_it_answers() -> None:
+    def exchange(kind: dhcp6.MessageType, xid: int) -> tuple[bytes, bytes]:
+        client = dhcp6.ClientId(dhcp6.DuidLL(1, b"RT\x00\x1b\x00\x01"))
+        request = dhcp6.Message(msg_type=kind, transaction_id=xid, options=(client,))
+        reply = dhcp6.Message(msg_type=dhcp6.MessageType.REPLY, transaction_id=xid,
+                              options=(client,))  # fmt: skip
+        return dhcp6.encode(request), dhcp6.encode(reply)
+
+    frames = []
+    for kind, xid in ((dhcp6.MessageType.REQUEST, 7), (dhcp6.MessageType.RENEW, 8)):
+        request, reply = exchange(kind, xid)
+        frames += [frame("52:54:00:1b:00:01", 546, 547, request),
+                   frame("52:54:00:00:00:fe", 547, 546, reply)]  # fmt: skip
+    packets = capture.classify(pcap(*frames), server="kea")
+    replies = [p for p in packets if p.source == "kea"]
+    assert [p.answers for p in replies] == ["dhclient request", "dhclient renew"]
+    # Same options, different transactions: both kept, one per request, none more.
+    kept = capture.select(replies, per_kind=0)
+    assert [p.answers for p in kept] == ["dhclient request", "dhclient renew"]
+    assert capture.select(replies[:1] * 2, per_kind=0) == replies[:1]

@@ -1,6 +1,7 @@
 """Replay fuzz/corpus6: DHCPv6 packets captured from real clients (dhclient -6,
-dhcpcd -6), dnsmasq's replies and dnsmasq as a relay (scripts/capture_corpus6.py),
-plus the synthetic seeds of fuzz/seeds6.py.
+dhcpcd -6, dhcp6c, systemd-networkd), the replies of dnsmasq, kea-dhcp6 and a
+kvip pool, and dnsmasq as a relay (scripts/capture_corpus6.py), plus the
+synthetic seeds of fuzz/seeds6.py.
 
 Every packet decodes, re-encodes byte for byte on both encoders, and reads
 the same through the construct declarations; the captures are named for what
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from kvip.serving import pool_server_duid
 from protocol import dhcp6
 from protocol.dhcp6._declared import decode_declared
 from protocol.dhcp6._declared_build import encode_declared
+from scripts.corpus6_packets import KEA_SERVER_DUID, KVIP_POOL, reservations
 
 CORPUS = Path(__file__).resolve().parent.parent / "fuzz" / "corpus6"
 SYNTHETIC = CORPUS / "synthetic"
@@ -31,6 +34,14 @@ CLIENT_TYPES = {
     dhcp6.MessageType.DECLINE,
     dhcp6.MessageType.INFORMATION_REQUEST,
 }
+
+SERVER_TYPES = {
+    dhcp6.MessageType.ADVERTISE,
+    dhcp6.MessageType.REPLY,
+    dhcp6.MessageType.RELAY_REPL,
+}
+CLIENTS = ("dhclient", "dhcpcd", "dhcp6c", "networkd")
+SERVERS = ("dnsmasq", "kea", "kvip")
 
 
 def packet_files() -> list[Path]:
@@ -83,8 +94,10 @@ def test_captured_packet_is_what_its_name_says_and_holds_only_lab_values(path: P
     message = decoded(path)
     source, kind = path.parent.name, path.stem.removeprefix(f"{path.parent.name}-")
     assert kind.rsplit("-", 1)[0] == message.msg_type.name.lower().replace("_", "-")
-    if source in ("dhclient", "dhcpcd"):
+    if source in CLIENTS:
         assert message.msg_type in CLIENT_TYPES
+    if source in SERVERS:
+        assert message.msg_type in SERVER_TYPES
     values = all_values(message)
     for value in values:
         if isinstance(value, IPv6Address):
@@ -117,3 +130,29 @@ def test_corpus6_covers_every_duid_type_relays_and_the_client_exchanges() -> Non
 def test_corpus6_has_no_duplicates() -> None:
     payloads = [path.read_bytes() for path in PACKETS]
     assert len(set(payloads)) == len(payloads)
+
+
+@pytest.mark.parametrize("source", [*CLIENTS, *SERVERS])
+def test_corpus6_holds_each_client_s_requests_and_each_server_s_replies(source: str) -> None:
+    types = {decoded(path).msg_type for path in CAPTURED if path.parent.name == source}
+    if source in SERVERS:
+        assert {dhcp6.MessageType.ADVERTISE, dhcp6.MessageType.REPLY} <= types
+    else:
+        assert {dhcp6.MessageType.SOLICIT, dhcp6.MessageType.REQUEST} <= types
+
+
+@pytest.mark.parametrize(
+    ("server", "duid"), [("kvip", pool_server_duid(KVIP_POOL)), ("kea", KEA_SERVER_DUID)]
+)
+def test_captured_replies_name_their_server_and_hand_out_only_reservations(
+    server: str, duid: dhcp6.Duid
+) -> None:
+    reserved = {IPv6Address(ip) for ip in reservations().values()}
+    replies = [decoded(path) for path in CAPTURED if path.parent.name == server]
+    assert replies
+    for reply in replies:
+        assert isinstance(reply, dhcp6.Message) and reply.server_duid == duid
+        for ia in reply.ia_nas:
+            for option in ia.options:
+                if isinstance(option, dhcp6.IAAddress):
+                    assert option.address in reserved

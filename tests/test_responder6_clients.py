@@ -122,8 +122,8 @@ def test_a_relayed_client_is_found_by_option_79_of_the_relay_next_to_it() -> Non
 
 @pytest.mark.parametrize("path", CAPTURED_SOLICITS, ids=lambda p: p.name)
 def test_real_clients_solicits_get_their_reservation(path: Path) -> None:
-    """dhclient, dhcpcd (DUID-LLT, -LL, -UUID, -EN), systemd-networkd and a
-    dnsmasq relay, as captured: each gets the address of the MAC it is
+    """dhclient, dhcpcd (DUID-LLT, -LL, -UUID, -EN), dhcp6c, systemd-networkd
+    (DUID-EN, DUID-LL) and a dnsmasq relay, as captured: each gets the address of the MAC it is
     identified by (for DUIDs without one, the frame's source)."""
     data = path.read_bytes()
     message = decode(data)

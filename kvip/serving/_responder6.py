@@ -10,8 +10,8 @@ Who is the client? DHCPv6 has no chaddr, and a reservation belongs to a NIC's
 MAC. `client_mac` (in _build6.py) takes it, in this order, from:
 
 1. the client's DUID, when it is a DUID-LL or DUID-LLT of an Ethernet address
-   (dhclient, dhcpcd and wide-dhcpv6 make a DUID-LLT by default; the corpus in
-   fuzz/corpus6 shows dhclient's and dhcpcd's);
+   (dhclient, dhcpcd and wide-dhcpv6 make a DUID-LLT by default, as the
+   corpus in fuzz/corpus6 shows);
 2. for a direct message, the Ethernet source of the frame, which the pool's
    socket sees on the bridge (clients whose DUID holds no MAC: systemd-networkd's
    DUID-EN, dhcpcd's DUID-UUID, any UnknownDuid);
@@ -51,7 +51,8 @@ REPLY and ADVERTISE that assigns an address, and in every INFORMATION-REQUEST
 reply, whether the client's ORO lists them or not: RFC 8415 18.3 lets a
 server send what it is configured to, the operator configured them for these
 VMs, clients ignore what they do not use, and the reply then does not depend
-on the ORO (the clients captured in fuzz/corpus6 all ask for 23, 24 and 56).
+on the ORO (the clients captured in fuzz/corpus6 all ask for 23 and 24, all
+but dhcp6c for 56 too).
 
 Not done: Server Unicast (the replies never offer it, so a unicast request
 is answered like a multicast one), Reconfigure and authentication.
