@@ -212,7 +212,8 @@ class Responder6:
 
         `now`: when it arrived; `source`: the sender's (host, port, flowinfo,
         scope id) as the socket saw it; `source_mac`: the Ethernet source of
-        its frame, None when unknown.
+        its frame (a pool without CAP_NET_RAW sees no frames: the MAC of an
+        EUI-64 link-local source then), None when unknown.
         """
         counters = self.counters
         key: tuple[bytes, bytes | None] | None = None
