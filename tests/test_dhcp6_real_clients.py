@@ -22,11 +22,11 @@ import pytest
 from tests.lab import netlab
 from tests.lab.dhcp6checks import (
     DUID_TYPES,
-    MACS,
-    RESERVED,
     check_lease,
+    dual_stack_pool,
     need6,
     renew_rebind_release,
+    reservations,
     runner_for,
     wire,
 )
@@ -34,8 +34,7 @@ from tests.lab.dhcp6clients import Networkd6
 from tests.lab.dhcp6servers import Pool6, radvd
 from tests.lab.dhcp6watch import RELEASE, REQUEST, SOLICIT
 from tests.lab.dhcpchecks import need
-from tests.lab.objects import ippool
-from tests.lab.poolrig import PoolRig, PoolSetup, Reserved, serve_pools
+from tests.lab.poolrig import PoolRig, PoolSetup, serve_pools
 
 pytestmark = pytest.mark.netns
 
@@ -54,27 +53,6 @@ POOLS = {"dhcp6c": SLOW, "networkd": NETWORKD_POOL}
 def _clear_crashed_runs() -> None:
     if netlab.is_root():
         netlab.cleanup_stale(PREFIX)
-
-
-def dual_stack_pool(pool: Pool6, *, advertise: bool = False) -> dict[str, Any]:
-    ipv6config = {
-        "subnet": str(pool.subnet),
-        "pool": {"start": "2001:db8:0:1::100", "end": "2001:db8:0:1::1ff"},
-        "dns": list(pool.dns),
-        "domainsearch": list(pool.search),
-        "preferredlifetime": pool.preferred_lifetime,
-        "validlifetime": pool.valid_lifetime,
-        "routeradvertisement": advertise,
-    }
-    return ippool(POOL_NAME, options="full", ipv6config=ipv6config)
-
-
-def reservations() -> tuple[Reserved, ...]:
-    """Every lab client's IPv4 and IPv6 reservation, as VM NICs."""
-    return tuple(
-        Reserved(mac, f"198.18.0.{10 + n}", f"vm-{name}", ip6=RESERVED[mac])
-        for n, (name, mac) in enumerate(MACS.items())
-    )
 
 
 class StandingStill:
@@ -103,7 +81,7 @@ def test_client_gets_its_reservation_renews_rebinds_releases(name: str, tmp_path
     pool = POOLS.get(name, FAST)
     with (
         wire(PREFIX, name) as (lab, client, watch),
-        serve_pools(lab, PoolSetup(dual_stack_pool(pool), reservations())) as rig,
+        serve_pools(lab, PoolSetup(dual_stack_pool(POOL_NAME, pool), reservations())) as rig,
         runner_for(name, client, tmp_path) as runner,
     ):
         check_lease(runner.lease(timeout=20), client, pool)
@@ -122,7 +100,7 @@ def test_networkd_starts_dhcpv6_on_radvd_s_advertisement(tmp_path: Path) -> None
     pool = NETWORKD_POOL
     with (
         wire(PREFIX, "networkd") as (lab, client, watch),
-        serve_pools(lab, PoolSetup(dual_stack_pool(pool), reservations())) as rig,
+        serve_pools(lab, PoolSetup(dual_stack_pool(POOL_NAME, pool), reservations())) as rig,
         radvd(lab),
         Networkd6(client, tmp_path / "networkd") as runner,
     ):
@@ -137,7 +115,9 @@ def test_networkd_starts_dhcpv6_on_kvip_s_own_advertisement(tmp_path: Path) -> N
     pool = NETWORKD_POOL
     with (
         wire(PREFIX, "networkd") as (lab, client, watch),
-        serve_pools(lab, PoolSetup(dual_stack_pool(pool, advertise=True), reservations())),
+        serve_pools(
+            lab, PoolSetup(dual_stack_pool(POOL_NAME, pool, advertise=True), reservations())
+        ),
         Networkd6(client, tmp_path / "networkd") as runner,
     ):
         check_lease(runner.lease(timeout=25), client, pool)

@@ -27,11 +27,11 @@ from kvip.serving import eui64_mac, parse_ippool
 from tests.lab import netlab
 from tests.lab.capabilities import CAP_NET_RAW, lowered
 from tests.lab.dhcp6checks import (
-    MACS,
-    RESERVED,
     check_lease,
+    dual_stack_pool,
     need6,
     renew_rebind_release,
+    reservations,
     runner_for,
     wire,
 )
@@ -40,9 +40,7 @@ from tests.lab.dhcp6lab import enable_ipv6, stable_privacy_link_local
 from tests.lab.dhcp6servers import Pool6, radvd
 from tests.lab.dhcp6watch import REQUEST, SOLICIT, global_addresses
 from tests.lab.dhcpchecks import need
-from tests.lab.objects import ippool
 from tests.lab.pool_process import CAP_NET_RAW_BIT, PoolProcess, pool_process
-from tests.lab.poolrig import Reserved
 
 pytestmark = pytest.mark.netns
 
@@ -62,26 +60,6 @@ def _clear_crashed_runs() -> None:
         netlab.cleanup_stale(PREFIX)
 
 
-def dual_stack_pool(pool: Pool6, *, advertise: bool = False) -> dict[str, Any]:
-    ipv6config = {
-        "subnet": str(pool.subnet),
-        "pool": {"start": "2001:db8:0:1::100", "end": "2001:db8:0:1::1ff"},
-        "dns": list(pool.dns),
-        "domainsearch": list(pool.search),
-        "preferredlifetime": pool.preferred_lifetime,
-        "validlifetime": pool.valid_lifetime,
-        "routeradvertisement": advertise,
-    }
-    return ippool(POOL_NAME, options="full", ipv6config=ipv6config)
-
-
-def reservations() -> tuple[Reserved, ...]:
-    return tuple(
-        Reserved(mac, f"198.18.0.{10 + n}", f"vm-{name}", ip6=RESERVED[mac])
-        for n, (name, mac) in enumerate(MACS.items())
-    )
-
-
 def unprivileged(server: PoolProcess) -> None:
     """The process really lacks CAP_NET_RAW, knows it, and said so."""
     assert not server.effective_capabilities() & CAP_NET_RAW_BIT
@@ -99,7 +77,7 @@ def test_a_pool_without_net_raw_reads_udp_says_so_once_and_shows_it(
     and DHCPv6 is served all the same."""
     need("ip")
     caplog.set_level(logging.INFO, logger="kvip")
-    body = dual_stack_pool(FAST, advertise=True)
+    body = dual_stack_pool(POOL_NAME, FAST, advertise=True)
     views: list[dict[str, Any]] = []
     with netlab.netlab(PREFIX) as lab:
         enable_ipv6(lab.server, "eth1")
@@ -143,7 +121,9 @@ def test_dhclient6_gets_its_reservation_renews_rebinds_releases_without_net_raw(
     need("setpriv")
     with (
         wire(PREFIX, "dhclient") as (lab, client, watch),
-        pool_process(lab, dual_stack_pool(FAST), reservations(), net_raw=False) as server,
+        pool_process(
+            lab, dual_stack_pool(POOL_NAME, FAST), reservations(), net_raw=False
+        ) as server,
         runner_for("dhclient", client, tmp_path) as runner,
     ):
         unprivileged(server)
@@ -168,7 +148,9 @@ def test_networkd_with_duid_en_is_known_by_its_eui64_link_local_without_net_raw(
     pool = NETWORKD_POOL
     with (
         wire(PREFIX, "networkd") as (lab, client, watch),
-        pool_process(lab, dual_stack_pool(pool), reservations(), net_raw=False) as server,
+        pool_process(
+            lab, dual_stack_pool(POOL_NAME, pool), reservations(), net_raw=False
+        ) as server,
         radvd(lab),
         Networkd6(client, tmp_path / "networkd") as runner,
     ):
@@ -193,7 +175,9 @@ def test_duid_en_and_a_stable_privacy_link_local_need_net_raw(
     pool = NETWORKD_POOL
     with (
         wire(PREFIX, "networkd") as (lab, client, watch),
-        pool_process(lab, dual_stack_pool(pool), reservations(), net_raw=net_raw) as server,
+        pool_process(
+            lab, dual_stack_pool(POOL_NAME, pool), reservations(), net_raw=net_raw
+        ) as server,
         radvd(lab),
     ):
         stable_privacy_link_local(client.netns, client.ifname)

@@ -211,9 +211,8 @@ class Responder6:
         """The reply to one received packet, or None when the pool stays silent.
 
         `now`: when it arrived; `source`: the sender's (host, port, flowinfo,
-        scope id) as the socket saw it; `source_mac`: the Ethernet source of
-        its frame (a pool without CAP_NET_RAW sees no frames: the MAC of an
-        EUI-64 link-local source then), None when unknown.
+        scope id) as the socket saw it; `source_mac`: its frame's Ethernet
+        source (without CAP_NET_RAW: an EUI-64 link-local's MAC), or None.
         """
         counters = self.counters
         key: tuple[bytes, bytes | None] | None = None

@@ -11,7 +11,7 @@ import ipaddress
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tests.lab import netlab
 from tests.lab.dhcp6clients import CLIENTS6, Client6
@@ -27,6 +27,8 @@ from tests.lab.dhcp6watch import (
     wait_address,
 )
 from tests.lab.dhcpchecks import need
+from tests.lab.objects import ippool
+from tests.lab.poolrig import Reserved
 
 
 class Pausable(Protocol):
@@ -142,3 +144,26 @@ def renew_rebind_release(
     runner.release()
     watch.wait(client.mac, (RELEASE,), since=released, timeout=5)
     wait_address(client, None, timeout=5)
+
+
+def dual_stack_pool(name: str, pool: Pool6, *, advertise: bool = False) -> dict[str, Any]:
+    """A dual-stack IPPool body for kvip whose IPv6 half hands out what `pool`
+    says (its range holds every lab reservation)."""
+    ipv6config = {
+        "subnet": str(pool.subnet),
+        "pool": {"start": "2001:db8:0:1::100", "end": "2001:db8:0:1::1ff"},
+        "dns": list(pool.dns),
+        "domainsearch": list(pool.search),
+        "preferredlifetime": pool.preferred_lifetime,
+        "validlifetime": pool.valid_lifetime,
+        "routeradvertisement": advertise,
+    }
+    return ippool(name, options="full", ipv6config=ipv6config)
+
+
+def reservations() -> tuple[Reserved, ...]:
+    """Every lab client's IPv4 and IPv6 reservation, as kvip's VM NICs."""
+    return tuple(
+        Reserved(mac, f"198.18.0.{10 + n}", f"vm-{name}", ip6=RESERVED[mac])
+        for n, (name, mac) in enumerate(MACS.items())
+    )
