@@ -323,3 +323,16 @@ def test_a_dhcpv6_decline_is_honoured_until_the_reset() -> None:
     sim = run_steps([CreateVm(((0, True),)), Wait(2.0), Dhcp6(0, 0, "DECLINE"), Wait(5.0)])
     assert not sim.violations, explain(sim)
     assert [(d.mac, d.ip6) for d in sim.declined6] == [("52:54:00:5e:00:01", "2001:db8:1::10")]
+
+
+def test_an_ipv6_address_back_in_range_is_held_while_its_nics_ipv4_one_is_not() -> None:
+    """Found by the simulation: a NIC whose IPv6 address an exclude left outside
+    the range, then whose IPv4 address an exclude left outside too, kept both in
+    its record; when the IPv6 exclude went, the pool did not hold the IPv6
+    address again (it restored only NICs whose IPv4 address fits), and the next
+    new NIC was given it: two VMs recorded 2001:db8:1::10."""
+    assert_holds(
+        [CreateVm(((0, True),)), Wait(2.0), PoolRange6(0, "exclude", 0), Wait(2.0),
+         PoolRange(0, "exclude", 0), Wait(2.0), PoolRange6(0, "include", 0), Wait(2.0),
+         CreateVm(((0, True),)), Wait(2.0)]
+    )  # fmt: skip
