@@ -178,9 +178,8 @@ class PoolBook:
         return ip6
 
     def reserve6(self, record: RestoreReservation) -> IPv6Address | None:
-        """Hold a record's IPv6 address (IpamError if it cannot be); None when it
-        has none, the pool is IPv4-only, or the address is outside the IPv6 range
-        now (Book6.inside: the NIC is served its IPv4 address alone)."""
+        """Hold a record's IPv6 address (IpamError if it cannot be); None if it has
+        none here (no ipv6config; outside the range, see Book6.inside)."""
         return self.v6.reserve_inside(record.owner, record.ip6) if self.v6 is not None else None
 
     def serve_recorded(
@@ -346,6 +345,7 @@ class PoolBook:
             if reservation.mac.lower() in self.nics or allocator.addresses_of(reservation.owner):
                 continue
             if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
+                self._fitting6(reservation)  # recorded: held, as when its IPv4 address left
                 continue
             ip6 = self._fitting6(reservation)
             self.note(
