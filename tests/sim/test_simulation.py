@@ -336,3 +336,14 @@ def test_an_ipv6_address_back_in_range_is_held_while_its_nics_ipv4_one_is_not() 
          PoolRange(0, "exclude", 0), Wait(2.0), PoolRange6(0, "include", 0), Wait(2.0),
          CreateVm(((0, True),)), Wait(2.0)]
     )  # fmt: skip
+
+
+def test_an_ipv6_address_back_in_range_is_held_again_for_its_known_nic() -> None:
+    """Found by the simulation: a NIC whose IPv6 address an exclude left outside
+    the range (its record keeping it) did not get it back held when the
+    exclude went: the pool restored only NICs it did not know. A NIC created
+    meanwhile was given the same address: two VMs recorded 2001:db8:1::10."""
+    assert_holds(
+        [CreateVm(((0, True),)), Wait(2.0), PoolRange6(0, "exclude", 0), Wait(2.0),
+         CreateVm(((0, True),)), PoolRange6(0, "include", 0), CreateVm(((0, True),)), Wait(2.0)]
+    )  # fmt: skip
