@@ -338,23 +338,23 @@ class PoolBook:
                 self.v6.unserve(mac)
 
     def restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
-        """Hold again the recorded addresses that fit the range again. A NIC the
-        pool knows, or an owner holding something, is newer than its record."""
+        """Hold again the recorded addresses that fit the range again: a NIC the pool
+        knows (bar a missing IPv6 address) or an owner holding some is newer than its record."""
         allocator = self.allocator
         for reservation in reservations:
-            if reservation.mac.lower() in self.nics or allocator.addresses_of(reservation.owner):
+            nic = self.nics.get(reservation.mac.lower())
+            if nic is not None and nic.owner == reservation.owner and nic.ip6 is None:
+                nic.ip6 = self._fitting6(reservation)
+                if nic.serving:
+                    self.serve_nic(reservation.mac.lower(), nic)
+            if nic is not None or allocator.addresses_of(reservation.owner):
                 continue
             if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
                 self._fitting6(reservation)  # recorded: held, as when its IPv4 address left
                 continue
             ip6 = self._fitting6(reservation)
-            self.note(
-                logging.INFO,
-                "pool %s: %s of %s fits the range again; serving it again",
-                self.name,
-                reservation.ip,
-                reservation.owner,
-            )
+            self.note(logging.INFO, "pool %s: %s of %s fits the range again; serving it again",
+                      self.name, reservation.ip, reservation.owner)  # fmt: skip
             allocator.reserve(reservation.owner, reservation.ip)
             self.record(reservation.owner, reservation.mac, reservation.ip, reservation.hostname,
                         serve=True, ip6=ip6)  # fmt: skip
