@@ -347,3 +347,14 @@ def test_an_ipv6_address_back_in_range_is_held_again_for_its_known_nic() -> None
         [CreateVm(((0, True),)), Wait(2.0), PoolRange6(0, "exclude", 0), Wait(2.0),
          CreateVm(((0, True),)), PoolRange6(0, "include", 0), CreateVm(((0, True),)), Wait(2.0)]
     )  # fmt: skip
+
+
+def test_a_nic_left_without_ipv6_gets_it_once_the_range_has_room() -> None:
+    """Found by the simulation (with the check that a status saying "exhausted"
+    is true once settled): a NIC whose IPv6 claim found the range exhausted kept
+    "no IPv6 address: ... exhausted" for good after other NICs gave theirs
+    back; nothing reconciled it again."""
+    assert_holds(
+        [CreateVm(((0, True), (0, True))), CreateVm(((0, True), (0, True))), Wait(2.0),
+         DeleteVm(0), Wait(2.0)]
+    )  # fmt: skip
