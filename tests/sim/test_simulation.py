@@ -358,3 +358,22 @@ def test_a_nic_left_without_ipv6_gets_it_once_the_range_has_room() -> None:
         [CreateVm(((0, True), (0, True))), CreateVm(((0, True), (0, True))), Wait(2.0),
          DeleteVm(0), Wait(2.0)]
     )  # fmt: skip
+
+
+def test_a_release_while_the_pool_is_away_is_swept_when_the_pool_runs() -> None:
+    """Found by the simulation (dual-stack pools changed its interleavings): the
+    release of a removed NIC's address found no pool to ask (its IPPool had
+    just been deleted) and was dropped; the claim, carried to the pool's next
+    actor, was never swept: IPPool status allocated 198.18.1.12 to a MAC the VM
+    no longer had, and the pool answered that MAC's DHCP."""
+    assert_holds(
+        [Crash(net=6, with_next=False), CreateVm(nics=((6, True), (4, True))),
+         AddNic(vm=4, net=2), CreateVm(nics=((0, False),)), LeaderLoss(gap=0.0),
+         PoolRange6(net=0, kind='exclude', value=1), Crash(net=7, with_next=False),
+         AddNic(vm=7, net=3), Wait(seconds=0.1), Crash(net=5, with_next=False),
+         DeleteVmnetcfg(vm=4), RemoveNic(vm=0, nic=2), CreateVm(nics=((0, False),)),
+         Fault(op='get', error='timeout', plural=None), DeletePool(net=0), AddNic(vm=3, net=7),
+         Wait(seconds=0.1), Handover(), CreateVm(nics=((5, True),)),
+         CreateVm(nics=((0, False),))],
+        12318,
+    )  # fmt: skip
