@@ -39,6 +39,7 @@ from tests.sim.steps import (
     DeleteVmnetcfg,
     Dhcp,
     Dhcp6,
+    DropWatches,
     Fault,
     Handover,
     LeaderLoss,
@@ -376,4 +377,16 @@ def test_a_release_while_the_pool_is_away_is_swept_when_the_pool_runs() -> None:
          Wait(seconds=0.1), Handover(), CreateVm(nics=((5, True),)),
          CreateVm(nics=((0, False),))],
         12318,
+    )  # fmt: skip
+
+
+def test_a_deleted_vms_ipv6_address_is_released_while_its_ipv4_one_is_out_of_range() -> None:
+    """Found by the simulation: a NIC whose IPv4 address an exclude left outside
+    the range is no longer one of the pool's NICs, while its IPv6 address stays
+    held; when its VM was deleted, ReleaseVm looked only at the pool's NICs and
+    the IPv6 address stayed allocated to the deleted VM for good."""
+    assert_holds(
+        [Handover(), CreateVm(((0, True),)), Handover(), DeleteVm(2), PoolRange(0, "exclude", 11),
+         DropWatches()],
+        68370647,
     )  # fmt: skip
