@@ -96,11 +96,11 @@ class PoolBook:
         if isinstance(message, ReleaseOwner):
             return self.release(message.owner)
         if isinstance(message, ReleaseVm):
-            prefix = f"{message.key} ["
-            owners = {
-                nic.owner
-                for nic in self.nics.values()
-                if nic.owner.startswith(prefix) and nic.owner not in message.keep
+            prefix, held6 = f"{message.key} [", self.v6.owners() if self.v6 is not None else ()
+            owners = {  # an IPv6 address outlives its NIC's IPv4 one left out of range
+                owner
+                for owner in (*(nic.owner for nic in self.nics.values()), *held6)
+                if owner.startswith(prefix) and owner not in message.keep
             }
             return tuple(ip for owner in sorted(owners) for ip in self.release(owner))
         if isinstance(message, ServeRecorded):

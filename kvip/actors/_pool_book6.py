@@ -60,6 +60,10 @@ class Book6:
             self.free(extra)
         return ip, freed
 
+    def owners(self) -> set[Owner]:
+        """Who holds an address here."""
+        return {owner for _, owner in self.allocator.allocations()}
+
     def room_again(self) -> bool:
         """Whether the range has a free address again since a claim found it
         exhausted (once: the NICs left without one are then to be claimed again)."""
