@@ -93,7 +93,8 @@ class PoolActor(PoolAddress, PoolDhcp6):
     on_change: Callable[[], None] | None = None
     #: Called with each DECLINE and RELEASE a client sends.
     on_notice: Callable[[Notice], None] | None = None
-    #: Called after a Reconfigure was applied (evicted NICs must show it).
+    #: Called after a Reconfigure was applied (evicted NICs must show it), and
+    #: when the IPv6 range has room again after a claim found it exhausted.
     on_reconfigured: Callable[[], None] | None = None
     #: Called with (reason, message) of a problem an operator must fix (an Event).
     on_warning: Callable[[str, str], None] | None = None
@@ -392,6 +393,8 @@ class PoolActor(PoolAddress, PoolDhcp6):
             )
             if self.on_change is not None and not quiet:
                 self.on_change()
+            if self.book.v6 is not None and self.book.v6.room_again() and self.on_reconfigured:
+                self.on_reconfigured()  # NICs the range had no IPv6 address for: again
 
     def owner_of_mac(self, mac: str) -> Owner | None:
         return self.book.owner_of_mac(mac)

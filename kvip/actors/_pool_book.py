@@ -96,11 +96,11 @@ class PoolBook:
         if isinstance(message, ReleaseOwner):
             return self.release(message.owner)
         if isinstance(message, ReleaseVm):
-            prefix = f"{message.key} ["
-            owners = {
-                nic.owner
-                for nic in self.nics.values()
-                if nic.owner.startswith(prefix) and nic.owner not in message.keep
+            prefix, held6 = f"{message.key} [", self.v6.owners() if self.v6 is not None else ()
+            owners = {  # an IPv6 address outlives its NIC's IPv4 one left out of range
+                owner
+                for owner in (*(nic.owner for nic in self.nics.values()), *held6)
+                if owner.startswith(prefix) and owner not in message.keep
             }
             return tuple(ip for owner in sorted(owners) for ip in self.release(owner))
         if isinstance(message, ServeRecorded):
@@ -178,9 +178,8 @@ class PoolBook:
         return ip6
 
     def reserve6(self, record: RestoreReservation) -> IPv6Address | None:
-        """Hold a record's IPv6 address (IpamError if it cannot be); None when it
-        has none, the pool is IPv4-only, or the address is outside the IPv6 range
-        now (Book6.inside: the NIC is served its IPv4 address alone)."""
+        """Hold a record's IPv6 address (IpamError if it cannot be); None if it has
+        none here (no ipv6config; outside the range, see Book6.inside)."""
         return self.v6.reserve_inside(record.owner, record.ip6) if self.v6 is not None else None
 
     def serve_recorded(
@@ -339,22 +338,23 @@ class PoolBook:
                 self.v6.unserve(mac)
 
     def restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
-        """Hold again the recorded addresses that fit the range again. A NIC the
-        pool knows, or an owner holding something, is newer than its record."""
+        """Hold again the recorded addresses that fit the range again: a NIC the pool
+        knows (bar a missing IPv6 address) or an owner holding some is newer than its record."""
         allocator = self.allocator
         for reservation in reservations:
-            if reservation.mac.lower() in self.nics or allocator.addresses_of(reservation.owner):
+            nic = self.nics.get(reservation.mac.lower())
+            if nic is not None and nic.owner == reservation.owner and nic.ip6 is None:
+                nic.ip6 = self._fitting6(reservation)
+                if nic.serving:
+                    self.serve_nic(reservation.mac.lower(), nic)
+            if nic is not None or allocator.addresses_of(reservation.owner):
                 continue
             if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
+                self._fitting6(reservation)  # recorded: held, as when its IPv4 address left
                 continue
             ip6 = self._fitting6(reservation)
-            self.note(
-                logging.INFO,
-                "pool %s: %s of %s fits the range again; serving it again",
-                self.name,
-                reservation.ip,
-                reservation.owner,
-            )
+            self.note(logging.INFO, "pool %s: %s of %s fits the range again; serving it again",
+                      self.name, reservation.ip, reservation.owner)  # fmt: skip
             allocator.reserve(reservation.owner, reservation.ip)
             self.record(reservation.owner, reservation.mac, reservation.ip, reservation.hostname,
                         serve=True, ip6=ip6)  # fmt: skip

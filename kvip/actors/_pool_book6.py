@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from kvip.actors._messages import PoolState6
-from kvip.ipam import Allocator6, IpamError, Owner, PoolSpec6
+from kvip.ipam import Allocator6, IpamError, Owner, PoolExhausted, PoolSpec6
 from kvip.serving import PoolOptions6, Reservation6, Responder6, pool_server_duid
 
 
@@ -26,6 +26,8 @@ class NoIpv6(IpamError):
 class Book6:
     allocator: Allocator6
     responder: Responder6
+    #: A claim found the range exhausted: that NIC waits for a free address.
+    starved: bool = False
 
     @classmethod
     def new(cls, pool: str, spec: PoolSpec6, options: PoolOptions6) -> Book6:
@@ -48,11 +50,27 @@ class Book6:
         if held and (requested is None or requested in held):
             ip = requested or held[0]
         else:
-            ip = allocator.allocate(owner, requested=requested)
+            try:
+                ip = allocator.allocate(owner, requested=requested)
+            except PoolExhausted:
+                self.starved = True
+                raise
         freed = tuple(extra for extra in held if extra != ip)  # one NIC, one address
         for extra in freed:
             self.free(extra)
         return ip, freed
+
+    def owners(self) -> set[Owner]:
+        """Who holds an address here."""
+        return {owner for _, owner in self.allocator.allocations()}
+
+    def room_again(self) -> bool:
+        """Whether the range has a free address again since a claim found it
+        exhausted (once: the NICs left without one are then to be claimed again)."""
+        if self.starved and self.allocator.available > 0:
+            self.starved = False
+            return True
+        return False
 
     def reserve(self, owner: Owner, ip: IPv6Address) -> None:
         """Hold a recorded address (IpamError if it cannot be)."""

@@ -331,6 +331,9 @@ class VmReconciler(ControllerState):
     async def _release(self, key: str, record: NicRecord) -> None:
         pool = self.supervisor.by_network(record.network)
         if pool is None:
+            # Stopped or away: its claims may be carried to its next actor, which
+            # sweeps this VM's once it runs.
+            self._state(key).unsure.add(record.network)
             return
         released = await pool.ask(ReleaseOwner(owner_of(key, record.mac)))
         for ip in released:

@@ -100,6 +100,7 @@ class PoolView:
     #: status.ipv6 (None: the status has none); its counts are strings.
     allocated6: dict[str, str] | None = None
     used6: int | None = None
+    available6: int | None = None
 
     @staticmethod
     def parse(body: dict[str, Any]) -> PoolView:
@@ -108,11 +109,13 @@ class PoolView:
         used = ipv4.get("used")
         ipv6 = status.get("ipv6")
         used6 = ipv6.get("used") if isinstance(ipv6, dict) else None
+        available6 = ipv6.get("available") if isinstance(ipv6, dict) else None
         return PoolView(
             _allocated(ipv4),
             int(used) if used is not None else None,
             _allocated(ipv6) if isinstance(ipv6, dict) else None,
             int(used6) if used6 is not None else None,
+            int(available6) if available6 is not None else None,
         )
 
 
@@ -185,6 +188,8 @@ def check_settled(world: World, obs: Observation) -> list[str]:
     violations += duplicates(all_records)
     expected_alloc: dict[str, dict[str, str]] = {network: {} for network in world.pools}
     expected_alloc6: dict[str, dict[str, str]] = {network: {} for network in world.pools}
+    #: NICs whose status says the IPv6 range is exhausted, by network.
+    starved: dict[str, list[str]] = {network: [] for network in world.pools}
     for name, vm in world.vms.items():
         cfg = obs.cfgs.get(name)
         wanted = {nic.mac: nic.network for nic in vm.nics if nic.mac}
@@ -215,7 +220,8 @@ def check_settled(world: World, obs: Observation) -> list[str]:
                 expected_alloc[network][record.ip] = world.owner(name, mac)
             fits6 = True
             if pool.v6 is None:
-                if record.ip6:
+                # (A record whose IPv4 address is out of range is kept as it is, whole.)
+                if record.ip6 and fits:
                     violations.append(f"ipv6: {name} [{mac}] records {record.ip6} on "
                                       f"IPv4-only {network}")  # fmt: skip
             else:
@@ -226,6 +232,8 @@ def check_settled(world: World, obs: Observation) -> list[str]:
                 message = cfg.messages.get((record.network, mac), "")
                 if fits6:
                     expected_alloc6[network][str(record.ip6)] = world.owner(name, mac)
+                elif fits and "exhausted" in message:
+                    starved[network].append(f"{name} [{mac}]")
                 elif fits and "no IPv6 address" not in message:
                     violations.append(f"ipv6: {name} [{mac}] on dual-stack {network} records "
                                       f"{record.ip6!r} (in range: False) and its status says "
@@ -274,6 +282,9 @@ def check_settled(world: World, obs: Observation) -> list[str]:
                 f"the vmnetcfgs hold {len(expected_alloc[network])}"
             )
         violations += _check_pool6(world, network, view, expected_alloc6[network])
+        if starved[network] and view.available6:
+            violations.append(f"ipv6: {', '.join(starved[network])} on {network} show the IPv6 "
+                              f"range exhausted, but it has {view.available6} free")  # fmt: skip
     return violations
 
 

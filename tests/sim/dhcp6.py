@@ -15,6 +15,7 @@ from ipaddress import IPv6Address
 import trio
 
 from kvip.actors import Controller, PoolActor
+from kvip.k8s import VMNETCFGS
 from kvip.serving import Reply6, pool_server_duid
 from protocol.dhcp6 import (
     IANA,
@@ -31,6 +32,7 @@ from protocol.dhcp6 import (
 )
 from tests.chaos.invariants import Observation, dhcp6_candidates
 from tests.chaos.model import World
+from tests.sim.apidouble import ApiDouble
 
 #: Where a client's packets come from: its link-local address, port 546.
 SOURCE = ("fe80::5054:ff:fe00:1", 546, 0, 1)
@@ -81,6 +83,7 @@ class Declined6:
 class Checks6:
     """The DHCPv6 half of driver.Sim's checks: it reads what the Sim keeps."""
 
+    double: ApiDouble
     world: World
     violations: list[str]
     controller: Controller | None
@@ -124,11 +127,17 @@ class Checks6:
                                        f"recorded for {others or 'nobody'}")  # fmt: skip
 
     def _declines6_honoured(self) -> None:
-        """A DECLINEd IPv6 address is not handed to its NIC again by the leader
-        that took the DECLINE while it still leads (before the reset)."""
+        """A DECLINEd IPv6 address that the vmnetcfg status shows declined is not
+        handed to its NIC again by the leader that took the DECLINE while it
+        still leads (before the reset). One the pool took but the status never
+        showed (the pool crashed before it told the controller) is lost, as
+        with DHCP."""
+        shown = self._shown_declined6()
         for declined in self.declined6:
             if declined.controller is not self.controller:
                 continue  # kept in the leader's memory only
+            if (declined.network, declined.mac, declined.ip6) not in shown:
+                continue
             if declined.ip6 not in self._recorded6(declined.network).get(declined.mac, set()):
                 continue  # the NIC moved on
             actor = self._actor(declined.network)
@@ -140,6 +149,18 @@ class Checks6:
                     f"decline6: the leader offers {declined.ip6} to {declined.mac}, which "
                     "declined it (settled)"
                 )
+
+    def _shown_declined6(self) -> set[tuple[str, str, str]]:
+        """(network, MAC, IPv6 address) of each decline a vmnetcfg status shows."""
+        shown = set()
+        for body in self.double.stored(VMNETCFGS):
+            for entry in (body.get("status") or {}).get("networkconfig") or []:
+                network = str(entry.get("networkname")).rpartition("/")[2]
+                message = str(entry.get("message", ""))
+                ip6, _, rest = message.partition(" was declined by ")
+                if rest:
+                    shown.add((network, str(entry.get("macaddress", "")).lower(), ip6))
+        return shown
 
     def _final_dhcp6(self, obs: Observation, replica: Controller | None, role: str) -> None:
         """Every NIC with both addresses in range gets exactly its IPv6 one, by its

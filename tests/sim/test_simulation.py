@@ -39,6 +39,7 @@ from tests.sim.steps import (
     DeleteVmnetcfg,
     Dhcp,
     Dhcp6,
+    DropWatches,
     Fault,
     Handover,
     LeaderLoss,
@@ -352,3 +353,69 @@ def test_a_dhcpv6_decline_is_honoured_until_the_reset() -> None:
     sim = run_steps([CreateVm(((0, True),)), Wait(2.0), Dhcp6(0, 0, "DECLINE"), Wait(5.0)])
     assert not sim.violations, explain(sim)
     assert [(d.mac, d.ip6) for d in sim.declined6] == [("52:54:00:5e:00:01", "2001:db8:1::10")]
+
+
+def test_an_ipv6_address_back_in_range_is_held_while_its_nics_ipv4_one_is_not() -> None:
+    """Found by the simulation: a NIC whose IPv6 address an exclude left outside
+    the range, then whose IPv4 address an exclude left outside too, kept both in
+    its record; when the IPv6 exclude went, the pool did not hold the IPv6
+    address again (it restored only NICs whose IPv4 address fits), and the next
+    new NIC was given it: two VMs recorded 2001:db8:1::10."""
+    assert_holds(
+        [CreateVm(((0, True),)), Wait(2.0), PoolRange6(0, "exclude", 0), Wait(2.0),
+         PoolRange(0, "exclude", 0), Wait(2.0), PoolRange6(0, "include", 0), Wait(2.0),
+         CreateVm(((0, True),)), Wait(2.0)]
+    )  # fmt: skip
+
+
+def test_an_ipv6_address_back_in_range_is_held_again_for_its_known_nic() -> None:
+    """Found by the simulation: a NIC whose IPv6 address an exclude left outside
+    the range (its record keeping it) did not get it back held when the
+    exclude went: the pool restored only NICs it did not know. A NIC created
+    meanwhile was given the same address: two VMs recorded 2001:db8:1::10."""
+    assert_holds(
+        [CreateVm(((0, True),)), Wait(2.0), PoolRange6(0, "exclude", 0), Wait(2.0),
+         CreateVm(((0, True),)), PoolRange6(0, "include", 0), CreateVm(((0, True),)), Wait(2.0)]
+    )  # fmt: skip
+
+
+def test_a_nic_left_without_ipv6_gets_it_once_the_range_has_room() -> None:
+    """Found by the simulation (with the check that a status saying "exhausted"
+    is true once settled): a NIC whose IPv6 claim found the range exhausted kept
+    "no IPv6 address: ... exhausted" for good after other NICs gave theirs
+    back; nothing reconciled it again."""
+    assert_holds(
+        [CreateVm(((0, True), (0, True))), CreateVm(((0, True), (0, True))), Wait(2.0),
+         DeleteVm(0), Wait(2.0)]
+    )  # fmt: skip
+
+
+def test_a_release_while_the_pool_is_away_is_swept_when_the_pool_runs() -> None:
+    """Found by the simulation (dual-stack pools changed its interleavings): the
+    release of a removed NIC's address found no pool to ask (its IPPool had
+    just been deleted) and was dropped; the claim, carried to the pool's next
+    actor, was never swept: IPPool status allocated 198.18.1.12 to a MAC the VM
+    no longer had, and the pool answered that MAC's DHCP."""
+    assert_holds(
+        [Crash(net=6, with_next=False), CreateVm(nics=((6, True), (4, True))),
+         AddNic(vm=4, net=2), CreateVm(nics=((0, False),)), LeaderLoss(gap=0.0),
+         PoolRange6(net=0, kind='exclude', value=1), Crash(net=7, with_next=False),
+         AddNic(vm=7, net=3), Wait(seconds=0.1), Crash(net=5, with_next=False),
+         DeleteVmnetcfg(vm=4), RemoveNic(vm=0, nic=2), CreateVm(nics=((0, False),)),
+         Fault(op='get', error='timeout', plural=None), DeletePool(net=0), AddNic(vm=3, net=7),
+         Wait(seconds=0.1), Handover(), CreateVm(nics=((5, True),)),
+         CreateVm(nics=((0, False),))],
+        12318,
+    )  # fmt: skip
+
+
+def test_a_deleted_vms_ipv6_address_is_released_while_its_ipv4_one_is_out_of_range() -> None:
+    """Found by the simulation: a NIC whose IPv4 address an exclude left outside
+    the range is no longer one of the pool's NICs, while its IPv6 address stays
+    held; when its VM was deleted, ReleaseVm looked only at the pool's NICs and
+    the IPv6 address stayed allocated to the deleted VM for good."""
+    assert_holds(
+        [Handover(), CreateVm(((0, True),)), Handover(), DeleteVm(2), PoolRange(0, "exclude", 11),
+         DropWatches()],
+        68370647,
+    )  # fmt: skip
