@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from kvip.actors._plan import (
     NOT_READY,
@@ -170,3 +170,18 @@ def test_a_nic_whose_network_has_no_ippool_is_an_error_when_kvip_serves_every_po
     [step] = steps
     assert isinstance(step, Settled) and step.status is not None and not step.status.ok
     assert step.problem is not None and "no IPPool serves network ns/no-pool" in step.problem
+
+
+def test_a_declined_ipv6_address_is_shown_in_the_entry_while_ipv4_is_still_served() -> None:
+    """A DHCPv6 DECLINE: the NIC shows the message, its entry's `declined` names
+    the IPv6 address (every replica reads it), and both addresses are served
+    (the IPv6 one is marked declined in the pool)."""
+    claim = Claim(nic("a", NET_A, MAC1), MAC1, None, None)
+    outcome = Outcome()
+    ip6 = IPv6Address("2001:db8::10")
+    outcome.settle(claim, IPv4Address("198.18.0.10"), answer6=ip6, declined6="declined: v6")
+    (shown,) = outcome.statuses
+    assert shown.as_status()["declined"] == "2001:db8::10"
+    assert shown.as_status()["ipv6address"] == "2001:db8::10"
+    assert not shown.ok
+    assert outcome.to_serve == [ToServe(NET_A, MAC1, IPv4Address("198.18.0.10"), ip6)]

@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import AddressValueError, IPv4Address, ip_address
 from socket import gethostname
 from typing import Any
 
@@ -383,10 +383,15 @@ class Controller(RecordFollower):
             return
         key = vm_of(handle.actor.owner_of_mac(mac))
         state = self.states.get(key) if key is not None else None
-        if key is None or (state is not None and (handle.config.network, mac) in state.declined):
+        try:
+            address = ip_address(ip)
+        except ValueError:
+            return  # not written by kvip: nothing to honour
+        known = (state.declined6 if address.version == 6 else state.declined) if state else {}
+        if key is None or (handle.config.network, mac) in known:
             return
         log.info("IPPool %s: kvip replica %s saw %s decline %s", pool, replica, mac, ip)
-        self._pool_notice(pool, Declined(mac, IPv4Address(ip), f"seen by kvip replica {replica}"))
+        self._pool_notice(pool, Declined(mac, address, f"seen by kvip replica {replica}"))
 
     def _pool_notice(self, pool: str, notice: Notice) -> None:
         """A client DECLINEd its address (in use on the wire) or RELEASEd it."""

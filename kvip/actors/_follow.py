@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import AddressValueError, IPv4Address, IPv6Address
 
 import trio
 
@@ -154,24 +154,34 @@ class RecordFollower(VmReconciler):
 
     def _declined(
         self, key: str, recorded: dict[str, list[RestoreReservation]]
-    ) -> dict[str, frozenset[IPv4Address]]:
-        """The VM's declined addresses by network: those its vmnetcfg status shows
-        (the leader recorded them), and those declined here that it does not show
-        yet (pending: the heartbeat tells the leader). A reset clears both."""
+    ) -> dict[str, frozenset[IPv4Address | IPv6Address]]:
+        """The VM's declined addresses (of either family) by network: those its
+        vmnetcfg status shows (the leader recorded them), and those declined here
+        that it does not show yet (pending: the heartbeat tells the leader). A
+        reset clears both."""
         cfg, state = self.cfgs.get(key), self.states.get(key)
         shown = vmnetcfg_declines(cfg) if cfg is not None else {}
         if state is not None:
             if cfg is not None and RESET_ANNOTATION in (cfg["metadata"].get("annotations") or {}):
                 state.declined.clear()
+                state.declined6.clear()
             for nic in shown.keys() & state.declined.keys():
                 del state.declined[nic]  # recorded now: no longer pending
+            for nic in shown.keys() & state.declined6.keys():
+                if ":" in shown[nic][0]:
+                    del state.declined6[nic]
         pending = state.declined.keys() if state is not None else set()
-        declined: dict[str, set[IPv4Address]] = {}
+        pending6 = state.declined6.keys() if state is not None else set()
+        declined: dict[str, set[IPv4Address | IPv6Address]] = {}
         for network, reservations in recorded.items():
             for r in reservations:
                 nic = (network, r.mac)
                 if nic in pending or (nic in shown and shown[nic][0] == str(r.ip)):
                     declined.setdefault(network, set()).add(r.ip)
+                if r.ip6 is not None and (
+                    nic in pending6 or (nic in shown and shown[nic][0] == str(r.ip6))
+                ):
+                    declined.setdefault(network, set()).add(r.ip6)
         return {network: frozenset(ips) for network, ips in declined.items()}
 
     def pending_declines(self) -> list[tuple[str, str, str]]:
@@ -181,14 +191,18 @@ class RecordFollower(VmReconciler):
             return []
         pending = []
         for key, state in self.states.items():
-            if not state.declined:
+            if not state.declined and not state.declined6:
                 continue
             recorded = self.recorded(key)
-            for network, mac in state.declined:
-                pool = self.supervisor.by_network(network)
-                ip = next((r.ip for r in recorded.get(network, ()) if r.mac == mac), None)
-                if pool is not None and ip is not None:
-                    pending.append((pool.name, mac, str(ip)))
+            for family, nics in ((4, state.declined), (6, state.declined6)):
+                for network, mac in nics:
+                    pool = self.supervisor.by_network(network)
+                    record = next((r for r in recorded.get(network, ()) if r.mac == mac), None)
+                    if record is None:
+                        continue
+                    ip = record.ip if family == 4 else record.ip6
+                    if pool is not None and ip is not None:
+                        pending.append((pool.name, mac, str(ip)))
         return pending
 
     async def follow_records(self, key: str) -> None:

@@ -202,7 +202,8 @@ class Outcome:
         text6 = str(ip6) if ip6 is not None else None
         if declined6 is not None and ip6 is not None and declined is None:
             # The IPv4 address is still answered: the entry's `declined` names it only.
-            self.statuses.append(NicStatus(network, mac, False, declined6, str(ip), text6))
+            status = NicStatus(network, mac, False, declined6, str(ip), text6, declined6=True)
+            self.statuses.append(status)
         elif declined is not None:
             status = NicStatus(network, mac, False, declined, str(ip), text6, declined=True)
             self.statuses.append(status)

@@ -120,10 +120,13 @@ class VmReconciler(ControllerState):
         restart) are this leader's to show and honour. Only then: later, the
         cached status may lag this leader's own writes (a reset, say)."""
         for key, cfg in self.cfgs.items():
-            records = {(r.network, r.mac): r.ip for r in vmnetcfg_records(cfg)}
+            records = {(r.network, r.mac): r for r in vmnetcfg_records(cfg)}
             for nic, (ip, message) in vmnetcfg_declines(cfg).items():
-                if records.get(nic) == ip:
+                record = records.get(nic)
+                if record is not None and record.ip == ip:
                     self._state(key).declined.setdefault(nic, message)
+                elif record is not None and record.ip6 == ip:
+                    self._state(key).declined6.setdefault(nic, message)
 
     def _tell_problems(self, key: str, vm: Body, steps: list[Claim | Settled]) -> None:
         """A NIC kvip cannot serve (no MAC, no IPPool): a log line (within the

@@ -35,6 +35,9 @@ class NicStatus:
     #: The client DECLINEd `ip` (kvip's addition to the status entry: every replica
     #: reads it, and honours the decline).
     declined: bool = False
+    #: The client DECLINEd `ip6` (DHCPv6): the entry's `declined` names it when
+    #: the IPv4 address is not declined.
+    declined6: bool = False
 
     def as_status(self) -> dict[str, str]:
         entry = {"networkname": self.network, "macaddress": self.mac}
@@ -43,6 +46,8 @@ class NicStatus:
         entry.update(status="OK" if self.ok else "ERROR", message=self.message)
         if self.declined and self.ip is not None:
             entry["declined"] = self.ip
+        elif self.declined6 and self.ip6 is not None:
+            entry["declined"] = self.ip6
         if self.ip6 is not None:
             entry["ipv6address"] = self.ip6
         return entry

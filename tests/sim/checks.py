@@ -198,8 +198,8 @@ class Checks:
         for body in self.double.stored(VMNETCFGS):
             for entry in (body.get("status") or {}).get("networkconfig") or []:
                 network = networks.get(str(entry.get("networkname")))
-                if "declined" not in entry or network is None:
-                    continue
+                if "declined" not in entry or network is None or ":" in entry["declined"]:
+                    continue  # (an IPv6 address: the DHCPv6 checks, dhcp6.py)
                 pool = self.world.pools[network]
                 for replica, role in ((self.controller, "leader"), (self.follower, "follower")):
                     actor = self._actor(network, replica)
