@@ -29,6 +29,7 @@ from bench.dhcp_load import (
     Contender,
     Step,
     _terminate_as_interrupt,
+    compare_cpu,
     format_step,
     reservations,
     zero_drop_rate,
@@ -49,8 +50,6 @@ FIRST6 = IPv6Address("2001:db8:0:1::1:1")
 #: The issue's targets for kvip (issue 13).
 TARGET_RATE_RATIO = 1.2
 TARGET_CPU_RATIO = 0.5
-#: CPU per exchange is compared where both servers carried the offered load.
-CPU_COMPARE_DROPS = 0.05
 
 ServerFactory = Callable[[Lab], AbstractContextManager[Server]]
 
@@ -209,29 +208,7 @@ def summarize(results: dict[str, list[Step]], *, max_drops: float, top_rate: int
         )
         checks.append((f"zero-drop rate >= {TARGET_RATE_RATIO}x best peer ({ratio_best:.2f}x)", ok))
     if "kea6" in results:
-        kea = {s.rate: s for s in results["kea6"] if s.report.drop_ratio <= CPU_COMPARE_DROPS}
-        pairs = [
-            (s, kea[s.rate])
-            for s in results["kvip"]
-            if s.report.drop_ratio <= CPU_COMPARE_DROPS and s.rate in kea
-        ]
-        print(
-            "\n== CPU per exchange, kvip / kea6, at equal offered rates "
-            f"(both with drops <= {100 * CPU_COMPARE_DROPS:g}%: both served the load)"
-        )
-        for mine, theirs in pairs:
-            print(
-                f"{mine.rate:>6}/s  kvip {1e6 * mine.cpu_per_exchange:7.1f} us  "
-                f"kea6 {1e6 * theirs.cpu_per_exchange:7.1f} us  "
-                f"{mine.cpu_per_exchange / theirs.cpu_per_exchange:5.2f}x"
-            )
-        worst = max(
-            (m.cpu_per_exchange / t.cpu_per_exchange for m, t in pairs), default=float("inf")
-        )
-        checks.append(
-            (f"CPU per exchange <= {TARGET_CPU_RATIO}x kea6 ({worst:.2f}x at worst)",
-             bool(pairs) and worst <= TARGET_CPU_RATIO)
-        )  # fmt: skip
+        checks.append(compare_cpu(results["kvip"], results["kea6"], "kea6", TARGET_CPU_RATIO))
     print("\n== targets (issue 13)")
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
