@@ -33,7 +33,9 @@ _A = TypeVar("_A", IPv4Address, IPv6Address)
 def ippool_range(ipv4config: dict[str, object]) -> PoolSpec:
     """The range of an IPPool, read by kvip's IPPool parser."""
     spec = {"networkname": "net1", "ipv4config": ipv4config}
-    return parse_ippool({"metadata": {"name": "bench"}, "spec": spec}).spec
+    parsed = parse_ippool({"metadata": {"name": "bench"}, "spec": spec}).spec
+    assert parsed is not None  # an ipv4config was given
+    return parsed
 
 
 SLASH_8 = ippool_range({

@@ -185,3 +185,51 @@ def test_a_declined_ipv6_address_is_shown_in_the_entry_while_ipv4_is_still_serve
     assert shown.as_status()["ipv6address"] == "2001:db8::10"
     assert not shown.ok
     assert outcome.to_serve == [ToServe(NET_A, MAC1, IPv4Address("198.18.0.10"), ip6)]
+
+
+def test_a_nic_of_an_ipv6_only_pool_is_recorded_and_served_by_its_ipv6_address() -> None:
+    claim = Claim(nic("a", NET_A, MAC1), MAC1, None, None)
+    ip6 = IPv6Address("2001:db8::10")
+    outcome = Outcome()
+    outcome.settle(claim, None, answer6=ip6)
+    assert outcome.records == [NicRecord(NET_A, MAC1, None, "2001:db8::10")]
+    (shown,) = outcome.statuses
+    assert (shown.ok, shown.message, shown.ip, shown.ip6) == (
+        True, "2001:db8::10 reserved", None, "2001:db8::10"
+    )  # fmt: skip
+    assert "ipaddress" not in shown.as_status()
+    assert outcome.to_serve == [ToServe(NET_A, MAC1, None, ip6)]
+    # Declined: the entry's `declined` names the IPv6 address.
+    declined = Outcome()
+    declined.settle(claim, None, answer6=ip6, declined6="declined: v6")
+    (shown,) = declined.statuses
+    assert not shown.ok and shown.as_status()["declined"] == "2001:db8::10"
+
+
+def test_a_failed_claim_of_an_ipv6_only_pool_keeps_the_record_and_says_why() -> None:
+    previous = NicRecord(NET_A, MAC1, None, "2001:db8::10")
+    claim = Claim(nic("a", NET_A, MAC1), MAC1, previous, None, None, IPv6Address("2001:db8::10"))
+    taken = AddressTaken(IPv6Address("2001:db8::10"), holder=Owner("ns/other [x]"))
+    outcome = Outcome()
+    outcome.settle(claim, None, answer6=taken)
+    assert outcome.records == [previous]
+    assert outcome.to_serve == [] and outcome.moved == {}
+    (shown,) = outcome.statuses
+    assert not shown.ok and "2001:db8::10" in shown.message
+    assert outcome.failed == [(claim, str(taken))]
+
+
+def test_a_refused_write_gives_back_only_what_no_ipv6_record_holds() -> None:
+    ip6, other6 = IPv6Address("2001:db8::10"), IPv6Address("2001:db8::11")
+    old = {(NET_A, MAC1): NicRecord(NET_A, MAC1, None, str(ip6))}
+    to_serve = [ToServe(NET_A, MAC1, None, ip6), ToServe(NET_B, MAC2, None, other6)]
+    # The recorded NIC keeps its address; the new one gives its claim back.
+    assert newly_claimed(old, to_serve) == [to_serve[1]]
+    statuses = [
+        NicStatus(NET_A, MAC1, True, "reserved", None, str(ip6)),
+        NicStatus(NET_B, MAC2, True, "reserved", None, str(other6)),
+    ]
+    assert refused_statuses(statuses, old.values(), "not recorded") == [
+        statuses[0],
+        NicStatus(NET_B, MAC2, False, "not recorded"),
+    ]

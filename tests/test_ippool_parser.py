@@ -36,7 +36,9 @@ def parse(path: str | None = None, value: Any = None) -> PoolSpec:
         else with_value(ippool("pool1", **CRD_EXAMPLE_POOL), path, value)
     )
     body["spec"]["ipv4config"]["pool"]["exclude"] = ["172.16.0.67"]
-    return parse_ippool(body).spec
+    spec = parse_ippool(body).spec
+    assert spec is not None
+    return spec
 
 
 def invalid_message(body: dict[str, Any]) -> str:
@@ -47,6 +49,7 @@ def invalid_message(body: dict[str, Any]) -> str:
 
 def test_parse_reads_an_ippool_as_kubevirt_ip_helper_users_write_it() -> None:
     config = parse_ippool(seed_readme_ippool("pool1"))
+    assert config.options is not None
     assert config.spec == PoolSpec(
         subnet=IPv4Network("172.16.0.0/16"),
         start=ip("172.16.0.10"),
@@ -68,6 +71,7 @@ def test_parse_reads_an_ippool_as_kubevirt_ip_helper_users_write_it() -> None:
 def test_router_exclude_and_the_options_are_optional() -> None:
     body = with_value(ippool("pool1", **CRD_EXAMPLE_POOL), f"{V4}.router", None)
     config = parse_ippool(body)
+    assert config.spec is not None and config.options is not None
     assert (config.spec.router, config.spec.exclude) == (None, ())
     assert (config.options.lease_time, config.options.dns, config.options.routes) == (3600, (), ())
 
@@ -144,6 +148,7 @@ def test_a_null_is_absent_as_the_api_server_prunes_it() -> None:
     body["spec"]["ipv4config"]["router"] = None
     body["spec"]["paused"] = None
     config = parse_ippool(body)
+    assert config.spec is not None
     assert (config.spec.router, config.paused) == (None, False)
     body["spec"]["ipv4config"]["serverip"] = None
     assert f"{V4}.serverip is missing" in invalid_message(body)
@@ -151,7 +156,8 @@ def test_a_null_is_absent_as_the_api_server_prunes_it() -> None:
 
 def test_a_whole_number_may_be_written_as_a_float_as_json_allows() -> None:
     body = with_value(ippool("pool1", **CRD_EXAMPLE_POOL), f"{V4}.leasetime", 300.0)
-    assert parse_ippool(body).options.lease_time == 300
+    options = parse_ippool(body).options
+    assert options is not None and options.lease_time == 300
     body = with_value(body, f"{V4}.leasetime", 300.5)
     assert f"{V4}.leasetime must be a whole number, not 300.5" in invalid_message(body)
 
@@ -237,6 +243,7 @@ def test_the_parser_checks_the_crds_patterns_lengths_and_ranges() -> None:
     assert (v4["leasetime"]["minimum"], v4["leasetime"]["maximum"]) == LEASE_TIME_RANGE
     assert (v4["mtu"]["minimum"], v4["mtu"]["maximum"]) == MTU_RANGE
     assert v4["routes"]["items"]["required"] == ["destination", "gateway"]
-    assert crd_schema()["required"] == ["networkname", "ipv4config"]
+    assert crd_schema()["required"] == ["networkname"]
+    assert crd_schema()["anyOf"] == [{"required": ["ipv4config"]}, {"required": ["ipv6config"]}]
     assert spec["ipv4config"]["required"] == ["serverip", "subnet", "pool"]
     assert v4["pool"]["required"] == ["start", "end"]

@@ -57,7 +57,8 @@ def test_a_dual_stack_pool_reads_both_halves() -> None:
     )
     body["spec"]["ipv6config"]["pool"]["exclude"] = ["2001:db8:1::20"]
     config = parse_ippool(body)
-    assert config.spec.subnet == parse_ippool(ippool("pool1", **CRD_EXAMPLE_POOL)).spec.subnet
+    assert config.spec is not None
+    assert config.spec == parse_ippool(ippool("pool1", **CRD_EXAMPLE_POOL)).spec
     assert config.v6 is not None
     spec, options = config.v6.spec, config.v6.options
     assert (spec.subnet, spec.start, spec.end) == (
@@ -91,16 +92,26 @@ def test_an_ipv4_only_pool_has_no_v6_and_the_defaults_apply_to_a_bare_ipv6config
     assert (config.options.dns, config.options.ntp, config.options.ntp_names) == ((), (), ())
 
 
-def test_an_ipv6_only_pool_is_refused_with_what_is_accepted() -> None:
-    body = with_value(dual_stack(), "spec.ipv4config", None)
-    message = invalid_message(body)
-    assert message.startswith("spec.ipv4config is missing")
-    assert "IPv6-only pools are not supported yet" in message
-    # Without an ipv6config it is the plain message, as before.
-    plain = invalid_message(
+def test_an_ipv6_only_pool_has_no_ipv4_half() -> None:
+    config = parse_ippool(with_value(dual_stack(dns=["2001:db8::53"]), "spec.ipv4config", None))
+    assert (config.spec, config.options, config.ntp_names) == (None, None, ())
+    assert config.v6 is not None and config.v6.spec.subnet == IPv6Network("2001:db8:1::/64")
+    assert config.v6.options.dns == (ip6("2001:db8::53"),)
+    assert config.families == "IPv6"
+    assert parse_ippool(dual_stack()).families == "dual-stack"
+    assert parse_ippool(ippool("pool1", **CRD_EXAMPLE_POOL)).families == "IPv4"
+
+
+def test_a_pool_with_neither_half_is_refused_naming_both() -> None:
+    message = invalid_message(
         with_value(ippool("pool1", **CRD_EXAMPLE_POOL), "spec.ipv4config", None)
     )
-    assert plain == "spec.ipv4config is missing"
+    assert message.startswith("spec.ipv4config is missing, and spec.ipv6config too")
+    # A bad ipv6config of an IPv6-only pool is named, not taken for a missing half.
+    body = with_value(dual_stack(), "spec.ipv4config", None)
+    body = with_value(body, "spec.ipv6config.pool.start", "2001:db8:2::1")
+    assert "spec.ipv6config" in invalid_message(body)
+    assert "spec.ipv4config" not in invalid_message(body)
 
 
 @pytest.mark.parametrize(

@@ -405,6 +405,7 @@ def test_the_api_server_and_the_parser_agree_on_every_ippool(
     config = parse_ippool(stored)
     assert parse_ippool(copy.deepcopy(body)) == config
     spec, v4 = stored["spec"], stored["spec"]["ipv4config"]
+    assert config.spec is not None and config.options is not None
     assert config.spec.start == IPv4Address(v4["pool"]["start"])
     assert config.spec.end == IPv4Address(v4["pool"]["end"])
     assert config.spec.subnet == IPv4Network(v4["subnet"], strict=False)

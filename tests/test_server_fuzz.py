@@ -91,7 +91,7 @@ def check_answer(actor: PoolActor, request: bytes, *, before: dict[bytes, Any]) 
         reply,
         reservations=before,
         declined=declined,
-        server_ip=actor.config.options.server_ip,
+        server_ip=actor.responder.options.server_ip,
     )
     if answer.yiaddr != IPv4Address(0):
         nic = actor.nics[answer.mac]
@@ -526,7 +526,7 @@ async def run_script(actor: PoolActor, factory: FakeSocketFactory, script: list[
             assert state.used + state.available == actor.allocator.capacity
             assert state.serving == (not actor.config.paused)
             for mac, nic in actor.nics.items():
-                assert actor.allocator.owner_of(nic.ip) == nic.owner, mac
+                assert nic.ip is not None and actor.allocator.owner_of(nic.ip) == nic.owner, mac
         nursery.cancel_scope.cancel()
     assert all(sock.closed for sock in factory.sockets)
 
@@ -546,7 +546,7 @@ async def deliver_and_check(actor: PoolActor, factory: FakeSocketFactory, packet
             expected,
             reservations=reservations,
             declined=declined,
-            server_ip=actor.config.options.server_ip,
+            server_ip=actor.responder.options.server_ip,
         )
     # --hypothesis-show-statistics shows how many packets got a reply.
     event(f"reply: {expected.message_type.name if expected else 'none'}")

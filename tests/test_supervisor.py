@@ -32,7 +32,7 @@ def test_a_pool_changed_before_its_actor_started_gets_one_actor_with_the_new_con
             with trio.fail_after(10):
                 await handle.started.wait()
             assert handle.actor is not None
-            assert [str(ip) for ip in handle.actor.config.options.dns] == ["198.18.0.54"]
+            assert [str(ip) for ip in handle.actor.responder.options.dns] == ["198.18.0.54"]
             await trio.sleep(0.1)
             assert handle.restarts == 0 and handle.problem is None
             nursery.cancel_scope.cancel()

@@ -247,17 +247,17 @@ class Controller(RecordFollower):
             if key not in self.vms:
                 continue
             for record in first_per_nic(key, vmnetcfg_records(cfg)):
-                if record.network != config.network or not record.ip:
+                ip6 = recorded_ip6(record)
+                if record.network != config.network or not (record.ip or ip6):
                     continue
                 try:
-                    ip = IPv4Address(record.ip)
+                    ip = IPv4Address(record.ip) if record.ip else None
                 except AddressValueError:
                     problem = f"{record.ip!r} is not an address"
                     self._state(key).restore_errors[(record.network, record.mac)] = problem
                     continue
                 hostname = key.rpartition("/")[2]
                 owner = owner_of(key, record.mac)
-                ip6 = recorded_ip6(record)
                 restore.append(RestoreReservation(owner, record.mac, ip, hostname, ip6))
         return restore
 

@@ -141,14 +141,15 @@ class RecordFollower(VmReconciler):
         hostname = key.rpartition("/")[2]
         recorded: dict[str, list[RestoreReservation]] = {}
         for record in first_per_nic(key, vmnetcfg_records(cfg)):
-            if not record.ip:
+            ip6 = recorded_ip6(record)
+            if not (record.ip or ip6):
                 continue
             try:
-                ip = IPv4Address(record.ip)
+                ip = IPv4Address(record.ip) if record.ip else None
             except AddressValueError:
                 continue  # the leader reports it in the vmnetcfg status
             owner = owner_of(key, record.mac)
-            reservation = RestoreReservation(owner, record.mac, ip, hostname, recorded_ip6(record))
+            reservation = RestoreReservation(owner, record.mac, ip, hostname, ip6)
             recorded.setdefault(record.network, []).append(reservation)
         return recorded
 
@@ -176,7 +177,9 @@ class RecordFollower(VmReconciler):
         for network, reservations in recorded.items():
             for r in reservations:
                 nic = (network, r.mac)
-                if nic in pending or (nic in shown and shown[nic][0] == str(r.ip)):
+                if r.ip is not None and (
+                    nic in pending or (nic in shown and shown[nic][0] == str(r.ip))
+                ):
                     declined.setdefault(network, set()).add(r.ip)
                 if r.ip6 is not None and (
                     nic in pending6 or (nic in shown and shown[nic][0] == str(r.ip6))

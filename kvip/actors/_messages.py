@@ -49,9 +49,10 @@ def vm_of(owner: Owner | None) -> str | None:
 class ClaimAddress:
     """Hold an address for one NIC (the requested one, or the lowest free).
 
-    Answer: the IPv4Address. The pool does not answer DHCP for it until
-    ServeReservation: the caller first writes it to the vmnetcfg (the durable
-    record). Raises PoolExhausted, AddressTaken, AddressExcluded, ... or
+    Answer: the IPv4Address; None on an IPv6-only pool, where the claim makes
+    the NIC known and its ClaimAddress6 gives it its address. The pool does not
+    answer DHCP for it until ServeReservation: the caller first writes it to
+    the vmnetcfg (the durable record). Raises PoolExhausted, AddressTaken, AddressExcluded, ... or
     MacConflict when another owner holds the MAC.
 
     `replaces` names the same NIC under its previous MAC: if it holds the
@@ -88,19 +89,22 @@ class ServeReservation:
     when given) for it. Answer: bool."""
 
     mac: str
-    ip: IPv4Address
+    #: None on an IPv6-only pool.
+    ip: IPv4Address | None
     ip6: IPv6Address | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RestoreReservation:
-    """A reservation read back from its durable record: hold it and serve it."""
+    """A reservation read back from its durable record: hold it and serve it.
+    A pool holds the family it serves: on an IPv6-only pool `ip` is ignored
+    (None in a record of one), on an IPv4-only pool `ip6`."""
 
     owner: Owner
     mac: str
-    ip: IPv4Address
+    ip: IPv4Address | None
     hostname: str | None = None
-    #: The NIC's IPv6 address, on a dual-stack pool.
+    #: The NIC's IPv6 address, on a dual-stack or IPv6-only pool.
     ip6: IPv6Address | None = None
 
 
@@ -208,13 +212,15 @@ class PoolState:
     available: int
     declined: tuple[IPv4Address, ...]
     counters: dict[str, object]
-    #: The IPv6 half of a dual-stack pool.
+    #: The IPv6 half of a dual-stack or IPv6-only pool.
     v6: PoolState6 | None = None
+    #: False for an IPv6-only pool (the IPv4 fields above are then empty).
+    v4: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoolState6:
-    """A dual-stack pool's IPv6 addresses: counts are exact (a /64 holds 2**64)."""
+    """A pool's IPv6 addresses: counts are exact (a /64 holds 2**64)."""
 
     allocations: tuple[tuple[IPv6Address, Owner], ...]
     excluded: tuple[IPv6Address, ...]

@@ -137,12 +137,13 @@ class ToServe(NamedTuple):
 
     network: str
     mac: str
-    ip: IPv4Address
+    #: None on an IPv6-only pool.
+    ip: IPv4Address | None
     ip6: IPv6Address | None = None
 
 
-#: What a dual-stack pool answered to a NIC's IPv6 claim: the address, why not,
-#: or None for a pool without ipv6config.
+#: What a pool answered to a NIC's IPv6 claim: the address, why not, or None
+#: for a pool without ipv6config.
 Answer6 = IPv6Address | IpamError | None
 
 
@@ -168,27 +169,30 @@ class Outcome:
     def settle(
         self,
         claim: Claim,
-        answer: IPv4Address | IpamError,
+        answer: IPv4Address | IpamError | None,
         *,
         restore_error: str | None = None,
         declined: str | None = None,
         answer6: Answer6 = None,
         declined6: str | None = None,
     ) -> None:
-        """Take a pool's answer to `claim`: an address, or why not. A failed claim
+        """Take a pool's answer to `claim`: an address (None from an IPv6-only
+        pool, whose `answer6` is the NIC's address), or why not. A failed claim
         keeps the NIC's record (its address stays recorded) and shows why;
         `restore_error` says it better when the record could not be restored."""
         network, mac = claim.key
+        if answer is None and isinstance(answer6, IpamError):
+            answer = answer6  # an IPv6-only pool: its one claim failed
         if isinstance(answer, IpamError):
             message = restore_error or str(answer)
             self.failed.append((claim, message))
             self.add(Settled(claim.previous, NicStatus(network, mac, False, message)))
             return
         ip = answer
-        if claim.replaces is not None and ip == claim.requested:
+        if claim.replaces is not None and ip is not None and ip == claim.requested:
             self.moved[claim.key] = claim.replaces
         ip6 = answer6 if isinstance(answer6, IPv6Address) else None
-        if isinstance(answer6, IpamError):
+        if ip is not None and isinstance(answer6, IpamError):
             # The NIC keeps its IPv4 address, and its IPv6 record as it was.
             kept6 = claim.previous.ip6 if claim.previous is not None else None
             self.failed.append((claim, f"IPv6: {answer6}"))
@@ -197,18 +201,19 @@ class Outcome:
             self.statuses.append(NicStatus(network, mac, False, message, str(ip)))
             self.to_serve.append(ToServe(network, mac, ip))
             return
-        self.records.append(NicRecord(network, mac, str(ip), str(ip6) if ip6 else None))
-        shown = f"{ip} and {ip6}" if ip6 is not None else f"{ip}"
+        text = str(ip) if ip is not None else None
         text6 = str(ip6) if ip6 is not None else None
-        if declined6 is not None and ip6 is not None and declined is None:
+        self.records.append(NicRecord(network, mac, text, text6))
+        shown = " and ".join(t for t in (text, text6) if t is not None)
+        if declined6 is not None and ip6 is not None and (declined is None or ip is None):
             # The IPv4 address is still answered: the entry's `declined` names it only.
-            status = NicStatus(network, mac, False, declined6, str(ip), text6, declined6=True)
+            status = NicStatus(network, mac, False, declined6, text, text6, declined6=True)
             self.statuses.append(status)
-        elif declined is not None:
-            status = NicStatus(network, mac, False, declined, str(ip), text6, declined=True)
+        elif declined is not None and ip is not None:
+            status = NicStatus(network, mac, False, declined, text, text6, declined=True)
             self.statuses.append(status)
         else:
-            self.statuses.append(NicStatus(network, mac, True, f"{shown} reserved", str(ip), text6))
+            self.statuses.append(NicStatus(network, mac, True, f"{shown} reserved", text, text6))
         self.to_serve.append(ToServe(network, mac, ip, ip6))
 
 
@@ -241,12 +246,14 @@ def released_records(
 
 
 def newly_claimed(old: Mapping[NicKey, NicRecord], to_serve: Iterable[ToServe]) -> list[ToServe]:
-    """The claims that no record holds yet: a refused write must give them back."""
-    return [
-        serve
-        for serve in to_serve
-        if (serve.network, serve.mac) not in old or not old[(serve.network, serve.mac)].ip
-    ]
+    """The claims that no record holds yet: a refused write must give them back.
+    (A NIC of an IPv6-only pool has its IPv6 address alone recorded.)"""
+    fresh = []
+    for serve in to_serve:
+        record = old.get((serve.network, serve.mac))
+        if record is None or not (record.ip if serve.ip is not None else record.ip6):
+            fresh.append(serve)
+    return fresh
 
 
 def refused_statuses(
@@ -256,9 +263,11 @@ def refused_statuses(
     whose address the write carried has none (the pools serve only what the
     vmnetcfg records)."""
     recorded = {(record.network, record.mac, record.ip) for record in listed}
+    recorded6 = {(record.network, record.mac, record.ip6) for record in listed}
     return [
         nic
-        if nic.ip is None or (nic.network, nic.mac, nic.ip) in recorded
+        if (nic.ip is None or (nic.network, nic.mac, nic.ip) in recorded)
+        and (nic.ip6 is None or (nic.network, nic.mac, nic.ip6) in recorded6)
         else NicStatus(nic.network, nic.mac, False, problem)
         for nic in statuses
     ]

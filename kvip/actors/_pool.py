@@ -147,10 +147,16 @@ class PoolActor(PoolAddress, PoolDhcp6):
 
     @property
     def allocator(self) -> Allocator:
+        """The IPv4 allocator (NoIpv4 on an IPv6-only pool)."""
+        if self.book.allocator is None:
+            raise NoIpv4(self.name)
         return self.book.allocator
 
     @property
     def responder(self) -> Responder:
+        """The DHCP responder (NoIpv4 on an IPv6-only pool)."""
+        if self.book.responder is None:
+            raise NoIpv4(self.name)
         return self.book.responder
 
     @property
@@ -162,9 +168,11 @@ class PoolActor(PoolAddress, PoolDhcp6):
         under the lock the packet thread counts under (a histogram's count and
         sum, or received and sent, from different packets would disagree)."""
         with self._lock:
-            r = self.responder
-            return PoolFigures(r.counters.snapshot(), self.allocator.used,
-                               self.allocator.available, len(r.history.unknown))  # fmt: skip
+            r, allocator = self.book.responder, self.book.allocator
+            if r is None or allocator is None:  # an IPv6-only pool: see figures6
+                return PoolFigures(Counters(), 0, 0, 0)
+            return PoolFigures(r.counters.snapshot(), allocator.used, allocator.available,
+                               len(r.history.unknown))  # fmt: skip
 
     def heard_from(self, mac: str) -> HeardFrom:
         """PoolBook.heard_from, under the lock the packet thread records under."""
@@ -174,7 +182,8 @@ class PoolActor(PoolAddress, PoolDhcp6):
     def drain(self) -> None:
         """The replica is shutting down: see Responder.drain."""
         with self._lock:
-            self.responder.drain()
+            if self.book.responder is not None:
+                self.book.responder.drain()
             if self.book.v6 is not None:
                 self.book.v6.responder.drain()
 
@@ -258,6 +267,9 @@ class PoolActor(PoolAddress, PoolDhcp6):
     async def _serve_socket(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        if self.config.options is None:
+            await self._serve_only6(task_status=task_status)
+            return
         closed = self._socket_closed = trio.Event()
         started = False
         try:
@@ -321,6 +333,25 @@ class PoolActor(PoolAddress, PoolDhcp6):
         finally:
             closed.set()
 
+    async def _serve_only6(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """An IPv6-only pool: DHCPv6 (and its Router Advertisements) alone."""
+        closed = self._socket_closed = trio.Event()
+        try:
+            with trio.CancelScope() as scope:
+                self._socket_scope = scope
+                self.serving = True
+                log.info("pool %s serving DHCPv6 only on %s", self.name, self.config.interface)
+                task_status.started()
+                try:
+                    await self._serve_dhcp6()
+                finally:
+                    self.serving = False
+                    self._socket_scope = None
+        finally:
+            closed.set()
+
     def _post_notices(self) -> None:
         """Runs in the trio thread, called by the packet thread: it must never raise
         (trio would end the whole process with TrioInternalError)."""
@@ -340,8 +371,9 @@ class PoolActor(PoolAddress, PoolDhcp6):
 
     def _take_notices(self) -> None:
         with self._lock:
-            notices = list(self.responder.notices)
-            self.responder.notices.clear()
+            notices = list(self.book.responder.notices) if self.book.responder else []
+            if self.book.responder is not None:
+                self.book.responder.notices.clear()
             if self._packets is not None:
                 self._packets.notices_taken()
             if self.book.v6 is not None:
@@ -382,14 +414,14 @@ class PoolActor(PoolAddress, PoolDhcp6):
         # holds, serving it, or a look are no change. Saying "changed" for those made
         # the status writer re-render a whole pool after every reconcile.
         claim = message if isinstance(message, ClaimAddress) else None
-        held = self.allocator.addresses_of(claim.owner) if claim else ()
+        held = self.book.held4(claim.owner) if claim else ()
         try:
             with self._lock:
                 return self.book.dispatch(message, serving=self.serving)
         finally:
             self.book.say()
             quiet = isinstance(message, Inspect | ServeReservation) or (
-                claim is not None and self.allocator.addresses_of(claim.owner) == held
+                claim is not None and self.book.held4(claim.owner) == held
             )
             if self.on_change is not None and not quiet:
                 self.on_change()
@@ -419,8 +451,9 @@ class PoolActor(PoolAddress, PoolDhcp6):
             )
         # DHCPv6 starts and stops with the socket: a pool that became (or stopped
         # being) dual-stack opens its sockets again.
-        if (old.interface, old.paused, old.v6 is None) != (new.interface, new.paused,
-                                                           new.v6 is None):  # fmt: skip
+        if (old.interface, old.paused, old.v6 is None, old.spec is None) != (
+            new.interface, new.paused, new.v6 is None, new.spec is None
+        ):  # fmt: skip
             if self._socket_scope is not None and self._socket_closed is not None:
                 # One socket at a time: the old one is closed, and its thread gone,
                 # before the new one opens.
@@ -431,6 +464,14 @@ class PoolActor(PoolAddress, PoolDhcp6):
         if self.on_reconfigured is not None:
             self.on_reconfigured()
         return evicted
+
+
+class NoIpv4(Exception):
+    """An IPv6-only pool has no IPv4 allocator or DHCP responder."""
+
+    def __init__(self, pool: str) -> None:
+        super().__init__(f"IPPool {pool} is IPv6-only: it has no ipv4config")
+        self.pool = pool
 
 
 class PoolStopped(Exception):

@@ -65,15 +65,20 @@ class PoolAddress:
     def _set_options(self, resolved: tuple[IPv4Address, ...]) -> None:
         self._ntp_applied = resolved
         options = self.config.options
+        if options is None:
+            return  # an IPv6-only pool
         ntp = options.ntp + tuple(a for a in resolved if a not in options.ntp)
         server = server_identity(options.server_ip, options.subnet, self.interface_address)
         with self._lock:
-            self.book.responder.set_options(replace(options, ntp=ntp, server_ip=server))
+            if self.book.responder is not None:
+                self.book.responder.set_options(replace(options, ntp=ntp, server_ip=server))
 
     def _usable(self, found: IPv4Address | None) -> bool:
         """Whether `found` (the interface's address) is one to answer from: inside
         the pool's subnet. If not, `no_address` says why (status, log, Event)."""
         options = self.config.options
+        if options is None:
+            return True  # an IPv6-only pool: DHCPv6 answers from a link-local address
         if server_identity(options.server_ip, options.subnet, found) == found:
             if self.no_address is not None:
                 log.info(
@@ -107,7 +112,8 @@ class PoolAddress:
     def _hold_replicas(self) -> dict[IPv4Address, str]:
         own = self.interface_address
         addresses = set(self._replicas)
-        if own is not None and own in self.config.options.subnet:
+        options = self.config.options
+        if own is not None and options is not None and own in options.subnet:
             addresses.add(own)
         with self._lock:
             problems = self.book.hold_replica_addresses(addresses)

@@ -29,8 +29,9 @@ from kvip.actors._messages import (
     ServeReservation,
 )
 from kvip.actors._pool_book6 import Book6, NoIpv6
+from kvip.actors._pool_book_carry import BookCarry
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import MacSeen, PoolConfig, PoolConfig6, Reservation, Responder, mac_bytes
+from kvip.serving import MacSeen, PoolConfig, Reservation, Responder, mac_bytes
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +46,23 @@ HeardFrom = tuple[MacSeen | None, bool]
 @dataclass(slots=True)
 class _Nic:
     owner: Owner
-    ip: IPv4Address
+    #: Its IPv4 address; None on an IPv6-only pool (or one that was, until the
+    #: NIC's next claim).
+    ip: IPv4Address | None
     hostname: str | None
     serving: bool
-    #: Its IPv6 address, on a dual-stack pool (held with `ip`, served with it).
+    #: Its IPv6 address, on a dual-stack or IPv6-only pool (held with `ip`,
+    #: served with it).
     ip6: IPv6Address | None = None
 
 
 @dataclass(slots=True)
-class PoolBook:
+class PoolBook(BookCarry):
     name: str
-    allocator: Allocator
-    responder: Responder
-    #: The IPv6 half of a dual-stack pool.
+    #: The IPv4 half: both None for an IPv6-only pool.
+    allocator: Allocator | None
+    responder: Responder | None
+    #: The IPv6 half of a dual-stack or IPv6-only pool.
     v6: Book6 | None = None
     nics: dict[str, _Nic] = field(default_factory=dict)
     #: Log lines not yet written: (level, format, args).
@@ -76,6 +81,8 @@ class PoolBook:
     def new(cls, config: PoolConfig) -> PoolBook:
         v6 = config.v6
         book6 = Book6.new(config.name, v6.spec, v6.options) if v6 is not None else None
+        if config.spec is None or config.options is None:
+            return cls(config.name, None, None, book6)
         return cls(config.name, Allocator(config.spec), Responder(config.options), book6)
 
     def dispatch(self, message: PoolMessage, *, serving: bool) -> Any:
@@ -87,10 +94,9 @@ class PoolBook:
         if isinstance(message, RestoreReservation):
             self.check_mac(message.owner, message.mac)
             ip6 = self.reserve6(message)
-            self.allocator.reserve(message.owner, message.ip)
-            self.record(message.owner, message.mac, message.ip, message.hostname, serve=True,
-                        ip6=ip6)  # fmt: skip
-            return message.ip
+            ip = self.reserve4(message.owner, message.ip)
+            self.record(message.owner, message.mac, ip, message.hostname, serve=True, ip6=ip6)
+            return ip
         if isinstance(message, ServeReservation):
             return self.serve(message)
         if isinstance(message, ReleaseOwner):
@@ -108,20 +114,28 @@ class PoolBook:
         if isinstance(message, ClearDecline):
             if isinstance(message.ip, IPv6Address):
                 return self.v6 is not None and self.v6.responder.clear_declined(message.ip)
-            return self.responder.clear_declined(message.ip)
+            return self.responder is not None and self.responder.clear_declined(message.ip)
         if isinstance(message, MarkDeclined):
             if isinstance(message.ip, IPv6Address):
                 return self.v6.responder.mark_declined(message.ip) if self.v6 else None
-            return self.responder.mark_declined(message.ip)
+            return self.responder.mark_declined(message.ip) if self.responder else None
         if isinstance(message, Inspect):
             return self.state(serving=serving)
         if isinstance(message, Reconfigure):
             raise TypeError("Reconfigure needs the running actor")
         raise TypeError(f"pool actor cannot handle {message!r}")
 
-    def claim(self, message: ClaimAddress) -> IPv4Address:
-        """An address for a NIC, held but not served until ServeReservation."""
+    def claim(self, message: ClaimAddress) -> IPv4Address | None:
+        """An address for a NIC, held but not served until ServeReservation. On an
+        IPv6-only pool, no address: the NIC is made known for its ClaimAddress6."""
         self.check_mac(message.owner, message.mac)
+        if self.allocator is None:
+            known = self.nics.get(message.mac.lower())
+            if known is None or known.owner != message.owner or known.ip is not None:
+                ip6 = known.ip6 if known is not None and known.owner == message.owner else None
+                self.record(message.owner, message.mac, None, message.hostname, serve=False,
+                            ip6=ip6)  # fmt: skip
+            return None
         requested, replaces = message.requested, message.replaces
         if (
             requested is not None
@@ -171,11 +185,37 @@ class PoolBook:
         for extra in freed:
             self.note(logging.WARNING, "pool %s: %s held %s besides %s; released", self.name,
                       message.owner, extra, ip6)  # fmt: skip
+        for mac, other in list(self.nics.items()):
+            if other.owner != message.owner and other.ip6 == ip6:
+                # It moved here from the NIC's previous MAC (`replaces`): no longer
+                # served there; a NIC left with no address at all is gone.
+                self.note(logging.INFO, "pool %s: %s moves from %s to %s", self.name, ip6,
+                          other.owner, message.owner)  # fmt: skip
+                self.v6.unserve(mac)
+                other.ip6 = None
+                if other.ip is None:
+                    self.forget(other.owner)
         if nic.ip6 != ip6:
             if nic.serving:
                 self.v6.unserve(message.mac)
             nic.ip6 = ip6
         return ip6
+
+    def served4(self, ip: IPv4Address | None) -> IPv4Address | None:
+        """A recorded IPv4 address as this pool holds it: not on an IPv6-only pool."""
+        return ip if self.allocator is not None else None
+
+    def reserve4(self, owner: Owner, ip: IPv4Address | None) -> IPv4Address | None:
+        """Hold a record's IPv4 address (IpamError if it cannot be); None if it has
+        none here (none recorded, or an IPv6-only pool)."""
+        if ip is None or self.allocator is None:
+            return None
+        self.allocator.reserve(owner, ip)
+        return ip
+
+    def held4(self, owner: Owner) -> tuple[IPv4Address, ...]:
+        """The IPv4 addresses `owner` holds."""
+        return tuple(self.allocator.addresses_of(owner)) if self.allocator is not None else ()
 
     def reserve6(self, record: RestoreReservation) -> IPv6Address | None:
         """Hold a record's IPv6 address (IpamError if it cannot be); None if it has
@@ -198,7 +238,7 @@ class PoolBook:
             if (
                 record is not None
                 and record.mac.lower() == mac
-                and record.ip == nic.ip
+                and self.served4(record.ip) == nic.ip
                 and (self.v6.inside(record.ip6) if self.v6 is not None else None) == nic.ip6
             ):
                 if not nic.serving:
@@ -208,21 +248,28 @@ class PoolBook:
         problems: list[tuple[RestoreReservation, IpamError]] = []
         for record in message.records:
             held = self.nics.get(record.mac.lower())
-            if held is not None and held.owner == record.owner and held.ip == record.ip:
+            if (
+                held is not None
+                and held.owner == record.owner
+                and held.ip == self.served4(record.ip)
+                and (held.ip is not None or held.ip6 is not None)
+            ):
                 continue
             try:
                 self.check_mac(record.owner, record.mac)
                 ip6 = self.reserve6(record)
-                self.allocator.reserve(record.owner, record.ip)
+                ip = self.reserve4(record.owner, record.ip)
             except IpamError as exc:
                 problems.append((record, exc))
                 continue
-            self.record(record.owner, record.mac, record.ip, record.hostname, serve=True, ip6=ip6)
+            self.record(record.owner, record.mac, ip, record.hostname, serve=True, ip6=ip6)
         for record in message.records:
-            if record.ip in message.declined:
-                self.responder.mark_declined(record.ip)
-            elif record.ip in self.responder.declined:
-                self.responder.clear_declined(record.ip)
+            responder = self.responder
+            if responder is not None and record.ip is not None:
+                if record.ip in message.declined:
+                    responder.mark_declined(record.ip)
+                elif record.ip in responder.declined:
+                    responder.clear_declined(record.ip)
             if record.ip6 is not None and self.v6 is not None:
                 declined6 = self.v6.responder.declined
                 if record.ip6 in message.declined:
@@ -237,6 +284,8 @@ class PoolBook:
         listed go back to the pool. What is wrong, by address (for the IPPool's
         status, an Event and the log)."""
         wanted = set(addresses)
+        if self.allocator is None:
+            return {}  # an IPv6-only pool: DHCPv6 answers from link-local addresses
         for ip in self.allocator.addresses_of(REPLICA_OWNER):
             if ip not in wanted:
                 self.allocator.release(ip)
@@ -259,6 +308,8 @@ class PoolBook:
         return problems
 
     def heard_from(self, mac: str) -> HeardFrom:
+        if self.responder is None:
+            return None, False  # DHCPv6 keeps no history by MAC yet
         nic = self.nics.get(mac.lower())
         declined = nic is not None and nic.ip in self.responder.declined
         return self.responder.history.of(mac_bytes(mac)), declined
@@ -292,7 +343,8 @@ class PoolBook:
     def serve_nic(self, mac: str, nic: _Nic) -> None:
         """Answer DHCP for the NIC, and DHCPv6 for its IPv6 address if it has one."""
         nic.serving = True
-        self.responder.set_reservation(mac, Reservation(nic.ip, nic.hostname))
+        if nic.ip is not None and self.responder is not None:
+            self.responder.set_reservation(mac, Reservation(nic.ip, nic.hostname))
         if nic.ip6 is not None and self.v6 is not None:
             self.v6.serve(mac, nic.ip6, nic.hostname)
 
@@ -300,7 +352,7 @@ class PoolBook:
         self,
         owner: Owner,
         mac: str,
-        ip: IPv4Address,
+        ip: IPv4Address | None,
         hostname: str | None,
         *,
         serve: bool,
@@ -316,14 +368,16 @@ class PoolBook:
         the NIC that held it: the next NIC starts afresh (and declines it again,
         reported, if the other host is still there). Kept, it left the next NIC
         recorded OK and never answered."""
-        self.allocator.release(ip)
-        self.responder.clear_declined(ip)
+        if self.allocator is not None and self.responder is not None:
+            self.allocator.release(ip)
+            self.responder.clear_declined(ip)
 
     def release(self, owner: Owner) -> tuple[IPv4Address | IPv6Address, ...]:
-        released4 = self.allocator.release_owner(owner)
+        released4 = self.allocator.release_owner(owner) if self.allocator is not None else ()
         for ip in released4:
-            self.responder.clear_declined(ip)
-        released: tuple[IPv4Address | IPv6Address, ...] = released4
+            if self.responder is not None:
+                self.responder.clear_declined(ip)
+        released: tuple[IPv4Address | IPv6Address, ...] = tuple(released4)
         if self.v6 is not None:
             released += self.v6.release_owner(owner)
         self.forget(owner)
@@ -333,111 +387,29 @@ class PoolBook:
         """Drop the owner's NICs and stop serving them."""
         for mac in [mac for mac, nic in self.nics.items() if nic.owner == owner]:
             del self.nics[mac]
-            self.responder.remove_reservation(mac)
+            if self.responder is not None:
+                self.responder.remove_reservation(mac)
             if self.v6 is not None:
                 self.v6.unserve(mac)
 
-    def restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
-        """Hold again the recorded addresses that fit the range again: a NIC the pool
-        knows (bar a missing IPv6 address) or an owner holding some is newer than its record."""
-        allocator = self.allocator
-        for reservation in reservations:
-            nic = self.nics.get(reservation.mac.lower())
-            if nic is not None and nic.owner == reservation.owner and nic.ip6 is None:
-                nic.ip6 = self._fitting6(reservation)
-                if nic.serving:
-                    self.serve_nic(reservation.mac.lower(), nic)
-            if nic is not None or allocator.addresses_of(reservation.owner):
-                continue
-            if not allocator.is_assignable(reservation.ip) or allocator.owner_of(reservation.ip):
-                self._fitting6(reservation)  # recorded: held, as when its IPv4 address left
-                continue
-            ip6 = self._fitting6(reservation)
-            self.note(logging.INFO, "pool %s: %s of %s fits the range again; serving it again",
-                      self.name, reservation.ip, reservation.owner)  # fmt: skip
-            allocator.reserve(reservation.owner, reservation.ip)
-            self.record(reservation.owner, reservation.mac, reservation.ip, reservation.hostname,
-                        serve=True, ip6=ip6)  # fmt: skip
-
-    def _fitting6(self, reservation: RestoreReservation) -> IPv6Address | None:
-        """Hold the reservation's IPv6 address again if it fits (it may not, while
-        its IPv4 one does: the NIC is then served its IPv4 address alone)."""
-        ip6 = reservation.ip6
-        if ip6 is None or self.v6 is None or not self.v6.fits(ip6):
-            return None
-        self.v6.reserve(reservation.owner, ip6)
-        return ip6
-
     def state(self, *, serving: bool) -> PoolState:
+        v6 = self.v6.state() if self.v6 is not None else None
+        allocator, responder = self.allocator, self.responder
+        if allocator is None or responder is None:
+            return PoolState(name=self.name, serving=serving, allocations=(), excluded=(),
+                             used=0, available=0, declined=(), counters={}, v6=v6,
+                             v4=False)  # fmt: skip
         return PoolState(
             name=self.name,
             serving=serving,
-            allocations=tuple(self.allocator.allocations()),
-            excluded=tuple(self.allocator.excluded()),
-            used=self.allocator.used,
-            available=self.allocator.available,
-            declined=tuple(sorted(self.responder.declined)),
-            counters=self.responder.counters.as_dict(),
-            v6=self.v6.state() if self.v6 is not None else None,
+            allocations=tuple(allocator.allocations()),
+            excluded=tuple(allocator.excluded()),
+            used=allocator.used,
+            available=allocator.available,
+            declined=tuple(sorted(responder.declined)),
+            counters=responder.counters.as_dict(),
+            v6=v6,
         )
-
-    def unserved(self) -> list[RestoreReservation]:
-        """The claims handed out but not yet served: their vmnetcfg write may be in
-        flight, so whoever holds the pool's addresses next must hold these too."""
-        return [
-            RestoreReservation(nic.owner, mac, nic.ip, nic.hostname, nic.ip6)
-            for mac, nic in self.nics.items()
-            if not nic.serving
-        ]
-
-    def hold_unserved(self, claims: list[RestoreReservation]) -> None:
-        """Hold a previous actor's unserved claims (see `unserved`), unless the
-        records restored since say otherwise: held, not served, until the
-        controller serves (the write landed) or releases (refused) them."""
-        allocator = self.allocator
-        for claim in claims:
-            if claim.mac.lower() in self.nics or allocator.addresses_of(claim.owner):
-                continue
-            if not allocator.is_assignable(claim.ip) or allocator.owner_of(claim.ip):
-                continue
-            ip6 = self._fitting6(claim)
-            allocator.reserve(claim.owner, claim.ip)
-            self.record(claim.owner, claim.mac, claim.ip, claim.hostname, serve=False, ip6=ip6)
-
-    def reconfigure(
-        self, config: PoolConfig, restore: tuple[RestoreReservation, ...]
-    ) -> tuple[tuple[IPv4Address | IPv6Address, Owner], ...]:
-        """A new range: what no longer fits goes (returned), recorded addresses
-        that fit again come back. An IPv6 address that no longer fits goes alone:
-        its NIC keeps its IPv4 address."""
-        evicted: tuple[tuple[IPv4Address | IPv6Address, Owner], ...] = self.reconfigure6(config.v6)
-        evicted4 = self.allocator.reconfigure(config.spec)
-        for ip, owner in evicted4:
-            self.forget(owner)
-            self.responder.clear_declined(ip)
-        self.restore_fitting(restore)
-        return evicted + evicted4
-
-    def reconfigure6(self, v6: PoolConfig6 | None) -> tuple[tuple[IPv6Address, Owner], ...]:
-        """The IPv6 half added, changed or removed."""
-        if v6 is None or self.v6 is None:
-            if self.v6 is not None:  # removed: every NIC is IPv4-only now
-                gone = tuple(self.v6.allocator.allocations())
-                for mac, nic in self.nics.items():
-                    self.v6.unserve(mac)
-                    nic.ip6 = None
-                self.v6 = None
-                return gone
-            if v6 is not None:  # added: the next reconcile of each VM claims
-                self.v6 = Book6.new(self.name, v6.spec, v6.options)
-            return ()
-        evicted = self.v6.reconfigure(v6.spec, v6.options)
-        evicted_ips = {ip for ip, _ in evicted}
-        for mac, nic in self.nics.items():
-            if nic.ip6 in evicted_ips:
-                self.v6.unserve(mac)
-                nic.ip6 = None
-        return evicted
 
 
 class MacConflict(IpamError):

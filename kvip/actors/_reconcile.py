@@ -175,7 +175,7 @@ class VmReconciler(ControllerState):
                 replaces=owner_of(key, replaces.mac) if replaces is not None else None,
             )
             try:
-                answer: IPv4Address | IpamError = await pool.ask(claim)
+                answer: IPv4Address | IpamError | None = await pool.ask(claim)
             except IpamError as exc:
                 answer = exc
             answer6: Answer6 = None
@@ -235,7 +235,7 @@ class VmReconciler(ControllerState):
                 state.unsure.add(network)
                 continue
             back = outcome.moved.get((network, mac))
-            if back is None or not await self._move_back(key, mac, ip, back):
+            if back is None or ip is None or not await self._move_back(key, mac, ip, back):
                 await self._release(key, NicRecord(network, mac, None))
         if exc.permanent and cfg is not None:
             # Say so where the operator looks.
@@ -258,13 +258,14 @@ class VmReconciler(ControllerState):
                              extra={"vm": key, "ip": str(ip6), "mac": mac, "network": network,
                                     "pool": pool.name})  # fmt: skip
                     self._event(vm, "Allocated", f"{ip6} reserved for {mac} on {network}")
-                if (network, mac) not in old or old[(network, mac)].ip != str(ip):
+                if ip is not None and ((network, mac) not in old
+                                       or old[(network, mac)].ip != str(ip)):  # fmt: skip
                     log.info("VM %s: %s reserved for %s on %s", key, ip, mac, network,
                              extra={"vm": key, "ip": str(ip), "mac": mac, "network": network,
                                     "pool": pool.name})  # fmt: skip
                     self._event(vm, "Allocated", f"{ip} reserved for {mac} on {network}")
                 await pool.ask(ServeReservation(mac, ip, ip6))
-                if (network, mac) in self._state(key).declined:
+                if ip is not None and (network, mac) in self._state(key).declined:
                     await pool.ask(MarkDeclined(ip))  # declined where another replica saw it
                 if ip6 is not None and (network, mac) in self._state(key).declined6:
                     await pool.ask(MarkDeclined(ip6))

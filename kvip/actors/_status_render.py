@@ -85,15 +85,19 @@ async def render_pool_status(
     serving = state is not None and state.serving
     paused = handle.config is not None and handle.config.paused
     no_address = handle.actor.no_address if handle.actor is not None else None
+    only6 = state is not None and not state.v4
+    protocol = "DHCPv6" if only6 else "DHCP"
+    if only6 and handle.actor is not None and handle.actor.no_dhcp6 is not None:
+        serving, no_address = False, handle.actor.no_dhcp6  # its one service is down
     reason = "Paused" if paused else ("Listening" if serving else "NotListening")
     if serving and handle.config is not None:
-        serving_message = f"answering DHCP on {handle.config.interface}"
+        serving_message = f"answering {protocol} on {handle.config.interface}"
     elif paused:
-        serving_message = "paused: reservations kept, DHCP not answered"
+        serving_message = f"paused: reservations kept, {protocol} not answered"
     elif no_address is not None:
-        reason, serving_message = "NoAddress", no_address
+        reason, serving_message = ("NoDhcpv6" if only6 else "NoAddress"), no_address
     else:
-        serving_message = "not answering DHCP"
+        serving_message = f"not answering {protocol}"
     conditions = set_condition(
         conditions,
         "Serving",
@@ -133,7 +137,9 @@ async def render_pool_status(
         left_out = _left_out(state, handle.annotations)
         if left_out is None and state.v6 is not None:
             left_out = _left_out6(state.v6, handle.annotations)
-        if left_out is not None:
+        if not state.v4:
+            status.pop("ipv4", None)  # an IPv6-only pool
+        elif left_out is not None:
             status["ipv4"] = {"used": state.used, "available": state.available}
         else:
             allocated = {str(ip): "EXCLUDED" for ip in state.excluded}

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from kvip.actors import PoolActor
@@ -61,14 +62,25 @@ def _pool(actor: PoolActor) -> dict[str, Any]:
     return {
         "pool": actor.name,
         "network": config.network,
-        "subnet": str(config.spec.subnet),
+        "subnet": str(config.spec.subnet) if config.spec is not None else None,
+        "subnet6": str(config.v6.spec.subnet) if config.v6 is not None else None,
         "interface": config.interface,
-        "server_ip": str(actor.responder.options.server_ip),
+        "server_ip": _server_ip(actor),
         "serving": actor.serving,
         "paused": config.paused,
         "unknown_macs": actor.figures().unknown_macs,
         "dhcp6": None if mode is None else mode.value,
     }
+
+
+def _server_ip(actor: PoolActor) -> str | None:
+    """The address DHCP answers as; None on an IPv6-only pool."""
+    responder = actor.book.responder
+    return str(responder.options.server_ip) if responder is not None else None
+
+
+def _text(ip: IPv4Address | IPv6Address | None) -> str | None:
+    return str(ip) if ip is not None else None
 
 
 def normal_mac(text: str) -> str | None:
@@ -89,13 +101,14 @@ def mac_view(pools: Mapping[str, PoolActor], mac: str) -> dict[str, Any]:
         count, seen, unknown = heard if heard is not None else (0, (), nic is None)
         reservation = None
         if nic is not None:
-            reservation = {"owner": nic.owner, "ip": str(nic.ip), "hostname": nic.hostname,
-                           "serving": nic.serving, "declined": declined}  # fmt: skip
+            reservation = {"owner": nic.owner, "ip": _text(nic.ip), "ip6": _text(nic.ip6),
+                           "hostname": nic.hostname, "serving": nic.serving,
+                           "declined": declined}  # fmt: skip
         found.append(
             {
                 "pool": name,
                 "network": actor.config.network,
-                "server_ip": str(actor.responder.options.server_ip),
+                "server_ip": _server_ip(actor),
                 "serving": actor.serving,
                 "reservation": reservation,
                 "unknown": unknown,

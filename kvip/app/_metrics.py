@@ -140,10 +140,11 @@ class KvipCollector(Collector):
             ready.add_metric([name], 1 if handle.ready and actor and actor.serving else 0)
             if actor is None or handle.config is None:
                 continue
-            pool_labels = [name, str(handle.config.spec.subnet), handle.config.network]
             figures = actor.figures()
-            used.add_metric(pool_labels, figures.used)
-            available.add_metric(pool_labels, figures.available)
+            if handle.config.spec is not None:  # not on an IPv6-only pool
+                pool_labels = [name, str(handle.config.spec.subnet), handle.config.network]
+                used.add_metric(pool_labels, figures.used)
+                available.add_metric(pool_labels, figures.available)
             counters = figures.counters
             for kind, count in sorted(counters.received.items()):
                 received.add_metric([name, kind], count)

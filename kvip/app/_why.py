@@ -118,9 +118,10 @@ def _pool_for(nic: VmNic, pools: list[dict[str, Any]]) -> tuple[dict[str, Any] |
                 for kind, c in sorted(conditions.items())
                 if kind in ("Ready", "Serving", "ReplicaAddressesOutsideRange")
             )
-            subnet = f"subnet {config.spec.subnet}"
+            subnets = [str(config.spec.subnet)] if config.spec is not None else []
             if config.v6 is not None:
-                subnet += f" and {config.v6.spec.subnet}"
+                subnets.append(str(config.v6.spec.subnet))
+            subnet = f"subnet {' and '.join(subnets)}"
             return pool, f"IPPool {name}, {subnet}: {state or 'no status yet'}"
     return None, f"no IPPool has networkname {nic.network}: kvip gives this NIC no address"
 

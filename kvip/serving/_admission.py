@@ -103,6 +103,8 @@ def _why_unusable6(config: PoolConfig6 | None, ip: IPv6Address) -> str | None:
 def _why_unusable(config: PoolConfig, ip: IPv4Address) -> str | None:
     """Why the pool `config` cannot hand out `ip` (None: it can)."""
     spec = config.spec
+    if spec is None:
+        return "the pool has no spec.ipv4config"
     if ip < spec.start:
         return f"it is before spec.ipv4config.pool.start {spec.start}"
     if ip > spec.end:
@@ -132,9 +134,9 @@ def _network_conflict(config: PoolConfig, others: Iterable[Mapping[str, Any]]) -
         other = _parsed(body)
         if other is None or other.name == config.name or other.network != config.network:
             continue
-        ranges: list[tuple[int, PoolSpec | PoolSpec6, PoolSpec | PoolSpec6]] = [
-            (4, config.spec, other.spec)
-        ]
+        ranges: list[tuple[int, PoolSpec | PoolSpec6, PoolSpec | PoolSpec6]] = []
+        if config.spec is not None and other.spec is not None:
+            ranges.append((4, config.spec, other.spec))
         if config.v6 is not None and other.v6 is not None:
             ranges.append((6, config.v6.spec, other.v6.spec))
         for family, mine, theirs in ranges:

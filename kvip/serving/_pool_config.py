@@ -9,8 +9,8 @@ what the schema cannot express: rules that span fields, which `PoolSpec` and
 `PoolSpec6` check (and the IPv6 subnet's block, ::/8, fe80::/10 or ff00::/8,
 which no readable pattern says), and a preferred lifetime over the valid one.
 
-A dual-stack pool's `ipv6config` becomes `PoolConfig.v6`; `ipv4config` stays
-required, so an IPv6-only pool is refused with a message that says so.
+`ipv4config` becomes `PoolConfig.spec` and `.options`, `ipv6config`
+`PoolConfig.v6`: a pool has either or both (IPv4-only, IPv6-only, dual-stack).
 """
 
 from __future__ import annotations
@@ -74,13 +74,22 @@ class PoolConfig:
     name: str
     network: str
     interface: str
-    spec: PoolSpec
-    options: PoolOptions
+    #: The IPv4 half (`ipv4config`): None for an IPv6-only pool. The two are
+    #: None together; a pool has at least one of `spec` and `v6`.
+    spec: PoolSpec | None
+    options: PoolOptions | None
     #: NTP servers given by name; the pool actor resolves them.
     ntp_names: tuple[str, ...] = ()
     paused: bool = False
-    #: The IPv6 half of a dual-stack pool; None for an IPv4-only one.
+    #: The IPv6 half of a dual-stack or IPv6-only pool; None for an IPv4-only one.
     v6: PoolConfig6 | None = None
+
+    @property
+    def families(self) -> str:
+        """ "IPv4", "IPv6" or "dual-stack", for messages and listings."""
+        if self.spec is None:
+            return "IPv6"
+        return "IPv4" if self.v6 is None else "dual-stack"
 
 
 def _routes(fields: Fields, v4: Mapping[str, Any]) -> tuple[ClasslessRoute, ...]:
@@ -188,9 +197,8 @@ def _options(
     )
 
 
-_V4_MISSING = (
-    "is missing: a pool is IPv4-only or dual-stack (ipv4config and ipv6config); "
-    "IPv6-only pools are not supported yet"
+_FAMILY_MISSING = (
+    "is missing, and spec.ipv6config too: a pool has ipv4config (DHCP), ipv6config (DHCPv6) or both"
 )
 
 
@@ -306,8 +314,8 @@ def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
     )
     paused = fields.boolean(spec, "paused", "spec.paused")
     v4 = fields.mapping(spec, "ipv4config", V4)
-    if v4 is None and spec.get("ipv4config") is None:
-        fields.problem(V4, _V4_MISSING if spec.get("ipv6config") is not None else "is missing")
+    if v4 is None and spec.get("ipv4config") is None and spec.get("ipv6config") is None:
+        fields.problem(V4, _FAMILY_MISSING)
     pool_spec: PoolSpec | None = None
     options: PoolOptions | None = None
     ntp_names: tuple[str, ...] = ()
@@ -316,9 +324,8 @@ def parse_ippool(body: Mapping[str, Any]) -> PoolConfig:
         ntp_addresses, ntp_names = _ntp(fields, v4)
         options = _options(fields, v4, pool_spec, ntp_addresses)
     v6 = _v6(fields, spec)
-    if fields.problems or network is None or options is None:
+    if fields.problems or network is None or (options is None and v6 is None):
         raise InvalidPool("; ".join(fields.problems))
-    assert pool_spec is not None  # options need it
     return PoolConfig(
         name=name,
         # A bare NAD name in a pool means the 'default' namespace, as Multus reads it.

@@ -274,3 +274,8 @@ def dual_config(start6: int = 0x10, end6: int = 0x20, **v4: object) -> PoolConfi
     options6 = PoolOptions6(subnet=SUBNET6, dns=(SUBNET6.network_address + 0x53,))
     config = pool_config(paused=True, **v4)  # type: ignore[arg-type]
     return replace(config, v6=PoolConfig6(spec=spec6, options=options6))
+
+
+def only6_config(start6: int = 0x10, end6: int = 0x20, **kwargs: object) -> PoolConfig:
+    """dual_config without its IPv4 half: an IPv6-only pool (paused)."""
+    return replace(dual_config(start6, end6, **kwargs), spec=None, options=None, ntp_names=())
