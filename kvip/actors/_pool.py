@@ -160,6 +160,15 @@ class PoolActor(PoolAddress, PoolDhcp6):
         return self.book.responder
 
     @property
+    def answers_as(self) -> str | None:
+        """The address this replica answers from on the pool: DHCP's server
+        identifier, or on an IPv6-only pool DHCPv6's link-local source (None
+        while it has none)."""
+        if self.book.responder is not None:
+            return str(self.book.responder.options.server_ip)
+        return self.link_local
+
+    @property
     def nics(self) -> dict[str, _Nic]:
         return self.book.nics
 

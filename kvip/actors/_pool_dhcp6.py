@@ -103,6 +103,13 @@ class PoolDhcp6:
         packets = self._packets6
         return None if packets is None else packets.sockets.mode
 
+    @property
+    def link_local(self) -> str | None:
+        """The link-local address DHCPv6 answers from now (None: not serving it)."""
+        packets = self._packets6
+        found = packets.sockets.interface.link_local if packets is not None else None
+        return str(found) if found is not None else None
+
     def figures6(self) -> PoolFigures6 | None:
         """The DHCPv6 counters and IPv6 address figures of a dual-stack pool, as of
         one moment (None for an IPv4-only pool)."""

@@ -46,11 +46,12 @@ class ReplicaView:
 
     def serving_card(self, pools: dict[str, PoolHandle]) -> dict[str, str]:
         """IPPool name -> the address this replica answers as there (its heartbeat)."""
-        return {
-            name: str(handle.actor.responder.options.server_ip)
-            for name, handle in pools.items()
-            if handle.actor is not None and handle.actor.serving
-        }
+        card = {}
+        for name, handle in pools.items():
+            answers_as = handle.actor.answers_as if handle.actor is not None else None
+            if handle.actor is not None and handle.actor.serving and answers_as is not None:
+                card[name] = answers_as
+        return card
 
     def listing(self, pool: str, pools: dict[str, PoolHandle]) -> list[dict[str, str]]:
         """Which replicas serve `pool`, and as which address: the fresh cards of

@@ -210,9 +210,12 @@ class ReplicaDirectory:
         server may still answer with its address: never hand those out either)."""
         sightings = self._sightings.values()
         cards = [sighting.card for sighting in sightings] if stale_too else self._cards.values()
-        return {
-            card.replica: IPv4Address(card.serving[pool]) for card in cards if pool in card.serving
-        }
+        found = {}
+        for card in cards:
+            text = card.serving.get(pool)
+            if text is not None and ":" not in text:  # an IPv6-only pool's is link-local
+                found[card.replica] = IPv4Address(text)
+        return found
 
     async def run(self) -> None:
         """List the heartbeat Leases every `period`, forever. A failed list is

@@ -35,9 +35,12 @@ class World:
     def kvip(self) -> RunningKvip:
         return RunningKvip(self.api.kubeconfig, selector=self.selector, netns=self.lab.server)
 
-    def create_pool(self, network: str, **kwargs: Any) -> str:
+    def create_pool(self, network: str, *, only6: bool = False, **kwargs: Any) -> str:
+        """An IPPool (objects.ippool); `only6`: without its ipv4config."""
         name = unique("pool")
         body = objects.ippool(name, network, selector=self.selector, **kwargs)
+        if only6:
+            del body["spec"]["ipv4config"]
         self.custom.create_cluster_custom_object(GROUP, VERSION, "ippools", body)
         self.pools.append(name)
         return name

@@ -1,0 +1,103 @@
+"""IPv6-only pools end to end: a real API server, kvip in-process, real clients.
+
+A VM NIC on an IPPool with an ipv6config and no ipv4config gets one IPv6
+address, recorded in its vmnetcfg (no ipaddress) before it is served, served
+to a real DHCPv6 client, kept across a restart, released when the VM is
+deleted; DHCP (IPv4) is not answered. Adding an ipv4config makes the pool
+dual-stack: the NIC keeps its IPv6 address and gains an IPv4 one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.dhcp6lab import enable_ipv6
+from tests.lab.e2e_world import World, lease_ip
+from tests.lab.kvip_rig import wait_for
+from tests.lab.leases import NoLeaseError
+from tests.lab.objects import GROUP, VERSION
+from tests.test_controller_dualstack import IPV6CONFIG, dhcp6_address, nic_entry
+
+pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
+
+
+def condition(w: World, pool: str, kind: str) -> dict[str, Any] | None:
+    for found in w.pool(pool).get("status", {}).get("conditions") or []:
+        if found.get("type") == kind:
+            return dict(found)
+    return None
+
+
+def test_an_ipv6_only_nic_is_recorded_served_kept_and_released(
+    world: World, tmp_path: Path
+) -> None:
+    w = world
+    enable_ipv6(w.lab.server, "eth1")
+    pool = w.create_pool(w.net("net-a"), ipv6config=IPV6CONFIG, only6=True)
+    mac = "52:54:00:00:6c:01"
+    with w.kvip():
+        w.create_vm("vm1", [("nic-a", "net-a", mac)])
+        entry = wait_for(lambda: nic_entry(w, "vm1", mac), what="the NIC's ipv6address")
+        assert entry["ipv6address"] == "2001:db8:0:1::100"
+        assert "ipaddress" not in entry
+        assert dhcp6_address(w, mac, tmp_path / "first") == "2001:db8:0:1::100"
+        # No DHCP (IPv4) on an IPv6-only pool.
+        with pytest.raises(NoLeaseError):
+            lease_ip(w.lab.add_client(mac, port="eth1"), timeout=4)
+        status = wait_for(
+            lambda: w.pool(pool).get("status", {}).get("ipv6", {}).get("used") == "1"
+            and w.pool(pool)["status"],
+            what="IPPool status.ipv6",
+        )
+        assert "ipv4" not in status
+        assert status["ipv6"]["allocated"]["2001:db8:0:1::100"] == f"{w.namespace}/vm1 [{mac}]"
+        serving = wait_for(lambda: condition(w, pool, "Serving"), what="the Serving condition")
+        assert serving["status"] == "True" and "DHCPv6" in serving["message"]
+        shown = wait_for(
+            lambda: (w.cfg("vm1") or {}).get("status", {}).get("networkconfig"),
+            what="the vmnetcfg status",
+        )
+        assert shown[0]["status"] == "OK" and shown[0]["ipv6address"] == "2001:db8:0:1::100"
+        assert "ipaddress" not in shown[0]
+    # A new process serves it again from the vmnetcfg alone.
+    with w.kvip():
+        assert dhcp6_address(w, mac, tmp_path / "restarted") == "2001:db8:0:1::100"
+        w.delete_vm("vm1")
+        wait_for(
+            lambda: w.pool(pool).get("status", {}).get("ipv6", {}).get("used") == "0",
+            what="the IPv6 address released",
+        )
+        assert dhcp6_address(w, mac, tmp_path / "deleted", timeout=6) is None
+
+
+def test_an_ipv6_only_pool_given_an_ipv4config_becomes_dual_stack(
+    world: World, tmp_path: Path
+) -> None:
+    w = world
+    enable_ipv6(w.lab.server, "eth1")
+    pool = w.create_pool(w.net("net-a"), ipv6config=IPV6CONFIG, only6=True)
+    mac = "52:54:00:00:6c:02"
+    with w.kvip():
+        w.create_vm("vm2", [("nic-a", "net-a", mac)])
+        entry = wait_for(lambda: nic_entry(w, "vm2", mac), what="the NIC's ipv6address")
+        ip6 = entry["ipv6address"]
+        ipv4config = {
+            "serverip": "198.18.0.1",
+            "subnet": "198.18.0.0/16",
+            "pool": {"start": "198.18.0.10", "end": "198.18.0.250"},
+        }
+        w.custom.patch_cluster_custom_object(
+            GROUP, VERSION, "ippools", pool, {"spec": {"ipv4config": ipv4config}}
+        )
+        both = wait_for(
+            lambda: (found := nic_entry(w, "vm2", mac)) is not None
+            and found.get("ipaddress")
+            and found,
+            what="the NIC's ipaddress beside its ipv6address",
+        )
+        assert (both["ipaddress"], both["ipv6address"]) == ("198.18.0.10", ip6)
+        assert lease_ip(w.lab.add_client(mac, port="eth1")) == "198.18.0.10"
+        assert dhcp6_address(w, mac, tmp_path / "both") == ip6
