@@ -48,8 +48,10 @@ def test_an_ipv6_only_nic_is_recorded_served_kept_and_released(
         with pytest.raises(NoLeaseError):
             lease_ip(w.lab.add_client(mac, port="eth1"), timeout=4)
         status = wait_for(
-            lambda: w.pool(pool).get("status", {}).get("ipv6", {}).get("used") == "1"
-            and w.pool(pool)["status"],
+            lambda: (
+                w.pool(pool).get("status", {}).get("ipv6", {}).get("used") == "1"
+                and w.pool(pool)["status"]
+            ),
             what="IPPool status.ipv6",
         )
         assert "ipv4" not in status
@@ -93,9 +95,9 @@ def test_an_ipv6_only_pool_given_an_ipv4config_becomes_dual_stack(
             GROUP, VERSION, "ippools", pool, {"spec": {"ipv4config": ipv4config}}
         )
         both = wait_for(
-            lambda: (found := nic_entry(w, "vm2", mac)) is not None
-            and found.get("ipaddress")
-            and found,
+            lambda: (
+                (found := nic_entry(w, "vm2", mac)) is not None and found.get("ipaddress") and found
+            ),
             what="the NIC's ipaddress beside its ipv6address",
         )
         assert (both["ipaddress"], both["ipv6address"]) == ("198.18.0.10", ip6)
