@@ -141,3 +141,41 @@ def test_moving_both_addresses_names_both_fields() -> None:
         "from 198.18.0.10 to 198.18.0.11",
         "from 2001:db8:1::10 to 2001:db8:1::11",
     )
+
+
+def ipv6_only(name: str, network: str = NET, **v6: Any) -> dict[str, Any]:
+    body = dual_stack(name, network, **v6)
+    del body["spec"]["ipv4config"]
+    return body
+
+
+def test_an_ipv6_only_pool_is_admitted_and_its_overlaps_refused() -> None:
+    assert review_ippool("CREATE", new=ipv6_only("p"), old=None).allowed
+    other = ipv6_only("other", start="2001:db8:1::100")
+    _refused(
+        review_ippool("CREATE", new=ipv6_only("p"), old=None, others=[other]),
+        f"{V6}.pool 2001:db8:1::10-2001:db8:1::ffff overlaps IPPool other",
+    )
+    # A dual-stack and an IPv6-only pool on one network: still one pool per network.
+    _refused(
+        review_ippool("CREATE", new=ipv6_only("p"), old=None, others=[ippool("o", NET)]),
+        "spec.networkname",
+        "already served by IPPool o",
+    )
+    neither = ipv6_only("p")
+    del neither["spec"]["ipv6config"]
+    _refused(review_ippool("CREATE", new=neither, old=None), "spec.ipv4config is missing")
+
+
+def test_removing_the_ipv4config_strands_its_ipv4_reservations_only() -> None:
+    held = [_nic(0, "2001:db8:1::10", ip="198.18.0.10"), _nic(1, "2001:db8:1::11")]
+    message = _refused(
+        review_ippool("UPDATE", new=ipv6_only("p"), old=dual_stack("p"), reservations=held),
+        "1 reservations",
+        "ns/vm0 198.18.0.10 (the pool has no spec.ipv4config)",
+    )
+    assert "2001:db8:1::1" not in message  # the IPv6 addresses stay servable
+    # Adding it back (IPv6-only to dual-stack) strands nothing.
+    only6 = [_nic(0, "2001:db8:1::10"), _nic(1, "2001:db8:1::11")]
+    update = review_ippool("UPDATE", new=dual_stack("p"), old=ipv6_only("p"), reservations=only6)
+    assert update.allowed

@@ -39,3 +39,19 @@ def test_kvip_why_names_both_subnets_of_the_nics_pool() -> None:
     assert text.startswith("IPPool p, subnet 198.18.0.0/16 and 2001:db8:1::/64: ")
     _, text = _pool_for(nic, [ippool("p", NET, subnet="198.18.0.0/16")])
     assert text.startswith("IPPool p, subnet 198.18.0.0/16: ")
+
+
+def ipv6_only(name: str) -> dict[str, Any]:
+    body = dual_stack(name)
+    del body["spec"]["ipv4config"]
+    body["status"] = {"ipv6": {"used": "3", "available": "65518", "excluded": "0"}}
+    return body
+
+
+def test_an_ipv6_only_pool_shows_its_ipv6_subnet_and_counts() -> None:
+    _, row = pool_rows([ipv6_only("c")])
+    assert row == ["c", NET, "2001:db8:1::/64", "3", "65518", "Unknown"]
+    nic = VmNic(interface="nic", network=NET, mac="52:54:00:00:13:01", requested_ip=None)
+    pool, text = _pool_for(nic, [ipv6_only("p")])
+    assert pool is not None
+    assert text.startswith("IPPool p, subnet 2001:db8:1::/64: ")

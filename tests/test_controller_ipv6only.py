@@ -58,6 +58,9 @@ def test_an_ipv6_only_nic_is_recorded_served_kept_and_released(
         assert status["ipv6"]["allocated"]["2001:db8:0:1::100"] == f"{w.namespace}/vm1 [{mac}]"
         serving = wait_for(lambda: condition(w, pool, "Serving"), what="the Serving condition")
         assert serving["status"] == "True" and "DHCPv6" in serving["message"]
+        # The replica answers from its link-local address, and says so.
+        replicas = wait_for(lambda: w.pool(pool)["status"].get("replicas"), what="replicas")
+        assert [r["address"].startswith("fe80::") for r in replicas] == [True]
         shown = wait_for(
             lambda: (w.cfg("vm1") or {}).get("status", {}).get("networkconfig"),
             what="the vmnetcfg status",

@@ -115,6 +115,7 @@ def test_the_api_server_accepts_everything_in_deploy(
     # The example pool fits the CRD's schema, and so does the overlay's.
     dry_run(apiserver, "-f", str(EXAMPLES / "ippool.yaml"))
     dry_run(apiserver, "-f", str(EXAMPLES / "ippool-dualstack.yaml"))
+    dry_run(apiserver, "-f", str(EXAMPLES / "ippool-ipv6only.yaml"))
     dry_run(apiserver, "-f", str(OVERLAY / "ippool.yaml"))
 
 
@@ -214,6 +215,10 @@ def test_the_examples_agree_with_the_base(kubectl_ok: None) -> None:
     )
     assert {**dual_stack["spec"], "ipv6config": None} == {**ipv4_only["spec"], "ipv6config": None}
     assert parse_ippool(dual_stack).v6 is not None
+    # The IPv6-only one is the dual-stack pool without its IPv4 half.
+    ipv6_only = load(EXAMPLES / "ippool-ipv6only.yaml")[0]
+    assert ipv6_only["spec"] == {k: v for k, v in dual_stack["spec"].items() if k != "ipv4config"}
+    assert parse_ippool(ipv6_only).families == "IPv6"
 
 
 def test_the_plan_check_refuses_a_range_inside_the_pool(kubectl_ok: None) -> None:

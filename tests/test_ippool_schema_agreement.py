@@ -114,6 +114,8 @@ def servable_pools(draw: st.DrawFn) -> dict[str, Any]:
         spec["paused"] = draw(st.booleans())
     if draw(st.booleans()):
         spec["ipv6config"] = draw(servable_ipv6configs())
+        if draw(st.integers(0, 3)) == 0:
+            del spec["ipv4config"]  # an IPv6-only pool
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "IPPool",
@@ -222,6 +224,8 @@ def mutated(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 def across_fields(body: dict[str, Any], change: str, offset: int) -> dict[str, Any]:
     """`body` with its range, server IP or router moved relative to its subnet."""
+    if "ipv4config" not in body["spec"]:
+        return body  # an IPv6-only pool
     v4 = body["spec"]["ipv4config"]
     subnet = IPv4Network(v4["subnet"], strict=False)
     start, end = v4["pool"]["start"], v4["pool"]["end"]
@@ -283,19 +287,32 @@ class Verdict:
     fields: tuple[str, ...]  # the fields it names when it refuses
 
 
+def _field(cause: dict[str, str]) -> str:
+    """The field a cause names. An anyOf failure (neither ipv4config nor
+    ipv6config) has none in 1.20 ('<nil>'): its message names it, as in
+    'Invalid value: "": "spec" must validate at least one schema (anyOf)'."""
+    if cause["field"] != "<nil>":
+        return cause["field"]
+    quoted = re.search(r'"([a-z0-9.]+)" must validate', cause["message"])
+    assert quoted is not None, cause
+    return quoted.group(1)
+
+
 def api_verdict(api: client.CustomObjectsApi, body: dict[str, Any]) -> Verdict:
     try:
         stored = api.create_cluster_custom_object(GROUP, VERSION, IPPOOLS, body, dry_run="All")
     except ApiException as error:
         assert error.status == 422, (error.status, error.body)
         causes = json.loads(error.body or "{}")["details"]["causes"]
-        return Verdict(None, tuple(cause["field"] for cause in causes))
+        return Verdict(None, tuple(_field(cause) for cause in causes))
     assert isinstance(stored, dict)
     return Verdict(stored, ())
 
 
 def cross_field_problems(stored: dict[str, Any]) -> set[str]:
     """The fields of a schema-valid IPPool that break a rule spanning fields."""
+    if "ipv4config" not in stored["spec"]:
+        return set()  # an IPv6-only pool
     v4 = stored["spec"]["ipv4config"]
     subnet = IPv4Network(v4["subnet"], strict=False)
     named = {
@@ -377,6 +394,8 @@ def dual_stack(**v6: Any) -> dict[str, Any]:
 @example(body=dual_stack(preferredlifetime=7201))
 @example(body=dual_stack(preferredlifetime=10, validlifetime=9))
 @example(body=dual_stack(subnet="fe80::/64"))
+@example(body=with_value(dual_stack(dns=["2001:db8::53"]), V4, None))
+@example(body=with_value(leasetime(300), V4, None))
 @example(body=leasetime(0))
 @example(body=leasetime(-1))
 @example(body=leasetime(1))
@@ -404,7 +423,11 @@ def test_the_api_server_and_the_parser_agree_on_every_ippool(
     assert message is None, f"the schema accepts it, the parser does not: {message}"
     config = parse_ippool(stored)
     assert parse_ippool(copy.deepcopy(body)) == config
-    spec, v4 = stored["spec"], stored["spec"]["ipv4config"]
+    spec, v4 = stored["spec"], stored["spec"].get("ipv4config")
+    if v4 is None:  # an IPv6-only pool (the schema's anyOf: it has an ipv6config)
+        assert (config.spec, config.options) == (None, None)
+        assert config.v6 is not None
+        return
     assert config.spec is not None and config.options is not None
     assert config.spec.start == IPv4Address(v4["pool"]["start"])
     assert config.spec.end == IPv4Address(v4["pool"]["end"])

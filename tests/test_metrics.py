@@ -39,7 +39,7 @@ from protocol.dhcp6 import IANA, ClientId, DuidLL
 from protocol.dhcp6 import Message as Message6
 from protocol.dhcp6 import MessageType as MessageType6
 from protocol.dhcp6 import encode as encode6
-from tests.lab.pool_harness import FakeSocketFactory, dual_config, pool_config
+from tests.lab.pool_harness import FakeSocketFactory, dual_config, only6_config, pool_config
 
 #: Every simulated reply takes exactly this long, so that sum = count * this.
 LATENCY = 0.5
@@ -303,3 +303,26 @@ def test_a_dual_stack_pool_shows_its_ipv6_range_and_dhcpv6_counts() -> None:
     assert found["kvip_dhcp6_sent_total{type=ADVERTISE}"] == 1
     assert "kvip_dhcp_received_total{type=SOLICIT}" not in found
     assert ip6 == IPv6Address("2001:db8:0:1::10")
+
+
+def test_an_ipv6_only_pool_shows_its_ipv6_range_alone() -> None:
+    """No IPv4 series for a pool without ipv4config: used/available are its IPv6
+    subnet's, and the DHCP counters stay empty."""
+    actor = PoolActor(only6_config(), socket_factory=FakeSocketFactory())
+    owner, mac = Owner("ns/vm [02:00:00:00:00:01]"), "02:00:00:00:00:01"
+    assert actor.handle_now(ClaimAddress(owner, mac)) is None
+    ip6 = actor.handle_now(ClaimAddress6(owner, mac))
+    actor.handle_now(ServeReservation(mac, None, ip6))
+    metrics = list(collector_for(actor).collect())
+    series = {
+        (metric.name, sample.labels["subnet"]): sample.value
+        for metric in metrics
+        if metric.name in ("kubevirtiphelper_ippool_used", "kubevirtiphelper_ippool_available")
+        for sample in metric.samples
+    }
+    assert series == {
+        ("kubevirtiphelper_ippool_used", "2001:db8:0:1::/64"): 1,
+        ("kubevirtiphelper_ippool_available", "2001:db8:0:1::/64"): 16,
+    }
+    found = samples(iter(metrics))
+    assert not [name for name in found if name.startswith("kvip_dhcp_received_total")]

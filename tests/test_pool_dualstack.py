@@ -69,7 +69,7 @@ def test_an_ipv4_only_pool_has_no_ipv6_to_claim() -> None:
 
 def test_an_ipv6_claim_needs_the_nic_known_first() -> None:
     actor = dual_pool()
-    with pytest.raises(Exception, match="before an IPv4 one"):
+    with pytest.raises(Exception, match="before its ClaimAddress"):
         actor.handle_now(ClaimAddress6(VM1, MAC1))
 
 

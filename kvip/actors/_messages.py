@@ -68,7 +68,7 @@ class ClaimAddress:
 
 @dataclass(frozen=True, slots=True)
 class ClaimAddress6:
-    """Hold an IPv6 address for a NIC of a dual-stack pool (the requested one, or
+    """Hold an IPv6 address for a NIC of a pool with ipv6config (the requested one, or
     the lowest free), after its ClaimAddress: the IPv4 claim makes the NIC
     known, this one adds its second address. Answer: the IPv6Address. Not
     served until ServeReservation names it. Raises IpamError as ClaimAddress

@@ -1,4 +1,4 @@
-"""A dual-stack pool's DHCPv6 packet thread: the twin of _packet_thread.py.
+"""A pool's DHCPv6 packet thread: the twin of _packet_thread.py.
 
 It reads requests from the pool's `Dhcp6Sockets` (each with the link-layer
 source the Responder6 may need to know the client), answers under the

@@ -35,7 +35,7 @@ class Claim:
     requested: IPv4Address | None
     #: The record of the NIC's old MAC that holds `requested` (a MAC change).
     replaces: NicRecord | None = None
-    #: On a dual-stack pool: the IPv6 address recorded or asked for.
+    #: On a pool with ipv6config: the IPv6 address recorded or asked for.
     requested6: IPv6Address | None = None
 
     @property

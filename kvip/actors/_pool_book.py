@@ -180,7 +180,7 @@ class PoolBook(BookCarry):
             raise NoIpv6(self.name)
         nic = self.nics.get(message.mac.lower())
         if nic is None or nic.owner != message.owner:
-            raise IpamError(f"{message.owner} claims an IPv6 address before an IPv4 one")
+            raise IpamError(f"{message.owner} claims an IPv6 address before its ClaimAddress")
         ip6, freed = self.v6.claim(message.owner, message.requested, message.replaces)
         for extra in freed:
             self.note(logging.WARNING, "pool %s: %s held %s besides %s; released", self.name,

@@ -1,4 +1,4 @@
-"""The IPv6 half of a dual-stack pool's book: its allocator and the DHCPv6
+"""The IPv6 half of a dual-stack (or IPv6-only) pool's book: its allocator and the DHCPv6
 responder's reservations. PoolBook owns one (None for an IPv4-only pool) and
 calls it under the same lock, from the same inbox task, as the IPv4 half: a
 NIC's two addresses change in the same message, never one without the other

@@ -1,6 +1,6 @@
-"""A dual-stack pool's DHCPv6 service: its sockets and packet thread, beside
-the DHCP ones and for as long as they serve (a mixin of PoolActor, in the
-trio thread; its fields are named below).
+"""A pool's DHCPv6 service: its sockets and packet thread, beside the DHCP
+ones and for as long as they serve, or alone on an IPv6-only pool (a mixin of
+PoolActor, in the trio thread; its fields are named below).
 
 Without CAP_NET_RAW the sockets read requests without their frames
 (`Dhcp6Mode.UDP`, kvip/actors/_dhcp6_socket.py): clients known only by a
@@ -44,7 +44,7 @@ UDP_MODE_WARNING = (
 
 @dataclass(frozen=True, slots=True)
 class Dhcp6Wire:
-    """Where a dual-stack pool's DHCPv6 sockets and Router Advertisements open:
+    """Where a pool's DHCPv6 sockets and Router Advertisements open:
     in the network namespace /run/netns/`netns` (None: the process's own)."""
 
     netns: str | None = None
@@ -72,7 +72,7 @@ class Dhcp6Wire:
 
 
 class PoolFigures6(NamedTuple):
-    """A dual-stack pool's DHCPv6 counters and IPv6 address figures."""
+    """A pool's DHCPv6 counters and IPv6 address figures."""
 
     counters: Counters
     used: int
@@ -111,7 +111,7 @@ class PoolDhcp6:
         return str(found) if found is not None else None
 
     def figures6(self) -> PoolFigures6 | None:
-        """The DHCPv6 counters and IPv6 address figures of a dual-stack pool, as of
+        """The DHCPv6 counters and IPv6 address figures of a pool with ipv6config, as of
         one moment (None for an IPv4-only pool)."""
         with self._lock:
             book6 = self.book.v6
@@ -122,8 +122,8 @@ class PoolDhcp6:
             return PoolFigures6(counters, allocator.used, allocator.available)
 
     async def _serve_dhcp6(self) -> None:
-        """Answer DHCPv6 beside DHCP, until cancelled. An interface where the
-        sockets cannot open (no IPv6 on it, say) leaves DHCP served, and is said
+        """Answer DHCPv6 beside DHCP (or alone), until cancelled. An interface
+        where the sockets cannot open (no IPv6 on it, say) leaves DHCP served, and is said
         (status, log, Event) and tried again every SOCKET6_RETRY seconds."""
         book6 = self.book.v6
         assert book6 is not None

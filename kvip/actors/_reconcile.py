@@ -197,7 +197,7 @@ class VmReconciler(ControllerState):
         return outcome
 
     async def _claim6(self, key: str, pool: PoolActor, step: Claim) -> IPv6Address | IpamError:
-        """The NIC's IPv6 address on a dual-stack pool (after its IPv4 claim)."""
+        """The NIC's IPv6 address on a pool with ipv6config (after its ClaimAddress)."""
         replaces = step.replaces
         claim6 = ClaimAddress6(
             owner_of(key, step.mac),

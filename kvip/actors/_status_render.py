@@ -30,7 +30,7 @@ class NicStatus:
     ok: bool
     message: str
     ip: str | None = None
-    #: The NIC's IPv6 address on a dual-stack pool (the entry's ipv6address).
+    #: The NIC's IPv6 address on a pool with ipv6config (the entry's ipv6address).
     ip6: str | None = None
     #: The client DECLINEd `ip` (kvip's addition to the status entry: every replica
     #: reads it, and honours the decline).

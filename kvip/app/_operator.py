@@ -37,7 +37,8 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 
 def _subnets(spec: dict[str, Any]) -> str:
-    """The pool's subnet, and its IPv6 subnet after a comma on a dual-stack pool."""
+    """The pool's subnet, and its IPv6 subnet after a comma on a dual-stack pool
+    (an IPv6-only pool's alone)."""
     subnets = [
         str((spec.get(config) or {}).get("subnet", "")) for config in ("ipv4config", "ipv6config")
     ]
@@ -49,13 +50,15 @@ def pool_rows(pools: list[dict[str, Any]]) -> list[list[str]]:
     rows = [["POOL", "NETWORK", "SUBNET", "USED", "AVAILABLE", "READY"]]
     for pool in sorted(pools, key=lambda p: str(p["metadata"]["name"])):
         spec = pool.get("spec") or {}
-        ipv4 = (pool.get("status") or {}).get("ipv4") or {}
+        status = pool.get("status") or {}
+        # An IPv6-only pool's counts are its IPv6 range's (strings: a /64 is big).
+        counts = status.get("ipv4") or status.get("ipv6") or {}
         rows.append([
             str(pool["metadata"]["name"]),
             str(spec.get("networkname", "")),
             _subnets(spec),
-            str(ipv4.get("used", "-")),
-            str(ipv4.get("available", "-")),
+            str(counts.get("used", "-")),
+            str(counts.get("available", "-")),
             _ready(pool),
         ])  # fmt: skip
     return rows

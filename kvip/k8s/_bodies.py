@@ -51,7 +51,7 @@ class NicRecord:
     network: str
     mac: str
     ip: str | None
-    #: `ipv6address`: the NIC's IPv6 address on a dual-stack pool.
+    #: `ipv6address`: the NIC's IPv6 address on a pool with ipv6config.
     ip6: str | None = None
 
 

@@ -49,7 +49,7 @@ class Recorded:
     network: str
     mac: str
     ip: str | None
-    #: The NIC's IPv6 address (`ipv6address`) on a dual-stack pool.
+    #: The NIC's IPv6 address (`ipv6address`) on a pool with ipv6config.
     ip6: str | None = None
 
 

@@ -250,7 +250,7 @@ def _range6(fields: Fields, v6: Mapping[str, Any]) -> PoolSpec6 | None:
 
 
 def _v6(fields: Fields, spec: Mapping[str, Any]) -> PoolConfig6 | None:
-    """The `ipv6config` of a dual-stack pool; None when absent or wrong."""
+    """The `ipv6config` of a dual-stack or IPv6-only pool; None when absent or wrong."""
     v6 = fields.mapping(spec, "ipv6config", V6)
     if v6 is None:
         return None
