@@ -16,7 +16,8 @@ import pytest
 
 from tests.lab.dhcp6lab import enable_ipv6
 from tests.lab.e2e_world import World, lease_ip
-from tests.lab.kvip_rig import wait_for
+from tests.lab.kvip_process import kvip_process
+from tests.lab.kvip_rig import unique, wait_for
 from tests.lab.leases import NoLeaseError
 from tests.lab.objects import GROUP, VERSION
 from tests.test_controller_dualstack import IPV6CONFIG, dhcp6_address, nic_entry
@@ -106,3 +107,34 @@ def test_an_ipv6_only_pool_given_an_ipv4config_becomes_dual_stack(
         assert (both["ipaddress"], both["ipv6address"]) == ("198.18.0.10", ip6)
         assert lease_ip(w.lab.add_client(mac, port="eth1")) == "198.18.0.10"
         assert dhcp6_address(w, mac, tmp_path / "both") == ip6
+
+
+@pytest.mark.slow
+def test_both_replicas_answer_an_ipv6_only_pool_and_kill_9_of_the_leader_changes_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    """The follower serves the recorded IPv6 address of an IPv6-only pool: with the
+    leader killed (-9) it answers alone; a process started afterwards serves the
+    same address and records nothing new."""
+    w = world
+    enable_ipv6(w.lab.server, "eth1")
+    w.create_pool(w.net("net-a"), ipv6config=IPV6CONFIG, only6=True)
+    mac = "52:54:00:00:6c:03"
+    lease = unique("lease")
+    first, second = kvip_process(w, lease), kvip_process(w, lease)
+    with first, second:
+        leader, follower = wait_for(
+            lambda: (first, second) if first.is_leader() else (second, first) if second.is_leader()
+            else None,
+            what="one leader",
+        )  # fmt: skip
+        w.create_vm("vm3", [("nic", "net-a", mac)])
+        entry = wait_for(lambda: nic_entry(w, "vm3", mac), what="the NIC's ipv6address")
+        assert "ipaddress" not in entry
+        wait_for(lambda: follower.get("/readyz")[0] == 200, what="the follower to be ready")
+        assert dhcp6_address(w, mac, tmp_path / "both") == entry["ipv6address"]
+        leader.kill()
+        assert dhcp6_address(w, mac, tmp_path / "follower") == entry["ipv6address"]
+    with kvip_process(w, unique("lease")):
+        assert dhcp6_address(w, mac, tmp_path / "restarted") == entry["ipv6address"]
+        assert nic_entry(w, "vm3", mac) == entry
