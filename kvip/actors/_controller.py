@@ -240,13 +240,22 @@ class Controller(RecordFollower):
     # -- pools ---------------------------------------------------------------------------
 
     def _restorations(self, config: PoolConfig) -> list[RestoreReservation]:
-        """The durable reservations on a pool's network, from the vmnetcfgs of live VMs.
-        (Orphans are not restored: their VM is gone, their addresses are free.)"""
+        """The durable reservations on a pool's network, from the vmnetcfgs of live VMs,
+        and the records of a live VM whose vmnetcfg was deleted while this pool was
+        away (`VmState.orphans`: its next write records them again; until then the
+        pool holds them, or another NIC could take an address the write will
+        record). A gone VM's records are not restored: its addresses are free."""
         restore = []
-        for key, cfg in self.cfgs.items():
-            if key not in self.vms:
+        for key in sorted(self.vms):
+            cfg = self.cfgs.get(key)
+            state = self.states.get(key)
+            if cfg is not None:
+                records = vmnetcfg_records(cfg)
+            elif state is not None and state.orphans:
+                records = state.orphans
+            else:
                 continue
-            for record in first_per_nic(key, vmnetcfg_records(cfg)):
+            for record in first_per_nic(key, records):
                 ip6 = recorded_ip6(record)
                 if record.network != config.network or not (record.ip or ip6):
                     continue
