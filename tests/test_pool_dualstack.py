@@ -18,10 +18,15 @@ from kvip.actors import (
     RestoreReservation,
     ServeReservation,
 )
-from kvip.actors._messages import ClaimAddress6, Inspect, PoolState, ServeRecorded
+from kvip.actors._messages import ClaimAddress6, Inspect, MarkDeclined, PoolState, ServeRecorded
 from kvip.actors._pool_book6 import NoIpv6
 from kvip.ipam import AddressTaken, Owner, PoolExhausted
 from kvip.serving import PoolConfig
+from protocol import Message, MessageType, Op, OptionCode, Options, encode
+from protocol.dhcp6 import IANA, ClientId, DuidLL
+from protocol.dhcp6 import Message as Message6
+from protocol.dhcp6 import MessageType as MessageType6
+from protocol.dhcp6 import encode as encode6
 from tests.lab.pool_harness import SUBNET6, FakeSocketFactory, dual_config, pool_config
 
 MAC1, MAC2, MAC3 = (f"52:54:00:00:60:0{n}" for n in range(1, 4))
@@ -188,3 +193,31 @@ def test_ipv6config_removed_then_added_again() -> None:
     reconfigured(actor, dual_config())
     # Added again: the NIC's next claim (the controller's next reconcile) asks for it.
     assert actor.handle_now(ClaimAddress6(VM1, MAC1, requested=ip6)) == ip6
+
+
+def test_what_a_mac_sent_by_dhcp_and_dhcpv6_is_one_history() -> None:
+    """heard_from (GET /debug/mac, `kvip why`): both families' messages of the MAC,
+    in time order, and its declined address of either family."""
+    actor = dual_pool()
+    ip, ip6 = claim_both(actor, VM1, MAC1)
+    actor.handle_now(ServeReservation(MAC1, ip, ip6))
+    hw = bytes.fromhex(MAC1.replace(":", ""))
+    options = Options({OptionCode.MESSAGE_TYPE: MessageType.DISCOVER})
+    discover = Message(op=Op.BOOTREQUEST, xid=7, chaddr=hw, options=options)
+    ids = (ClientId(DuidLL(1, hw)), IANA(iaid=1))
+    solicit = Message6(msg_type=MessageType6.SOLICIT, transaction_id=9, options=ids)
+    book6 = actor.book.v6
+    assert book6 is not None
+    with actor._lock:
+        assert book6.responder.handle(encode6(solicit), 100.0, ("fe80::1", 546, 0, 1), None)
+        assert actor.responder.handle(encode(discover), 200.0) is not None
+    heard, declined = actor.heard_from(MAC1)
+    assert heard is not None and not declined
+    count, seen, unknown = heard
+    assert (count, unknown) == (2, False)
+    assert [(s[0], s[2], s[4].answer, s[4].ip) for s in seen] == [
+        (100.0, "SOLICIT", "ADVERTISE", str(ip6)),
+        (200.0, "DISCOVER", "OFFER", str(ip)),
+    ]
+    actor.handle_now(MarkDeclined(ip6))
+    assert actor.heard_from(MAC1)[1] is True

@@ -4,7 +4,7 @@ A request whose bytes, apart from its client message's transaction id and
 Elapsed Time values, equal those of one answered before (from the same frame
 source MAC) is answered from `Responder6._replays` without being decoded.
 These tests hold a responder with the cache and one without (`cache=False`)
-equal: same reply bytes, destination and type, same counters, declines,
+equal: same reply bytes, destination and type, same counters, histories, declines,
 notices and `last`, on generated exchanges (direct and relayed, from reserved,
 shared and unknown DUIDs and frames, damaged or not, repeated as clients
 retransmit them, with the pool's state changing in between) and on every
@@ -173,6 +173,10 @@ def assert_same_answer(
     assert reply == slow.handle(data, 5.0, source, source_mac)  # payload, address, type
     assert fast.counters.as_dict() == slow.counters.as_dict()
     assert (fast.declined, fast.notices, fast.last) == (slow.declined, slow.notices, slow.last)
+    # The MAC's history too: a replayed answer is remembered as the computed one.
+    mac = fast.last[1] if fast.last is not None else None
+    if mac is not None:
+        assert fast.history.of(mac) == slow.history.of(mac)
     return reply
 
 

@@ -65,6 +65,8 @@ class UnknownMacLog:
     """Rate-limited INFO lines for first sightings of unknown MACs in one pool."""
 
     pool: str
+    #: "DHCP", or "DHCPv6" for the DHCPv6 thread's.
+    protocol: str = "DHCP"
     lines: int = UNKNOWN_MAC_LINES
     window: float = UNKNOWN_MAC_WINDOW
     _started: float | None = None
@@ -84,10 +86,11 @@ class UnknownMacLog:
                 text = mac_text(mac)
                 told.append(text)
                 log.info(
-                    "pool %s: DHCP from %s, a MAC with no reservation in this pool: not "
+                    "pool %s: %s from %s, a MAC with no reservation in this pool: not "
                     "answered (its later messages are counted, not logged; "
                     "GET /debug/mac/%s shows them)",
                     self.pool,
+                    self.protocol,
                     text,
                     text,
                     extra={"pool": self.pool, "mac": text},

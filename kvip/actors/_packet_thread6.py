@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import trio
 
 from kvip.actors._dhcp6_socket import Dhcp6Sockets
+from kvip.actors._packet_log import UnknownMacLog
 from kvip.actors._packet_thread import IDLE_CHECK_SECONDS
 from kvip.serving import Responder6
 
@@ -33,6 +34,9 @@ class PacketThread6:
     #: As PacketThread.post_notices: runs in the trio thread, once until taken.
     post_notices: Callable[[], None]
     token: trio.lowlevel.TrioToken
+    #: As PacketThread.sighted: the MACs without a reservation first heard (and
+    #: logged, within UnknownMacLog's budget), in the trio thread.
+    sighted: Callable[[list[str]], None] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     _posted: bool = False
 
@@ -51,6 +55,8 @@ class PacketThread6:
         sockets.set_timeout(IDLE_CHECK_SECONDS)
         responder = self.responder
         counters = responder.counters
+        history = responder.history
+        unknown_macs = UnknownMacLog(self.name, "DHCPv6")
         observe = counters.latency.observe
         handle = responder.handle
         lock = self.lock
@@ -69,12 +75,15 @@ class PacketThread6:
                 stopping.wait(IDLE_CHECK_SECONDS)  # a gone interface must not spin
                 continue
             if received is None:  # idle, woken, or not a request to us
-                offset = time.time() - clock()
+                now = clock()
+                offset = time.time() - now
+                unknown_macs.tick(now)
                 continue
             data, source, source_mac = received
             started = clock()
             with lock:
                 reply = handle(data, started + offset, source, source_mac)
+                fresh = history.take_fresh() if history.fresh else None
                 post = bool(responder.notices) and not self._posted
                 if post:
                     self._posted = True
@@ -88,6 +97,13 @@ class PacketThread6:
                 elapsed = clock() - started
                 with lock:
                     observe(elapsed)
+            if fresh:
+                told = unknown_macs.sighted(fresh, started)
+                if told and self.sighted is not None:
+                    try:
+                        self.token.run_sync_soon(self.sighted, told)
+                    except trio.RunFinishedError:
+                        return
             if post:
                 try:
                     self.token.run_sync_soon(self.post_notices)

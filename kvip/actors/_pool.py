@@ -178,10 +178,14 @@ class PoolActor(PoolAddress, PoolDhcp6):
         sum, or received and sent, from different packets would disagree)."""
         with self._lock:
             r, allocator = self.book.responder, self.book.allocator
+            # MACs heard without a reservation, by DHCP or DHCPv6 (a MAC once).
+            unknown = set(r.history.unknown) if r is not None else set()
+            if self.book.v6 is not None:
+                unknown.update(self.book.v6.responder.history.unknown)
             if r is None or allocator is None:  # an IPv6-only pool: see figures6
-                return PoolFigures(Counters(), 0, 0, 0)
+                return PoolFigures(Counters(), 0, 0, len(unknown))
             return PoolFigures(r.counters.snapshot(), allocator.used, allocator.available,
-                               len(r.history.unknown))  # fmt: skip
+                               len(unknown))  # fmt: skip
 
     def heard_from(self, mac: str) -> HeardFrom:
         """PoolBook.heard_from, under the lock the packet thread records under."""

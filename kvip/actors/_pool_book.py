@@ -31,7 +31,14 @@ from kvip.actors._messages import (
 from kvip.actors._pool_book6 import Book6, NoIpv6
 from kvip.actors._pool_book_carry import BookCarry
 from kvip.ipam import Allocator, IpamError, Owner
-from kvip.serving import MacSeen, PoolConfig, Reservation, Responder, mac_bytes
+from kvip.serving import (
+    HISTORY_PER_MAC,
+    MacSeen,
+    PoolConfig,
+    Reservation,
+    Responder,
+    mac_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -308,11 +315,23 @@ class PoolBook(BookCarry):
         return problems
 
     def heard_from(self, mac: str) -> HeardFrom:
-        if self.responder is None:
-            return None, False  # DHCPv6 keeps no history by MAC yet
+        """What the pool heard from `mac` by DHCP and DHCPv6 (the two histories
+        as one, in time order), and whether its address (of either) was declined."""
         nic = self.nics.get(mac.lower())
-        declined = nic is not None and nic.ip in self.responder.declined
-        return self.responder.history.of(mac_bytes(mac)), declined
+        key = mac_bytes(mac)
+        found: list[MacSeen] = []
+        declined = False
+        if self.responder is not None:
+            declined = nic is not None and nic.ip in self.responder.declined
+            found += filter(None, (self.responder.history.of(key),))
+        if self.v6 is not None:
+            declined |= nic is not None and nic.ip6 in self.v6.responder.declined
+            found += filter(None, (self.v6.responder.history.of(key),))
+        if len(found) < 2:
+            return (found[0] if found else None), declined
+        (count4, seen4, unknown4), (count6, seen6, unknown6) = found
+        seen = tuple(sorted(seen4 + seen6, key=lambda s: s[0])[-HISTORY_PER_MAC:])
+        return (count4 + count6, seen, unknown4 and unknown6), declined
 
     def owner_of_mac(self, mac: str) -> Owner | None:
         nic = self.nics.get(mac.lower())

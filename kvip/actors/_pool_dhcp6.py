@@ -95,6 +95,8 @@ class PoolDhcp6:
 
     #: PoolActor's: wakes the actor to take the notices of either family.
     _post_notices: Callable[[], None]
+    #: PoolAddress's: first sightings of MACs without a reservation (Events).
+    _unknown_clients: Callable[[list[str]], None]
 
     @property
     def dhcp6_mode(self) -> Dhcp6Mode | None:
@@ -152,6 +154,7 @@ class PoolDhcp6:
             self._lock,
             self._post_notices,
             trio.lowlevel.current_trio_token(),
+            sighted=self._unknown_clients,
         )
         name, interface = self.config.name, self.config.interface
         log.info("pool %s serving DHCPv6 on %s (%s socket)", name, interface, sockets.mode.value)

@@ -3,12 +3,14 @@
 `GET /debug/pools`::
 
     {"pools": [{"pool": "net1-pool", "network": "default/net1",
-                "subnet": "198.18.0.0/16", "interface": "eth1",
-                "server_ip": "198.18.0.2", "serving": true, "paused": false,
-                "unknown_macs": 3, "dhcp6": "packet"}]}
+                "subnet": "198.18.0.0/16", "subnet6": "2001:db8:16::/64",
+                "interface": "eth1", "server_ip": "198.18.0.2", "serving": true,
+                "paused": false, "unknown_macs": 3, "dhcp6": "packet"}]}
 
-`server_ip` is the address the pool answers as (this replica's own address on
-the interface when it has one in the subnet, else the IPPool's serverip);
+`server_ip` is the address DHCP answers as (this replica's own address on
+the interface when it has one in the subnet, else the IPPool's serverip),
+null on an IPv6-only pool; `subnet` and `subnet6` are null for a pool
+without that family;
 `unknown_macs` the MACs without a reservation among those heard lately;
 `dhcp6` how a dual-stack pool reads DHCPv6 requests: "packet" (with each
 frame's MAC), "udp" (no CAP_NET_RAW: clients known only by a DUID-LL(T) or
@@ -20,7 +22,7 @@ an EUI-64 link-local address), null when it serves no DHCPv6.
      "pools": [{"pool": "net1-pool", "network": "default/net1",
                 "server_ip": "198.18.0.2", "serving": true,
                 "reservation": {"owner": "default/vm1 [52:54:00:12:34:56]",
-                                "ip": "198.18.0.10", "hostname": "vm1",
+                                "ip": "198.18.0.10", "ip6": null, "hostname": "vm1",
                                 "serving": true, "declined": false},
                 "unknown": false, "count": 12,
                 "history": [{"time": "2026-12-02T07:30:00.123+00:00",
@@ -29,12 +31,15 @@ an EUI-64 link-local address), null when it serves no DHCPv6.
                              "reason": null}]}]}
 
 One entry per pool that has a reservation for the MAC or heard from it lately;
-`reservation` is null when the pool only heard from it. `history` holds the
-last few messages, oldest first: `received` is the DHCP message type ("?" for a
-malformed packet), `answer` the reply's type (OFFER, ACK, NAK) or null when
-the pool stayed silent, `ip` the address answered (or declined, released),
-`reason` why there was no answer (unknown_mac, another_server, draining,
-declined_address, ...: kvip/serving/_history.py) or a NAK's message. `count`
+`reservation` is null when the pool only heard from it; its `ip` and `ip6`
+are null for a family the pool does not serve it. `history` holds the last
+few messages of DHCP and DHCPv6 together, oldest first: `received` is the
+message type (DISCOVER..., or SOLICIT... for DHCPv6; "?" for a malformed
+packet), `answer` the reply's type (OFFER, ACK, NAK; ADVERTISE, REPLY) or null
+when the pool stayed silent, `ip` the address answered (or declined,
+released), `reason` why there was no answer (unknown_mac, another_server,
+draining, declined_address, invalid, ...: kvip/serving/_history.py) or a NAK's
+message. `count`
 is the number of messages heard from the MAC since it was first remembered;
 `unknown` is true when the MAC was last heard while the pool had no
 reservation to serve for it (none, or one not yet recorded: `"serving":

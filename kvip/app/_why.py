@@ -150,8 +150,8 @@ def explain(evidence: Evidence, out: TextIO) -> None:
         if nic.requested_ip:
             print(f"  asked:    {nic.requested_ip} (static-ip annotation)", file=out)
         record = records.get((nic.network, nic.mac or ""))
-        shown = record.ip if record and record.ip else "none"
-        print(f"  record:   {shown}", file=out)
+        recorded = [ip for ip in (record.ip, record.ip6) if ip] if record is not None else []
+        print(f"  record:   {' and '.join(recorded) or 'none'}", file=out)
         status = statuses.get((nic.network, nic.mac or ""))
         if status is not None:
             print(f"  status:   {status.get('status')}: {status.get('message')}", file=out)
@@ -192,10 +192,12 @@ def _dhcp(url: str, seen: Mapping[str, Any] | None, out: TextIO) -> None:
     for pool in seen["pools"]:
         history = pool.get("history") or []
         reservation = pool.get("reservation") or {}
-        serves = reservation.get("ip") or "no reservation"
+        reserved = [reservation.get(family) for family in ("ip", "ip6")]
+        serves = " and ".join(ip for ip in reserved if ip) or "no reservation"
         if reservation.get("declined"):
             serves += ", declined"
-        print(f"  dhcp @ {url} (IPPool {pool.get('pool')} as {pool.get('server_ip')}, "
+        answers_as = pool.get("server_ip") or "DHCPv6 only"
+        print(f"  dhcp @ {url} (IPPool {pool.get('pool')} as {answers_as}, "
               f"reserves {serves}, heard {pool.get('count')} packets):", file=out)  # fmt: skip
         for entry in history[-5:]:
             answer = entry.get("answer")

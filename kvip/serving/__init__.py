@@ -17,7 +17,7 @@ from kvip.serving._config6 import PoolOptions6, Reservation6, pool_server_duid
 from kvip.serving._counters import LATENCY_BUCKETS, Counters, LatencyHistogram
 from kvip.serving._eui64 import eui64_mac
 from kvip.serving._frame6 import Datagram6, Udp6Fields, build_udp6, parse_udp6, split_udp6
-from kvip.serving._history import History, MacSeen, Outcome, Seen
+from kvip.serving._history import HISTORY_PER_MAC, History, MacSeen, Outcome, Seen
 from kvip.serving._notices import Declined, Notice, Released, mac_bytes
 from kvip.serving._pool_config import DEFAULT_INTERFACE, PoolConfig, PoolConfig6, parse_ippool
 from kvip.serving._responder import Reply, Responder
@@ -34,6 +34,7 @@ __all__ = [
     "CLIENT_PORT6",
     "DEFAULT_INTERFACE",
     "FORCE_ANNOTATION",
+    "HISTORY_PER_MAC",
     "LATENCY_BUCKETS",
     "SERVER_PORT",
     "SERVER_PORT6",

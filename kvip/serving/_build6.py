@@ -17,6 +17,7 @@ from ipaddress import IPv6Address
 from typing import NamedTuple
 
 from kvip.serving._config6 import PoolOptions6, Reservation6
+from kvip.serving._history import Outcome
 from protocol.dhcp6 import (
     IANA,
     IAPD,
@@ -275,6 +276,8 @@ class Replay6:
     #: Whether it counted an unknown client and a nak.
     unknown: bool
     nak: bool
+    #: What the MAC's history says of it.
+    outcome: Outcome
 
 
 class Reply6(NamedTuple):

@@ -42,6 +42,9 @@ WHY_DECLINE_IGNORED = "decline_of_another_address"  # a DECLINE of an address no
 WHY_RELEASED = "released"  # a RELEASE (the address stays reserved)
 WHY_NOT_HANDLED = "not_handled"  # a message type a server does not answer
 WHY_CANNOT_BUILD = "cannot_build_reply"  # the reply did not encode (logged as an error)
+# DHCPv6 only (RFC 8415 16): a client id missing, or a server id where none
+# belongs (or none where one must be), or a CONFIRM listing no address.
+WHY_INVALID = "invalid"
 
 
 class Outcome(NamedTuple):

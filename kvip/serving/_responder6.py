@@ -82,21 +82,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
+from kvip.serving._answers6 import Answers6
 from kvip.serving._build6 import (
-    NO_ADDRS,
-    NO_ADDRS_DECLINED,
-    NOT_ON_LINK,
-    SUCCESS,
     Built,
     Replay6,
     Reply6,
     SockAddr6,
-    bound_ias,
     configuration_bytes,
     duid_mac,
-    given_back,
     link_mac,
-    listed,
     relayed,
     replay_key,
     stamp,
@@ -104,20 +98,21 @@ from kvip.serving._build6 import (
 )
 from kvip.serving._config6 import PoolOptions6, Reservation6
 from kvip.serving._counters import Counters
-from kvip.serving._notices import Declined, Notice, Released, mac_bytes
+from kvip.serving._history import (
+    WHY_CANNOT_BUILD,
+    WHY_NOT_HANDLED,
+    WHY_UNKNOWN_MAC,
+    History,
+    Outcome,
+    silent,
+)
+from kvip.serving._notices import Notice, mac_bytes
 from protocol.dhcp6 import (
-    IANA,
-    IAPD,
-    IATA,
-    ClientId,
     DecodeError,
     Duid,
     EncodeError,
     Message,
     MessageType,
-    Option,
-    Preference,
-    RapidCommit,
     RelayMessage,
     ServerId,
     decode,
@@ -126,10 +121,6 @@ from protocol.dhcp6 import (
 
 log = logging.getLogger(__name__)
 
-#: RFC 8415 18.2.1: a client takes an ADVERTISE of preference 255 at once.
-MAX_PREFERENCE = Preference(255)
-_RAPID_COMMIT = RapidCommit()
-_IA_TYPES = (IANA, IATA, IAPD)
 #: Answers kept at most; the cache starts afresh when full.
 MAX_CACHED_REPLIES = 8192
 
@@ -138,7 +129,7 @@ Last6 = tuple[float, bytes | None, str]
 
 
 @dataclass(slots=True)
-class Responder6:
+class Responder6(Answers6):
     """One pool's DHCPv6 server state: reservations, declines, counters."""
 
     options: PoolOptions6
@@ -149,6 +140,12 @@ class Responder6:
     #: Addresses a client declined: not handed out until an operator clears them.
     declined: set[IPv6Address] = field(default_factory=set)
     counters: Counters = field(default_factory=Counters)
+    #: What each MAC sent lately and what it was answered, or why not (as
+    #: the DHCPv4 Responder's; a message whose client has no MAC is not kept).
+    history: History = field(default_factory=History)
+    #: What handling one message found, for its history: why silent, what given.
+    _why: str | None = field(default=None, init=False)
+    _given: IPv6Address | None = field(default=None, init=False)
     #: What happened that the actor must act on (DECLINE, RELEASE); it drains this.
     notices: list[Notice] = field(default_factory=list)
     #: This replica is shutting down: no SOLICIT is answered (clients move to
@@ -229,7 +226,11 @@ class Responder6:
                 counters.sent[known.sent] += 1
                 self.last = (now, known.mac, known.received)
                 xid_at = layout[1]
-                return stamp(known.answer, data[xid_at : xid_at + 3], source)
+                xid = data[xid_at : xid_at + 3]
+                if known.mac is not None:
+                    seen = (now, known.mac, known.received, xid, known.outcome)
+                    self.history.record(seen, reserved=not known.unknown)
+                return stamp(known.answer, xid, source)
         try:
             message = decode(data)
         except DecodeError:
@@ -259,8 +260,12 @@ class Responder6:
         if reservation is None:
             counters.unknown_mac += 1
         naks = counters.naks
+        self._why = self._given = None
         built = answer(self, message, mac, reservation)
+        xid = message.transaction_id.to_bytes(3, "big")
         if built is None:
+            why = WHY_UNKNOWN_MAC if reservation is None else self._why or WHY_NOT_HANDLED
+            self._remember(now, mac, kind.name, xid, silent(why), reservation is not None)
             return None
         reply = built.message
         try:
@@ -269,17 +274,30 @@ class Responder6:
         except EncodeError as exc:
             counters.send_errors += 1
             log.error("cannot build a %s for %s: %s", reply.msg_type.name, mac, exc)
+            outcome = silent(f"{WHY_CANNOT_BUILD}: {exc}")
+            self._remember(now, mac, kind.name, xid, outcome, reservation is not None)
             return None
         sent = reply.msg_type
         counters.sent[sent.name] += 1
+        given = self._given
+        outcome = Outcome(sent.name, str(given) if given is not None else None, None)
+        self._remember(now, mac, kind.name, xid, outcome, reservation is not None)
         done = template(payload, len(client), relayed=bool(relays), kind=sent)
         if key is not None and kind not in _NOT_REPLAYED:
             if len(self._replays) >= MAX_CACHED_REPLIES:
                 self._replays.clear()
             self._replays[key] = Replay6(
-                done, mac, kind.name, sent.name, reservation is None, counters.naks != naks
-            )
-        return stamp(done, message.transaction_id.to_bytes(3, "big"), source)
+                done, mac, kind.name, sent.name, reservation is None, counters.naks != naks,
+                outcome,
+            )  # fmt: skip
+        return stamp(done, xid, source)
+
+    def _remember(
+        self, now: float, mac: bytes | None, kind: str, xid: bytes, outcome: Outcome, known: bool
+    ) -> None:
+        """Into the MAC's history (a client whose MAC is not known: nowhere)."""
+        if mac is not None:
+            self.history.record((now, mac, kind, xid, outcome), reserved=known)
 
     def _client(
         self, message: Message, relays: Sequence[RelayMessage], source_mac: bytes | None
@@ -299,152 +317,17 @@ class Responder6:
                 return mac, reservation
         return (mac if on_link is None else on_link), None
 
-    def _ours(self, message: Message) -> bool:
-        """The message names this pool's DUID (RFC 8415 16: REQUEST, RENEW,
-        RELEASE and DECLINE for another server are discarded)."""
-        if message.server_duid == self.server_duid:
-            return True
-        self.counters.ignored += 1
-        return False
-
-    def _valid(self, message: Message, *, server_id: bool) -> bool:
-        """RFC 8415 16: a client id, and a server id exactly when expected
-        (SOLICIT, CONFIRM and REBIND must carry none)."""
-        if message.get(ClientId) is None or (message.get(ServerId) is not None) != server_id:
-            self.counters.ignored += 1
-            return False
-        return True
-
-    def _reply(
-        self, kind: MessageType, request: Message, body: Sequence[Option], tail: bytes = b""
-    ) -> Built:
-        """Server id, the client's id (RFC 8415 18.3), then `body`, then the
-        options encoded in `tail` (the configuration)."""
-        client = request.get(ClientId)
-        head: tuple[Option, ...] = (
-            (self._server_id,) if client is None else (self._server_id, client)
-        )
-        return Built(
-            Message(msg_type=kind, transaction_id=request.transaction_id, options=(*head, *body)),
-            tail,
-        )
-
-    # -- one method per message type -----------------------------------------------
-
-    def _solicit(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        if reservation is None or not self._valid(request, server_id=False):
-            return None
-        if self.draining:
-            self.counters.ignored += 1
-            return None
-        ias, given = bound_ias(request, reservation, self.declined, self.options, renewing=False)
-        if not given:
-            # RFC 8415 18.3.9: nothing to assign is an ADVERTISE of the ids and
-            # a NoAddrsAvail status only (some clients fail on IAs without addresses).
-            why = NO_ADDRS_DECLINED if reservation.ip in self.declined else NO_ADDRS
-            return self._reply(MessageType.ADVERTISE, request, (why,))
-        if request.rapid_commit and self.options.rapid_commit:
-            body = (*ias, _RAPID_COMMIT)
-            return self._reply(MessageType.REPLY, request, body, self._configuration)
-        body = (*ias, MAX_PREFERENCE)
-        return self._reply(MessageType.ADVERTISE, request, body, self._configuration)
-
-    def _request(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        return self._bind(request, reservation, renewing=False)
-
-    def _renew(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        return self._bind(request, reservation, renewing=True)
-
-    def _rebind(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        if reservation is None or not self._valid(request, server_id=False):
-            return None
-        return self._bind(request, reservation, renewing=True)
-
-    def _bind(
-        self, request: Message, reservation: Reservation6 | None, *, renewing: bool
-    ) -> Built | None:
-        """REQUEST, RENEW (for us) and REBIND (for anyone): the reservation."""
-        named = request.msg_type != MessageType.REBIND
-        if named and not (self._valid(request, server_id=True) and self._ours(request)):
-            return None
-        ias, given = bound_ias(request, reservation, self.declined, self.options, renewing=renewing)
-        if not given:
-            self.counters.naks += 1
-            return self._reply(MessageType.REPLY, request, ias)
-        return self._reply(MessageType.REPLY, request, ias, self._configuration)
-
-    def _confirm(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        if reservation is None or not self._valid(request, server_id=False):
-            return None
-        subnet = self.options.subnet
-        addresses = [a for ia in request.options if isinstance(ia, IANA | IATA) for a in listed(ia)]
-        if not addresses:  # RFC 8415 18.3.3: nothing to confirm, no reply
-            self.counters.ignored += 1
-            return None
-        if all(a in subnet for a in addresses):
-            return self._reply(MessageType.REPLY, request, (SUCCESS,))
-        self.counters.naks += 1
-        return self._reply(MessageType.REPLY, request, (NOT_ON_LINK,))
-
-    def _release(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        if not (self._valid(request, server_id=True) and self._ours(request)):
-            return None
-        ias, found = given_back(request, reservation)
-        if reservation is not None and mac is not None and found:
-            # The address stays the VM's (RFC 8415 18.3.7 lets a server keep it).
-            self.counters.releases += 1
-            self.notices.append(Released(mac.hex(":"), reservation.ip))
-        return self._reply(MessageType.REPLY, request, (SUCCESS, *ias))
-
-    def _decline(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        if not (self._valid(request, server_id=True) and self._ours(request)):
-            return None
-        ias, found = given_back(request, reservation)
-        if reservation is not None and mac is not None and found:
-            self.counters.declines += 1
-            if self.mark_declined(reservation.ip):
-                self.notices.append(Declined(mac.hex(":"), reservation.ip, None))
-        return self._reply(MessageType.REPLY, request, (SUCCESS, *ias))
-
-    def _information(
-        self, request: Message, mac: bytes | None, reservation: Reservation6 | None
-    ) -> Built | None:
-        if reservation is None:
-            return None
-        server = request.server_duid
-        if (server is not None and server != self.server_duid) or any(
-            isinstance(o, _IA_TYPES) for o in request.options
-        ):
-            # RFC 8415 16.12: another server's, or with IAs: not a valid one.
-            self.counters.ignored += 1
-            return None
-        return self._reply(MessageType.REPLY, request, (), self._configuration)
-
 
 #: Their REPLY is not all they do: the notice and the decline are done every time.
 _NOT_REPLAYED = (MessageType.RELEASE, MessageType.DECLINE)
-_Answer = Callable[[Responder6, Message, bytes | None, Reservation6 | None], Built | None]
+_Answer = Callable[[Answers6, Message, bytes | None, Reservation6 | None], Built | None]
 _ANSWERS: dict[MessageType, _Answer] = {
-    MessageType.SOLICIT: Responder6._solicit,
-    MessageType.REQUEST: Responder6._request,
-    MessageType.CONFIRM: Responder6._confirm,
-    MessageType.RENEW: Responder6._renew,
-    MessageType.REBIND: Responder6._rebind,
-    MessageType.RELEASE: Responder6._release,
-    MessageType.DECLINE: Responder6._decline,
-    MessageType.INFORMATION_REQUEST: Responder6._information,
+    MessageType.SOLICIT: Answers6._solicit,
+    MessageType.REQUEST: Answers6._request,
+    MessageType.CONFIRM: Answers6._confirm,
+    MessageType.RENEW: Answers6._renew,
+    MessageType.REBIND: Answers6._rebind,
+    MessageType.RELEASE: Answers6._release,
+    MessageType.DECLINE: Answers6._decline,
+    MessageType.INFORMATION_REQUEST: Answers6._information,
 }

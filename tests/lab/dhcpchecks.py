@@ -81,8 +81,8 @@ def mac(n: int) -> str:
     return f"52:54:00:00:{n // 256:02x}:{n % 256:02x}"
 
 
-def assert_full_lease(lease: Lease, ip: str) -> None:
-    assert lease.ip == IPv4Address(ip), lease
+def assert_full_lease(lease: Lease, ip: str | None) -> None:
+    assert ip is not None and lease.ip == IPv4Address(ip), lease
     assert lease.mask == MASK, lease
     assert lease.router == (ROUTER,), lease
     assert lease.dns == DNS, lease

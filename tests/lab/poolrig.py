@@ -137,9 +137,10 @@ class Reserved:
     """A VM NIC's reservation: ``mac`` always gets ``ip``; ``vm`` is its host name."""
 
     mac: str
-    ip: str
+    #: Its IPv4 address; None on an IPv6-only pool.
+    ip: str | None
     vm: str = "vm"
-    #: Its IPv6 address, on a dual-stack pool.
+    #: Its IPv6 address, on a dual-stack or IPv6-only pool.
     ip6: str | None = None
 
     @property
@@ -177,7 +178,11 @@ class PoolRig:
         for nic in setup.reservations:
             ip6 = ipaddress.IPv6Address(nic.ip6) if nic.ip6 else None
             message = RestoreReservation(
-                nic.owner, nic.mac, ipaddress.IPv4Address(nic.ip), hostname=nic.vm, ip6=ip6
+                nic.owner,
+                nic.mac,
+                ipaddress.IPv4Address(nic.ip) if nic.ip is not None else None,
+                hostname=nic.vm,
+                ip6=ip6,
             )
             actor.handle_now(message)
         self.actors[config.name] = actor
