@@ -4,11 +4,13 @@ server in test_operator and test_why)."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from kvip.app._operator import pool_rows
-from kvip.app._why import _pool_for
+from kvip.app._why import Evidence, _pool_for, explain
 from kvip.k8s._bodies import VmNic
+from tests.lab import objects
 from tests.lab.objects import ippool
 
 NET = "ns/net"
@@ -55,3 +57,30 @@ def test_an_ipv6_only_pool_shows_its_ipv6_subnet_and_counts() -> None:
     pool, text = _pool_for(nic, [ipv6_only("p")])
     assert pool is not None
     assert text.startswith("IPPool p, subnet 2001:db8:1::/64: ")
+
+
+def test_kvip_why_shows_an_ipv6_only_nics_record_and_its_dhcpv6_history() -> None:
+    mac = "52:54:00:00:13:01"
+    vm = objects.vm("vm", "ns", [("nic", "net", mac)])
+    vm["metadata"]["uid"] = "u1"
+    entry = {"networkname": NET, "macaddress": mac, "ipv6address": "2001:db8:1::10"}
+    cfg = {"metadata": {"namespace": "ns", "name": "vm"}, "spec": {"networkconfig": [entry]}}
+    seen = {
+        "pools": [{
+            "pool": "p", "server_ip": None, "count": 2,
+            "reservation": {"ip": None, "ip6": "2001:db8:1::10", "declined": False},
+            "history": [
+                {"time": "t1", "received": "SOLICIT", "answer": "ADVERTISE",
+                 "ip": "2001:db8:1::10", "reason": None},
+                {"time": "t2", "received": "REQUEST", "answer": None, "ip": None,
+                 "reason": "another_server"},
+            ],
+        }]
+    }  # fmt: skip
+    out = io.StringIO()
+    explain(Evidence(vm, cfg, [ipv6_only("p")], dhcp={"url": {mac: seen}}), out)
+    text = out.getvalue()
+    assert "record:   2001:db8:1::10\n" in text
+    assert "(IPPool p as DHCPv6 only, reserves 2001:db8:1::10, heard 2 packets)" in text
+    assert "t1  SOLICIT -> ADVERTISE 2001:db8:1::10" in text
+    assert "t2  REQUEST -> no answer (another_server)" in text
