@@ -124,7 +124,8 @@ def test_a_vm_and_an_unknown_mac_in_history_logs_and_debug_endpoint(
     (pool,) = body["pools"]
     assert pool["pool"] == "diag" and pool["server_ip"] == str(SERVER) and pool["serving"]
     assert pool["reservation"] == {
-        "owner": nic.owner, "ip": nic.ip, "hostname": "vm-why", "serving": True, "declined": False
+        "owner": nic.owner, "ip": nic.ip, "ip6": None, "hostname": "vm-why", "serving": True,
+        "declined": False,
     }  # fmt: skip
     assert not pool["unknown"]
     history = pool["history"]
@@ -154,6 +155,7 @@ def test_a_vm_and_an_unknown_mac_in_history_logs_and_debug_endpoint(
                     "pool": "diag",
                     "network": "default/diag-net",
                     "subnet": "198.18.0.0/16",
+                    "subnet6": None,
                     "interface": "eth1",
                     "server_ip": str(SERVER),
                     "serving": True,
