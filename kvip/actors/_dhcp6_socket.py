@@ -262,8 +262,10 @@ class Dhcp6Sockets:
         """Wait in poll() until a request is queued or the timeout passed; False
         when it passed or `wake` was called."""
         ready = self._poller.poll(self._timeout_ms)
-        wakeup = self._wakeup
-        return bool(ready) and all(fd != wakeup for fd, _ in ready)
+        for fd, _ in ready:
+            if fd == self._wakeup:
+                return False
+        return bool(ready)
 
     def send(self, payload: bytes, address: tuple[str, int, int, int]) -> None:
         """Send `payload` to `address` (host, port, flowinfo, scope id) from port 547."""
