@@ -199,6 +199,72 @@ def test_wake_returns_a_waiting_receive_at_once(
         sockets.close()
 
 
+class _Reads:
+    """A packet socket that records every read of it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.reads = sock, 0
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self.reads += 1
+        return self.sock.recv(size, flags)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_receive_reads_only_when_poll_says_a_request_is_queued(
+    wire: tuple[netlab.Lab, netlab.Client],
+) -> None:
+    """No read that finds nothing (a syscall and a Python exception per request
+    on an idle server): a receive that times out or is woken reads nothing,
+    one that is told a request is queued reads it once."""
+    lab, client = wire
+    sockets = dhcp6_sockets_in(lab.server)("eth1")
+    assert sockets.packets is not None
+    reads = _Reads(sockets.packets)
+    sockets.packets = reads  # type: ignore[assignment]
+    try:
+        sockets.set_timeout(0.2)
+        assert sockets.receive() is None
+        assert reads.reads == 0
+        _link_local(client.netns, client.ifname)
+        netlab.call_in(client.netns, _solicit_once, client.ifname)
+        sockets.set_timeout(5)
+        received = sockets.receive()
+        assert received is not None and received[0] == b"\x01\x00\x00\x01"
+        assert reads.reads == 1
+        sockets.wake()
+        assert sockets.receive() is None
+        assert reads.reads == 1
+    finally:
+        sockets.close()
+
+
+def test_an_interface_without_ethernet_frames_is_read_from_the_udp_socket() -> None:
+    """A tun device's frames carry no MAC to read: no packet socket, as
+    without CAP_NET_RAW (the MAC comes from the DUID or an EUI-64 source)."""
+    need("ip")
+    with netlab.netlab(PREFIX) as lab:
+        netlab.run_in(lab.server, ["ip", "tuntap", "add", "dev", "tun6", "mode", "tun"])
+        netlab.run_in(lab.server, ["ip", "link", "set", "tun6", "up"])
+        enable_ipv6(lab.server, "tun6")
+        sockets = dhcp6_sockets_in(lab.server)("tun6")
+        try:
+            assert sockets.mode is Dhcp6Mode.UDP and sockets.packets is None
+            assert not sockets.interface.ethernet
+        finally:
+            sockets.close()
+        ethernet = dhcp6_sockets_in(lab.server)("eth1")
+        try:
+            assert ethernet.mode is Dhcp6Mode.PACKET and ethernet.interface.ethernet
+        finally:
+            ethernet.close()
+
+
 def test_the_filter_passes_only_udp_to_port_547(wire: tuple[netlab.Lab, netlab.Client]) -> None:
     lab, client = wire
     sockets = dhcp6_sockets_in(lab.server)("eth1")

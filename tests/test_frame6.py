@@ -8,7 +8,7 @@ from ipaddress import IPv6Address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvip.serving import build_udp6, parse_udp6
+from kvip.serving import build_udp6, parse_udp6, split_udp6
 from kvip.serving._frame6 import internet_checksum
 
 CLIENT = IPv6Address("fe80::5054:ff:fe00:101")
@@ -57,6 +57,22 @@ def test_frames_that_are_not_plain_ipv6_udp_are_refused() -> None:
     tiny = bytearray(good)
     struct.pack_into("!H", tiny, 4, 4)
     assert parse_udp6(bytes(tiny)) is None
+
+
+def test_a_packet_after_a_link_header_is_split_where_it_starts() -> None:
+    """A packet socket that hands over whole Ethernet frames: the packet starts
+    at byte 14, and the header's bytes are no part of it."""
+    packet = build_udp6(CLIENT, SERVERS, 546, 547, b"abc")
+    ethernet = bytes.fromhex("333300010002 525400000101 86dd")
+    fields = split_udp6(ethernet + packet + b"\0" * 5, 14)
+    assert fields == (CLIENT.packed, 546, SERVERS.packed, 547, b"abc")
+    assert split_udp6(ethernet + packet[:-1], 14) is None  # the packet cut short
+    assert split_udp6(ethernet + packet, 13) is None  # not where it starts
+
+
+@given(st.binary(max_size=120), st.integers(0, 20))
+def test_split_at_an_offset_is_split_of_the_rest(data: bytes, at: int) -> None:
+    assert split_udp6(data, at) == split_udp6(data[at:])
 
 
 @given(st.binary(max_size=120))

@@ -2,11 +2,13 @@
 
 DHCPv6 has no chaddr: the server learns a client's MAC from the frame that
 carried its request. So a pool reads requests from a packet socket bound to
-its interface (AF_PACKET, SOCK_DGRAM: the address of each frame names its
-link-layer source), under a classic BPF filter that passes only incoming
-IPv6/UDP to port 547 with no extension headers, addressed to this host or
-multicast; frames the host sends (a RELAY-REPL goes to port 547 too) and
-frames a promiscuous interface overhears for other hosts are dropped.
+its interface (AF_PACKET, SOCK_RAW: each frame whole, its Ethernet source at
+bytes 6-11), under a classic BPF filter that passes only incoming IPv6/UDP
+to port 547 with no extension headers, addressed to this host or multicast;
+frames the host sends (a RELAY-REPL goes to port 547 too) and frames a
+promiscuous interface overhears for other hosts are dropped. (Not SOCK_DGRAM
+and the source in recvfrom's address: Python names the interface in that
+address, an ioctl for every request.)
 
 A UDP socket on [::]:547, bound to the interface, does the rest: it sends the
 replies, holds the membership of ff02::1:2 (All_DHCP_Relay_Agents_and_Servers)
@@ -22,15 +24,19 @@ request comes with is the one in its link-local source address when that is
 a modified EUI-64 (`kvip.serving.eui64_mac`), else None. The Responder6 still
 knows every client whose DUID carries its MAC (DUID-LL, DUID-LLT) and every
 client sending from an EUI-64 link-local; a client with a DUID-EN or
-DUID-UUID and a stable-privacy link-local (RFC 7217) is unknown there.
+DUID-UUID and a stable-privacy link-local (RFC 7217) is unknown there. An
+interface that carries no Ethernet frames (a tun device, InfiniBand) has no
+client MAC in its frames to read: it is served the same way.
 
 A packet socket cannot be shut down (Linux refuses), so `receive` cannot be
-woken the way the IPv4 packet thread wakes its UDP socket. It reads without
-blocking and only when nothing is queued waits in poll() on the socket it
-reads and an eventfd that `wake` writes to: under load no poll per packet,
-and a stop is seen at once. (Looping a datagram back to the packet socket
-does not work: packet sockets never see frames the host loops back to
-itself.)
+woken the way the IPv4 packet thread wakes its UDP socket. It waits in
+poll() on the socket it reads and an eventfd that `wake` writes to, then
+reads without blocking: a stop is seen at once, and nothing wakes the thread
+but a request or a stop. Poll first, not a read first: requests mostly find
+the thread waiting, and a read that finds nothing queued costs a syscall and
+a Python exception, more than the poll a queued request spares. (Looping a
+datagram back to the packet socket does not work: packet sockets never see
+frames the host loops back to itself.)
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ CLIENT_PORT6 = 546
 ALL_DHCP_SERVERS = IPv6Address("ff02::1:2")
 
 ETH_P_IPV6 = 0x86DD
+ARPHRD_ETHER = 1
+#: The Ethernet header in front of each frame's IPv6 packet; the source MAC in it.
+ETHERNET_HEADER = 14
+_SOURCE_MAC = slice(6, 12)
 _PACKET_MULTICAST = 2  # PACKET_HOST 0, PACKET_BROADCAST 1; OTHERHOST 3, OUTGOING 4
 _SO_ATTACH_FILTER = 26
 _SIOCGIFHWADDR = 0x8927
@@ -68,8 +78,8 @@ def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
     return b"".join(struct.pack("HBBI", *i) for i in instructions)
 
 
-# Classic BPF on the frame from its IPv6 header (SOCK_DGRAM strips the link
-# header before the filter runs): code, jump if true, jump if false, k.
+# Classic BPF on the frame from its Ethernet header (SOCK_RAW: the IPv6 packet
+# at byte 14): code, jump if true, jump if false, k.
 _LD_B, _LD_H, _LD_W, _JEQ, _JGT, _RET = 0x30, 0x28, 0x20, 0x15, 0x25, 0x06
 REQUESTS_FILTER = _bpf(
     # Only frames to this host, its broadcasts and multicasts: not those a
@@ -77,12 +87,12 @@ REQUESTS_FILTER = _bpf(
     # those the host sends itself.
     (_LD_W, 0, 0, _SKF_AD_PKTTYPE),
     (_JGT, 7, 0, _PACKET_MULTICAST),
-    (_LD_B, 0, 0, 0),  # version 6 (high nibble; 0x60..0x6f)
+    (_LD_B, 0, 0, ETHERNET_HEADER + 0),  # version 6 (high nibble; 0x60..0x6f)
     (0x54, 0, 0, 0xF0),  # and #0xf0
     (_JEQ, 0, 4, 0x60),
-    (_LD_B, 0, 0, 6),  # next header: UDP, no extension headers
+    (_LD_B, 0, 0, ETHERNET_HEADER + 6),  # next header: UDP, no extension headers
     (_JEQ, 0, 2, 17),
-    (_LD_H, 0, 0, 42),  # UDP destination port
+    (_LD_H, 0, 0, ETHERNET_HEADER + 42),  # UDP destination port
     (_JEQ, 1, 0, SERVER_PORT6),
     (_RET, 0, 0, 0),
     (_RET, 0, 0, 0x40000),
@@ -99,10 +109,11 @@ def _attach(sock: socket.socket, program: bytes) -> None:
 
 
 def open_request_socket(interface: str, *, port: int = SERVER_PORT6) -> socket.socket:
-    """A packet socket on `interface` that receives only incoming IPv6/UDP to
-    `port`, each frame from its IPv6 header, with the link-layer source in
-    its address. OSError when the interface does not exist."""
-    packets = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+    """A packet socket on the Ethernet interface `interface` that receives only
+    incoming IPv6/UDP to `port`, each frame whole: the IPv6 packet at byte
+    ETHERNET_HEADER, the source MAC at bytes 6-11. OSError when the
+    interface does not exist."""
+    packets = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         # Filter before binding (protocol 0 receives nothing): no frame slips
         # in unfiltered.
@@ -123,6 +134,8 @@ class Interface6:
     index: int
     mac: bytes
     link_local: IPv6Address | None
+    #: It carries Ethernet frames (ARPHRD_ETHER): their source MACs can be read.
+    ethernet: bool = True
 
 
 def link_local_address(interface: str) -> IPv6Address | None:
@@ -146,15 +159,17 @@ class Dhcp6Mode(enum.Enum):
     #: From a packet socket (CAP_NET_RAW): every request with its frame's
     #: Ethernet source, so every client is known by the MAC it sends from.
     PACKET = "packet"
-    #: From the UDP socket (no CAP_NET_RAW): a client is known by the MAC in
-    #: its DUID-LL(T) or in its EUI-64 link-local address, or not at all.
+    #: From the UDP socket (no CAP_NET_RAW, or no Ethernet frames on the
+    #: interface): a client is known by the MAC in its DUID-LL(T) or in its
+    #: EUI-64 link-local address, or not at all.
     UDP = "udp"
 
 
 class Dhcp6Sockets:
     """The sockets a pool reads DHCPv6 requests from and answers with, on one
     interface: a packet socket and a UDP socket, or the UDP socket alone when
-    the packet socket is refused (see the module's docstring; `mode` says which)."""
+    the packet socket is refused or the interface carries no Ethernet frames
+    (see the module's docstring; `mode` says which)."""
 
     def __init__(self, interface: str, *, port: int = SERVER_PORT6) -> None:
         self.port = port
@@ -162,23 +177,19 @@ class Dhcp6Sockets:
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = select.poll()
         self.packets: socket.socket | None = None
-        try:
-            self.packets = open_request_socket(interface, port=port)
-            self.mode = Dhcp6Mode.PACKET
-        except PermissionError:  # EPERM, EACCES: no CAP_NET_RAW
-            self.mode = Dhcp6Mode.UDP
-        except BaseException:
-            os.close(self._wakeup)
-            raise
+        self.mode = Dhcp6Mode.UDP
         try:
             self.udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         except BaseException:
-            if self.packets is not None:
-                self.packets.close()
             os.close(self._wakeup)
             raise
         try:
             udp = self.udp
+            link_type, mac = _hardware_address(udp, interface)
+            if link_type == ARPHRD_ETHER:
+                with contextlib.suppress(PermissionError):  # EPERM, EACCES: no CAP_NET_RAW
+                    self.packets = open_request_socket(interface, port=port)
+                    self.mode = Dhcp6Mode.PACKET
             if self.packets is not None:
                 _attach(udp, DROP_ALL_FILTER)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
@@ -192,8 +203,10 @@ class Dhcp6Sockets:
             udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode() + b"\0")
-            index, mac = socket.if_nametoindex(interface), _hardware_address(udp, interface)
-            self.interface = Interface6(interface, index, mac, link_local_address(interface))
+            index = socket.if_nametoindex(interface)
+            self.interface = Interface6(
+                interface, index, mac, link_local_address(interface), link_type == ARPHRD_ETHER
+            )
             self._index = index
             udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
             # RFC 8415 does not ask for a hop limit; replies stay on the link
@@ -222,42 +235,37 @@ class Dhcp6Sockets:
         `wake`, or for a frame that is no UDP datagram to our port. The MAC is
         the frame's (`Dhcp6Mode.PACKET`), or the one in an EUI-64 link-local
         source address, None for any other (`Dhcp6Mode.UDP`)."""
+        if not self._wait():
+            return None
         if self.packets is None:
             return self._receive_datagram()
-        recvfrom = self.packets.recvfrom
         try:
-            frame, (_, _, _, _, mac) = recvfrom(65535)
+            frame = self.packets.recv(65535, MSG_DONTWAIT)
         except BlockingIOError:
-            if not self._wait():
-                return None
-            try:
-                frame, (_, _, _, _, mac) = recvfrom(65535)
-            except BlockingIOError:
-                return None
-        fields = split_udp6(frame)
+            return None
+        fields = split_udp6(frame, ETHERNET_HEADER)
         if fields is None or fields[3] != self.port:
             return None
         source, source_port, _, _, payload = fields
-        return payload, (inet_ntop(AF_INET6, source), source_port, 0, self._index), mac
+        source_address = (inet_ntop(AF_INET6, source), source_port, 0, self._index)
+        return payload, source_address, frame[_SOURCE_MAC]
 
     def _receive_datagram(self) -> Received6 | None:
-        recvfrom = self.udp.recvfrom
         try:
-            payload, (host, source_port, _, _) = recvfrom(65535, MSG_DONTWAIT)
+            payload, (host, source_port, _, _) = self.udp.recvfrom(65535, MSG_DONTWAIT)
         except BlockingIOError:
-            if not self._wait():
-                return None
-            try:
-                payload, (host, source_port, _, _) = recvfrom(65535, MSG_DONTWAIT)
-            except BlockingIOError:
-                return None
+            return None
         mac = eui64_mac(inet_pton(AF_INET6, host))
         return payload, (host, source_port, 0, self._index), mac
 
     def _wait(self) -> bool:
-        """Wait in poll() for a request or the timeout; False when `wake` was called."""
-        wakeup = self._wakeup
-        return all(fd != wakeup for fd, _ in self._poller.poll(self._timeout_ms))
+        """Wait in poll() until a request is queued or the timeout passed; False
+        when it passed or `wake` was called."""
+        ready = self._poller.poll(self._timeout_ms)
+        for fd, _ in ready:
+            if fd == self._wakeup:
+                return False
+        return bool(ready)
 
     def send(self, payload: bytes, address: tuple[str, int, int, int]) -> None:
         """Send `payload` to `address` (host, port, flowinfo, scope id) from port 547."""
@@ -265,7 +273,7 @@ class Dhcp6Sockets:
 
     def wake(self) -> None:
         """Make a waiting `receive` return None at once, and every later one
-        that finds nothing queued (the owner is stopping)."""
+        (the owner is stopping)."""
         with contextlib.suppress(OSError):  # closed already: nobody waits
             os.eventfd_write(self._wakeup, 1)
 
@@ -284,11 +292,13 @@ def _with_port(port: int) -> bytes:
     return bytes(program)
 
 
-def _hardware_address(sock: socket.socket, interface: str) -> bytes:
-    """The MAC of `interface` in `sock`'s network namespace (SIOCGIFHWADDR needs
-    no capability)."""
+def _hardware_address(sock: socket.socket, interface: str) -> tuple[int, bytes]:
+    """The link type (ARPHRD_*) and MAC of `interface` in `sock`'s network
+    namespace (SIOCGIFHWADDR needs no capability)."""
     request = struct.pack("256s", interface.encode()[:15])
-    return fcntl.ioctl(sock.fileno(), _SIOCGIFHWADDR, request)[18:24]
+    answer = fcntl.ioctl(sock.fileno(), _SIOCGIFHWADDR, request)
+    link_type: int = struct.unpack_from("@H", answer, 16)[0]
+    return link_type, answer[18:24]
 
 
 @contextlib.contextmanager

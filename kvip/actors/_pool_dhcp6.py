@@ -2,8 +2,9 @@
 ones and for as long as they serve, or alone on an IPv6-only pool (a mixin of
 PoolActor, in the trio thread; its fields are named below).
 
-Without CAP_NET_RAW the sockets read requests without their frames
-(`Dhcp6Mode.UDP`, kvip/actors/_dhcp6_socket.py): clients known only by a
+Without CAP_NET_RAW (or on an interface that carries no Ethernet frames)
+the sockets read requests without their frames (`Dhcp6Mode.UDP`,
+kvip/actors/_dhcp6_socket.py): clients known only by a
 DUID-EN or DUID-UUID and a stable-privacy link-local address then get no
 answer. The pool says so once, at WARNING, and shows its mode (`dhcp6_mode`,
 /debug/pools).
@@ -39,6 +40,12 @@ UDP_MODE_WARNING = (
     " a client with a DUID-EN or DUID-UUID (systemd-networkd's default) and a"
     " stable-privacy link-local (RFC 7217) gets no answer. Grant CAP_NET_RAW to read"
     " each request's frame MAC (deploy/components/net-raw, deploy/README.md)"
+)
+#: The same for an interface whose frames name no client MAC (said once per pool).
+NOT_ETHERNET_WARNING = (
+    "pool %s: DHCPv6 on %s reads requests without their frames: the interface carries"
+    " no Ethernet frames, so none names a client MAC. Clients are known by the MAC in"
+    " their DUID (DUID-LL, DUID-LLT) or in an EUI-64 link-local source address"
 )
 
 
@@ -160,7 +167,8 @@ class PoolDhcp6:
         log.info("pool %s serving DHCPv6 on %s (%s socket)", name, interface, sockets.mode.value)
         if sockets.mode is Dhcp6Mode.UDP and not self._said_udp_mode:
             self._said_udp_mode = True
-            log.warning(UDP_MODE_WARNING, name, interface)
+            said = UDP_MODE_WARNING if sockets.interface.ethernet else NOT_ETHERNET_WARNING
+            log.warning(said, name, interface)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(

@@ -43,22 +43,23 @@ class Datagram6:
 Udp6Fields = tuple[bytes, int, bytes, int, bytes]
 
 
-def split_udp6(frame: bytes) -> Udp6Fields | None:
-    """The UDP datagram in `frame` (an IPv6 packet from its first header byte),
-    cheaply (one unpack, no address objects: it runs for every request); None
-    when it is not IPv6, not UDP right after the fixed header, or when the
-    lengths disagree. Bytes after the IPv6 payload length (link padding) are
-    ignored."""
-    if len(frame) < IPV6_HEADER + UDP_HEADER:
+def split_udp6(frame: bytes, at: int = 0) -> Udp6Fields | None:
+    """The UDP datagram in the IPv6 packet that starts at byte `at` of `frame`
+    (after a link header of that length), cheaply (one unpack, no address
+    objects, no copy of the packet: it runs for every request); None when it
+    is not IPv6, not UDP right after the fixed header, or when the lengths
+    disagree. Bytes after the IPv6 payload length (link padding) are ignored."""
+    if len(frame) < at + IPV6_HEADER + UDP_HEADER:
         return None
     first, length, next_header, _, source, destination, sport, dport, udp_length, _ = (
-        _BOTH.unpack_from(frame)
+        _BOTH.unpack_from(frame, at)
     )
     if first >> 28 != 6 or next_header != NEXT_HEADER_UDP or udp_length != length:
         return None
-    if length < UDP_HEADER or IPV6_HEADER + length > len(frame):
+    if length < UDP_HEADER or at + IPV6_HEADER + length > len(frame):
         return None
-    return source, sport, destination, dport, frame[IPV6_HEADER + UDP_HEADER : IPV6_HEADER + length]
+    start = at + IPV6_HEADER
+    return source, sport, destination, dport, frame[start + UDP_HEADER : start + length]
 
 
 def parse_udp6(frame: bytes) -> Datagram6 | None:

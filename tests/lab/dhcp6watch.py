@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kvip.actors._dhcp6_socket import in_netns, open_request_socket
+from kvip.actors._dhcp6_socket import ETHERNET_HEADER, in_netns, open_request_socket
 from kvip.serving import parse_udp6
 from tests.lab.netlab import Client, LabError, run_in
 
@@ -134,18 +134,18 @@ class RequestWatch:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                frame, (_, _, _, _, mac) = self._sock.recvfrom(65535)
+                frame = self._sock.recv(65535)
             except TimeoutError:
                 continue
             except OSError:
                 return
-            datagram = parse_udp6(frame)
+            datagram = parse_udp6(frame[ETHERNET_HEADER:])
             if datagram is None or not datagram.payload:
                 continue
             request = Request6(
                 at=time.monotonic(),
                 kind=datagram.payload[0],
-                mac=mac.hex(":"),
+                mac=frame[6:12].hex(":"),
                 source=datagram.source,
                 duid=client_duid(datagram.payload),
             )
