@@ -152,10 +152,25 @@ class VmReconciler(ControllerState):
 
     async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
         """Ask the pools for the planned claims; nothing is served yet."""
-        name = key.rpartition("/")[2]
         state = self._state(key)
-        supervisor = self.supervisor
         outcome = Outcome()
+        try:
+            await self._ask_pools(key, steps, outcome)
+        except BaseException:
+            # A later claim's pool stopped (or the term ended): the claims answered so
+            # far are held, recorded nowhere, and the retry may not claim them again
+            # (their NIC removed meanwhile): its sweep lets go of those.
+            state.unsure.update(serve.network for serve in outcome.to_serve)
+            raise
+        for failed, message in outcome.failed:
+            log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
+            self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
+        for serve in outcome.to_serve:
+            state.restore_errors.pop((serve.network, serve.mac), None)
+        return outcome
+
+    async def _ask_pools(self, key: str, steps: list[Claim | Settled], outcome: Outcome) -> None:
+        name, state, supervisor = key.rpartition("/")[2], self._state(key), self.supervisor
         for step in steps:
             if isinstance(step, Settled):
                 outcome.add(step)
@@ -189,12 +204,6 @@ class VmReconciler(ControllerState):
                 answer6=answer6,
                 declined6=state.declined6.get(step.key),
             )
-        for failed, message in outcome.failed:
-            log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
-            self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
-        for serve in outcome.to_serve:
-            state.restore_errors.pop((serve.network, serve.mac), None)
-        return outcome
 
     async def _claim6(self, key: str, pool: PoolActor, step: Claim) -> IPv6Address | IpamError:
         """The NIC's IPv6 address on a dual-stack pool (after its IPv4 claim)."""
