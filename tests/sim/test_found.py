@@ -3,7 +3,17 @@ shrunk replays (see test_simulation.py's header; the earlier ones are there)."""
 
 from __future__ import annotations
 
-from tests.sim.steps import ChangeMac, Crash, CreateVm, DeletePool, Fault, LeaderLoss, RemoveNic
+from tests.sim.steps import (
+    ChangeMac,
+    Crash,
+    CreateVm,
+    DeletePool,
+    Fault,
+    LeaderLoss,
+    PoolRange,
+    RemoveNic,
+    Wait,
+)
 from tests.sim.test_simulation import assert_holds
 
 
@@ -19,4 +29,16 @@ def test_a_claim_answered_before_another_pool_stopped_is_released() -> None:
          Fault("watch", "unavailable", None), LeaderLoss(0.0), DeletePool(0),
          CreateVm(((0, False),)), RemoveNic(0, 0)],
         1,
+    )  # fmt: skip
+
+
+def test_a_nic_left_without_ipv6_keeps_no_ipv4_record_once_its_pool_is_ipv6_only() -> None:
+    """Found by the simulation (IPv6-only pools): a NIC of a dual-stack pool whose
+    IPv6 claim found the range exhausted (recorded at its IPv4 address alone)
+    kept that ipaddress in its record after the ipv4config was removed: its
+    IPv6-only claim failed again (exhausted), and a failed claim kept the
+    record whole, though the pool had let the IPv4 address go."""
+    assert_holds(
+        [CreateVm(((0, True), (0, True))), CreateVm(((0, True), (0, True))), Wait(2.0),
+         PoolRange(0, "remove", 0), Wait(2.0)]
     )  # fmt: skip
