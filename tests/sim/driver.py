@@ -55,7 +55,7 @@ def no_socket(interface: str) -> Any:
 
 
 def range6(index: int) -> Range6:
-    """The IPv6 range of the index-th network while its pool is dual-stack."""
+    """The IPv6 range of the index-th network while its pool has an ipv6config."""
     return Range6(IPv6Network(f"2001:db8:{index + 1}::/64"))
 
 
