@@ -3,18 +3,23 @@ shrunk replays (see test_simulation.py's header; the earlier ones are there)."""
 
 from __future__ import annotations
 
+from kvip.k8s import VMNETCFGS
+from tests.chaos.invariants import CfgView
+from tests.sim.driver import Sim
 from tests.sim.steps import (
     ChangeMac,
     Crash,
     CreateVm,
     DeletePool,
+    DeleteVm,
     Fault,
     LeaderLoss,
     PoolRange,
     RemoveNic,
+    Step,
     Wait,
 )
-from tests.sim.test_simulation import assert_holds
+from tests.sim.test_simulation import assert_holds, explain, run_steps
 
 
 def test_a_claim_answered_before_another_pool_stopped_is_released() -> None:
@@ -42,3 +47,31 @@ def test_a_nic_left_without_ipv6_keeps_no_ipv4_record_once_its_pool_is_ipv6_only
         [CreateVm(((0, True), (0, True))), CreateVm(((0, True), (0, True))), Wait(2.0),
          PoolRange(0, "remove", 0), Wait(2.0)]
     )  # fmt: skip
+
+
+def records(sim: Sim) -> list[tuple[str, str | None, str | None]]:
+    return sorted(
+        (name, r.ip, r.ip6)
+        for body in sim.double.stored(VMNETCFGS)
+        for name, r in ((body["metadata"]["name"], r) for r in CfgView.parse(body).records)
+    )
+
+
+def test_an_ipv6_only_nic_is_recorded_served_released_and_keeps_its_address() -> None:
+    """The third pool starts IPv6-only: its NICs are recorded at their IPv6
+    address alone and served it by both replicas (the final DHCPv6 checks),
+    which answer no DHCP there; a deleted VM's address goes back. Once an
+    ipv4config is added, the NIC keeps its IPv6 address and gains an IPv4 one;
+    once removed again, it keeps its IPv6 address alone."""
+    steps: list[Step] = [CreateVm(((2, True), (2, True))), Wait(2.0), CreateVm(((2, True),)),
+                         Wait(2.0), DeleteVm(0), Wait(2.0)]  # fmt: skip
+    sim = run_steps(steps, networks=3)
+    assert not sim.violations, explain(sim)
+    assert records(sim) == [("vm-2", None, "2001:db8:3::12")]
+    sim = run_steps([*steps, PoolRange(2, "add", 0), Wait(2.0)], networks=3)
+    assert not sim.violations, explain(sim)
+    assert records(sim) == [("vm-2", "198.18.3.10", "2001:db8:3::12")]
+    sim = run_steps([*steps, PoolRange(2, "add", 0), Wait(2.0), PoolRange(2, "remove", 0)],
+                    networks=3)  # fmt: skip
+    assert not sim.violations, explain(sim)
+    assert records(sim) == [("vm-2", None, "2001:db8:3::12")]
