@@ -410,15 +410,16 @@ class VmReconciler(ControllerState):
         """Someone deleted the vmnetcfg, then the finalizer goes. Without its VM, its
         addresses go too. A live VM's NICs keep theirs: the pools go on holding and
         serving them, and the next reconcile writes a new vmnetcfg with the very same
-        addresses (a NIC's claim answers with what it holds). Until then the address
-        has no durable record: a restart in that moment may give the VM a new one."""
+        addresses (its records remembered). Until then the address has no durable
+        record: a restart in that moment may give the VM a new one."""
         vm = self.vms.get(key)
         nics = {(nic.network, nic.mac) for nic in vm_nics(vm)} if vm is not None else set()
         for record in vmnetcfg_records(cfg):
             if (record.network, record.mac) in nics:
+                # Remembered: no pool here may hold it (away, another shard's), or
+                # no longer (an exclude or a shrink evicted it meanwhile).
+                self._state(key).orphans.append(record)
                 if self.supervisor.by_network(record.network) is None:
-                    # No pool here holds it (away, or another shard's): remembered.
-                    self._state(key).orphans.append(record)
                     continue
                 # Swept after the new vmnetcfg is written: a MAC change meanwhile
                 # leaves a claim that no record names.
