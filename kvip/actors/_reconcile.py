@@ -228,12 +228,12 @@ class VmReconciler(ControllerState):
         outcome: Outcome,
         exc: KubeError,
     ) -> None:
-        """Refused (409, 4xx): not recorded, so nothing would ever release a new
-        claim; it goes back and the retry claims for the NICs the VM has by then.
-        (Unavailable: the write may have landed; the claim must stay, and what it
-        dropped is swept after the next good write.)"""
+        """Refused (4xx): not recorded, so nothing would ever release a new claim; it
+        goes back and the retry claims for the NICs the VM has by then. (Unavailable,
+        or 409: a write of ours may have landed unseen, recording it; the claim must
+        stay, and what it dropped is swept after the next good write.)"""
         state = self._state(key)
-        refused = exc.status is not None and 400 <= exc.status < 500
+        refused = exc.status is not None and 400 <= exc.status < 500 and exc.status != 409
         if not refused:
             # Landed, perhaps: the retry reads records that no longer list what
             # this write dropped, so its sweep must let go of those claims.
