@@ -3,6 +3,8 @@ shrunk replays (see test_simulation.py's header; the earlier ones are there)."""
 
 from __future__ import annotations
 
+import pytest
+
 from kvip.k8s import VMNETCFGS
 from tests.chaos.invariants import CfgView
 from tests.sim.driver import Sim
@@ -103,4 +105,21 @@ def test_a_write_refused_as_a_conflict_keeps_the_claims_a_landed_write_recorded(
          Compact(), DeleteVm(0), Fault("list", "timeout", "virtualmachinenetworkconfigs"),
          CreateVm(((1, True),)), AddNic(0, 1), Wait(0.1), ChangeMac(0, 0)],
         131071,
+    )  # fmt: skip
+
+
+@pytest.mark.xfail(strict=True, reason="the window _finalize's docstring owns: not fixed yet")
+def test_a_leader_loss_while_a_live_vms_vmnetcfg_is_deleted_keeps_its_address() -> None:
+    """Found by the simulation (pre-existing, under every PYTHONHASHSEED): the
+    vmnetcfg of a live VM deleted, and the leader lost before it wrote it
+    again: the follower had let the address go with the record, and as the
+    new leader gave it to a newer VM first; the NIC moved (198.18.1.12 to
+    .13). _finalize's docstring owns this window ("a restart in that moment
+    may give the VM a new one"); a follower that kept holding a live VM's
+    addresses until its vmnetcfg is back would close it."""
+    assert_holds(
+        [CreateVm(((0, False),)), CreateVm(((0, False),)), CreateVm(((0, False),)),
+         CreateVm(((0, True),)), DeleteVm(0), AddNic(0, 0), AddNic(0, 0), Wait(0.5),
+         DeleteVmnetcfg(0), CreateVm(((0, False),)), Wait(0.01), CreateVm(((0, True),)),
+         LeaderLoss(0.0)]
     )  # fmt: skip
