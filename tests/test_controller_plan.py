@@ -16,7 +16,7 @@ from kvip.actors._plan import (
     released_records,
 )
 from kvip.actors._status_render import NicStatus
-from kvip.ipam import AddressTaken, Owner
+from kvip.ipam import AddressTaken, Owner, PoolExhausted
 from kvip.k8s._bodies import NicRecord, VmNic
 
 KEY = "ns/vm"
@@ -217,6 +217,22 @@ def test_a_failed_claim_of_an_ipv6_only_pool_keeps_the_record_and_says_why() -> 
     (shown,) = outcome.statuses
     assert not shown.ok and "2001:db8::10" in shown.message
     assert outcome.failed == [(claim, str(taken))]
+
+
+def test_a_failed_claim_of_a_pool_made_ipv6_only_drops_the_ipv4_address_from_the_record() -> None:
+    """The ipv4config went, and with it the NIC's IPv4 address: a failed claim
+    keeps the record's IPv6 address alone, or no record when it had none."""
+    exhausted = PoolExhausted(start=IPv6Address("2001:db8::10"), end=IPv6Address("2001:db8::12"),
+                              capacity=3)  # fmt: skip
+    for ip6, kept in (("2001:db8::10", [NicRecord(NET_A, MAC1, None, "2001:db8::10")]),
+                      (None, [])):  # fmt: skip
+        previous = NicRecord(NET_A, MAC1, "198.18.0.10", ip6)
+        claim = Claim(nic("a", NET_A, MAC1), MAC1, previous, IPv4Address("198.18.0.10"), None)
+        outcome = Outcome()
+        outcome.settle(claim, None, answer6=exhausted)
+        assert outcome.records == kept
+        (shown,) = outcome.statuses
+        assert not shown.ok and "exhausted" in shown.message
 
 
 def test_a_refused_write_gives_back_only_what_no_ipv6_record_holds() -> None:

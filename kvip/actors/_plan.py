@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address, IPv6Address
 from typing import NamedTuple
 
@@ -178,15 +178,19 @@ class Outcome:
     ) -> None:
         """Take a pool's answer to `claim`: an address (None from an IPv6-only
         pool, whose `answer6` is the NIC's address), or why not. A failed claim
-        keeps the NIC's record (its address stays recorded) and shows why;
-        `restore_error` says it better when the record could not be restored."""
+        keeps the NIC's record (its address stays recorded; on an IPv6-only pool
+        its IPv6 one alone) and shows why; `restore_error` says it better when
+        the record could not be restored."""
         network, mac = claim.key
+        kept = claim.previous
         if answer is None and isinstance(answer6, IpamError):
             answer = answer6  # an IPv6-only pool: its one claim failed
+            if kept is not None:  # its IPv4 address went with the ipv4config
+                kept = replace(kept, ip=None) if kept.ip6 else None
         if isinstance(answer, IpamError):
             message = restore_error or str(answer)
             self.failed.append((claim, message))
-            self.add(Settled(claim.previous, NicStatus(network, mac, False, message)))
+            self.add(Settled(kept, NicStatus(network, mac, False, message)))
             return
         ip = answer
         if claim.replaces is not None and ip is not None and ip == claim.requested:

@@ -152,10 +152,25 @@ class VmReconciler(ControllerState):
 
     async def _claim(self, key: str, vm: Body, steps: list[Claim | Settled]) -> Outcome:
         """Ask the pools for the planned claims; nothing is served yet."""
-        name = key.rpartition("/")[2]
         state = self._state(key)
-        supervisor = self.supervisor
         outcome = Outcome()
+        try:
+            await self._ask_pools(key, steps, outcome)
+        except BaseException:
+            # A later claim's pool stopped (or the term ended): the claims answered so
+            # far are held, recorded nowhere, and the retry may not claim them again
+            # (their NIC removed meanwhile): its sweep lets go of those.
+            state.unsure.update(serve.network for serve in outcome.to_serve)
+            raise
+        for failed, message in outcome.failed:
+            log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
+            self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
+        for serve in outcome.to_serve:
+            state.restore_errors.pop((serve.network, serve.mac), None)
+        return outcome
+
+    async def _ask_pools(self, key: str, steps: list[Claim | Settled], outcome: Outcome) -> None:
+        name, state, supervisor = key.rpartition("/")[2], self._state(key), self.supervisor
         for step in steps:
             if isinstance(step, Settled):
                 outcome.add(step)
@@ -189,12 +204,6 @@ class VmReconciler(ControllerState):
                 answer6=answer6,
                 declined6=state.declined6.get(step.key),
             )
-        for failed, message in outcome.failed:
-            log.error("VM %s NIC %s (%s): %s", key, failed.nic.interface, failed.mac, message)
-            self._event(vm, "ReservationFailed", f"{failed.mac}: {message}", warning=True)
-        for serve in outcome.to_serve:
-            state.restore_errors.pop((serve.network, serve.mac), None)
-        return outcome
 
     async def _claim6(self, key: str, pool: PoolActor, step: Claim) -> IPv6Address | IpamError:
         """The NIC's IPv6 address on a pool with ipv6config (after its ClaimAddress)."""
@@ -219,12 +228,12 @@ class VmReconciler(ControllerState):
         outcome: Outcome,
         exc: KubeError,
     ) -> None:
-        """Refused (409, 4xx): not recorded, so nothing would ever release a new
-        claim; it goes back and the retry claims for the NICs the VM has by then.
-        (Unavailable: the write may have landed; the claim must stay, and what it
-        dropped is swept after the next good write.)"""
+        """Refused (4xx): not recorded, so nothing would ever release a new claim; it
+        goes back and the retry claims for the NICs the VM has by then. (Unavailable,
+        or 409: a write of ours may have landed unseen, recording it; the claim must
+        stay, and what it dropped is swept after the next good write.)"""
         state = self._state(key)
-        refused = exc.status is not None and 400 <= exc.status < 500
+        refused = exc.status is not None and 400 <= exc.status < 500 and exc.status != 409
         if not refused:
             # Landed, perhaps: the retry reads records that no longer list what
             # this write dropped, so its sweep must let go of those claims.
@@ -401,15 +410,16 @@ class VmReconciler(ControllerState):
         """Someone deleted the vmnetcfg, then the finalizer goes. Without its VM, its
         addresses go too. A live VM's NICs keep theirs: the pools go on holding and
         serving them, and the next reconcile writes a new vmnetcfg with the very same
-        addresses (a NIC's claim answers with what it holds). Until then the address
-        has no durable record: a restart in that moment may give the VM a new one."""
+        addresses (its records remembered). Until then the address has no durable
+        record: a restart in that moment may give the VM a new one."""
         vm = self.vms.get(key)
         nics = {(nic.network, nic.mac) for nic in vm_nics(vm)} if vm is not None else set()
         for record in vmnetcfg_records(cfg):
             if (record.network, record.mac) in nics:
+                # Remembered: no pool here may hold it (away, another shard's), or
+                # no longer (an exclude or a shrink evicted it meanwhile).
+                self._state(key).orphans.append(record)
                 if self.supervisor.by_network(record.network) is None:
-                    # No pool here holds it (away, or another shard's): remembered.
-                    self._state(key).orphans.append(record)
                     continue
                 # Swept after the new vmnetcfg is written: a MAC change meanwhile
                 # leaves a claim that no record names.

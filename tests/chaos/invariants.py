@@ -6,10 +6,12 @@ functions compare it with the driver's model and return violations as text
 
 - `Tracker.observe` runs after every operation, while kvip is still catching
   up: no two live VMs ever record the same address (IPv4 or IPv6), and a NIC's
-  recorded IPv4 address never changes while the NIC (VM uid, MAC) lives.
+  recorded address of each family never changes while the NIC (VM uid, MAC)
+  lives, unless its record let it go (the pool lost that family's config).
 - `check_settled` runs once kvip has settled: every NIC has exactly one
   address, and on a dual-stack pool an IPv6 address in the pool's IPv6 range
-  too, or a status that says why not; deleted VMs hold nothing, IPPool status
+  too, or a status that says why not; on an IPv6-only pool its IPv6 address
+  alone (or a status that says why not); deleted VMs hold nothing, IPPool status
   (both families) agrees with the vmnetcfgs, and vmnetcfg status agrees with
   the spec.
 """
@@ -101,6 +103,8 @@ class PoolView:
     allocated6: dict[str, str] | None = None
     used6: int | None = None
     available6: int | None = None
+    #: Whether the status has an ipv4 (an IPv6-only pool's has none).
+    has_ipv4: bool = True
 
     @staticmethod
     def parse(body: dict[str, Any]) -> PoolView:
@@ -116,6 +120,7 @@ class PoolView:
             _allocated(ipv6) if isinstance(ipv6, dict) else None,
             int(used6) if used6 is not None else None,
             int(available6) if available6 is not None else None,
+            "ipv4" in status,
         )
 
 
@@ -155,29 +160,34 @@ def duplicates(pairs: list[tuple[str, Record]]) -> list[str]:
 
 @dataclass(slots=True)
 class Tracker:
-    """The first address seen for each NIC, by (VM uid, MAC)."""
+    """The first address of each family seen for each NIC, by (VM uid, MAC, 4 or 6)."""
 
-    first: dict[tuple[str, str], str] = field(default_factory=dict)
+    first: dict[tuple[str, str, int], str] = field(default_factory=dict)
     observations: int = 0
 
     def forget(self, uid: str, mac: str | None) -> None:
         """The NIC is gone (removed, or its MAC changed): a new one may get any address."""
         if mac is not None:
-            self.first.pop((uid, mac), None)
+            self.first.pop((uid, mac, 4), None)
+            self.first.pop((uid, mac, 6), None)
 
     def observe(self, world: World, obs: Observation) -> list[str]:
         self.observations += 1
         pairs = live_records(world, obs)
         violations = duplicates(pairs)
         for name, record in pairs:
-            if not record.ip:
-                continue
-            key = (world.vms[name].uid, record.mac)
-            seen = self.first.setdefault(key, record.ip)
-            if seen != record.ip:
-                violations.append(
-                    f"moved: {name} [{record.mac}] was recorded at {seen}, now at {record.ip}"
-                )
+            for family, ip in ((4, record.ip), (6, record.ip6)):
+                key = (world.vms[name].uid, record.mac, family)
+                if not ip:
+                    # Let go (its pool lost that family's config): it may come back
+                    # as another address.
+                    self.first.pop(key, None)
+                    continue
+                seen = self.first.setdefault(key, ip)
+                if seen != ip:
+                    violations.append(
+                        f"moved: {name} [{record.mac}] was recorded at {seen}, now at {ip}"
+                    )
         return violations
 
 
@@ -206,6 +216,10 @@ def check_settled(world: World, obs: Observation) -> list[str]:
             if record.mac not in wanted:
                 violations.append(f"stale: vmnetcfg {name} still records {record}")
         for mac, network in sorted(wanted.items()):
+            if not world.pools[network].v4:
+                violations += _check_only6(world, name, cfg, mac, network,
+                                           expected_alloc6[network], starved[network])  # fmt: skip
+                continue
             mine = [r for r in cfg.records if r.mac == mac]
             if len(mine) != 1 or not mine[0].ip:
                 violations.append(f"address: {name} [{mac}] has records {mine}, not one address")
@@ -276,7 +290,10 @@ def check_settled(world: World, obs: Observation) -> list[str]:
                 f"pool: IPPool {pool.name} status differs from the vmnetcfgs: "
                 f"extra {extra}, missing {missing}"
             )
-        if view.used != len(expected_alloc[network]):
+        if not pool.v4:
+            if view.has_ipv4:
+                violations.append(f"pool: IPv6-only IPPool {pool.name} shows status.ipv4")
+        elif view.used != len(expected_alloc[network]):
             violations.append(
                 f"pool: IPPool {pool.name} status.used is {view.used}, "
                 f"the vmnetcfgs hold {len(expected_alloc[network])}"
@@ -285,6 +302,43 @@ def check_settled(world: World, obs: Observation) -> list[str]:
         if starved[network] and view.available6:
             violations.append(f"ipv6: {', '.join(starved[network])} on {network} show the IPv6 "
                               f"range exhausted, but it has {view.available6} free")  # fmt: skip
+    return violations
+
+
+def _check_only6(
+    world: World, name: str, cfg: CfgView, mac: str, network: str,
+    expected6: dict[str, str], starved: list[str],
+) -> list[str]:  # fmt: skip
+    """A NIC on an IPv6-only pool: one record, of an IPv6 address in the range
+    and no IPv4 one (the ipv4config's removal let it go); none while the range
+    is exhausted, as its status says; an IPv6 address left outside the range
+    is kept and reported."""
+    pool = world.pools[network]
+    assert pool.v6 is not None
+    key = world.network_key(network)
+    mine = [r for r in cfg.records if r.mac == mac]
+    message = cfg.messages.get((key, mac), "")
+    state = {(m, n): shown for n, m, shown in cfg.status}.get((mac, key))
+    if len(mine) > 1:
+        return [f"address: {name} [{mac}] has records {mine}, not one"]
+    record = mine[0] if mine else None
+    ip6 = record.ip6 if record is not None else None
+    violations = []
+    if record is not None and record.network != key:
+        violations.append(f"network: {name} [{mac}] recorded on {record.network}")
+    if record is not None and record.ip:
+        violations.append(f"ipv4: {name} [{mac}] records {record.ip} on IPv6-only {network}")
+    fits6 = ip6 is not None and pool.v6.assignable(ip6)
+    if ip6 is not None and fits6:
+        expected6[ip6] = world.owner(name, mac)
+    elif ip6 is None and "exhausted" in message:
+        starved.append(f"{name} [{mac}]")
+    elif ip6 is None:
+        violations.append(f"address: {name} [{mac}] on IPv6-only {network} has records "
+                          f"{mine} and its status says {message!r}")  # fmt: skip
+    if state != ("OK" if fits6 else "ERROR"):
+        violations.append(f"status: {name} [{mac}] at {ip6} (in range: {fits6}) on IPv6-only "
+                          f"{network} shows {state!r}")  # fmt: skip
     return violations
 
 
@@ -331,18 +385,18 @@ def dhcp_candidates(world: World, obs: Observation) -> list[tuple[str, str, str,
 
 def dhcp6_candidates(world: World, obs: Observation) -> list[tuple[str, str, str, str]]:
     """(vm, network, mac, ipv6 address) of every NIC that kvip must answer DHCPv6
-    for now: both its addresses in its dual-stack pool's ranges."""
+    for now: both its addresses in its dual-stack pool's ranges, or its IPv6
+    address in its IPv6-only pool's range."""
     found: list[tuple[str, str, str, str]] = []
     for name, record in live_records(world, obs):
         vm = world.vms[name]
         network = next(nic.network for nic in vm.nics if nic.mac == record.mac)
         pool = world.pools[network]
         if (
-            record.ip
-            and record.ip6
+            record.ip6
             and pool.v6 is not None
-            and pool.assignable(record.ip)
             and pool.v6.assignable(record.ip6)
+            and (not pool.v4 or (record.ip and pool.assignable(record.ip)))
         ):
             found.append((name, network, record.mac, record.ip6))
     return sorted(found)

@@ -94,7 +94,8 @@ class Range6:
 @dataclass(slots=True)
 class Pool:
     """One IPPool whose range is [subnet + start, subnet + end] minus `exclude`;
-    dual-stack while `v6` is set."""
+    dual-stack while `v6` is set, IPv6-only while `v4` is not (the IPv4 range
+    is kept for when the ipv4config comes back)."""
 
     name: str
     network: str
@@ -106,6 +107,8 @@ class Pool:
     dns: list[str] = field(default_factory=lambda: ["198.18.0.53"])
     leasetime: int = 600
     v6: Range6 | None = None
+    #: Whether the spec has an ipv4config (False: IPv6-only, `v6` set).
+    v4: bool = True
 
     @property
     def server(self) -> IPv4Address:
@@ -123,6 +126,8 @@ class Pool:
 
     def assignable(self, ip: str) -> bool:
         """Whether kvip may hold `ip` for a NIC under the current spec."""
+        if not self.v4:
+            return False
         try:
             address = IPv4Address(ip)
         except ValueError:
@@ -144,7 +149,7 @@ class Pool:
         }
 
     def body(self, *, namespace: str, selector: str) -> dict[str, Any]:
-        return objects.ippool(
+        body = objects.ippool(
             self.name,
             f"{namespace}/{self.network}",
             selector=selector,
@@ -156,12 +161,16 @@ class Pool:
             ipv6config=self.v6.ipv6config() if self.v6 is not None else None,
             **self.ipv4config(),
         )
+        if not self.v4:
+            del body["spec"]["ipv4config"]
+        return body
 
     def spec_patch(self) -> dict[str, Any]:
         """A merge patch that sets both address families to the model's (a null
-        ipv6config makes the pool IPv4-only)."""
+        ipv6config makes the pool IPv4-only, a null ipv4config IPv6-only)."""
         v6 = self.v6.ipv6config() if self.v6 is not None else None
-        return {"spec": {"ipv4config": self.ipv4config(), "ipv6config": v6}}
+        v4 = self.body(namespace="", selector="k=v")["spec"]["ipv4config"] if self.v4 else None
+        return {"spec": {"ipv4config": v4, "ipv6config": v6}}
 
 
 @dataclass(slots=True)

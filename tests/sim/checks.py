@@ -38,10 +38,14 @@ SETTLE_LIMIT = 900.0
 
 
 def deliver(actor: PoolActor, packet: bytes) -> Reply | None:
-    """What the packet thread does with one packet (PacketThread.run)."""
+    """What the packet thread does with one packet (PacketThread.run; None: an
+    IPv6-only pool, which has no DHCP socket and so no packet thread)."""
+    responder = actor.book.responder
+    if responder is None:
+        return None
     with actor._lock:
-        reply = actor.responder.handle(packet)
-        notices = bool(actor.responder.notices)
+        reply = responder.handle(packet)
+        notices = bool(responder.notices)
     if notices:
         trio.lowlevel.current_trio_token().run_sync_soon(actor._post_notices)
     return reply
@@ -216,7 +220,17 @@ class Checks:
 
     def _final_dhcp(self, obs: Observation, replica: Controller | None, role: str) -> None:
         """Every NIC with an address in range gets exactly it; nobody else gets one:
-        from the leader, and from the follower alike."""
+        from the leader, and from the follower alike. An IPv6-only pool answers
+        no DHCP at all: it has no IPv4 half, so it opens no DHCP socket."""
+        for network, pool in self.world.pools.items():
+            actor = self._actor(network, replica)
+            if (
+                not pool.v4
+                and actor is not None
+                and (actor.book.responder is not None or actor.config.options is not None)
+            ):
+                self.violations.append(f"dhcp: the {role}'s pool for IPv6-only {network} "
+                                       "has a DHCP (IPv4) half (settled)")  # fmt: skip
         served = set()
         for _, network, mac, ip in dhcp_candidates(self.world, obs):
             served.add(mac)

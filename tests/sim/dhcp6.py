@@ -163,8 +163,9 @@ class Checks6:
         return shown
 
     def _final_dhcp6(self, obs: Observation, replica: Controller | None, role: str) -> None:
-        """Every NIC with both addresses in range gets exactly its IPv6 one, by its
-        DUID-LL and by its frame's MAC; nobody else gets one."""
+        """Every NIC with both addresses in range (on an IPv6-only pool: its IPv6
+        one) gets exactly its IPv6 one, by its DUID-LL and by its frame's MAC;
+        nobody else gets one."""
         served = set()
         for _, network, mac, ip6 in dhcp6_candidates(self.world, obs):
             served.add(mac)

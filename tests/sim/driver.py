@@ -39,7 +39,10 @@ from tests.sim.dhcp6 import Checks6, Declined6, offered
 from tests.sim.replicas import ReplicaView
 
 SELECTOR = "kvip-sim=yes"
-NETWORKS = ("net-a", "net-b")
+#: The first starts dual-stack, the second IPv4-only, the third IPv6-only. The
+#: pinned replays run on the first two (a third pool's actor would change their
+#: interleavings), the main run on all three.
+NETWORKS = ("net-a", "net-b", "net-c")
 WORKERS = 4
 
 
@@ -52,13 +55,16 @@ def no_socket(interface: str) -> Any:
 
 
 def range6(index: int) -> Range6:
-    """The IPv6 range of the index-th network while its pool is dual-stack."""
+    """The IPv6 range of the index-th network while its pool has an ipv6config."""
     return Range6(IPv6Network(f"2001:db8:{index + 1}::/64"))
 
 
 @dataclass(slots=True)
 class Sim(Checks, Checks6):
     seed: int
+    #: How many of NETWORKS the simulation has.
+    networks: int = 2
+    nets: tuple[str, ...] = field(init=False)
     double: ApiDouble = field(init=False)
     world: World = field(init=False)
     tracker: Tracker = field(default_factory=Tracker)
@@ -84,13 +90,15 @@ class Sim(Checks, Checks6):
         self._rng = random.Random(self.seed)
         latencies = (0.001, 0.005, 0.02, 0.1)
         self.double = ApiDouble(latency=lambda: self._rng.choice(latencies))
+        self.nets = NETWORKS[: self.networks]
         pools = {
             net: Pool(f"pool-{net}", net, "eth1", IPv4Network(f"198.18.{i + 1}.0/24"), 10, 20)
-            for i, net in enumerate(NETWORKS)
+            for i, net in enumerate(self.nets)
         }
-        for i, net in enumerate(NETWORKS):
-            if i % 2 == 0:  # every other pool starts dual-stack
+        for i, net in enumerate(self.nets):
+            if i % 2 == 0:  # every other pool starts with an ipv6config
                 pools[net].v6 = range6(i)
+            pools[net].v4 = i != 2
         self.world = World(NAMESPACE, pools)
 
     # -- running ------------------------------------------------------------------
@@ -99,7 +107,7 @@ class Sim(Checks, Checks6):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for network in NETWORKS:
+                for network in self.nets:
                     self._create_pool(network)
                 self._start_term()
                 self._start_follower()
@@ -203,16 +211,16 @@ class Sim(Checks, Checks6):
         elif isinstance(step, s.PoolRange6):
             self._change_pool6(step)
         elif isinstance(step, s.DeletePool):
-            network = NETWORKS[step.net % len(NETWORKS)]
+            network = self.nets[step.net % len(self.nets)]
             if network not in self.absent:
                 self.double.delete(IPPOOLS, world.pools[network].name)
                 self.absent.add(network)
         elif isinstance(step, s.CreatePool):
-            network = NETWORKS[step.net % len(NETWORKS)]
+            network = self.nets[step.net % len(self.nets)]
             if network in self.absent:
                 self._create_pool(network)
         elif isinstance(step, s.Crash):
-            self._crash(NETWORKS[step.net % len(NETWORKS)])
+            self._crash(self.nets[step.net % len(self.nets)])
             if not step.with_next:
                 await trio.testing.wait_all_tasks_blocked()
         elif isinstance(step, s.Fault):
@@ -263,7 +271,7 @@ class Sim(Checks, Checks6):
         planned = extra.nics if extra is not None else []
         room = [
             net
-            for net in NETWORKS
+            for net in self.nets
             if self.world.nics_on(net) + sum(n.network == net for n in planned)
             < self.world.pools[net].capacity() - 1
         ]
@@ -286,10 +294,17 @@ class Sim(Checks, Checks6):
         self.absent.discard(network)
 
     def _change_pool(self, step: s.PoolRange | s.PoolOptions) -> None:
-        network = NETWORKS[step.net % len(NETWORKS)]
+        network = self.nets[step.net % len(self.nets)]
         pool, nics = self.world.pools[network], self.world.nics_on(network)
         if isinstance(step, s.PoolOptions):
             pool.dns = [str(pool.address(step.dns))]
+        elif step.kind in ("add", "remove"):
+            if step.kind == "remove" and pool.v6 is None:
+                return  # a pool keeps one family at least
+            pool.v4 = step.kind == "add"
+            if network not in self.absent:
+                self.double.patch(IPPOOLS, pool.name, pool.spec_patch())
+            return
         elif step.kind == "end":
             # Never below what the NICs need: shrinking past a held address is the point.
             lowest = pool.start + nics + 1 + len(pool.exclude)
@@ -299,17 +314,19 @@ class Sim(Checks, Checks6):
             pool.exclude.append(free[step.value % len(free)])
         elif step.kind == "include" and pool.exclude:
             pool.exclude.pop(step.value % len(pool.exclude))
-        if network not in self.absent:
+        if network not in self.absent and pool.v4:  # (else kept for when it comes back)
             self.double.patch(IPPOOLS, pool.name, {"spec": {"ipv4config": pool.ipv4config()}})
 
     def _change_pool6(self, step: s.PoolRange6) -> None:
-        index = step.net % len(NETWORKS)
-        network = NETWORKS[index]
+        index = step.net % len(self.nets)
+        network = self.nets[index]
         pool = self.world.pools[network]
         v6 = pool.v6
         if step.kind == "add" and v6 is None:
             pool.v6 = range6(index)
         elif step.kind == "remove":
+            if not pool.v4:
+                return  # a pool keeps one family at least
             pool.v6 = None
         elif v6 is None:
             return

@@ -46,7 +46,9 @@ class ChangeMac:
 
 @dataclass(frozen=True, slots=True)
 class PoolRange:
-    """kind: "end" (shrink or grow), "exclude" (one more), "include" (one less)."""
+    """The network's ipv4config: "add" (it had none: dual-stack again), "remove"
+    (IPv6-only; none when the pool has no ipv6config), "end" (shrink or grow),
+    "exclude" (one more), "include" (one less)."""
 
     net: int
     kind: str
@@ -56,7 +58,8 @@ class PoolRange:
 @dataclass(frozen=True, slots=True)
 class PoolRange6:
     """The network's ipv6config: "add" (the pool becomes dual-stack), "remove"
-    (IPv4-only), "end" (shrink or grow), "exclude" (one more), "include" (one less)."""
+    (IPv4-only; none when the pool has no ipv4config), "end" (shrink or grow),
+    "exclude" (one more), "include" (one less)."""
 
     net: int
     kind: str
@@ -226,7 +229,10 @@ STEPS: dict[str, st.SearchStrategy[Step]] = {
     "remove-nic": st.builds(RemoveNic, small, small),
     "change-mac": st.builds(ChangeMac, small, small),
     "pool-range": st.builds(
-        PoolRange, small, st.sampled_from(("end", "exclude", "include")), st.integers(0, 40)
+        PoolRange,
+        small,
+        st.sampled_from(("add", "remove", "end", "end", "exclude", "include")),
+        st.integers(0, 40),
     ),
     "pool-range6": st.builds(
         PoolRange6,

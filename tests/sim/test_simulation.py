@@ -1,13 +1,17 @@
 """The simulation tier: Controller + Supervisor + PoolActors under trio's
 MockClock against the API double (apidouble.py, pinned to the real API
-server by test_conformance.py), with hypothesis choosing the steps. Every
-other pool starts dual-stack with a 3-address IPv6 range (steps add, remove,
-shrink and exclude it), so both families are checked, exhaustion included.
+server by test_conformance.py), with hypothesis choosing the steps. Of the
+three pools, one starts dual-stack, one IPv4-only and one IPv6-only (3-address
+IPv6 ranges); steps add and remove either family's config (never leaving a
+pool with neither), shrink and exclude, so every kind of pool, and the changes
+between them, are checked, exhaustion included. The pinned cases below that
+predate the third pool replay on the first two (the default of `networks`).
 
 SIM_EXAMPLES sets the number of runs (default 200, of 20-40 steps each: at
 least 4,000 steps). A failure prints its violations and its replay, the
-shrunk `assert_holds([steps...], seed)` (valid Python with `from tests.sim.steps
-import *`), as the pinned cases below use it; SIM_LOG=INFO shows kvip's logs.
+shrunk `assert_holds([steps...], seed, networks=3)` (valid Python with `from
+tests.sim.steps import *`), as the pinned cases below use it; SIM_LOG=INFO
+shows kvip's logs.
 """
 
 from __future__ import annotations
@@ -62,9 +66,10 @@ LEFT_OUT = {
 MAIN = tuple(kind for kind in STEPS if kind not in LEFT_OUT)
 
 
-def run_steps(steps: list[Step], seed: int = 0) -> Sim:
-    """One simulation; returns it with its violations."""
-    sim = Sim(seed)
+def run_steps(steps: list[Step], seed: int = 0, networks: int = 2) -> Sim:
+    """One simulation on the first `networks` of driver.NETWORKS; returns it with
+    its violations."""
+    sim = Sim(seed, networks)
     # Trio's scheduler is deterministic under hypothesis (its plugin), from a seed:
     # with the same one, a replay takes the same interleaving.
     trio._core._run._r.seed(seed)
@@ -78,7 +83,8 @@ def explain(sim: Sim) -> str:
         [
             *sim.violations,
             "",
-            f"replay (from tests.sim.steps import *): assert_holds([{steps}], {sim.seed})",
+            "replay (from tests.sim.steps import *): "
+            f"assert_holds([{steps}], {sim.seed}, networks={sim.networks})",
         ]
     )
 
@@ -123,7 +129,7 @@ def test_simulation() -> None:
 )
 @given(seed=st.integers(0, 2**32 - 1), steps=st.lists(steps(MAIN), min_size=20, max_size=40))
 def simulate(totals: Totals, seed: int, steps: list[Step]) -> None:
-    sim = run_steps(steps, seed)
+    sim = run_steps(steps, seed, networks=3)
     totals.runs += 1
     totals.steps += len(steps)
     totals.terms += sim.terms
@@ -137,8 +143,8 @@ def simulate(totals: Totals, seed: int, steps: list[Step]) -> None:
 # -- defects the simulation found, pinned by their shrunk replays -------------------------
 
 
-def assert_holds(steps: list[Step], seed: int = 0) -> None:
-    sim = run_steps(steps, seed)
+def assert_holds(steps: list[Step], seed: int = 0, networks: int = 2) -> None:
+    sim = run_steps(steps, seed, networks)
     if sim.violations:
         raise AssertionError(explain(sim))
 
