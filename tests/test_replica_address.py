@@ -107,7 +107,7 @@ def test_an_interface_without_an_address_in_the_subnet_is_not_served_until_it_ha
     address; once the interface has one, the pool serves."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2 for a network namespace")
-    monkeypatch.setattr("kvip.actors._pool.ADDRESS_POLL", 0.1)
+    monkeypatch.setattr("kvip.actors._pool_wire.ADDRESS_POLL", 0.1)
     warnings: list[tuple[str, str]] = []
     with netlab("kvna", server_address="198.19.0.5/24") as lab:  # outside the pool's subnet
         actor = PoolActor(

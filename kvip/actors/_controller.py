@@ -32,8 +32,9 @@ from kvip.actors._messages import (
 from kvip.actors._plan import (
     first_per_nic,
 )
-from kvip.actors._pool import PoolStopped, SocketFactory
+from kvip.actors._pool import PoolStopped
 from kvip.actors._pool_dhcp6 import Dhcp6Wire
+from kvip.actors._pool_wire import SocketFactory
 from kvip.actors._replica_view import ReplicaView
 from kvip.actors._status import StatusWriter
 from kvip.actors._status_render import render_pool_status, render_vmnetcfg_status

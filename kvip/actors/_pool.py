@@ -14,9 +14,7 @@ later `ask` or `tell` fails with PoolStopped: no caller waits forever.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from typing import Any, NamedTuple
 
 import trio
 
-from kvip.actors._dhcp_socket import interface_address, open_dhcp_socket
+from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._messages import (
     ClaimAddress,
     HoldReplicaAddresses,
@@ -41,16 +39,13 @@ from kvip.actors._packet_thread6 import PacketThread6
 from kvip.actors._pool_address import PoolAddress
 from kvip.actors._pool_book import HeardFrom, PoolBook, _Nic
 from kvip.actors._pool_dhcp6 import Dhcp6Wire, PoolDhcp6
+from kvip.actors._pool_wire import PoolWire, SocketFactory
 from kvip.ipam import Allocator, IpamError, Owner
 from kvip.serving import Counters, Notice, PoolConfig, Responder
 
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 256
-#: Seconds between looks at an interface that has no address to answer from.
-ADDRESS_POLL = 5.0
-
-SocketFactory = Callable[[str], socket.socket]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +72,7 @@ class PoolFigures(NamedTuple):
 
 
 @dataclass(slots=True)
-class PoolActor(PoolAddress, PoolDhcp6):
+class PoolActor(PoolAddress, PoolDhcp6, PoolWire):
     """One pool's DHCP server and allocator.
 
     `run()` opens the socket only after the caller has restored the durable
@@ -276,94 +271,6 @@ class PoolActor(PoolAddress, PoolDhcp6):
             if envelope.done is not None and not envelope.done.is_set():
                 envelope.error = PoolStopped(self.name)
                 envelope.done.set()
-
-    async def _serve_socket(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        if self.config.options is None:
-            await self._serve_only6(task_status=task_status)
-            return
-        closed = self._socket_closed = trio.Event()
-        started = False
-        try:
-            while True:
-                sock = self.socket_factory(self.config.interface)
-                try:
-                    found = interface_address(sock, self.config.interface)
-                except OSError as exc:  # cannot be told: answer as serverip
-                    log.debug("pool %s: no address of %s to tell: %s", self.name,
-                              self.config.interface, exc)  # fmt: skip
-                    found = self.config.options.server_ip
-                if self._usable(found):
-                    break
-                # No address to answer from: not serving, and said so; the CNI (or
-                # an operator) may add one, so look again in a while.
-                sock.close()
-                if not started:
-                    task_status.started()
-                    started = True
-                await trio.sleep(ADDRESS_POLL)
-            with sock, trio.CancelScope() as scope:
-                self._socket_scope = scope
-                self._found_address(found)
-                self.serving = True
-                log.info(
-                    "pool %s serving DHCP on %s as %s",
-                    self.name,
-                    self.config.interface,
-                    self.responder.options.server_ip,
-                )
-                packets = self._packets = PacketThread(
-                    self.name,
-                    sock,
-                    self.responder,
-                    self._lock,
-                    self._post_notices,
-                    trio.lowlevel.current_trio_token(),
-                    sighted=self._unknown_clients,
-                )
-                try:
-                    async with trio.open_nursery() as nursery:
-                        # Not abandoned on cancel: the socket closes only after the
-                        # thread let go of it.
-                        nursery.start_soon(
-                            functools.partial(
-                                trio.to_thread.run_sync, packets.run, limiter=self._thread_limiter
-                            )
-                        )
-                        if self.book.v6 is not None:
-                            nursery.start_soon(self._serve_dhcp6)
-                        if not started:
-                            task_status.started()
-                        try:
-                            await trio.sleep_forever()
-                        finally:
-                            packets.stop()
-                finally:
-                    self.serving = False
-                    self._socket_scope = None
-                    self._packets = None
-        finally:
-            closed.set()
-
-    async def _serve_only6(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """An IPv6-only pool: DHCPv6 (and its Router Advertisements) alone."""
-        closed = self._socket_closed = trio.Event()
-        try:
-            with trio.CancelScope() as scope:
-                self._socket_scope = scope
-                self.serving = True
-                log.info("pool %s serving DHCPv6 only on %s", self.name, self.config.interface)
-                task_status.started()
-                try:
-                    await self._serve_dhcp6()
-                finally:
-                    self.serving = False
-                    self._socket_scope = None
-        finally:
-            closed.set()
 
     def _post_notices(self) -> None:
         """Runs in the trio thread, called by the packet thread: it must never raise

@@ -20,8 +20,9 @@ import trio
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._events import Event, ObjectRef
 from kvip.actors._messages import Reconfigure, RestoreReservation
-from kvip.actors._pool import PoolActor, PoolStopped, SocketFactory
+from kvip.actors._pool import PoolActor, PoolStopped
 from kvip.actors._pool_dhcp6 import Dhcp6Wire
+from kvip.actors._pool_wire import SocketFactory
 from kvip.ipam import InvalidPool, IpamError
 from kvip.k8s import IPPOOLS
 from kvip.serving import Notice, PoolConfig, parse_ippool
