@@ -178,15 +178,21 @@ class Outcome:
     ) -> None:
         """Take a pool's answer to `claim`: an address (None from an IPv6-only
         pool, whose `answer6` is the NIC's address), or why not. A failed claim
-        keeps the NIC's record (its address stays recorded) and shows why;
+        keeps the NIC's record (its address stays recorded; on an IPv6-only pool
+        not an IPv4 address, released with the ipv4config) and shows why;
         `restore_error` says it better when the record could not be restored."""
         network, mac = claim.key
+        kept = claim.previous
         if answer is None and isinstance(answer6, IpamError):
             answer = answer6  # an IPv6-only pool: its one claim failed
+            if kept is not None and kept.ip is not None:
+                # Recorded while the pool had an ipv4config: that address went with
+                # it, and the record keeps its IPv6 address alone (or nothing).
+                kept = NicRecord(network, mac, None, kept.ip6) if kept.ip6 is not None else None
         if isinstance(answer, IpamError):
             message = restore_error or str(answer)
             self.failed.append((claim, message))
-            self.add(Settled(claim.previous, NicStatus(network, mac, False, message)))
+            self.add(Settled(kept, NicStatus(network, mac, False, message)))
             return
         ip = answer
         if claim.replaces is not None and ip is not None and ip == claim.requested:
