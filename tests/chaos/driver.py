@@ -321,7 +321,11 @@ class Scenario:
         pool = self.world.pools[network]
         pool.set_v4(not pool.v4)
         self._patch_pool(pool)
-        self.note(f"pool-ipv4 {network}: {pool.spec_patch()['spec']['ipv4config']}")
+        if pool.v4:
+            added = f"{pool.address(pool.start)}-{pool.address(pool.end)}"
+            self.note(f"pool-ipv4 {network}: ipv4config {added} added (dual-stack)")
+        else:
+            self.note(f"pool-ipv4 {network}: ipv4config removed (IPv6-only)")
 
     # -- faults ----------------------------------------------------------------------
 
