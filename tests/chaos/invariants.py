@@ -13,7 +13,8 @@ functions compare it with the driver's model and return violations as text
   at its next reconcile, not necessarily the old one (a record that still
   showed the old one when the ipv4config came back keeps it); from then on it
   is the NIC's address again, and never changes while the pool keeps that
-  ipv4config.
+  ipv4config. Likewise a NIC's IPv6 address never changes while its pool keeps
+  the same ipv6config (its only address on an IPv6-only pool).
 - `check_settled` runs once kvip has settled: every NIC has exactly one
   address, and on a dual-stack pool an IPv6 address in the pool's IPv6 range
   too, or a status that says why not; on an IPv6-only pool an IPv6 address in
@@ -178,12 +179,15 @@ class Tracker:
     ipv4config (since removed, perhaps added again) promises nothing."""
 
     first: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    #: The same for IPv6 addresses, with the pool's `Range6.term`.
+    first6: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     observations: int = 0
 
     def forget(self, uid: str, mac: str | None) -> None:
         """The NIC is gone (removed, or its MAC changed): a new one may get any address."""
         if mac is not None:
             self.first.pop((uid, mac), None)
+            self.first6.pop((uid, mac), None)
 
     def observe(self, world: World, obs: Observation) -> list[str]:
         self.observations += 1
@@ -191,17 +195,25 @@ class Tracker:
         violations = duplicates(pairs)
         for name, record in pairs:
             pool = world.pools[network_of(world, name, record.mac)]
-            if not record.ip or not pool.v4:
-                continue  # (IPv6-only: an address left over until kvip reconciles the NIC)
             key = (world.vms[name].uid, record.mac)
-            seen = self.first.get(key)
-            if seen is None or seen[0] != pool.v4_changes:
-                self.first[key] = (pool.v4_changes, record.ip)
-            elif seen[1] != record.ip:
-                violations.append(
-                    f"moved: {name} [{record.mac}] was recorded at {seen[1]}, now at {record.ip}"
-                )
+            # (No ipv4config: an address left over until kvip reconciles the NIC.)
+            if record.ip and pool.v4:
+                violations += _pinned(self.first, key, pool.v4_changes, record.ip, name)
+            if record.ip6 and pool.v6 is not None:
+                violations += _pinned(self.first6, key, pool.v6.term, record.ip6, name)
         return violations
+
+
+def _pinned(
+    first: dict[tuple[str, str], tuple[int, str]], key: tuple[str, str], term: int, ip: str, vm: str
+) -> list[str]:
+    """Pin the first address a NIC records under this term of its pool's config."""
+    seen = first.get(key)
+    if seen is None or seen[0] != term:
+        first[key] = (term, ip)
+    elif seen[1] != ip:
+        return [f"moved: {vm} [{key[1]}] was recorded at {seen[1]}, now at {ip}"]
+    return []
 
 
 def check_settled(world: World, obs: Observation) -> list[str]:

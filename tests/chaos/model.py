@@ -7,11 +7,14 @@ against it (invariants.py).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from tests.lab import objects
+
+_TERMS = itertools.count()
 
 
 @dataclass(slots=True)
@@ -59,6 +62,9 @@ class Range6:
     start: int = 0x10
     end: int = 0x12
     exclude: list[int] = field(default_factory=list)
+    #: Which ipv6config this is: a new one for each ipv6config added (a NIC's
+    #: IPv6 address is promised to stay only while the same one stays).
+    term: int = field(default_factory=lambda: next(_TERMS), compare=False)
 
     def address(self, offset: int) -> IPv6Address:
         return self.subnet.network_address + offset
