@@ -109,6 +109,50 @@ def test_an_ipv6_only_pool_given_an_ipv4config_becomes_dual_stack(
         assert dhcp6_address(w, mac, tmp_path / "both") == ip6
 
 
+def entries(w: World, vm: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = (w.cfg(vm) or {}).get("spec", {}).get("networkconfig", [])
+    return found
+
+
+def test_removing_the_ipv4config_drops_the_ipv4_address_of_a_nic_left_without_ipv6(
+    world: World,
+) -> None:
+    """A dual-stack pool's one IPv6 address is taken: the second NIC has its IPv4
+    address alone. The ipv4config removed, both NICs lose their IPv4 addresses:
+    the first keeps its IPv6 one, the second has nothing left to record (its
+    record kept the IPv4 address, found by the chaos tier's invariants)."""
+    w = world
+    enable_ipv6(w.lab.server, "eth1")
+    one = {**IPV6CONFIG, "pool": {"start": "2001:db8:0:1::100", "end": "2001:db8:0:1::100"}}
+    pool = w.create_pool(w.net("net-a"), ipv6config=one)
+    first, second = "52:54:00:00:6c:04", "52:54:00:00:6c:05"
+    with w.kvip():
+        w.create_vm("vm4", [("nic-a", "net-a", first)])
+        wait_for(lambda: nic_entry(w, "vm4", first), what="the first NIC's ipv6address")
+        w.create_vm("vm5", [("nic-a", "net-a", second)])
+        alone = wait_for(lambda: entries(w, "vm5"), what="the second NIC's record")
+        assert [(e.get("ipaddress"), e.get("ipv6address")) for e in alone] == [
+            ("198.18.0.11", None)
+        ]
+        w.custom.patch_cluster_custom_object(
+            GROUP, VERSION, "ippools", pool, {"spec": {"ipv4config": None}}
+        )
+        wait_for(
+            lambda: (found := nic_entry(w, "vm4", first)) is not None and "ipaddress" not in found,
+            what="the first NIC's IPv4 address released",
+        )
+        wait_for(
+            lambda: not any(e.get("ipaddress") for e in entries(w, "vm5")),
+            what="the second NIC's IPv4 address released",
+        )
+        assert entries(w, "vm5") == []
+        shown = wait_for(
+            lambda: (w.cfg("vm5") or {}).get("status", {}).get("networkconfig"),
+            what="the second NIC's status",
+        )
+        assert [(e["status"], "exhausted" in e["message"]) for e in shown] == [("ERROR", True)]
+
+
 @pytest.mark.slow
 def test_both_replicas_answer_an_ipv6_only_pool_and_kill_9_of_the_leader_changes_nothing(
     world: World, tmp_path: Path

@@ -235,6 +235,32 @@ def test_a_failed_claim_of_a_pool_made_ipv6_only_drops_the_ipv4_address_from_the
         assert not shown.ok and "exhausted" in shown.message
 
 
+def test_a_failed_claim_of_a_pool_that_lost_its_ipv4config_drops_the_ipv4_address() -> None:
+    """The pool was dual-stack and is IPv6-only now: the NIC's IPv4 address was
+    released with the ipv4config, so a failed IPv6 claim keeps the record
+    without it (the chaos tier's IPv6-only pools saw the record keep it)."""
+    exhausted = PoolExhausted(
+        start=IPv6Address("2001:db8::10"), end=IPv6Address("2001:db8::12"), capacity=3
+    )
+    # Its IPv6 range was exhausted: an IPv4 address alone was recorded.
+    alone = NicRecord(NET_A, MAC1, "198.18.0.10", None)
+    claim = Claim(nic("a", NET_A, MAC1), MAC1, alone, IPv4Address("198.18.0.10"))
+    outcome = Outcome()
+    outcome.settle(claim, None, answer6=exhausted)
+    assert outcome.records == []  # no address left to record
+    (shown,) = outcome.statuses
+    assert not shown.ok and "exhausted" in shown.message and shown.ip is None
+    # Both recorded, the IPv6 one left outside by a shrink: it is kept, alone.
+    both = NicRecord(NET_A, MAC1, "198.18.0.10", "2001:db8::20")
+    claim = Claim(nic("a", NET_A, MAC1), MAC1, both, IPv4Address("198.18.0.10"), None,
+                  IPv6Address("2001:db8::20"))  # fmt: skip
+    outside = AddressTaken(IPv6Address("2001:db8::20"), holder=Owner("ns/other [x]"))
+    outcome = Outcome()
+    outcome.settle(claim, None, answer6=outside)
+    assert outcome.records == [NicRecord(NET_A, MAC1, None, "2001:db8::20")]
+    assert outcome.failed == [(claim, str(outside))]
+
+
 def test_a_refused_write_gives_back_only_what_no_ipv6_record_holds() -> None:
     ip6, other6 = IPv6Address("2001:db8::10"), IPv6Address("2001:db8::11")
     old = {(NET_A, MAC1): NicRecord(NET_A, MAC1, None, str(ip6))}

@@ -200,3 +200,30 @@ def test_a_record_of_the_ipv6_only_days_restored_on_a_dual_stack_pool() -> None:
     ip = actor.handle_now(ClaimAddress(VM1, MAC1))
     assert ip == IPv4Address("198.18.0.10")
     assert actor.handle_now(ClaimAddress6(VM1, MAC1)) == v6(0x1A)
+
+
+def test_a_record_still_showing_its_ipv4_address_when_the_ipv4config_returns_keeps_it() -> None:
+    """The ipv4config removed and added back before the NIC was reconciled: its
+    record still shows the IPv4 address, which is held again for it, not given
+    to the next NIC (chaos seed 7028: another VM was given it while the record
+    still showed it, and the NIC moved to another address)."""
+    actor = PoolActor(dual_config(), socket_factory=FakeSocketFactory())
+    ip = actor.handle_now(ClaimAddress(VM1, MAC1))
+    assert isinstance(ip, IPv4Address)
+    ip6 = actor.handle_now(ClaimAddress6(VM1, MAC1))
+    actor.handle_now(ServeReservation(MAC1, ip, ip6))
+    assert reconfigured(actor, only6_config()) == ((ip, VM1),)
+    record = RestoreReservation(VM1, MAC1, ip, "vm1", ip6)  # not reconciled meanwhile
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(actor.run)
+            await actor.ask(Reconfigure(dual_config(), restore=(record,)))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert dict(state(actor).allocations) == {ip: VM1}
+    assert actor.nics[MAC1].ip == ip
+    assert [r.ip for r in actor.responder.reservations.values()] == [ip]
+    assert actor.handle_now(ClaimAddress(VM2, MAC2)) != ip
+    assert actor.handle_now(ClaimAddress(VM1, MAC1)) == ip

@@ -24,7 +24,7 @@ from kvip.actors._controller_state import owner_of, ref_of
 from kvip.actors._dhcp_socket import open_dhcp_socket
 from kvip.actors._diagnostics import Diagnostics
 from kvip.actors._events import Event, EventRecorder
-from kvip.actors._follow import RecordFollower
+from kvip.actors._follow import RecordFollower, version_of
 from kvip.actors._messages import (
     RestoreReservation,
     vm_of,
@@ -95,6 +95,9 @@ class Controller(RecordFollower):
     _leader_scopes: set[trio.CancelScope] = field(default_factory=set)
     #: Failed reconciles by reason (kvip_reconcile_errors).
     errors: Counter[str] = field(default_factory=Counter)
+    #: While a new leader lists the VMs and vmnetcfgs: the deletions the watches
+    #: brought meanwhile, (plural, key) -> resourceVersion (RecordFollower._catch_up).
+    _deleted_while_listing: dict[tuple[str, str], int] | None = None
     _supervisor: Supervisor | None = None
     _pool_status: StatusWriter | None = None
     _cfg_status: StatusWriter | None = None
@@ -208,6 +211,10 @@ class Controller(RecordFollower):
         else:
             key = object_key(message.object)
             cache.pop(key, None)
+            if self._deleted_while_listing is not None:
+                self._deleted_while_listing[(message.resource.plural, key)] = version_of(
+                    message.object
+                )
             if cache is self.cfgs:
                 self._forget_cfg(key)
             self.queue.add(key)

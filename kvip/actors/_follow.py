@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from ipaddress import AddressValueError, IPv4Address, IPv6Address
 
 import trio
@@ -25,7 +26,7 @@ from kvip.actors._replica_view import ReplicaView
 from kvip.actors._status import StatusWriter
 from kvip.actors._vm_state import store_newest
 from kvip.ipam import IpamError
-from kvip.k8s import RESET_ANNOTATION, VIRTUAL_MACHINES, VMNETCFGS, Body, KubeError
+from kvip.k8s import RESET_ANNOTATION, VIRTUAL_MACHINES, VMNETCFGS, Body, KubeError, Resource
 from kvip.k8s._bodies import object_key, recorded_ip6, vmnetcfg_declines, vmnetcfg_records
 
 log = logging.getLogger(__name__)
@@ -38,22 +39,34 @@ def _version_of(text: str) -> int:
         return 0
 
 
-def _version(body: Body) -> int:
+def version_of(body: Body) -> int:
+    """A body's resourceVersion as a number (0: none)."""
     return _version_of(str(body["metadata"].get("resourceVersion", "")))
 
 
-def _listed(cache: dict[str, Body], bodies: list[Body], version: str) -> list[str]:
+def _listed(
+    cache: dict[str, Body], bodies: list[Body], version: str, deleted: Mapping[str, int]
+) -> list[str]:
     """Bring `cache` up to a fresh list (newer cached versions win); the keys of
-    the objects deleted since, dropped."""
-    listed = {object_key(body): body for body in bodies}
+    the objects deleted since, dropped. An object whose deletion the watch
+    brought while the answer travelled (`deleted`: key -> the deletion's
+    resourceVersion) stays deleted: the list was made before it."""
+    listed = {
+        object_key(body): body
+        for body in bodies
+        if version_of(body) > deleted.get(object_key(body), -1)
+    }
     for key, body in listed.items():
         store_newest(cache, key, body)
-    gone = [
-        key for key in cache.keys() - listed.keys() if _version(cache[key]) <= _version_of(version)
-    ]
+    made = _version_of(version)
+    gone = [key for key in cache.keys() - listed.keys() if version_of(cache[key]) <= made]
     for key in gone:
         del cache[key]
     return gone
+
+
+def _of(deleted: Mapping[tuple[str, str], int], resource: Resource) -> dict[str, int]:
+    return {key: version for (plural, key), version in deleted.items() if plural == resource.plural}
 
 
 class RecordFollower(VmReconciler):
@@ -66,6 +79,7 @@ class RecordFollower(VmReconciler):
     replica_view: ReplicaView
     _leader_scopes: set[trio.CancelScope]
     _pool_status: StatusWriter | None
+    _deleted_while_listing: dict[tuple[str, str], int] | None
 
     def _forget_cfg(self, key: str) -> None:
         """(The Controller's: its status writer forgets a deleted vmnetcfg.)"""
@@ -93,17 +107,22 @@ class RecordFollower(VmReconciler):
         """The vmnetcfgs and the VMs listed afresh: a VM the watch has not brought
         yet must not be taken for deleted (its vmnetcfg removed, its addresses
         released)."""
-        while True:
-            try:
-                bodies, version = await self.kube.run(lambda: self.kube.list(VMNETCFGS))
-                vms, vms_version = await self.kube.run(lambda: self.kube.list(VIRTUAL_MACHINES))
-                break
-            except KubeError as exc:
-                log.warning("taking the lead: cannot list the vmnetcfgs and VMs yet: %s", exc)
-                await trio.sleep(1.0)
-        for key in _listed(self.cfgs, bodies, version):
+        deleted: dict[tuple[str, str], int] = {}
+        self._deleted_while_listing = deleted  # type: ignore[misc]  # the Controller's field
+        try:
+            while True:
+                try:
+                    bodies, version = await self.kube.run(lambda: self.kube.list(VMNETCFGS))
+                    vms, vms_version = await self.kube.run(lambda: self.kube.list(VIRTUAL_MACHINES))
+                    break
+                except KubeError as exc:
+                    log.warning("taking the lead: cannot list the vmnetcfgs and VMs yet: %s", exc)
+                    await trio.sleep(1.0)
+        finally:
+            self._deleted_while_listing = None  # type: ignore[misc]
+        for key in _listed(self.cfgs, bodies, version, _of(deleted, VMNETCFGS)):
             self._forget_cfg(key)
-        _listed(self.vms, vms, vms_version)
+        _listed(self.vms, vms, vms_version, _of(deleted, VIRTUAL_MACHINES))
         for key in sorted(self.vms.keys() | self.cfgs.keys()):
             with contextlib.suppress(IpamError, PoolStopped):
                 await self.follow_records(key)

@@ -37,7 +37,8 @@ class BookCarry:
 
     def restore_fitting(self, reservations: tuple[RestoreReservation, ...]) -> None:
         """Hold again the recorded addresses that fit the range again: a NIC the pool
-        knows (bar a missing IPv6 address) or an owner holding some is newer than its record."""
+        knows (bar a missing IPv6 address, or a missing IPv4 one while the ipv4config
+        was away) or an owner holding some is newer than its record."""
         allocator = self.allocator
         for reservation in reservations:
             nic = self.nics.get(reservation.mac.lower())
@@ -45,6 +46,8 @@ class BookCarry:
                 nic.ip6 = self._fitting6(reservation)
                 if nic.serving:
                     self.serve_nic(reservation.mac.lower(), nic)
+            if nic is not None and nic.owner == reservation.owner and nic.ip is None:
+                self._fitting4(nic, reservation)
             if nic is not None or self.held4(reservation.owner):
                 continue
             ip = self.served4(reservation.ip)
@@ -68,6 +71,22 @@ class BookCarry:
             allocator.reserve(reservation.owner, ip)
             self.record(reservation.owner, reservation.mac, ip, reservation.hostname,
                         serve=True, ip6=ip6)  # fmt: skip
+
+    def _fitting4(self, nic: _Nic, reservation: RestoreReservation) -> None:
+        """A known NIC without an IPv4 address whose record has one: recorded before
+        the pool lost its ipv4config and not reconciled since, it is held again
+        now that an ipv4config is back (if it fits, and is free)."""
+        ip, allocator = self.served4(reservation.ip), self.allocator
+        if ip is None or allocator is None or self.held4(reservation.owner):
+            return
+        if not allocator.is_assignable(ip) or allocator.owner_of(ip) is not None:
+            return
+        self.note(logging.INFO, "pool %s: %s of %s is recorded still; held again", self.name,
+                  ip, reservation.owner)  # fmt: skip
+        allocator.reserve(reservation.owner, ip)
+        nic.ip = ip
+        if nic.serving:
+            self.serve_nic(reservation.mac.lower(), nic)
 
     def _fitting6(self, reservation: RestoreReservation) -> IPv6Address | None:
         """Hold the reservation's IPv6 address again if it fits (it may not, while

@@ -8,14 +8,11 @@ a replay re-runs the same script, not the same interleaving).
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
-from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -26,57 +23,23 @@ from tests.chaos.invariants import (
     PoolView,
     Tracker,
     check_settled,
-    dhcp_candidates,
 )
+from tests.chaos.leases import lease_checks
 from tests.chaos.model import Nic, Pool, Range6, Vm, World
+from tests.chaos.results import FAULTS, Result
 from tests.chaos.rig import Rig, patiently
 from tests.chaos.writer import MERGE, StatusWriter
 from tests.lab import objects
-from tests.lab.dhcpclients import NoLeaseError, run_udhcpc
 from tests.lab.objects import CFGS, GROUP, VERSION, VMS
 
-#: Fault kinds and their weights. "compact" compacts etcd, then restarts the API
-#: server: kvip's watches resume from a compacted resourceVersion and get 410 Gone.
-FAULTS = {"kill": 3, "apiserver-restart": 1, "compact": 1.5, "status-writer": 3}
 MAX_VMS = 8
 SETTLE_TIMEOUT = 60.0
 QUIET = 1.5
 #: Violations must persist this long after settling to count (kvip may still be writing).
 CHECK_PATIENCE = 30.0
 DHCP_SAMPLES = 2
-
-
-@dataclass
-class Result:
-    seed: int
-    operations: int = 0
-    faults: Counter[str] = field(default_factory=Counter)
-    violations: list[str] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-    kvip_logs: list[str] = field(default_factory=list)
-    dhcp_checks: int = 0
-
-    def relists(self) -> int:
-        """Watches kvip restarted after a 410 Gone (etcd compaction)."""
-        return sum(text.count("(410 Gone); listing again") for text in self.kvip_logs)
-
-    def save(self, replay: str) -> Path:
-        """The report with kvip's complete logs, in a file (printed reports are cut)."""
-        folder = Path(tempfile.gettempdir()) / "kvip-chaos"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"seed-{self.seed}-{int(time.time())}.txt"
-        logs = "\n".join(f"=== kvip process log\n{text}" for text in self.kvip_logs)
-        path.write_text(self.report(replay) + "\n\n" + logs)
-        return path
-
-    def report(self, replay: str) -> str:
-        lines = [f"chaos seed {self.seed}: {len(self.violations)} violation(s)"]
-        lines += [f"  ! {v}" for v in self.violations]
-        lines += [f"replay: {replay}", "operations:"]
-        lines += [f"  {entry}" for entry in self.log]
-        tail = "\n".join("\n".join(text.splitlines()[-60:]) for text in self.kvip_logs[-2:])
-        lines += ["kvip log (last lines of the last two processes):", tail]
-        return "\n".join(lines)
+#: The share of scenarios whose dual-stack pool (net-a) starts IPv6-only.
+IPV6_ONLY = 0.3
 
 
 class Scenario:
@@ -106,8 +69,9 @@ class Scenario:
             pools[network] = Pool(
                 f"chaos-{tag}-{network}", network, interface, IPv4Network(subnet), 10, end
             )
-            if index % 2 == 0:  # every other pool is dual-stack
+            if index % 2 == 0:  # every other pool is dual-stack, or IPv6-only
                 pools[network].v6 = self._range6(index)
+                pools[network].v4 = self.rng.random() >= IPV6_ONLY
         self.world = World(self.namespace, pools)
         self.tracker = Tracker()
         self.result = Result(seed)
@@ -129,6 +93,8 @@ class Scenario:
                 patiently(
                     self.rig.custom.create_cluster_custom_object, GROUP, VERSION, "ippools", body
                 )
+                halves = [h for h, on in (("IPv4", pool.v4), ("IPv6", pool.v6)) if on]
+                self.note(f"pool {pool.network}: {' and '.join(halves)}")
             count = rng.randint(self.min_ops, self.max_ops)
             faults = {
                 at: rng.choices(
@@ -174,6 +140,8 @@ class Scenario:
     def _operation(self) -> None:
         world, rng = self.world, self.rng
         choices: dict[str, float] = {"pool-options": 1, "pool-range": 1.5, "pool-range6": 1}
+        if any(pool.v6 is not None for pool in world.pools.values()):
+            choices["pool-ipv4"] = 0.7
         if len(world.vms) < MAX_VMS:
             choices["create-vm"] = 3
         if world.vms:
@@ -334,7 +302,7 @@ class Scenario:
         v6 = pool.v6
         if v6 is None:
             pool.v6 = self._range6(sorted(self.world.pools).index(network))
-        elif rng.random() < 0.2:
+        elif rng.random() < 0.2 and pool.v4:  # (an IPv6-only pool keeps its one half)
             pool.v6 = None
         else:
             kind = rng.choice(("end", "end", "exclude", "include"))
@@ -346,6 +314,18 @@ class Scenario:
                 v6.exclude.remove(rng.choice(v6.exclude))
         self._patch_pool(pool)
         self.note(f"pool-range6 {network}: {pool.spec_patch()['spec']['ipv6config']}")
+
+    def _op_pool_ipv4(self) -> None:
+        """ipv4config removed (the pool becomes IPv6-only) or added back (dual-stack)."""
+        network = self.rng.choice(sorted(n for n, p in self.world.pools.items() if p.v6))
+        pool = self.world.pools[network]
+        pool.set_v4(not pool.v4)
+        self._patch_pool(pool)
+        if pool.v4:
+            added = f"{pool.address(pool.start)}-{pool.address(pool.end)}"
+            self.note(f"pool-ipv4 {network}: ipv4config {added} added (dual-stack)")
+        else:
+            self.note(f"pool-ipv4 {network}: ipv4config removed (IPv6-only)")
 
     # -- faults ----------------------------------------------------------------------
 
@@ -437,23 +417,12 @@ class Scenario:
                 break
             time.sleep(1)
         self.result.violations += violations
-        candidates = dhcp_candidates(self.world, obs)
-        for vm, network, mac, ip in self.rng.sample(candidates, min(DHCP_SAMPLES, len(candidates))):
-            self._check_dhcp(vm, network, mac, ip)
-
-    def _check_dhcp(self, vm: str, network: str, mac: str, ip: str) -> None:
-        interface = self.world.pools[network].interface
-        client = self.rig.lab.set_mac(self.rig.clients[interface], mac)
-        self.rig.clients[interface] = client
-        self.result.dhcp_checks += 1
-        try:
-            leased = str(run_udhcpc(client, timeout=10).ip)
-        except NoLeaseError as exc:
-            self.result.violations.append(f"dhcp: {vm} [{mac}] got no lease ({exc})")
-            return
-        self.note(f"dhcp {vm} [{mac}] -> {leased}")
-        if leased != ip:
-            self.result.violations.append(f"dhcp: {vm} [{mac}] leased {leased}, recorded {ip}")
+        checks = lease_checks(self.rig, self.world, obs, self.rng, DHCP_SAMPLES)
+        self.result.dhcp_checks += len(checks)
+        for verdict, violation in checks:
+            self.note(verdict)
+            if violation:
+                self.result.violations.append(verdict)
 
 
 def run_scenario(rig: Rig, seed: int, *, faults: Mapping[str, float] = FAULTS) -> Result:
@@ -463,39 +432,3 @@ def run_scenario(rig: Rig, seed: int, *, faults: Mapping[str, float] = FAULTS) -
         result = Result(seed)
         result.violations.append(f"driver: cleanup failed: {exc}")
         return result
-
-
-@dataclass
-class Summary:
-    """Counts over many scenarios, for `make chaos` and the README's figures."""
-
-    scenarios: int = 0
-    operations: int = 0
-    faults: Counter[str] = field(default_factory=Counter)
-    violations: int = 0
-    relists: int = 0
-    dhcp_checks: int = 0
-    failed: list[Result] = field(default_factory=list)
-
-    def add(self, result: Result) -> None:
-        self.scenarios += 1
-        self.operations += result.operations
-        self.faults.update(result.faults)
-        self.violations += len(result.violations)
-        self.relists += result.relists()
-        self.dhcp_checks += result.dhcp_checks
-        if result.violations:
-            self.failed.append(result)
-
-    def render(self) -> str:
-        faults = ", ".join(f"{kind} {self.faults[kind]}" for kind in FAULTS)
-        return (
-            f"scenarios: {self.scenarios}\n"
-            f"operations: {self.operations}\n"
-            f"faults: {sum(self.faults.values())} ({faults})\n"
-            f"watch relists after 410 Gone: {self.relists}\n"
-            f"DHCP leases checked: {self.dhcp_checks}\n"
-            f"invariant violations: {self.violations} "
-            f"in {len(self.failed)} scenario(s)"
-            + "".join(f"\n  seed {r.seed}: {r.violations[0]}" for r in self.failed)
-        )

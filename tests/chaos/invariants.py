@@ -6,13 +6,22 @@ functions compare it with the driver's model and return violations as text
 
 - `Tracker.observe` runs after every operation, while kvip is still catching
   up: no two live VMs ever record the same address (IPv4 or IPv6), and a NIC's
-  recorded address of each family never changes while the NIC (VM uid, MAC)
-  lives, unless its record let it go (the pool lost that family's config).
+  recorded IPv4 address never changes while the NIC (VM uid, MAC) lives and its
+  pool keeps its ipv4config. Removing the ipv4config (the pool becomes
+  IPv6-only) releases the address: the record keeps showing it only until kvip
+  reconciles the NIC. Adding an ipv4config again gives the NIC an IPv4 address
+  at its next reconcile, not necessarily the old one (a record that still
+  showed the old one when the ipv4config came back keeps it); from then on it
+  is the NIC's address again, and never changes while the pool keeps that
+  ipv4config. Likewise a NIC's IPv6 address never changes while its pool keeps
+  the same ipv6config (its only address on an IPv6-only pool).
 - `check_settled` runs once kvip has settled: every NIC has exactly one
   address, and on a dual-stack pool an IPv6 address in the pool's IPv6 range
-  too, or a status that says why not; on an IPv6-only pool its IPv6 address
-  alone (or a status that says why not); deleted VMs hold nothing, IPPool status
-  (both families) agrees with the vmnetcfgs, and vmnetcfg status agrees with
+  too, or a status that says why not; on an IPv6-only pool an IPv6 address in
+  range and no IPv4 address at all (an `ipaddress` left in a record after the
+  pool lost its ipv4config is a violation), or a status that says why not;
+  deleted VMs hold nothing, IPPool status (both families, no `ipv4` on an
+  IPv6-only pool) agrees with the vmnetcfgs, and vmnetcfg status agrees with
   the spec.
 """
 
@@ -103,7 +112,7 @@ class PoolView:
     allocated6: dict[str, str] | None = None
     used6: int | None = None
     available6: int | None = None
-    #: Whether the status has an ipv4 (an IPv6-only pool's has none).
+    #: Whether the status has `ipv4` at all (an IPv6-only pool's has not).
     has_ipv4: bool = True
 
     @staticmethod
@@ -158,37 +167,53 @@ def duplicates(pairs: list[tuple[str, Record]]) -> list[str]:
     ]
 
 
+def network_of(world: World, name: str, mac: str) -> str:
+    """The network of the live VM `name`'s NIC with `mac`."""
+    return next(nic.network for nic in world.vms[name].nics if nic.mac == mac)
+
+
 @dataclass(slots=True)
 class Tracker:
-    """The first address of each family seen for each NIC, by (VM uid, MAC, 4 or 6)."""
+    """The first IPv4 address seen for each NIC, by (VM uid, MAC), with the
+    pool's `v4_changes` when it was seen: an address seen under an earlier
+    ipv4config (since removed, perhaps added again) promises nothing."""
 
-    first: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    first: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    #: The same for IPv6 addresses, with the pool's `Range6.term`.
+    first6: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     observations: int = 0
 
     def forget(self, uid: str, mac: str | None) -> None:
         """The NIC is gone (removed, or its MAC changed): a new one may get any address."""
         if mac is not None:
-            self.first.pop((uid, mac, 4), None)
-            self.first.pop((uid, mac, 6), None)
+            self.first.pop((uid, mac), None)
+            self.first6.pop((uid, mac), None)
 
     def observe(self, world: World, obs: Observation) -> list[str]:
         self.observations += 1
         pairs = live_records(world, obs)
         violations = duplicates(pairs)
         for name, record in pairs:
-            for family, ip in ((4, record.ip), (6, record.ip6)):
-                key = (world.vms[name].uid, record.mac, family)
-                if not ip:
-                    # Let go (its pool lost that family's config): it may come back
-                    # as another address.
-                    self.first.pop(key, None)
-                    continue
-                seen = self.first.setdefault(key, ip)
-                if seen != ip:
-                    violations.append(
-                        f"moved: {name} [{record.mac}] was recorded at {seen}, now at {ip}"
-                    )
+            pool = world.pools[network_of(world, name, record.mac)]
+            key = (world.vms[name].uid, record.mac)
+            # (No ipv4config: an address left over until kvip reconciles the NIC.)
+            if record.ip and pool.v4:
+                violations += _pinned(self.first, key, pool.v4_changes, record.ip, name)
+            if record.ip6 and pool.v6 is not None:
+                violations += _pinned(self.first6, key, pool.v6.term, record.ip6, name)
         return violations
+
+
+def _pinned(
+    first: dict[tuple[str, str], tuple[int, str]], key: tuple[str, str], term: int, ip: str, vm: str
+) -> list[str]:
+    """Pin the first address a NIC records under this term of its pool's config."""
+    seen = first.get(key)
+    if seen is None or seen[0] != term:
+        first[key] = (term, ip)
+    elif seen[1] != ip:
+        return [f"moved: {vm} [{key[1]}] was recorded at {seen[1]}, now at {ip}"]
+    return []
 
 
 def check_settled(world: World, obs: Observation) -> list[str]:
@@ -216,16 +241,16 @@ def check_settled(world: World, obs: Observation) -> list[str]:
             if record.mac not in wanted:
                 violations.append(f"stale: vmnetcfg {name} still records {record}")
         for mac, network in sorted(wanted.items()):
-            if not world.pools[network].v4:
-                violations += _check_only6(world, name, cfg, mac, network,
-                                           expected_alloc6[network], starved[network])  # fmt: skip
-                continue
             mine = [r for r in cfg.records if r.mac == mac]
+            pool = world.pools[network]
+            if not pool.v4:
+                found = _check_nic6(world, name, mac, mine, cfg, expected_alloc6, starved)
+                violations += found
+                continue
             if len(mine) != 1 or not mine[0].ip:
                 violations.append(f"address: {name} [{mac}] has records {mine}, not one address")
                 continue
             record = mine[0]
-            pool = world.pools[network]
             if record.network != world.network_key(network):
                 violations.append(f"network: {name} [{mac}] recorded on {record.network}")
             assert record.ip is not None
@@ -279,25 +304,12 @@ def check_settled(world: World, obs: Observation) -> list[str]:
         if view is None:
             violations.append(f"pool: IPPool {pool.name} has no status")
             continue
-        prefix = {f"{world.namespace}/{name} [" for name in world.deleted}
-        for ip, owner in sorted(view.allocated.items()):
-            if any(owner.startswith(p) for p in prefix):
-                violations.append(f"leak: IPPool {pool.name} still allocates {ip} to {owner}")
-        if view.allocated != expected_alloc[network]:
-            extra = sorted(set(view.allocated.items()) - set(expected_alloc[network].items()))
-            missing = sorted(set(expected_alloc[network].items()) - set(view.allocated.items()))
-            violations.append(
-                f"pool: IPPool {pool.name} status differs from the vmnetcfgs: "
-                f"extra {extra}, missing {missing}"
-            )
         if not pool.v4:
             if view.has_ipv4:
-                violations.append(f"pool: IPv6-only IPPool {pool.name} shows status.ipv4")
-        elif view.used != len(expected_alloc[network]):
-            violations.append(
-                f"pool: IPPool {pool.name} status.used is {view.used}, "
-                f"the vmnetcfgs hold {len(expected_alloc[network])}"
-            )
+                violations.append(f"pool: IPv6-only IPPool {pool.name} shows status.ipv4 "
+                                  f"{view.allocated} (used {view.used})")  # fmt: skip
+        else:
+            violations += _check_pool4(world, network, view, expected_alloc[network])
         violations += _check_pool6(world, network, view, expected_alloc6[network])
         if starved[network] and view.available6:
             violations.append(f"ipv6: {', '.join(starved[network])} on {network} show the IPv6 "
@@ -305,46 +317,73 @@ def check_settled(world: World, obs: Observation) -> list[str]:
     return violations
 
 
-def _check_only6(
-    world: World, name: str, cfg: CfgView, mac: str, network: str,
-    expected6: dict[str, str], starved: list[str],
-) -> list[str]:  # fmt: skip
-    """A NIC on an IPv6-only pool: one record, of an IPv6 address in the range
-    and no IPv4 one (the ipv4config's removal let it go); none while the range
-    is exhausted, as its status says; an IPv6 address left outside the range
-    is kept and reported."""
-    pool = world.pools[network]
+def _check_nic6(
+    world: World,
+    name: str,
+    mac: str,
+    mine: list[Record],
+    cfg: CfgView,
+    expected6: dict[str, dict[str, str]],
+    starved: dict[str, list[str]],
+) -> list[str]:
+    """A NIC on an IPv6-only pool: one record, an IPv6 address in range and no
+    IPv4 address; or ERROR in its status and why (the range exhausted, or a
+    shrink left its recorded address outside: kept and reported)."""
+    network = network_of(world, name, mac)
+    pool, key = world.pools[network], world.network_key(network)
     assert pool.v6 is not None
-    key = world.network_key(network)
-    mine = [r for r in cfg.records if r.mac == mac]
-    message = cfg.messages.get((key, mac), "")
-    state = {(m, n): shown for n, m, shown in cfg.status}.get((mac, key))
-    if len(mine) > 1:
-        return [f"address: {name} [{mac}] has records {mine}, not one"]
-    record = mine[0] if mine else None
-    ip6 = record.ip6 if record is not None else None
     violations = []
+    if len(mine) > 1:
+        violations.append(f"address: {name} [{mac}] has records {mine}, not one")
+    record = mine[0] if mine else None
+    if record is not None and record.ip:
+        violations.append(f"ipv4: {name} [{mac}] records {record.ip} on IPv6-only {network} "
+                          f"({record})")  # fmt: skip
     if record is not None and record.network != key:
         violations.append(f"network: {name} [{mac}] recorded on {record.network}")
-    if record is not None and record.ip:
-        violations.append(f"ipv4: {name} [{mac}] records {record.ip} on IPv6-only {network}")
-    fits6 = ip6 is not None and pool.v6.assignable(ip6)
-    if ip6 is not None and fits6:
-        expected6[ip6] = world.owner(name, mac)
-    elif ip6 is None and "exhausted" in message:
-        starved.append(f"{name} [{mac}]")
-    elif ip6 is None:
-        violations.append(f"address: {name} [{mac}] on IPv6-only {network} has records "
-                          f"{mine} and its status says {message!r}")  # fmt: skip
+    ip6 = record.ip6 if record is not None else None
+    fits6 = bool(ip6) and pool.v6.assignable(str(ip6))
+    message = cfg.messages.get((key, mac), "")
+    if fits6:
+        expected6[network][str(ip6)] = world.owner(name, mac)
+    elif not ip6 and "exhausted" in message:
+        starved[network].append(f"{name} [{mac}]")
+    elif not ip6:
+        violations.append(f"address: {name} [{mac}] on IPv6-only {network} has records {mine} "
+                          f"and its status says {message!r}")  # fmt: skip
+    state = dict(((m, n), st) for n, m, st in cfg.status).get((mac, key))
     if state != ("OK" if fits6 else "ERROR"):
         violations.append(f"status: {name} [{mac}] at {ip6} (in range: {fits6}) on IPv6-only "
                           f"{network} shows {state!r}")  # fmt: skip
     return violations
 
 
+def _check_pool4(world: World, network: str, view: PoolView, expected: dict[str, str]) -> list[str]:
+    """status.ipv4 of a pool with an ipv4config agrees with the vmnetcfgs."""
+    pool = world.pools[network]
+    violations = []
+    prefix = {f"{world.namespace}/{name} [" for name in world.deleted}
+    for ip, owner in sorted(view.allocated.items()):
+        if any(owner.startswith(p) for p in prefix):
+            violations.append(f"leak: IPPool {pool.name} still allocates {ip} to {owner}")
+    if view.allocated != expected:
+        extra = sorted(set(view.allocated.items()) - set(expected.items()))
+        missing = sorted(set(expected.items()) - set(view.allocated.items()))
+        violations.append(
+            f"pool: IPPool {pool.name} status differs from the vmnetcfgs: "
+            f"extra {extra}, missing {missing}"
+        )
+    if view.used != len(expected):
+        violations.append(
+            f"pool: IPPool {pool.name} status.used is {view.used}, "
+            f"the vmnetcfgs hold {len(expected)}"
+        )
+    return violations
+
+
 def _check_pool6(world: World, network: str, view: PoolView, expected: dict[str, str]) -> list[str]:
-    """status.ipv6 of a dual-stack pool agrees with the vmnetcfgs; an IPv4-only
-    pool has none."""
+    """status.ipv6 of a dual-stack or IPv6-only pool agrees with the vmnetcfgs;
+    an IPv4-only pool has none."""
     pool = world.pools[network]
     if pool.v6 is None:
         if view.allocated6 is not None:
@@ -376,8 +415,8 @@ def dhcp_candidates(world: World, obs: Observation) -> list[tuple[str, str, str,
     """(vm, network, mac, ip) of every NIC that kvip must answer DHCP for now."""
     found: list[tuple[str, str, str, str]] = []
     for name, record in live_records(world, obs):
-        vm = world.vms[name]
-        network = next(nic.network for nic in vm.nics if nic.mac == record.mac)
+        network = network_of(world, name, record.mac)
+        # (assignable: never on an IPv6-only pool, which DHCP does not answer)
         if record.ip and world.pools[network].assignable(record.ip):
             found.append((name, network, record.mac, record.ip))
     return sorted(found)
@@ -386,17 +425,13 @@ def dhcp_candidates(world: World, obs: Observation) -> list[tuple[str, str, str,
 def dhcp6_candidates(world: World, obs: Observation) -> list[tuple[str, str, str, str]]:
     """(vm, network, mac, ipv6 address) of every NIC that kvip must answer DHCPv6
     for now: both its addresses in its dual-stack pool's ranges, or its IPv6
-    address in its IPv6-only pool's range."""
+    address in its IPv6-only pool's range (and no IPv4 address recorded)."""
     found: list[tuple[str, str, str, str]] = []
     for name, record in live_records(world, obs):
-        vm = world.vms[name]
-        network = next(nic.network for nic in vm.nics if nic.mac == record.mac)
-        pool = world.pools[network]
-        if (
-            record.ip6
-            and pool.v6 is not None
-            and pool.v6.assignable(record.ip6)
-            and (not pool.v4 or (record.ip and pool.assignable(record.ip)))
-        ):
-            found.append((name, network, record.mac, record.ip6))
+        pool = world.pools[network_of(world, name, record.mac)]
+        ipv4_fits = (
+            bool(record.ip) and pool.assignable(str(record.ip)) if pool.v4 else not record.ip
+        )
+        if ipv4_fits and record.ip6 and pool.v6 is not None and pool.v6.assignable(record.ip6):
+            found.append((name, pool.network, record.mac, record.ip6))
     return sorted(found)

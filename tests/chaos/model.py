@@ -7,11 +7,14 @@ against it (invariants.py).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from tests.lab import objects
+
+_TERMS = itertools.count()
 
 
 @dataclass(slots=True)
@@ -59,6 +62,9 @@ class Range6:
     start: int = 0x10
     end: int = 0x12
     exclude: list[int] = field(default_factory=list)
+    #: Which ipv6config this is: a new one for each ipv6config added (a NIC's
+    #: IPv6 address is promised to stay only while the same one stays).
+    term: int = field(default_factory=lambda: next(_TERMS), compare=False)
 
     def address(self, offset: int) -> IPv6Address:
         return self.subnet.network_address + offset
@@ -94,8 +100,8 @@ class Range6:
 @dataclass(slots=True)
 class Pool:
     """One IPPool whose range is [subnet + start, subnet + end] minus `exclude`;
-    dual-stack while `v6` is set, IPv6-only while `v4` is not (the IPv4 range
-    is kept for when the ipv4config comes back)."""
+    dual-stack while `v6` is set, IPv6-only while `v4` is not (the IPv4 fields
+    then keep the range an ipv4config added again will have). Never neither."""
 
     name: str
     network: str
@@ -107,8 +113,19 @@ class Pool:
     dns: list[str] = field(default_factory=lambda: ["198.18.0.53"])
     leasetime: int = 600
     v6: Range6 | None = None
-    #: Whether the spec has an ipv4config (False: IPv6-only, `v6` set).
+    #: Whether the pool has an ipv4config (only False with a `v6`).
     v4: bool = True
+    #: How many times the ipv4config was removed or added: a NIC's IPv4 address
+    #: is promised to stay only while this stays (invariants.Tracker).
+    v4_changes: int = 0
+
+    def set_v4(self, present: bool) -> None:
+        """Add (True) or remove (False) the ipv4config; never the pool's last half."""
+        if not present and self.v6 is None:
+            raise ValueError(f"IPPool {self.name} would have neither ipv4config nor ipv6config")
+        if present != self.v4:
+            self.v4 = present
+            self.v4_changes += 1
 
     @property
     def server(self) -> IPv4Address:
@@ -125,7 +142,8 @@ class Pool:
         return self.end - self.start + 1 - len(excluded)
 
     def assignable(self, ip: str) -> bool:
-        """Whether kvip may hold `ip` for a NIC under the current spec."""
+        """Whether kvip may hold `ip` for a NIC under the current spec (never on
+        an IPv6-only pool)."""
         if not self.v4:
             return False
         try:
@@ -148,6 +166,10 @@ class Pool:
             "leasetime": self.leasetime,
         }
 
+    def full_ipv4config(self) -> dict[str, Any]:
+        """The whole ipv4config (a merge patch that adds it back must give all of it)."""
+        return {"serverip": str(self.server), "subnet": str(self.subnet), **self.ipv4config()}
+
     def body(self, *, namespace: str, selector: str) -> dict[str, Any]:
         body = objects.ippool(
             self.name,
@@ -162,14 +184,14 @@ class Pool:
             **self.ipv4config(),
         )
         if not self.v4:
-            del body["spec"]["ipv4config"]
+            del body["spec"]["ipv4config"]  # IPv6-only
         return body
 
     def spec_patch(self) -> dict[str, Any]:
         """A merge patch that sets both address families to the model's (a null
         ipv6config makes the pool IPv4-only, a null ipv4config IPv6-only)."""
+        v4 = self.full_ipv4config() if self.v4 else None
         v6 = self.v6.ipv6config() if self.v6 is not None else None
-        v4 = self.body(namespace="", selector="k=v")["spec"]["ipv4config"] if self.v4 else None
         return {"spec": {"ipv4config": v4, "ipv6config": v6}}
 
 

@@ -17,7 +17,8 @@ import time
 
 from kubernetes import config
 
-from tests.chaos.driver import FAULTS, Summary, run_scenario
+from tests.chaos.driver import run_scenario
+from tests.chaos.results import FAULTS, Summary
 from tests.chaos.rig import open_rig
 from tests.lab.apiserver import ApiServer
 from tests.lab.k8s_crds import KUBEVIRT_CRDS, KVIP_CRDS, install_crds

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import config
 
-from tests.chaos.driver import Summary, run_scenario
+from tests.chaos.driver import run_scenario
+from tests.chaos.results import Summary
 from tests.chaos.rig import Rig, open_rig
 from tests.lab.apiserver import ApiServer
 from tests.lab.e2e_world import _require_tools

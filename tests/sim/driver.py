@@ -301,7 +301,7 @@ class Sim(Checks, Checks6):
         elif step.kind in ("add", "remove"):
             if step.kind == "remove" and pool.v6 is None:
                 return  # a pool keeps one family at least
-            pool.v4 = step.kind == "add"
+            pool.set_v4(step.kind == "add")
             if network not in self.absent:
                 self.double.patch(IPPOOLS, pool.name, pool.spec_patch())
             return
