@@ -97,9 +97,9 @@ def test_an_ipv6_only_pool_has_no_ipv4_half() -> None:
     assert (config.spec, config.options, config.ntp_names) == (None, None, ())
     assert config.v6 is not None and config.v6.spec.subnet == IPv6Network("2001:db8:1::/64")
     assert config.v6.options.dns == (ip6("2001:db8::53"),)
-    assert config.families == "IPv6"
-    assert parse_ippool(dual_stack()).families == "dual-stack"
-    assert parse_ippool(ippool("pool1", **CRD_EXAMPLE_POOL)).families == "IPv4"
+    dual = parse_ippool(dual_stack())
+    assert dual.spec is not None and dual.v6 is not None
+    assert parse_ippool(ippool("pool1", **CRD_EXAMPLE_POOL)).v6 is None
 
 
 def test_a_pool_with_neither_half_is_refused_naming_both() -> None:

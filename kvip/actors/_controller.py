@@ -249,9 +249,9 @@ class Controller(RecordFollower):
 
     def _restorations(self, config: PoolConfig) -> list[RestoreReservation]:
         """The durable reservations on a pool's network, from the vmnetcfgs of live VMs,
-        and the records of a live VM whose vmnetcfg was deleted while this pool was
-        away (`VmState.orphans`: its next write records them again; until then the
-        pool holds them, or another NIC could take an address the write will
+        and the records of a live VM whose vmnetcfg was deleted and not written
+        again yet (`VmState.orphans`: its next write records them again; until then
+        the pool holds them, or another NIC could take an address the write will
         record). A gone VM's records are not restored: its addresses are free."""
         restore = []
         for key in sorted(self.vms):

@@ -210,7 +210,8 @@ class Outcome:
         self.records.append(NicRecord(network, mac, text, text6))
         shown = " and ".join(t for t in (text, text6) if t is not None)
         if declined6 is not None and ip6 is not None and (declined is None or ip is None):
-            # The IPv4 address is still answered: the entry's `declined` names it only.
+            # The IPv4 address, if any, is still answered: the entry's `declined`
+            # names the IPv6 one only.
             status = NicStatus(network, mac, False, declined6, text, text6, declined6=True)
             self.statuses.append(status)
         elif declined is not None and ip is not None:

@@ -32,8 +32,9 @@ class VmState:
     #: The API server's last permanent refusal of the VM's writes (403, 422, ...):
     #: reported once, not once per retry.
     refusal: str | None = None
-    #: Records of a deleted vmnetcfg of the live VM that no pool here holds (its
-    #: pool is away, or another shard's): its next vmnetcfg lists them again.
+    #: Records of a deleted vmnetcfg of the live VM (_finalize), until its next
+    #: vmnetcfg lists them again: they are its claims' requests meanwhile, and a
+    #: pool that starts meanwhile holds them (Controller._restorations).
     orphans: list[NicRecord] = field(default_factory=list)
     #: The problems with its NICs already told (log, Event) while they last.
     told: set[str] = field(default_factory=set)

@@ -84,13 +84,6 @@ class PoolConfig:
     #: The IPv6 half of a dual-stack or IPv6-only pool; None for an IPv4-only one.
     v6: PoolConfig6 | None = None
 
-    @property
-    def families(self) -> str:
-        """ "IPv4", "IPv6" or "dual-stack", for messages and listings."""
-        if self.spec is None:
-            return "IPv6"
-        return "IPv4" if self.v6 is None else "dual-stack"
-
 
 def _routes(fields: Fields, v4: Mapping[str, Any]) -> tuple[ClasslessRoute, ...]:
     routes = []
