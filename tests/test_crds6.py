@@ -85,10 +85,17 @@ def test_invalid_ipv6config_fields_are_rejected_with_the_field_named(
     assert expected in body
 
 
-def test_an_ipv6_only_pool_is_refused(ippools: Resource, pool_name: str) -> None:
-    manifest = with_value(dual_stack(pool_name), "spec.ipv4config", None)
-    status, body = rejection(lambda: ippools.create(manifest))
-    assert (status, "spec.ipv4config" in body, "Required value" in body) == (422, True, True)
+def test_an_ipv6_only_pool_is_stored_and_one_with_neither_half_refused(
+    ippools: Resource, pool_name: str
+) -> None:
+    only6 = with_value(dual_stack(pool_name), "spec.ipv4config", None)
+    created = ippools.create(only6)
+    assert "ipv4config" not in created["spec"] and created["spec"]["ipv6config"]
+    neither = with_value(only6, "spec.ipv6config", None)
+    neither["metadata"]["name"] = f"{pool_name}-neither"
+    status, body = rejection(lambda: ippools.create(neither))
+    assert (status, "must validate at least one schema (anyOf)" in body) == (422, True)
+    assert "spec.ipv4config: Required value" in body
 
 
 def test_ipv6_status_counts_are_strings_beyond_int64(ippools: Resource, pool_name: str) -> None:

@@ -166,7 +166,13 @@ class RequestWatch:
             if found:
                 return found[0]
             time.sleep(0.05)
-        raise LabError(f"no DHCPv6 message of type {kinds} from {mac} in {timeout}s")
+        started = deadline - timeout
+        with self._lock:
+            heard = [(r.kind, round(r.at - started, 2)) for r in self.requests if r.mac == mac]
+        raise LabError(
+            f"no DHCPv6 message of type {kinds} from {mac} in {timeout}s; heard from it "
+            f"(type, seconds from the wait's start): {heard}"
+        )
 
     def close(self) -> None:
         self._stopping.set()
