@@ -360,23 +360,35 @@ def _check_nic6(
 
 def _check_pool4(world: World, network: str, view: PoolView, expected: dict[str, str]) -> list[str]:
     """status.ipv4 of a pool with an ipv4config agrees with the vmnetcfgs."""
+    return _allocated_agrees(world, network, "status", view.allocated, view.used, expected)
+
+
+def _allocated_agrees(
+    world: World,
+    network: str,
+    field: str,
+    allocated: dict[str, str],
+    used: int | None,
+    expected: dict[str, str],
+) -> list[str]:
+    """One family's allocated map and used count (`field`: status or
+    status.ipv6) against the vmnetcfgs; no deleted VM in it."""
     pool = world.pools[network]
     violations = []
     prefix = {f"{world.namespace}/{name} [" for name in world.deleted}
-    for ip, owner in sorted(view.allocated.items()):
+    for ip, owner in sorted(allocated.items()):
         if any(owner.startswith(p) for p in prefix):
             violations.append(f"leak: IPPool {pool.name} still allocates {ip} to {owner}")
-    if view.allocated != expected:
-        extra = sorted(set(view.allocated.items()) - set(expected.items()))
-        missing = sorted(set(expected.items()) - set(view.allocated.items()))
+    if allocated != expected:
+        extra = sorted(set(allocated.items()) - set(expected.items()))
+        missing = sorted(set(expected.items()) - set(allocated.items()))
         violations.append(
-            f"pool: IPPool {pool.name} status differs from the vmnetcfgs: "
+            f"pool: IPPool {pool.name} {field} differs from the vmnetcfgs: "
             f"extra {extra}, missing {missing}"
         )
-    if view.used != len(expected):
+    if used != len(expected):
         violations.append(
-            f"pool: IPPool {pool.name} status.used is {view.used}, "
-            f"the vmnetcfgs hold {len(expected)}"
+            f"pool: IPPool {pool.name} {field}.used is {used}, the vmnetcfgs hold {len(expected)}"
         )
     return violations
 
@@ -391,24 +403,7 @@ def _check_pool6(world: World, network: str, view: PoolView, expected: dict[str,
         return []
     if view.allocated6 is None:
         return [f"pool: dual-stack IPPool {pool.name} has no status.ipv6"]
-    violations = []
-    prefix = {f"{world.namespace}/{name} [" for name in world.deleted}
-    for ip, owner in sorted(view.allocated6.items()):
-        if any(owner.startswith(p) for p in prefix):
-            violations.append(f"leak: IPPool {pool.name} still allocates {ip} to {owner}")
-    if view.allocated6 != expected:
-        extra = sorted(set(view.allocated6.items()) - set(expected.items()))
-        missing = sorted(set(expected.items()) - set(view.allocated6.items()))
-        violations.append(
-            f"pool: IPPool {pool.name} status.ipv6 differs from the vmnetcfgs: "
-            f"extra {extra}, missing {missing}"
-        )
-    if view.used6 != len(expected):
-        violations.append(
-            f"pool: IPPool {pool.name} status.ipv6.used is {view.used6}, "
-            f"the vmnetcfgs hold {len(expected)}"
-        )
-    return violations
+    return _allocated_agrees(world, network, "status.ipv6", view.allocated6, view.used6, expected)
 
 
 def dhcp_candidates(world: World, obs: Observation) -> list[tuple[str, str, str, str]]:
